@@ -1,0 +1,374 @@
+//! Pool and type configuration.
+//!
+//! [`PoolConfig::default`] reproduces the contract's table of the six default types.
+//! A configuration file is read by the caller (the server reads TOML) into a [`ConfigFile`],
+//! whose every key is optional; [`PoolConfig::from_file`] lays it over the defaults, so a
+//! `[types.text_processing]` table that sets one key keeps the contract's values for the rest.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+
+/// How heavy one task of a type is; informational, shown by the API and used by the docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weight {
+    /// Short, cheap tasks (text).
+    Light,
+    /// Seconds of work (audio, images).
+    Medium,
+    /// Minutes of work and most of a machine (video, worlds).
+    Heavy,
+}
+
+/// Where the tasks of a type run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    /// A long-lived child process speaking JSON lines (see `command`).
+    Process,
+    /// An async Rust handler registered through the library.
+    InProcess,
+}
+
+/// The settings of one task type.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TypeConfig {
+    /// How heavy a task of this type is.
+    pub weight: Weight,
+    /// Most tasks of the type running at once (one task per worker).
+    pub max_concurrent: usize,
+    /// Workers kept alive even when idle.
+    pub min_workers: usize,
+    /// A worker whose resident memory passes this is killed and replaced.
+    pub memory_limit_mb: u64,
+    /// While system CPU (percent) is above this, no new worker of the type starts.
+    pub cpu_threshold: f32,
+    /// Tasks run only where a usable GPU is reported.
+    pub gpu_required: bool,
+    /// Default per-task timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Most tasks waiting (queued, delayed or backing off) before submissions are refused.
+    pub queue_size: usize,
+    /// Retries after the first attempt for crashes, timeouts and retryable errors.
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled for every further attempt.
+    pub retry_delay_ms: u64,
+    /// An idle worker above `min_workers` is retired after this long.
+    pub idle_timeout_ms: u64,
+    /// A worker is recycled after this many tasks (`None`: never).
+    pub max_tasks_per_worker: Option<u64>,
+    /// Where tasks run.
+    pub executor: ExecutorKind,
+    /// The worker command for the process executor, program first; no shell.
+    pub command: Option<Vec<String>>,
+}
+
+/// Pool-wide settings and the table of types.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PoolConfig {
+    /// Most worker processes (and handler slots) alive at once over all types.
+    pub max_workers: usize,
+    /// Workers the pool as a whole keeps warm (spread over the types in table order).
+    pub min_workers: usize,
+    /// Interval of the health monitor.
+    pub health_check_interval_ms: u64,
+    /// Interval of the scaling monitor.
+    pub scaling_interval_ms: u64,
+    /// Interval of the resource monitor.
+    pub resource_monitor_interval_ms: u64,
+    /// How long running tasks may finish after a shutdown request.
+    pub graceful_shutdown_timeout_ms: u64,
+    /// How long finished task records are kept for look-up.
+    pub record_ttl_ms: u64,
+    /// Most finished task records kept (the oldest go first).
+    pub max_records: usize,
+    /// Most entries in each type's dead-letter list (the oldest go first).
+    pub max_dead_letters: usize,
+    /// The task types, by name.
+    pub types: BTreeMap<String, TypeConfig>,
+}
+
+// ===== defaults =====
+
+/// The contract's table: (name, weight, max_concurrent, memory MB, CPU %, GPU, timeout).
+const DEFAULT_TYPES: [(&str, Weight, usize, u64, f32, bool, u64); 6] = [
+    ("video_generation", Weight::Heavy, 1, 4096, 80.0, true, 600_000),
+    ("audio_synthesis", Weight::Medium, 3, 2048, 70.0, false, 180_000),
+    ("image_generation", Weight::Medium, 2, 3072, 75.0, true, 300_000),
+    ("text_processing", Weight::Light, 10, 512, 60.0, false, 60_000),
+    ("world_building", Weight::Heavy, 1, 4096, 85.0, true, 480_000),
+    ("content_analysis", Weight::Light, 8, 1024, 65.0, false, 120_000),
+];
+
+impl TypeConfig {
+    /// The defaults of a type: the contract's row for a default type, generic ones otherwise.
+    ///
+    /// # Examples
+    /// ```
+    /// let t = workerpool_actors::TypeConfig::defaults_for("text_processing");
+    /// assert_eq!(t.max_concurrent, 10);
+    /// assert_eq!(workerpool_actors::TypeConfig::defaults_for("mine").max_concurrent, 1);
+    /// ```
+    pub fn defaults_for(name: &str) -> TypeConfig {
+        let row = DEFAULT_TYPES.iter().find(|row| row.0 == name);
+        let (weight, max_concurrent, memory_limit_mb, cpu_threshold, gpu_required, timeout_ms) = match row {
+            Some(&(_, w, c, m, cpu, gpu, t)) => (w, c, m, cpu, gpu, t),
+            None => (Weight::Medium, 1, 1024, 90.0, false, 60_000),
+        };
+        TypeConfig {
+            weight,
+            max_concurrent,
+            min_workers: 0,
+            memory_limit_mb,
+            cpu_threshold,
+            gpu_required,
+            timeout_ms,
+            queue_size: 100,
+            max_retries: 3,
+            retry_delay_ms: 1000,
+            idle_timeout_ms: 300_000,
+            max_tasks_per_worker: None,
+            executor: ExecutorKind::Process,
+            command: None,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        PoolConfig {
+            max_workers: cpus,
+            min_workers: 2,
+            health_check_interval_ms: 30_000,
+            scaling_interval_ms: 60_000,
+            resource_monitor_interval_ms: 10_000,
+            graceful_shutdown_timeout_ms: 30_000,
+            record_ttl_ms: 3_600_000,
+            max_records: 100_000,
+            max_dead_letters: 1_000,
+            types: DEFAULT_TYPES
+                .iter()
+                .map(|row| (row.0.to_string(), TypeConfig::defaults_for(row.0)))
+                .collect(),
+        }
+    }
+}
+
+// ===== the file model =====
+
+/// A configuration file as read: every key optional. See [`PoolConfig::from_file`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The `[pool]` table.
+    #[serde(default)]
+    pub pool: PoolSection,
+    /// The `[types.NAME]` tables.
+    #[serde(default)]
+    pub types: BTreeMap<String, TypeSection>,
+}
+
+/// The `[pool]` table of a configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PoolSection {
+    pub max_workers: Option<usize>,
+    pub min_workers: Option<usize>,
+    pub health_check_interval_ms: Option<u64>,
+    pub scaling_interval_ms: Option<u64>,
+    pub resource_monitor_interval_ms: Option<u64>,
+    pub graceful_shutdown_timeout_ms: Option<u64>,
+    pub record_ttl_ms: Option<u64>,
+    pub max_records: Option<usize>,
+    pub max_dead_letters: Option<usize>,
+}
+
+/// A `[types.NAME]` table of a configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct TypeSection {
+    pub weight: Option<Weight>,
+    pub max_concurrent: Option<usize>,
+    pub min_workers: Option<usize>,
+    pub memory_limit_mb: Option<u64>,
+    pub cpu_threshold: Option<f32>,
+    pub gpu_required: Option<bool>,
+    pub timeout_ms: Option<u64>,
+    pub queue_size: Option<usize>,
+    pub max_retries: Option<u32>,
+    pub retry_delay_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_tasks_per_worker: Option<u64>,
+    pub executor: Option<ExecutorKind>,
+    pub command: Option<Vec<String>>,
+}
+
+macro_rules! overlay {
+    ($dst:ident, $src:ident, $($field:ident),+) => {
+        $( if let Some(v) = $src.$field { $dst.$field = v; } )+
+    };
+}
+
+impl PoolConfig {
+    /// Lays a file over the defaults. A file that names types replaces the default table with
+    /// exactly the types it names (each starting from its defaults); one without `[types]`
+    /// keeps the contract's six.
+    pub fn from_file(file: ConfigFile) -> Result<PoolConfig, Error> {
+        let mut cfg = PoolConfig::default();
+        let pool = file.pool;
+        overlay!(
+            cfg,
+            pool,
+            max_workers,
+            min_workers,
+            health_check_interval_ms,
+            scaling_interval_ms,
+            resource_monitor_interval_ms,
+            graceful_shutdown_timeout_ms,
+            record_ttl_ms,
+            max_records,
+            max_dead_letters
+        );
+        if !file.types.is_empty() {
+            cfg.types = file
+                .types
+                .into_iter()
+                .map(|(name, section)| {
+                    let mut t = TypeConfig::defaults_for(&name);
+                    overlay!(
+                        t,
+                        section,
+                        weight,
+                        max_concurrent,
+                        min_workers,
+                        memory_limit_mb,
+                        cpu_threshold,
+                        gpu_required,
+                        timeout_ms,
+                        queue_size,
+                        max_retries,
+                        retry_delay_ms,
+                        idle_timeout_ms,
+                        executor
+                    );
+                    t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);
+                    t.command = section.command.or(t.command);
+                    (name, t)
+                })
+                .collect();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value; the error names the key and what was expected.
+    ///
+    /// # Examples
+    /// ```
+    /// let mut cfg = workerpool_actors::PoolConfig::default();
+    /// cfg.types.get_mut("text_processing").unwrap().max_concurrent = 0;
+    /// let err = cfg.validate().unwrap_err();
+    /// assert!(err.to_string().contains("types.text_processing.max_concurrent"));
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |key: String, expected: &str| {
+            Err(Error::new(ErrorKind::Config, format!("{key}: expected {expected}")))
+        };
+        if self.max_workers == 0 {
+            return bad("pool.max_workers".into(), "at least 1");
+        }
+        for (key, v) in [
+            ("health_check_interval_ms", self.health_check_interval_ms),
+            ("scaling_interval_ms", self.scaling_interval_ms),
+            ("resource_monitor_interval_ms", self.resource_monitor_interval_ms),
+        ] {
+            if v == 0 {
+                return bad(format!("pool.{key}"), "a positive number of milliseconds");
+            }
+        }
+        if self.types.is_empty() {
+            return bad("types".into(), "at least one task type");
+        }
+        for (name, t) in &self.types {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return bad(format!("types.{name:?}"), "a name of letters, digits, '_' and '-'");
+            }
+            let key = |k: &str| format!("types.{name}.{k}");
+            if t.max_concurrent == 0 {
+                return bad(key("max_concurrent"), "at least 1");
+            }
+            if t.min_workers > t.max_concurrent {
+                return bad(key("min_workers"), "at most max_concurrent");
+            }
+            if t.timeout_ms == 0 {
+                return bad(key("timeout_ms"), "a positive number of milliseconds");
+            }
+            if t.queue_size == 0 {
+                return bad(key("queue_size"), "at least 1");
+            }
+            if !(0.0..=100.0).contains(&t.cpu_threshold) {
+                return bad(key("cpu_threshold"), "a percentage from 0 to 100");
+            }
+            if t.max_tasks_per_worker == Some(0) {
+                return bad(key("max_tasks_per_worker"), "at least 1 (omit it for unlimited)");
+            }
+            if t.max_retries > 32 {
+                return bad(key("max_retries"), "at most 32");
+            }
+            if let Some(cmd) = &t.command
+                && (cmd.is_empty() || cmd[0].is_empty())
+            {
+                return bad(key("command"), "a non-empty list, program first");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_table_matches_the_contract() {
+        let cfg = PoolConfig::default();
+        assert_eq!(cfg.types.len(), 6);
+        let video = &cfg.types["video_generation"];
+        assert_eq!((video.max_concurrent, video.memory_limit_mb, video.gpu_required), (1, 4096, true));
+        assert_eq!(video.timeout_ms, 600_000);
+        let text = &cfg.types["text_processing"];
+        assert_eq!((text.weight, text.cpu_threshold, text.timeout_ms), (Weight::Light, 60.0, 60_000));
+        assert_eq!(cfg.types["content_analysis"].max_concurrent, 8);
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn file_overlays_keep_type_defaults() {
+        let mut file = ConfigFile::default();
+        file.types.insert(
+            "audio_synthesis".into(),
+            TypeSection { max_concurrent: Some(1), ..TypeSection::default() },
+        );
+        file.pool.max_workers = Some(7);
+        let cfg = PoolConfig::from_file(file).unwrap();
+        assert_eq!(cfg.max_workers, 7);
+        assert_eq!(cfg.types.len(), 1);
+        let audio = &cfg.types["audio_synthesis"];
+        assert_eq!((audio.max_concurrent, audio.memory_limit_mb), (1, 2048));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let mut file = ConfigFile::default();
+        file.types.insert("x".into(), TypeSection { queue_size: Some(0), ..TypeSection::default() });
+        let err = PoolConfig::from_file(file).unwrap_err();
+        assert_eq!(err.to_string(), "types.x.queue_size: expected at least 1");
+        assert_eq!(err.kind(), ErrorKind::Config);
+    }
+}

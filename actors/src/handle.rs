@@ -1,0 +1,429 @@
+//! The public entry point: [`PoolBuilder`] → [`PoolBuilder::start`] → [`PoolHandle`].
+//!
+//! **API Boundary:** callers see the builder, the handle and [`TaskHandle`]; no actor address
+//! leaves this crate. The handle is cheap to clone and usable from any thread or runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+
+use actix::Addr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::config::{ExecutorKind, PoolConfig, TypeConfig};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::events::{EventKind, EventReceiver};
+use crate::executor::{HandlerFn, HandlerFuture, TaskContext, TaskError, typed_handler};
+use crate::messages::*;
+use crate::pool::TypePool;
+use crate::shared::Shared;
+use crate::supervisor::{Pools, Supervisor};
+use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
+
+/// Builds and starts a pool.
+///
+/// # Examples
+/// ```
+/// use workerpool_actors::{PoolBuilder, PoolConfig, TaskRequest};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut config = PoolConfig::default();
+/// config.types.clear();
+/// let pool = PoolBuilder::new(config)
+///     .handler("double", |ctx| async move {
+///         let n = ctx.data().as_i64().unwrap_or(0);
+///         Ok(serde_json::json!(n * 2))
+///     })
+///     .start()?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let record = rt.block_on(pool.execute(TaskRequest::new("double", 21.into())))?;
+/// assert_eq!(record.result, Some(42.into()));
+/// rt.block_on(pool.shutdown());
+/// # Ok(())
+/// # }
+/// ```
+pub struct PoolBuilder {
+    config: PoolConfig,
+    handlers: HashMap<String, HandlerFn>,
+}
+
+impl PoolBuilder {
+    /// A builder for `config`.
+    pub fn new(config: PoolConfig) -> PoolBuilder {
+        PoolBuilder { config, handlers: HashMap::new() }
+    }
+
+    /// Runs the tasks of `task_type` in-process with an async handler. A type not in the
+    /// configuration is added with default settings.
+    pub fn handler<F, Fut>(mut self, task_type: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + 'static,
+    {
+        let handler: HandlerFn = Arc::new(move |ctx| Box::pin(f(ctx)) as HandlerFuture);
+        self.handlers.insert(task_type.into(), handler);
+        self
+    }
+
+    /// Like [`PoolBuilder::handler`], with the input decoded into `I` and the output encoded
+    /// from `O` by serde; an input of the wrong shape fails the task without a retry.
+    pub fn typed_handler<I, O, F, Fut>(mut self, task_type: impl Into<String>, f: F) -> Self
+    where
+        I: DeserializeOwned + 'static,
+        O: Serialize + 'static,
+        F: Fn(I, TaskContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, TaskError>> + 'static,
+    {
+        self.handlers.insert(task_type.into(), typed_handler(f));
+        self
+    }
+
+    /// Validates the configuration and starts the actor tree: on the current actix system if
+    /// there is one, otherwise on a thread of its own that ends with [`PoolHandle::shutdown`].
+    pub fn start(self) -> Result<PoolHandle, Error> {
+        let PoolBuilder { mut config, handlers } = self;
+        for name in handlers.keys() {
+            let t = config.types.entry(name.clone()).or_insert_with(|| TypeConfig::defaults_for(name));
+            t.executor = ExecutorKind::InProcess;
+            t.command = None;
+        }
+        config.validate()?;
+        for (name, t) in &config.types {
+            match t.executor {
+                ExecutorKind::Process if t.command.is_none() => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!("types.{name}.command: expected the worker command for the process executor"),
+                    ));
+                }
+                ExecutorKind::InProcess if !handlers.contains_key(name) => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!("types.{name}.executor: in-process, but no handler is registered for {name}"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let shared = Arc::new(Shared::new(&config));
+        let (supervisor, pools, system) = if actix_rt::System::try_current().is_some() {
+            let (s, p) = Supervisor::start_tree(&config, handlers, shared.clone());
+            (s, p, None)
+        } else {
+            start_on_own_thread(&config, handlers, shared.clone())?
+        };
+        Ok(PoolHandle { inner: Arc::new(Inner { supervisor, pools, shared, config, system }) })
+    }
+}
+
+fn start_on_own_thread(
+    config: &PoolConfig,
+    handlers: HashMap<String, HandlerFn>,
+    shared: Arc<Shared>,
+) -> Result<(Addr<Supervisor>, Pools, Option<actix_rt::System>), Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("workerpool".into())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(async move {
+                let (s, p) = Supervisor::start_tree(&config, handlers, shared);
+                let _ = tx.send((s, p, actix_rt::System::current()));
+            });
+            if let Err(e) = system.run() {
+                log::error!("the workerpool system ended with an error: {e}");
+            }
+        })
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the pool thread: {e}")))?;
+    let (s, p, sys) =
+        rx.recv().map_err(|_| Error::new(ErrorKind::Internal, "the pool thread ended before it started"))?;
+    Ok((s, p, Some(sys)))
+}
+
+struct Inner {
+    supervisor: Addr<Supervisor>,
+    pools: Pools,
+    shared: Arc<Shared>,
+    config: PoolConfig,
+    /// The system this handle started (and stops at shutdown), if it started one.
+    system: Option<actix_rt::System>,
+}
+
+/// Figures of the whole pool (the contract's `/stats`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PoolStats {
+    /// Live workers.
+    pub total: usize,
+    /// Idle workers.
+    pub available: usize,
+    /// Busy workers.
+    pub busy: usize,
+    /// Tasks finished with a result.
+    pub tasks_completed: u64,
+    /// Tasks that ended without one.
+    pub tasks_failed: u64,
+    /// Mean run time of completed tasks.
+    pub avg_task_ms: f64,
+    /// Per type.
+    pub by_type: BTreeMap<String, TypeStats>,
+}
+
+/// Scale by hand: add or remove `count` workers of a type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleAction {
+    /// Start more workers.
+    Up(usize),
+    /// Retire workers (idle ones first; busy ones after their task).
+    Down(usize),
+}
+
+/// A handle on a running pool; clone it freely.
+#[derive(Clone)]
+pub struct PoolHandle {
+    inner: Arc<Inner>,
+}
+
+impl PoolHandle {
+    fn pool(&self, task_type: &str) -> Result<&Addr<TypePool>, Error> {
+        self.inner
+            .pools
+            .get(task_type)
+            .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))
+    }
+
+    /// The configuration the pool runs with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// Queues a task and returns at once with its id.
+    pub async fn enqueue(&self, request: TaskRequest) -> Result<TaskId, SubmitError> {
+        self.enqueue_with(TaskId::new(), request, None).await
+    }
+
+    async fn enqueue_with(
+        &self,
+        id: TaskId,
+        request: TaskRequest,
+        waiter: Option<oneshot::Sender<TaskRecord>>,
+    ) -> Result<TaskId, SubmitError> {
+        let pool = match self.pool(&request.task_type) {
+            Ok(pool) => pool,
+            Err(e) => return Err(SubmitError::new(e, request)),
+        };
+        match pool.send(Enqueue { id, request, waiter }).await {
+            Ok(result) => result,
+            // The pool is gone, and with it the request.
+            Err(_) => Err(SubmitError::new(Error::stopped(), TaskRequest::new("", Value::Null))),
+        }
+    }
+
+    /// Queues a task and waits for it to end; the record says how (`status`), with the
+    /// result or the error.
+    pub async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue_with(TaskId::new(), request, Some(tx)).await?;
+        rx.await.map_err(|_| Error::stopped())
+    }
+
+    /// Runs a task with a typed input and output; a task that does not complete is an error
+    /// of kind [`ErrorKind::TaskFailed`] that carries its status and error.
+    pub async fn execute_typed<I: Serialize, O: DeserializeOwned>(
+        &self,
+        task_type: &str,
+        input: &I,
+    ) -> Result<O, Error> {
+        let data = serde_json::to_value(input)
+            .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("cannot encode the input: {e}")))?;
+        let record = self.execute(TaskRequest::new(task_type, data)).await?;
+        if record.status != TaskStatus::Completed {
+            return Err(Error::new(
+                ErrorKind::TaskFailed,
+                format!("task {} {}: {}", record.id, record.status, record.error.unwrap_or_default()),
+            ));
+        }
+        O::deserialize(record.result.unwrap_or(Value::Null))
+            .map_err(|e| Error::new(ErrorKind::Decode, format!("unexpected result of {task_type}: {e}")))
+    }
+
+    /// Queues a task and returns a [`TaskHandle`] to await it, follow its progress or cancel it.
+    pub async fn submit(&self, request: TaskRequest) -> Result<TaskHandle, SubmitError> {
+        let events = self.inner.shared.events.subscribe();
+        let (tx, rx) = oneshot::channel();
+        let task_type = request.task_type.clone();
+        let id = self.enqueue_with(TaskId::new(), request, Some(tx)).await?;
+        Ok(TaskHandle { id, task_type, result: rx, done: None, events, pool: self.clone() })
+    }
+
+    /// The record of a task, while it is kept.
+    pub fn task(&self, id: &TaskId) -> Option<TaskRecord> {
+        self.inner.shared.store.get(id)
+    }
+
+    /// Waits for a task (submitted by anyone) to end.
+    pub async fn wait(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        let record =
+            self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
+        if record.status.is_final() {
+            return Ok(record);
+        }
+        let (tx, rx) = oneshot::channel();
+        if !self.pool(&record.task_type)?.send(Watch(id.clone(), tx)).await? {
+            // It ended between the look-up and the watch.
+            return self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+        }
+        rx.await.map_err(|_| Error::stopped())
+    }
+
+    /// Cancels a waiting or running task (a running one's worker is killed and replaced).
+    pub async fn cancel(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        let record =
+            self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
+        self.pool(&record.task_type)?.send(CancelTask(id.clone())).await?
+    }
+
+    /// Figures of every type and their sums.
+    pub async fn stats(&self) -> Result<PoolStats, Error> {
+        let asks: Vec<_> = self.inner.pools.iter().map(|(n, p)| (n, p.send(GetTypeStats))).collect();
+        let mut stats = PoolStats::default();
+        let mut busy_ms = 0.0;
+        for (name, ask) in asks {
+            let t = ask.await?;
+            stats.total += t.total;
+            stats.available += t.available;
+            stats.busy += t.busy;
+            stats.tasks_completed += t.tasks_completed;
+            stats.tasks_failed += t.tasks_failed;
+            busy_ms += t.avg_task_ms * t.tasks_completed as f64;
+            stats.by_type.insert(name.clone(), t);
+        }
+        if stats.tasks_completed > 0 {
+            stats.avg_task_ms = busy_ms / stats.tasks_completed as f64;
+        }
+        Ok(stats)
+    }
+
+    /// Every worker of every type.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
+        let asks: Vec<_> = self.inner.pools.values().map(|p| p.send(GetWorkers)).collect();
+        let mut all = Vec::new();
+        for ask in asks {
+            all.extend(ask.await?);
+        }
+        Ok(all)
+    }
+
+    /// The dead-letter list of a type, oldest first.
+    pub async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
+        Ok(self.pool(task_type)?.send(GetDeadLetters).await?)
+    }
+
+    /// Queues a dead-lettered task again, with fresh attempts and the same id.
+    pub async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
+        let record =
+            self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
+        self.pool(&record.task_type)?.send(Requeue(id.clone())).await?
+    }
+
+    /// Scales a type by hand, within `max_concurrent`, `max_workers` and `min_workers`;
+    /// returns the number of workers it will have.
+    pub async fn scale(&self, task_type: &str, action: ScaleAction) -> Result<usize, Error> {
+        let msg = match action {
+            ScaleAction::Up(count) => Scale { up: true, count },
+            ScaleAction::Down(count) => Scale { up: false, count },
+        };
+        self.pool(task_type)?.send(msg).await?
+    }
+
+    /// Replaces one worker with a fresh one; its running task is queued again without
+    /// spending an attempt.
+    pub async fn restart_worker(&self, worker_id: &str) -> Result<(), Error> {
+        let task_type = worker_id
+            .rsplit_once('-')
+            .map(|(t, _)| t)
+            .ok_or_else(|| Error::new(ErrorKind::UnknownWorker, format!("no worker {worker_id:?}")))?;
+        let pool = self
+            .pool(task_type)
+            .map_err(|_| Error::new(ErrorKind::UnknownWorker, format!("no worker {worker_id:?}")))?;
+        pool.send(RestartWorker(worker_id.to_string())).await?
+    }
+
+    /// A new subscription to every pool event from now on.
+    pub fn subscribe(&self) -> EventReceiver {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Graceful shutdown (contract §2): takes no more tasks, fails waiting ones with reason
+    /// `shutdown`, lets running ones finish for up to `graceful_shutdown_timeout_ms`, then
+    /// fails the rest with reason `shutdown`, and returns once every worker has exited.
+    /// A pool that started its own thread stops it. Calling it again returns at once.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let report = self.inner.supervisor.send(Shutdown).await.unwrap_or_default();
+        if let Some(system) = &self.inner.system {
+            system.stop();
+        }
+        report
+    }
+}
+
+/// A submitted task: await its record, follow its progress, or cancel it.
+pub struct TaskHandle {
+    id: TaskId,
+    task_type: String,
+    result: oneshot::Receiver<TaskRecord>,
+    done: Option<TaskRecord>,
+    events: EventReceiver,
+    pool: PoolHandle,
+}
+
+impl TaskHandle {
+    /// The task's id.
+    pub fn id(&self) -> &TaskId {
+        &self.id
+    }
+
+    /// The task's type.
+    pub fn task_type(&self) -> &str {
+        &self.task_type
+    }
+
+    /// The next progress report of the task; `None` once it has ended.
+    pub async fn progress(&mut self) -> Option<Progress> {
+        loop {
+            if self.done.is_some() {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                event = self.events.recv() => match event {
+                    Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
+                        if let EventKind::TaskProgress { progress, stage, .. } = e.kind {
+                            return Some(Progress { progress, stage });
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                record = &mut self.result => {
+                    self.done = Some(record.ok()?);
+                }
+            }
+        }
+    }
+
+    /// Waits for the task to end.
+    pub async fn wait(self) -> Result<TaskRecord, Error> {
+        match self.done {
+            Some(record) => Ok(record),
+            None => self.result.await.map_err(|_| Error::stopped()),
+        }
+    }
+
+    /// Cancels the task.
+    pub async fn cancel(&self) -> Result<TaskRecord, Error> {
+        self.pool.cancel(&self.id).await
+    }
+}

@@ -1,0 +1,59 @@
+//! workerpool's actor tree: typed pools of supervised workers, embeddable in any application.
+//!
+//! A `Supervisor` actor owns one `TypePool` actor per task type; each pool owns its `Worker`
+//! actors, one per long-lived child process (the JSON-lines protocol of the contract's §4)
+//! or per in-process handler slot. Callers use [`PoolBuilder`] and [`PoolHandle`]; no actor
+//! address crosses this crate's boundary. See `docs/ARCHITECTURE.md` for the whole picture.
+//!
+//! # Examples
+//!
+//! One in-process type and one process type (here `cat`-like shell-free worker commands are
+//! configured by the application; the server ships `workerpool demo-worker`):
+//! ```
+//! use workerpool_actors::{PoolBuilder, PoolConfig, TaskError, TaskRequest, TaskStatus};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = PoolConfig::default();
+//! config.types.clear();
+//! let pool = PoolBuilder::new(config)
+//!     .typed_handler("shout", |text: String, _ctx| async move {
+//!         if text.is_empty() {
+//!             return Err(TaskError::fatal("nothing to shout"));
+//!         }
+//!         Ok(text.to_uppercase())
+//!     })
+//!     .start()?;
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! rt.block_on(async {
+//!     let loud: String = pool.execute_typed("shout", &"hello").await?;
+//!     assert_eq!(loud, "HELLO");
+//!     let failed = pool.execute(TaskRequest::new("shout", "".into())).await?;
+//!     assert_eq!(failed.status, TaskStatus::Failed);
+//!     pool.shutdown().await;
+//!     Ok::<_, workerpool_actors::Error>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod events;
+mod executor;
+mod handle;
+mod messages;
+mod policy;
+mod pool;
+mod shared;
+mod store;
+mod supervisor;
+mod task;
+mod worker;
+
+pub use config::{ConfigFile, ExecutorKind, PoolConfig, PoolSection, TypeConfig, TypeSection, Weight};
+pub use error::{Error, ErrorKind, SubmitError};
+pub use events::{EVENT_BUFFER, Event, EventKind, EventReceiver};
+pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
+pub use handle::{PoolBuilder, PoolHandle, PoolStats, ScaleAction, TaskHandle};
+pub use messages::{ShutdownReport, TypeStats, WorkerInfo};
+pub use policy::retry_backoff;
+pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

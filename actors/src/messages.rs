@@ -1,0 +1,243 @@
+//! Every actor message and its result type: the whole actor protocol on one page.
+//!
+//! | to | message | from | answer |
+//! |---|---|---|---|
+//! | `TypePool` | [`Enqueue`] | handle | the task id, or the refused request |
+//! | `TypePool` | [`Watch`] | handle | whether the task was still live (its record follows on the channel) |
+//! | `TypePool` | [`CancelTask`] | handle | the record after cancelling |
+//! | `TypePool` | [`GetTypeStats`], [`GetWorkers`], [`GetDeadLetters`] | handle, supervisor | figures |
+//! | `TypePool` | [`Requeue`] | handle | the id, queued again |
+//! | `TypePool` | [`Scale`], [`RestartWorker`] | handle | workers now / done |
+//! | `TypePool` | [`Drain`] | supervisor | what the drain did, once every worker has exited |
+//! | `TypePool` | [`Poke`], [`ReleaseIdle`] | supervisor | (none) |
+//! | `TypePool` | [`WorkerReport`] | a worker or its I/O tasks | (none) |
+//! | `Worker` | [`Run`], [`Ping`], [`StopWorker`] | its pool | (none) |
+//! | `Supervisor` | [`SlotWanted`], [`SlotFreed`] | a pool | (none) |
+//! | `Supervisor` | [`Shutdown`] | handle | the summed [`ShutdownReport`] |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Message;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, SubmitError};
+use crate::task::{TaskId, TaskRecord, TaskRequest};
+
+/// A worker's id: `<type>-<n>`, never reused within one tree.
+pub type WorkerId = Arc<str>;
+
+// ===== handle -> pool =====
+
+/// Queue a task; `waiter` gets the final record.
+#[derive(Message)]
+#[rtype(result = "Result<TaskId, SubmitError>")]
+pub(crate) struct Enqueue {
+    pub(crate) id: TaskId,
+    pub(crate) request: TaskRequest,
+    pub(crate) waiter: Option<oneshot::Sender<TaskRecord>>,
+}
+
+/// Send the final record of a live task to `waiter`; answers false when the task is not live.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct Watch(pub(crate) TaskId, pub(crate) oneshot::Sender<TaskRecord>);
+
+/// Cancel a task: a waiting one leaves its queue, a running one's worker is killed.
+#[derive(Message)]
+#[rtype(result = "Result<TaskRecord, Error>")]
+pub(crate) struct CancelTask(pub(crate) TaskId);
+
+/// Figures of one type.
+#[derive(Message)]
+#[rtype(result = "TypeStats")]
+pub(crate) struct GetTypeStats;
+
+/// The workers of one type.
+#[derive(Message)]
+#[rtype(result = "Vec<WorkerInfo>")]
+pub(crate) struct GetWorkers;
+
+/// The dead-letter list of one type, oldest first.
+#[derive(Message)]
+#[rtype(result = "Vec<TaskRecord>")]
+pub(crate) struct GetDeadLetters;
+
+/// Queue a dead-lettered task again with fresh attempts.
+#[derive(Message)]
+#[rtype(result = "Result<TaskId, Error>")]
+pub(crate) struct Requeue(pub(crate) TaskId);
+
+/// Scale by hand.
+#[derive(Message)]
+#[rtype(result = "Result<usize, Error>")]
+pub(crate) struct Scale {
+    pub(crate) up: bool,
+    pub(crate) count: usize,
+}
+
+/// Replace one worker with a fresh one; its running task goes back to the head of the queue
+/// without spending an attempt.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub(crate) struct RestartWorker(pub(crate) String);
+
+/// Stop taking tasks, fail waiting ones, let running ones finish within `timeout`, stop workers.
+#[derive(Message)]
+#[rtype(result = "ShutdownReport")]
+pub(crate) struct Drain {
+    pub(crate) timeout: Duration,
+}
+
+// ===== supervisor <-> pool =====
+
+/// A worker slot was freed somewhere: try to start the workers you wanted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Poke;
+
+/// Another type is starved for worker slots: give back an idle worker if you can.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ReleaseIdle;
+
+/// A pool could not start a worker because every slot of `max_workers` is taken.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SlotWanted;
+
+/// A pool gave a worker slot back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct SlotFreed;
+
+/// Drain every pool and stop the tree.
+#[derive(Message)]
+#[rtype(result = "ShutdownReport")]
+pub(crate) struct Shutdown;
+
+// ===== pool <-> worker =====
+
+/// Run one task attempt.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Run {
+    pub(crate) id: TaskId,
+    pub(crate) data: Arc<Value>,
+    pub(crate) attempt: u32,
+}
+
+/// Health check.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Ping(pub(crate) u64);
+
+/// Stop: `kill` at once, or close the worker's input and kill it after a grace period.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopWorker {
+    pub(crate) kill: bool,
+}
+
+/// What a worker (or the I/O tasks of its process) tells its pool.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WorkerReport {
+    pub(crate) worker: WorkerId,
+    pub(crate) report: Report,
+}
+
+#[derive(Debug)]
+pub(crate) enum Report {
+    Spawned {
+        pid: Option<u32>,
+    },
+    SpawnFailed(String),
+    Pong(u64),
+    Progress {
+        id: TaskId,
+        progress: u8,
+        stage: Option<String>,
+    },
+    Done {
+        id: TaskId,
+        outcome: Result<Value, crate::executor::TaskError>,
+    },
+    /// The task's code panicked (in-process) — treated like a crash.
+    Crashed {
+        id: TaskId,
+        message: String,
+    },
+    Invalid(String),
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+// ===== answers =====
+
+/// Figures of one type (the contract's `by_type` entry).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TypeStats {
+    /// Live workers (starting, idle or busy).
+    pub total: usize,
+    /// Idle workers.
+    pub available: usize,
+    /// Workers running a task.
+    pub busy: usize,
+    /// Tasks waiting to run (queued, delayed or backing off).
+    pub queued: usize,
+    /// Tasks finished with a result.
+    pub tasks_completed: u64,
+    /// Tasks that ended without one (failed, dead, timed out).
+    pub tasks_failed: u64,
+    /// Mean run time of completed tasks.
+    pub avg_task_ms: f64,
+    /// Tasks ready to run now, in the priority queue.
+    pub ready: usize,
+    /// How long the oldest ready task has waited.
+    pub oldest_wait_ms: u64,
+    /// Entries in the dead-letter list.
+    pub dead_letters: usize,
+}
+
+/// What one worker is doing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkerInfo {
+    /// Its id.
+    pub id: String,
+    /// Its type.
+    pub task_type: String,
+    /// Its process id (process executor).
+    pub pid: Option<u32>,
+    /// `starting`, `idle`, `busy` or `stopping`.
+    pub state: &'static str,
+    /// The task it runs.
+    pub task_id: Option<String>,
+    /// Tasks it has finished.
+    pub tasks_done: u64,
+    /// How long it has lived.
+    pub uptime_ms: u64,
+}
+
+/// What a shutdown did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ShutdownReport {
+    /// Running tasks that finished during the grace period.
+    pub finished_in_grace: usize,
+    /// Running tasks failed with reason `shutdown` when the grace period ran out.
+    pub failed_running: usize,
+    /// Waiting tasks failed with reason `shutdown`.
+    pub failed_waiting: usize,
+}
+
+impl ShutdownReport {
+    pub(crate) fn add(&mut self, other: &ShutdownReport) {
+        self.finished_in_grace += other.finished_in_grace;
+        self.failed_running += other.failed_running;
+        self.failed_waiting += other.failed_waiting;
+    }
+}

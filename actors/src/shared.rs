@@ -1,0 +1,83 @@
+//! What every actor of one tree shares: task records, the event bus, worker ids and the
+//! tree-wide worker slots (`max_workers`).
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::PoolConfig;
+use crate::events::EventBus;
+use crate::messages::WorkerId;
+use crate::store::TaskStore;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: TaskStore,
+    pub(crate) events: EventBus,
+    pub(crate) max_workers: usize,
+    pub(crate) max_dead_letters: usize,
+    slots: AtomicUsize,
+    next_worker: AtomicU64,
+    /// Types that want a worker but found every slot taken.
+    starved: Mutex<BTreeSet<Arc<str>>>,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: &PoolConfig) -> Shared {
+        Shared {
+            store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), cfg.max_records),
+            events: EventBus::new(),
+            max_workers: cfg.max_workers,
+            max_dead_letters: cfg.max_dead_letters,
+            slots: AtomicUsize::new(0),
+            next_worker: AtomicU64::new(1),
+            starved: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// A fresh worker id, never handed out before in this tree.
+    pub(crate) fn next_worker_id(&self, task_type: &str) -> WorkerId {
+        let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        Arc::from(format!("{task_type}-{n}"))
+    }
+
+    /// Takes one of the `max_workers` slots, if one is free.
+    pub(crate) fn try_take_slot(&self) -> bool {
+        self.slots
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max_workers).then_some(n + 1))
+            .is_ok()
+    }
+
+    pub(crate) fn release_slot(&self) {
+        let _ = self.slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    pub(crate) fn slots_used(&self) -> usize {
+        self.slots.load(Ordering::Acquire)
+    }
+
+    fn starved(&self) -> std::sync::MutexGuard<'_, BTreeSet<Arc<str>>> {
+        self.starved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_starved(&self, task_type: &Arc<str>, starved: bool) {
+        if starved {
+            self.starved().insert(task_type.clone());
+        } else {
+            self.starved().remove(task_type);
+        }
+    }
+
+    pub(crate) fn any_starved(&self) -> bool {
+        !self.starved().is_empty()
+    }
+
+    pub(crate) fn others_starved(&self, task_type: &str) -> bool {
+        self.starved().iter().any(|t| &**t != task_type)
+    }
+
+    pub(crate) fn starved_types(&self) -> Vec<Arc<str>> {
+        self.starved().iter().cloned().collect()
+    }
+}

@@ -1,0 +1,105 @@
+//! `Supervisor`: the root of the tree. It starts one `TypePool` per type, lends worker slots
+//! between types, expires old task records, and shuts the pools down in order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::config::PoolConfig;
+use crate::executor::HandlerFn as TaskHandlerFn;
+use crate::messages::{Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted};
+use crate::pool::TypePool;
+use crate::shared::Shared;
+
+/// The pools of a tree, by type name.
+pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;
+
+/// The root actor.
+pub(crate) struct Supervisor {
+    shared: Arc<Shared>,
+    pools: Pools,
+    graceful: Duration,
+    expire_every: Duration,
+}
+
+impl Supervisor {
+    /// Starts the supervisor and its pools on the current arbiter.
+    pub(crate) fn start_tree(
+        cfg: &PoolConfig,
+        mut handlers: HashMap<String, TaskHandlerFn>,
+        shared: Arc<Shared>,
+    ) -> (Addr<Supervisor>, Pools) {
+        let mut started = Pools::new();
+        let addr = Supervisor::create(|ctx| {
+            let me = ctx.address();
+            for (name, t) in &cfg.types {
+                let pool = TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone());
+                started.insert(name.clone(), pool.start());
+            }
+            Supervisor {
+                shared,
+                pools: started.clone(),
+                graceful: Duration::from_millis(cfg.graceful_shutdown_timeout_ms),
+                expire_every: Duration::from_millis((cfg.record_ttl_ms / 10).clamp(100, 60_000)),
+            }
+        });
+        (addr, started)
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.expire_every, |act, _| {
+            let n = act.shared.store.expire();
+            if n > 0 {
+                log::debug!("expired {n} finished task records");
+            }
+        });
+    }
+}
+
+impl Handler<SlotWanted> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: SlotWanted, _: &mut Context<Self>) {
+        // Every pool with an idle worker above its minimum and no ready work gives one back.
+        for pool in self.pools.values() {
+            pool.do_send(ReleaseIdle);
+        }
+    }
+}
+
+impl Handler<SlotFreed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: SlotFreed, _: &mut Context<Self>) {
+        for name in self.shared.starved_types() {
+            if let Some(pool) = self.pools.get(&*name) {
+                pool.do_send(Poke);
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = ResponseFuture<ShutdownReport>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        let timeout = self.graceful;
+        // Send every drain before awaiting any, so the pools drain side by side.
+        let drains: Vec<_> = self.pools.values().map(|p| p.send(Drain { timeout })).collect();
+        Box::pin(async move {
+            let mut total = ShutdownReport::default();
+            for drain in drains {
+                if let Ok(report) = drain.await {
+                    total.add(&report);
+                }
+            }
+            total
+        })
+    }
+}

@@ -1,0 +1,231 @@
+//! Plain task data: requests, ids, statuses and the task record.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A task's id: a UUID v4, unique across instances.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// A fresh random id.
+    pub fn new() -> TaskId {
+        TaskId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        TaskId::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for TaskId {
+    fn from(s: &str) -> TaskId {
+        TaskId(s.to_string())
+    }
+}
+
+impl From<String> for TaskId {
+    fn from(s: String) -> TaskId {
+        TaskId(s)
+    }
+}
+
+/// Where a task is in its life (the contract's statuses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting: in the queue, delayed, or backing off before a retry.
+    Queued,
+    /// On a worker now.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Finished with an error that is not retried (a non-retryable error, a shutdown).
+    Failed,
+    /// The last attempt ran past its timeout and no attempts remain.
+    TimedOut,
+    /// Cancelled by a caller.
+    Cancelled,
+    /// Out of attempts after crashes or retryable errors; in the dead-letter list.
+    Dead,
+}
+
+impl TaskStatus {
+    /// Whether the task has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, TaskStatus::Queued | TaskStatus::Running)
+    }
+
+    /// The contract's name of the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::TimedOut => "timed_out",
+            TaskStatus::Cancelled => "cancelled",
+            TaskStatus::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-task options; each one unset takes the type's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskOptions {
+    /// Higher runs first; equal priorities run in submission order. Default 0.
+    pub priority: Option<i32>,
+    /// Timeout of each attempt in milliseconds.
+    pub timeout: Option<u64>,
+    /// Retries after the first attempt.
+    pub max_retries: Option<u32>,
+    /// Milliseconds to wait before the task becomes runnable.
+    pub delay: Option<u64>,
+    /// Whether a caller waits for the result (used by the REST API; the library ignores it).
+    pub wait: Option<bool>,
+}
+
+/// A task to submit: its type, its input and options.
+///
+/// # Examples
+/// ```
+/// use workerpool_actors::TaskRequest;
+/// let req = TaskRequest::new("text_processing", serde_json::json!({"text": "hi"})).priority(5);
+/// assert_eq!(req.options.priority, Some(5));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRequest {
+    /// The task type.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// The input handed to the worker.
+    #[serde(default)]
+    pub data: Value,
+    /// Options.
+    #[serde(default)]
+    pub options: TaskOptions,
+}
+
+impl TaskRequest {
+    /// A request with default options.
+    pub fn new(task_type: impl Into<String>, data: Value) -> TaskRequest {
+        TaskRequest { task_type: task_type.into(), data, options: TaskOptions::default() }
+    }
+
+    /// Sets the priority (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.options.priority = Some(priority);
+        self
+    }
+
+    /// Sets the per-attempt timeout.
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.options.timeout = Some(ms);
+        self
+    }
+
+    /// Sets the number of retries.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.options.max_retries = Some(n);
+        self
+    }
+
+    /// Delays the start by `ms` milliseconds.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.options.delay = Some(ms);
+        self
+    }
+}
+
+/// The last progress a worker reported.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// 0 to 100.
+    pub progress: u8,
+    /// What the worker says it is doing.
+    pub stage: Option<String>,
+}
+
+/// Everything known about one task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Its id.
+    pub id: TaskId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub task_type: String,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// Its priority.
+    pub priority: i32,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// When it was submitted (Unix milliseconds).
+    pub created_at: u64,
+    /// When its last attempt started.
+    pub started_at: Option<u64>,
+    /// When it ended.
+    pub finished_at: Option<u64>,
+    /// The last progress reported by its current or last attempt.
+    pub progress: Option<Progress>,
+    /// The result, when completed.
+    pub result: Option<Value>,
+    /// The last error, if any.
+    pub error: Option<String>,
+    /// The worker of its current or last attempt.
+    pub worker_id: Option<String>,
+    /// The process id of that worker (process executor only).
+    pub worker_pid: Option<u32>,
+}
+
+impl TaskRecord {
+    pub(crate) fn new(id: TaskId, task_type: &str, priority: i32, max_retries: u32) -> TaskRecord {
+        TaskRecord {
+            id,
+            task_type: task_type.to_string(),
+            status: TaskStatus::Queued,
+            priority,
+            attempts: 0,
+            max_retries,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            result: None,
+            error: None,
+            worker_id: None,
+            worker_pid: None,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,10 @@
+//! The `workerpool` server: settings, the serve loop, the bundled demo worker and the
+//! benchmarks, on top of the `workerpool-actors` library.
+//!
+//! **Architecture Invariant:** this crate talks to the actor tree only through
+//! `workerpool_actors::PoolHandle`.
+
+pub mod bench;
+pub mod demo_worker;
+pub mod serve;
+pub mod settings;

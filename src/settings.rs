@@ -1,0 +1,248 @@
+//! Settings of the server: the configuration file, laid over the contract's defaults, with the
+//! environment and then the command line on top (flag > env > file > default).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use workerpool_actors::{ConfigFile, ExecutorKind, PoolConfig};
+
+/// Where the server listens unless told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3002";
+/// The configuration file used when none is named and it exists.
+pub const DEFAULT_CONFIG: &str = "config/default.toml";
+
+/// A configuration problem; the server exits with code 2 on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the command line may set.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--bind ADDR`.
+    pub bind: Option<String>,
+    /// `--redis URL`.
+    pub redis: Option<String>,
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The pool's configuration.
+    pub pool: PoolConfig,
+    /// The file it came from, if any.
+    pub config_path: Option<PathBuf>,
+    /// Listen address.
+    pub bind: String,
+    /// Redis URL, when configured.
+    pub redis_url: Option<String>,
+    /// This instance's id.
+    pub instance_id: String,
+    /// Bearer token required by the endpoints that change something.
+    pub api_token: Option<String>,
+}
+
+impl Settings {
+    /// Reads the file (the named one, or `config/default.toml` when it exists), then applies
+    /// the environment `env` and the command line.
+    pub fn load(flags: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let path = match &flags.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
+        };
+        let file = match &path {
+            Some(p) => read_file(p)?,
+            None => ConfigFile::default(),
+        };
+        let mut pool = PoolConfig::from_file(file).map_err(|e| match &path {
+            Some(p) => ConfigError(format!("{}: {e}", p.display())),
+            None => ConfigError(e.to_string()),
+        })?;
+        apply_env(&mut pool, env)?;
+        let demo = demo_worker_command()?;
+        for t in pool.types.values_mut() {
+            if t.executor == ExecutorKind::Process && t.command.is_none() {
+                t.command = Some(demo.clone());
+            }
+        }
+        pool.validate().map_err(|e| ConfigError(format!("after environment overrides: {e}")))?;
+        let redis_url = flags.redis.clone().or_else(|| redis_from_env(env));
+        Ok(Settings {
+            pool,
+            config_path: path,
+            bind: flags
+                .bind
+                .clone()
+                .or_else(|| env("WORKERPOOL_BIND"))
+                .unwrap_or_else(|| DEFAULT_BIND.into()),
+            redis_url,
+            instance_id: env("INSTANCE_ID").unwrap_or_else(default_instance_id),
+            api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: cannot read the configuration: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+}
+
+fn parse_env<T: std::str::FromStr>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ConfigError> {
+    match env(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError(format!("environment variable {name}={v:?}: expected {expected}"))),
+    }
+}
+
+fn apply_env(pool: &mut PoolConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    if let Some(n) = parse_env(env, "MAX_WORKERS", "a positive whole number")? {
+        pool.max_workers = n;
+    }
+    if let Some(n) = parse_env(env, "MIN_WORKERS", "a whole number")? {
+        pool.min_workers = n;
+    }
+    if let Some(ms) = parse_env::<u64>(env, "WORKER_TIMEOUT", "a timeout in milliseconds")? {
+        for t in pool.types.values_mut() {
+            t.timeout_ms = ms;
+        }
+    }
+    if let Some(n) = parse_env::<usize>(env, "WORKER_QUEUE_SIZE", "a positive whole number")? {
+        for t in pool.types.values_mut() {
+            t.queue_size = n;
+        }
+    }
+    Ok(())
+}
+
+fn redis_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
+        return Some(url);
+    }
+    let host = env("REDIS_HOST").filter(|h| !h.is_empty())?;
+    let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
+    Some(match env("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
+        Some(pw) => format!("redis://:{pw}@{host}:{port}/"),
+        None => format!("redis://{host}:{port}/"),
+    })
+}
+
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "workerpool".to_string() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// The bundled demo worker: this very binary with the `demo-worker` subcommand.
+fn demo_worker_command() -> Result<Vec<String>, ConfigError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| ConfigError(format!("cannot locate the workerpool binary: {e}")))?;
+    Ok(vec![exe.to_string_lossy().into_owned(), "demo-worker".into()])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn write(text: &str) -> (tempdir::Dir, PathBuf) {
+        let dir = tempdir::Dir::new();
+        let path = dir.0.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let p = std::env::temp_dir().join(format!(
+                    "wp-settings-{}-{:?}",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_env_file_default() {
+        let (_d, path) = write("[pool]\nmax_workers = 3\n[types.text_processing]\ntimeout_ms = 5000\n");
+        let flags = Overrides { config: Some(path), bind: Some("127.0.0.1:1".into()), redis: None };
+        let s = Settings::load(&flags, &env_of(&[("WORKERPOOL_BIND", "127.0.0.1:2"), ("MAX_WORKERS", "5")]))
+            .unwrap();
+        assert_eq!(s.bind, "127.0.0.1:1");
+        assert_eq!(s.pool.max_workers, 5);
+        assert_eq!(s.pool.types["text_processing"].timeout_ms, 5000);
+        assert_eq!(s.pool.types["text_processing"].max_concurrent, 10);
+        let cmd = s.pool.types["text_processing"].command.clone().unwrap();
+        assert_eq!(cmd[1], "demo-worker");
+    }
+
+    #[test]
+    fn bad_file_names_file_and_key() {
+        let (_d, path) = write("[types.text_processing]\nmax_concurrent = \"ten\"\n");
+        let flags = Overrides { config: Some(path.clone()), ..Overrides::default() };
+        let err = Settings::load(&flags, &env_of(&[])).unwrap_err().0;
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("max_concurrent"), "{err}");
+        let (_d2, path) = write("[pool]\nmax_wrkers = 1\n");
+        let err = Settings::load(&Overrides { config: Some(path), ..Overrides::default() }, &env_of(&[]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("max_wrkers"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_names_the_variable() {
+        let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "lots")])).unwrap_err().0;
+        assert!(err.contains("MAX_WORKERS"), "{err}");
+        let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "0")])).unwrap_err().0;
+        assert!(err.contains("pool.max_workers"), "{err}");
+    }
+
+    #[test]
+    fn redis_url_from_parts() {
+        let s =
+            Settings::load(&Overrides::default(), &env_of(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "pw")]))
+                .unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://:pw@h:6379/"));
+        let s = Settings::load(
+            &Overrides { redis: Some("redis://x/".into()), ..Overrides::default() },
+            &env_of(&[("REDIS_URL", "redis://y/")]),
+        )
+        .unwrap();
+        assert_eq!(s.redis_url.as_deref(), Some("redis://x/"));
+    }
+}
