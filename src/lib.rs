@@ -8,3 +8,8 @@ pub mod bench;
 pub mod demo_worker;
 pub mod serve;
 pub mod settings;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -71,7 +71,8 @@ pub struct TypeConfig {
 pub struct PoolConfig {
     /// Most worker processes (and handler slots) alive at once over all types.
     pub max_workers: usize,
-    /// Workers the pool as a whole keeps warm (spread over the types in table order).
+    /// Workers the pool as a whole keeps warm; read by the scaling monitor (per-type warm
+    /// workers are `TypeConfig::min_workers`, started with the pool).
     pub min_workers: usize,
     /// Interval of the health monitor.
     pub health_check_interval_ms: u64,

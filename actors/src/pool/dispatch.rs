@@ -1,0 +1,316 @@
+//! Intake, the ready queue, and starting and stopping workers.
+
+use super::*;
+
+impl TypePool {
+    pub(super) fn enqueue(&mut self, msg: Enqueue, ctx: &mut Context<Self>) -> Result<TaskId, SubmitError> {
+        let Enqueue { id, request, waiter } = msg;
+        if self.draining.is_some() {
+            return Err(SubmitError::new(
+                Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"),
+                request,
+            ));
+        }
+        if self.waiting() >= self.cfg.queue_size {
+            let e = Error::new(
+                ErrorKind::QueueFull,
+                format!("the queue of {} is full ({} tasks)", self.name, self.cfg.queue_size),
+            );
+            return Err(SubmitError::new(e, request));
+        }
+        if self.tasks.contains_key(&id) {
+            let e = Error::new(ErrorKind::InvalidRequest, format!("task {id} is already live"));
+            return Err(SubmitError::new(e, request));
+        }
+        let opts = &request.options;
+        let priority = opts.priority.unwrap_or(0);
+        let max_retries = opts.max_retries.unwrap_or(self.cfg.max_retries);
+        let timeout = Duration::from_millis(opts.timeout.unwrap_or(self.cfg.timeout_ms));
+        let delay = opts.delay.unwrap_or(0);
+        self.shared.store.insert(TaskRecord::new(id.clone(), &self.name, priority, max_retries));
+        self.seq += 1;
+        let mut pending = Pending {
+            data: Arc::new(request.data),
+            priority,
+            seq: self.seq,
+            timeout,
+            max_retries,
+            attempt: 0,
+            state: State::Queued,
+            ready_since: Instant::now(),
+            waiters: waiter.into_iter().collect(),
+        };
+        if delay > 0 {
+            pending.state = State::Waiting(Self::wake_later(id.clone(), Duration::from_millis(delay), ctx));
+            self.tasks.insert(id.clone(), pending);
+        } else {
+            self.tasks.insert(id.clone(), pending);
+            self.push_ready(&id);
+            self.dispatch(ctx);
+        }
+        Ok(id)
+    }
+
+    pub(super) fn wake_later(id: TaskId, after: Duration, ctx: &mut Context<Self>) -> SpawnHandle {
+        ctx.run_later(after, move |act, ctx| {
+            if let Some(p) = act.tasks.get_mut(&id)
+                && matches!(p.state, State::Waiting(_))
+            {
+                p.state = State::Queued;
+                act.push_ready(&id);
+                act.dispatch(ctx);
+            }
+        })
+    }
+
+    pub(super) fn push_ready(&mut self, id: &TaskId) {
+        if let Some(p) = self.tasks.get_mut(id) {
+            p.ready_since = Instant::now();
+            self.queue.push(QueueKey { priority: p.priority, seq: p.seq, item: id.clone() });
+            self.ready += 1;
+        }
+    }
+
+    /// Pops the next ready task, skipping entries of tasks that left the queue (cancelled).
+    pub(super) fn pop_ready(&mut self) -> Option<TaskId> {
+        while let Some(key) = self.queue.pop() {
+            let live = self
+                .tasks
+                .get(&key.item)
+                .is_some_and(|p| matches!(p.state, State::Queued) && p.seq == key.seq);
+            if live {
+                // `ready` drops when the task leaves the `Queued` state (assign or finish).
+                return Some(key.item);
+            }
+        }
+        None
+    }
+
+    // ===== dispatch and workers =====
+
+    pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        while self.ready > 0 {
+            let Some(worker) = self.idle.pop() else { break };
+            let Some(id) = self.pop_ready() else {
+                self.idle.push(worker);
+                break;
+            };
+            self.assign(id, worker, ctx);
+        }
+        self.ensure_workers(ctx);
+    }
+
+    pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
+        let (Some(p), Some(slot)) = (self.tasks.get_mut(&id), self.workers.get_mut(&worker)) else {
+            return;
+        };
+        if matches!(p.state, State::Queued) {
+            self.ready -= 1;
+        }
+        p.attempt += 1;
+        let attempt = p.attempt;
+        let timer_id = id.clone();
+        let timer = ctx.run_later(p.timeout, move |act, ctx| act.on_timeout(timer_id, attempt, ctx));
+        p.state = State::Running { worker: worker.clone(), timer, started: Instant::now() };
+        slot.state = WState::Busy;
+        slot.task = Some(id.clone());
+        let pid = slot.pid;
+        slot.addr.do_send(Run { id: id.clone(), data: p.data.clone(), attempt });
+        self.shared.store.update(&id, |r| {
+            r.status = TaskStatus::Running;
+            r.attempts = attempt;
+            r.started_at = Some(now_ms());
+            r.progress = None;
+            r.worker_id = Some(worker.to_string());
+            r.worker_pid = pid;
+        });
+        self.shared.events.emit(|| EventKind::TaskAssigned {
+            task_id: id.to_string(),
+            task_type: self.name.to_string(),
+            worker_id: worker.to_string(),
+            attempt,
+        });
+    }
+
+    /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
+    pub(super) fn ensure_workers(&mut self, ctx: &mut Context<Self>) {
+        if self.draining.is_some() {
+            return;
+        }
+        let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
+        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        let demand = self.ready.saturating_sub(starting + self.idle.len());
+        let below_min = self.cfg.min_workers.saturating_sub(live);
+        let want = demand.max(below_min).min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
+        for _ in 0..want {
+            if !self.shared.try_take_slot() {
+                if !self.starved {
+                    self.starved = true;
+                    self.shared.set_starved(&self.name, true);
+                    self.supervisor.do_send(SlotWanted);
+                }
+                return;
+            }
+            self.start_worker(ctx);
+        }
+        if self.starved && demand <= want {
+            self.starved = false;
+            self.shared.set_starved(&self.name, false);
+        }
+    }
+
+    /// Starts one worker in a slot already taken.
+    pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
+        let id = self.shared.next_worker_id(&self.name);
+        let kind = match (&self.handler, &self.command) {
+            (Some(handler), _) => WorkerKind::InProcess { handler: handler.clone() },
+            (None, Some(command)) => WorkerKind::Process { command: command.clone() },
+            // Validation at start-up rules this out; a worker without a way to run fails to spawn.
+            (None, None) => WorkerKind::Process { command: Arc::from(vec![String::new()]) },
+        };
+        let addr = Worker::new(id.clone(), self.name.clone(), ctx.address(), kind).start();
+        let timer_id = id.clone();
+        let startup_timer = ctx.run_later(STARTUP_TIMEOUT, move |act, _| {
+            if act.workers.get(&timer_id).is_some_and(|w| w.state == WState::Starting) {
+                act.worker_error(&timer_id, "did not answer its first ping in time".into());
+                act.stop_worker(&timer_id, true, "startup_timeout");
+            }
+        });
+        let now = Instant::now();
+        self.workers.insert(
+            id.clone(),
+            Slot {
+                addr,
+                state: WState::Starting,
+                task: None,
+                pid: None,
+                tasks_done: 0,
+                born: now,
+                idle_since: now,
+                startup_timer: Some(startup_timer),
+                retire: false,
+                replace: false,
+            },
+        );
+        log::info!("worker {id} starting ({})", self.name);
+        id
+    }
+
+    /// Asks a worker to stop; it stays counted until its exit is reported.
+    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: &str) {
+        let Some(slot) = self.workers.get_mut(id) else { return };
+        if slot.state == WState::Stopping {
+            return;
+        }
+        slot.state = WState::Stopping;
+        slot.addr.do_send(StopWorker { kill });
+        self.idle.retain(|w| w != id);
+        log::info!("worker {id} stopping ({reason})");
+    }
+
+    pub(super) fn worker_error(&self, id: &WorkerId, error: String) {
+        log::warn!("worker {id}: {error}");
+        self.shared.events.emit(|| EventKind::WorkerError {
+            worker_id: id.to_string(),
+            task_type: self.name.to_string(),
+            error,
+        });
+    }
+
+    /// A worker finished a task: reuse it, or retire it (recycling, another type's need).
+    pub(super) fn worker_free(&mut self, id: &WorkerId, ctx: &mut Context<Self>) {
+        let Some(slot) = self.workers.get_mut(id) else { return };
+        slot.task = None;
+        slot.tasks_done += 1;
+        if slot.state != WState::Busy {
+            return;
+        }
+        slot.state = WState::Idle;
+        slot.idle_since = Instant::now();
+        let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
+        if slot.retire {
+            self.stop_worker(id, false, "scaled down");
+        } else if recycle {
+            self.stop_worker(id, false, "recycled");
+        } else if self.draining.is_some() {
+            self.stop_worker(id, false, "shutdown");
+        } else if self.should_yield() {
+            self.stop_worker(id, false, "yielded to a starved type");
+        } else {
+            self.idle.push(id.clone());
+        }
+        self.dispatch(ctx);
+    }
+
+    /// Whether to give a worker slot to a type that cannot start one: when this type has no
+    /// ready work, or holds more than one worker while another type holds none.
+    pub(super) fn should_yield(&self) -> bool {
+        if !self.shared.others_starved(&self.name) {
+            return false;
+        }
+        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        live > self.cfg.min_workers && (self.ready == 0 || live > 1)
+    }
+
+    pub(super) fn on_exit(
+        &mut self,
+        id: &WorkerId,
+        code: Option<i32>,
+        signal: Option<i32>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(slot) = self.workers.remove(id) else { return };
+        self.idle.retain(|w| w != id);
+        self.shared.release_slot();
+        if self.shared.any_starved() {
+            self.supervisor.do_send(SlotFreed);
+        }
+        if let Some(timer) = slot.startup_timer {
+            ctx.cancel_future(timer);
+        }
+        let how = match (code, signal) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "ended".to_string(),
+        };
+        let reason = match slot.state {
+            WState::Stopping => "stopped",
+            WState::Busy => "crashed",
+            WState::Starting => "failed_to_start",
+            WState::Idle => "exited",
+        };
+        log::info!("worker {id} {how} ({reason})");
+        self.shared.events.emit(|| EventKind::WorkerExited {
+            worker_id: id.to_string(),
+            task_type: self.name.to_string(),
+            reason: reason.to_string(),
+            code,
+        });
+        if slot.state == WState::Starting {
+            self.early_exits += 1;
+            if self.early_exits >= MAX_EARLY_EXITS {
+                self.early_exits = 0;
+                self.fail_ready(&format!("worker of {} {how} before it was ready", self.name));
+            }
+        }
+        if let (WState::Busy, Some(task)) = (slot.state, slot.task) {
+            self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
+        }
+        if slot.replace
+            && self.draining.is_none()
+            && self.workers.len() < self.cfg.max_concurrent
+            && self.shared.try_take_slot()
+        {
+            self.start_worker(ctx);
+        }
+        self.check_drained();
+        self.dispatch(ctx);
+    }
+
+    /// Fails every ready task at once: no worker of this type can be started.
+    pub(super) fn fail_ready(&mut self, why: &str) {
+        while let Some(id) = self.pop_ready() {
+            self.finish(&id, TaskStatus::Failed, Err(why.to_string()), None);
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The messages a `TypePool` handles (see `messages.rs`).
+
+use super::*;
+
+impl Handler<Enqueue> for TypePool {
+    type Result = Result<TaskId, SubmitError>;
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) -> Self::Result {
+        self.enqueue(msg, ctx)
+    }
+}
+
+impl Handler<Watch> for TypePool {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> bool {
+        match self.tasks.get_mut(&msg.0) {
+            Some(p) => {
+                p.waiters.push(msg.1);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<CancelTask> for TypePool {
+    type Result = Result<TaskRecord, Error>;
+
+    fn handle(&mut self, msg: CancelTask, ctx: &mut Context<Self>) -> Self::Result {
+        let id = msg.0;
+        let Some(p) = self.tasks.get(&id) else {
+            return match self.shared.store.get(&id) {
+                Some(r) => {
+                    Err(Error::new(ErrorKind::Finished, format!("task {id} already ended ({})", r.status)))
+                }
+                None => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+            };
+        };
+        if let State::Running { worker, .. } = &p.state {
+            let worker = worker.clone();
+            self.stop_worker(&worker, true, "task cancelled");
+        }
+        self.fail_attempt(&id, Failure::Cancelled, ctx);
+        self.dispatch(ctx);
+        self.shared.store.get(&id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))
+    }
+}
+
+impl Handler<GetTypeStats> for TypePool {
+    type Result = MessageResult<GetTypeStats>;
+
+    fn handle(&mut self, _: GetTypeStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats())
+    }
+}
+
+impl Handler<GetWorkers> for TypePool {
+    type Result = MessageResult<GetWorkers>;
+
+    fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
+        let mut list: Vec<WorkerInfo> = self
+            .workers
+            .iter()
+            .map(|(id, w)| WorkerInfo {
+                id: id.to_string(),
+                task_type: self.name.to_string(),
+                pid: w.pid,
+                state: w.state.name(),
+                task_id: w.task.as_ref().map(|t| t.to_string()),
+                tasks_done: w.tasks_done,
+                uptime_ms: w.born.elapsed().as_millis() as u64,
+            })
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        MessageResult(list)
+    }
+}
+
+impl Handler<GetDeadLetters> for TypePool {
+    type Result = MessageResult<GetDeadLetters>;
+
+    fn handle(&mut self, _: GetDeadLetters, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.dead.iter().filter_map(|d| self.shared.store.get(&d.id)).collect())
+    }
+}
+
+impl Handler<Requeue> for TypePool {
+    type Result = Result<TaskId, Error>;
+
+    fn handle(&mut self, msg: Requeue, ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining.is_some() {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
+        let Some(pos) = self.dead.iter().position(|d| d.id == msg.0) else {
+            return Err(Error::new(
+                ErrorKind::UnknownTask,
+                format!("task {} is not in the dead-letter list of {}", msg.0, self.name),
+            ));
+        };
+        let Some(d) = self.dead.remove(pos) else {
+            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {}", msg.0)));
+        };
+        self.seq += 1;
+        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
+        if let Some(old) = self.shared.store.get(&d.id) {
+            record.created_at = old.created_at;
+        }
+        self.shared.store.insert(record);
+        self.tasks.insert(
+            d.id.clone(),
+            Pending {
+                data: d.data,
+                priority: d.priority,
+                seq: self.seq,
+                timeout: d.timeout,
+                max_retries: d.max_retries,
+                attempt: 0,
+                state: State::Queued,
+                ready_since: Instant::now(),
+                waiters: Vec::new(),
+            },
+        );
+        self.push_ready(&d.id);
+        self.dispatch(ctx);
+        Ok(d.id)
+    }
+}
+
+impl Handler<Scale> for TypePool {
+    type Result = Result<usize, Error>;
+
+    fn handle(&mut self, msg: Scale, ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining.is_some() {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
+        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        if msg.up {
+            let room = self.cfg.max_concurrent.saturating_sub(self.workers.len());
+            if msg.count > room {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "cannot add {} workers to {}: max_concurrent is {} and {} are alive",
+                        msg.count,
+                        self.name,
+                        self.cfg.max_concurrent,
+                        self.workers.len()
+                    ),
+                ));
+            }
+            let free = self.shared.max_workers.saturating_sub(self.shared.slots_used());
+            if msg.count > free {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "cannot add {} workers: max_workers is {} and {free} slots are free",
+                        msg.count, self.shared.max_workers
+                    ),
+                ));
+            }
+            for _ in 0..msg.count {
+                if !self.shared.try_take_slot() {
+                    break;
+                }
+                self.start_worker(ctx);
+            }
+            self.shared.events.emit(|| EventKind::ScaleUp {
+                task_type: self.name.to_string(),
+                workers: live + msg.count,
+                reason: "manual".into(),
+            });
+            Ok(live + msg.count)
+        } else {
+            let floor = self.cfg.min_workers;
+            if live < msg.count + floor {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    format!(
+                        "cannot remove {} workers from {}: {live} are alive and min_workers is {floor}",
+                        msg.count, self.name
+                    ),
+                ));
+            }
+            // Idle workers go first; busy ones finish their task and are then retired.
+            let mut victims: Vec<WorkerId> = self.idle.iter().rev().take(msg.count).cloned().collect();
+            if victims.len() < msg.count {
+                let extra = self
+                    .workers
+                    .iter()
+                    .filter(|(id, w)| w.state != WState::Stopping && !w.retire && !victims.contains(id))
+                    .map(|(id, _)| id.clone())
+                    .take(msg.count - victims.len())
+                    .collect::<Vec<_>>();
+                victims.extend(extra);
+            }
+            for id in &victims {
+                if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WState::Busy) {
+                    // Let the running task finish: retire the worker when it is free.
+                    slot.retire = true;
+                    continue;
+                }
+                self.stop_worker(id, false, "scaled down");
+            }
+            self.shared.events.emit(|| EventKind::ScaleDown {
+                task_type: self.name.to_string(),
+                workers: live - msg.count,
+                reason: "manual".into(),
+            });
+            Ok(live - msg.count)
+        }
+    }
+}
+
+impl Handler<RestartWorker> for TypePool {
+    type Result = Result<(), Error>;
+
+    fn handle(&mut self, msg: RestartWorker, ctx: &mut Context<Self>) -> Self::Result {
+        let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.0) else {
+            return Err(Error::new(
+                ErrorKind::UnknownWorker,
+                format!("no worker {} in {}", msg.0, self.name),
+            ));
+        };
+        let id = id.clone();
+        if let (WState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
+            // The task did nothing wrong: it goes back to the queue without spending an attempt.
+            if let Some(p) = self.tasks.get_mut(&task) {
+                if let State::Running { timer, .. } = p.state {
+                    ctx.cancel_future(timer);
+                }
+                p.attempt = p.attempt.saturating_sub(1);
+                p.state = State::Queued;
+                self.shared.store.update(&task, |r| {
+                    r.status = TaskStatus::Queued;
+                    r.attempts = r.attempts.saturating_sub(1);
+                });
+                self.push_ready(&task);
+            }
+        }
+        if let Some(slot) = self.workers.get_mut(&id) {
+            slot.replace = true;
+        }
+        self.stop_worker(&id, true, "restart");
+        self.dispatch(ctx);
+        Ok(())
+    }
+}
+
+impl Handler<Drain> for TypePool {
+    type Result = ResponseFuture<ShutdownReport>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.draining.is_none() {
+            self.draining = Some(DrainState { reply: Some(tx), report: ShutdownReport::default() });
+            let waiting: Vec<TaskId> = self
+                .tasks
+                .iter()
+                .filter(|(_, p)| !matches!(p.state, State::Running { .. }))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &waiting {
+                self.fail_attempt(id, Failure::Shutdown, ctx);
+            }
+            if let Some(d) = &mut self.draining {
+                d.report.failed_waiting = waiting.len();
+            }
+            let idle: Vec<WorkerId> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.state != WState::Busy)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in idle {
+                self.stop_worker(&id, false, "shutdown");
+            }
+            ctx.run_later(msg.timeout, |act, ctx| {
+                let running: Vec<TaskId> = act.tasks.keys().cloned().collect();
+                if let Some(d) = &mut act.draining {
+                    d.report.failed_running = running.len();
+                }
+                for id in &running {
+                    act.fail_attempt(id, Failure::Shutdown, ctx);
+                }
+                act.stop_all_workers(true);
+                act.check_drained();
+            });
+            self.check_drained();
+        } else {
+            // A second drain request waits for nothing: the first one owns the reply.
+            let _ = tx.send(ShutdownReport::default());
+        }
+        Box::pin(async move { rx.await.unwrap_or_default() })
+    }
+}
+
+impl Handler<Poke> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, _: Poke, ctx: &mut Context<Self>) {
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<ReleaseIdle> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
+        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        if live > self.cfg.min_workers
+            && self.ready == 0
+            && let Some(id) = self.idle.first().cloned()
+        {
+            self.stop_worker(&id, false, "yielded to a starved type");
+        }
+    }
+}
+
+impl Handler<WorkerReport> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
+        self.on_report(msg, ctx);
+    }
+}

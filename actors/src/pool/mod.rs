@@ -1,0 +1,225 @@
+//! `TypePool`: the queue and the workers of one task type.
+//!
+//! The pool owns every live task of its type (waiting or running) and every worker.
+//! It hands the highest-priority ready task to an idle worker, starts workers on demand up to
+//! `max_concurrent` (and the tree-wide `max_workers`), times attempts out, retries with
+//! backoff, and writes every change to the shared task records.
+//!
+//! The code is split by concern: `dispatch` (intake, queue, starting and stopping workers),
+//! `outcome` (results, failures, retries, the end of a task) and `handlers` (the messages).
+//!
+//! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
+//! the slots counted against `max_concurrent` and `max_workers` are real processes.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::config::{ExecutorKind, TypeConfig};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::events::EventKind;
+use crate::executor::{HandlerFn as TaskHandlerFn, TaskError};
+use crate::messages::*;
+use crate::policy::{QueueKey, retry_backoff};
+use crate::shared::Shared;
+use crate::supervisor::Supervisor;
+use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, now_ms};
+use crate::worker::{Worker, WorkerKind};
+
+mod dispatch;
+mod handlers;
+mod outcome;
+
+/// How long a new worker may take to answer its first ping.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Workers that exit before they are ready, in a row, before waiting tasks are failed.
+const MAX_EARLY_EXITS: u32 = 3;
+
+/// Where a live task is.
+enum State {
+    /// In the ready queue.
+    Queued,
+    /// Waiting for its delay or retry backoff to pass.
+    Waiting(SpawnHandle),
+    /// On a worker.
+    Running { worker: WorkerId, timer: SpawnHandle, started: Instant },
+}
+
+/// A live task.
+struct Pending {
+    data: Arc<Value>,
+    priority: i32,
+    seq: u64,
+    timeout: Duration,
+    max_retries: u32,
+    attempt: u32,
+    state: State,
+    ready_since: Instant,
+    waiters: Vec<oneshot::Sender<TaskRecord>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WState {
+    Starting,
+    Idle,
+    Busy,
+    Stopping,
+}
+
+impl WState {
+    fn name(self) -> &'static str {
+        match self {
+            WState::Starting => "starting",
+            WState::Idle => "idle",
+            WState::Busy => "busy",
+            WState::Stopping => "stopping",
+        }
+    }
+}
+
+struct Slot {
+    addr: Addr<Worker>,
+    state: WState,
+    task: Option<TaskId>,
+    pid: Option<u32>,
+    tasks_done: u64,
+    born: Instant,
+    idle_since: Instant,
+    startup_timer: Option<SpawnHandle>,
+    /// Retire this worker when its task is done (scaled down while busy).
+    retire: bool,
+    /// Start a fresh worker when this one has exited (restart).
+    replace: bool,
+}
+
+/// How an attempt ended without a result.
+enum Failure {
+    /// The task's code returned an error.
+    Error(TaskError),
+    /// The worker died under it.
+    Crash(String),
+    /// The attempt ran past its timeout.
+    Timeout,
+    /// A caller cancelled it.
+    Cancelled,
+    /// The pool shut down before it could finish.
+    Shutdown,
+}
+
+/// A dead-lettered task: enough to run it again.
+struct DeadLetter {
+    id: TaskId,
+    data: Arc<Value>,
+    priority: i32,
+    timeout: Duration,
+    max_retries: u32,
+}
+
+struct DrainState {
+    reply: Option<oneshot::Sender<ShutdownReport>>,
+    report: ShutdownReport,
+}
+
+/// The pool of one task type.
+pub(crate) struct TypePool {
+    name: Arc<str>,
+    cfg: TypeConfig,
+    command: Option<Arc<[String]>>,
+    handler: Option<TaskHandlerFn>,
+    shared: Arc<Shared>,
+    supervisor: Addr<Supervisor>,
+    tasks: HashMap<TaskId, Pending>,
+    queue: BinaryHeap<QueueKey<TaskId>>,
+    ready: usize,
+    seq: u64,
+    workers: HashMap<WorkerId, Slot>,
+    idle: Vec<WorkerId>,
+    dead: VecDeque<DeadLetter>,
+    early_exits: u32,
+    starved: bool,
+    completed: u64,
+    failed: u64,
+    busy_ms_total: u64,
+    draining: Option<DrainState>,
+}
+
+impl TypePool {
+    pub(crate) fn new(
+        name: &str,
+        cfg: TypeConfig,
+        handler: Option<TaskHandlerFn>,
+        shared: Arc<Shared>,
+        supervisor: Addr<Supervisor>,
+    ) -> TypePool {
+        let command = match cfg.executor {
+            ExecutorKind::Process => cfg.command.clone().map(Arc::from),
+            ExecutorKind::InProcess => None,
+        };
+        TypePool {
+            name: Arc::from(name),
+            cfg,
+            command,
+            handler,
+            shared,
+            supervisor,
+            tasks: HashMap::new(),
+            queue: BinaryHeap::new(),
+            ready: 0,
+            seq: 0,
+            workers: HashMap::new(),
+            idle: Vec::new(),
+            dead: VecDeque::new(),
+            early_exits: 0,
+            starved: false,
+            completed: 0,
+            failed: 0,
+            busy_ms_total: 0,
+            draining: None,
+        }
+    }
+
+    fn waiting(&self) -> usize {
+        self.tasks.len() - self.workers.values().filter(|w| w.state == WState::Busy).count()
+    }
+
+    fn stats(&self) -> TypeStats {
+        let count = |s: WState| self.workers.values().filter(|w| w.state == s).count();
+        let oldest = self
+            .tasks
+            .values()
+            .filter(|p| matches!(p.state, State::Queued))
+            .map(|p| p.ready_since.elapsed().as_millis() as u64)
+            .max()
+            .unwrap_or(0);
+        TypeStats {
+            total: self.workers.len() - count(WState::Stopping),
+            available: count(WState::Idle),
+            busy: count(WState::Busy),
+            queued: self.waiting(),
+            tasks_completed: self.completed,
+            tasks_failed: self.failed,
+            avg_task_ms: if self.completed == 0 {
+                0.0
+            } else {
+                self.busy_ms_total as f64 / self.completed as f64
+            },
+            ready: self.ready,
+            oldest_wait_ms: oldest,
+            dead_letters: self.dead.len(),
+        }
+    }
+}
+
+impl Actor for TypePool {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Many handles talk to one pool; the mailbox bound only applies to `send`.
+        ctx.set_mailbox_capacity(4096);
+        self.ensure_workers(ctx);
+    }
+}

@@ -1,0 +1,248 @@
+//! How attempts end: results, failures, retries with backoff, dead letters and the drain.
+
+use super::*;
+
+impl TypePool {
+    pub(super) fn on_report(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
+        let WorkerReport { worker, report } = msg;
+        match report {
+            Report::Spawned { pid } => {
+                if let Some(slot) = self.workers.get_mut(&worker) {
+                    slot.pid = pid;
+                }
+                if let Some(pid) = pid {
+                    log::info!("worker {worker} spawned (pid {pid})");
+                }
+                self.shared.events.emit(|| EventKind::WorkerCreated {
+                    worker_id: worker.to_string(),
+                    task_type: self.name.to_string(),
+                    pid,
+                });
+            }
+            Report::SpawnFailed(e) => {
+                // The actor stopped without a process: nothing else will report an exit.
+                self.worker_error(&worker, e.clone());
+                if let Some(slot) = self.workers.get_mut(&worker) {
+                    slot.state = WState::Stopping;
+                }
+                self.fail_ready(&e);
+                self.on_exit(&worker, None, None, ctx);
+            }
+            Report::Pong(n) => {
+                log::trace!("worker {worker} pong {n}");
+                let Some(slot) = self.workers.get_mut(&worker) else { return };
+                if slot.state == WState::Starting {
+                    slot.state = WState::Idle;
+                    slot.idle_since = Instant::now();
+                    if let Some(t) = slot.startup_timer.take() {
+                        ctx.cancel_future(t);
+                    }
+                    self.early_exits = 0;
+                    self.idle.push(worker.clone());
+                    log::info!("worker {worker} ready");
+                    self.shared.events.emit(|| EventKind::WorkerReady {
+                        worker_id: worker.to_string(),
+                        task_type: self.name.to_string(),
+                    });
+                    if self.draining.is_some() {
+                        self.stop_worker(&worker, false, "shutdown");
+                    }
+                    self.dispatch(ctx);
+                }
+            }
+            Report::Progress { id, progress, stage } => {
+                if !self.runs_on(&id, &worker) {
+                    return;
+                }
+                let stage2 = stage.clone();
+                self.shared.store.update(&id, |r| r.progress = Some(Progress { progress, stage: stage2 }));
+                self.shared.events.emit(|| EventKind::TaskProgress {
+                    task_id: id.to_string(),
+                    task_type: self.name.to_string(),
+                    worker_id: worker.to_string(),
+                    progress,
+                    stage,
+                });
+            }
+            Report::Done { id, outcome } => {
+                if !self.runs_on(&id, &worker) {
+                    log::warn!("worker {worker} answered for task {id}, which it does not run");
+                    return;
+                }
+                match outcome {
+                    Ok(result) => self.complete(&id, &worker, result, ctx),
+                    Err(e) => self.fail_attempt(&id, Failure::Error(e), ctx),
+                }
+                self.worker_free(&worker, ctx);
+            }
+            Report::Crashed { id, message } => {
+                if self.runs_on(&id, &worker) {
+                    // The slot is replaced like a crashed process.
+                    self.stop_worker(&worker, true, "crashed");
+                    self.fail_attempt(&id, Failure::Crash(message), ctx);
+                }
+            }
+            Report::Invalid(why) => self.worker_error(&worker, format!("invalid line: {why}")),
+            Report::Exited { code, signal } => self.on_exit(&worker, code, signal, ctx),
+        }
+    }
+
+    pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
+        self.tasks
+            .get(id)
+            .is_some_and(|p| matches!(&p.state, State::Running { worker: w, .. } if w == worker))
+    }
+
+    pub(super) fn complete(
+        &mut self,
+        id: &TaskId,
+        worker: &WorkerId,
+        result: Value,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(p) = self.tasks.get(id) else { return };
+        if let State::Running { timer, started, .. } = p.state {
+            ctx.cancel_future(timer);
+            let ms = started.elapsed().as_millis() as u64;
+            self.busy_ms_total += ms;
+            self.shared.events.emit(|| EventKind::TaskCompleted {
+                task_id: id.to_string(),
+                task_type: self.name.to_string(),
+                worker_id: worker.to_string(),
+                duration_ms: ms,
+            });
+        }
+        self.completed += 1;
+        self.finish(id, TaskStatus::Completed, Ok(result), None);
+    }
+
+    pub(super) fn on_timeout(&mut self, id: TaskId, attempt: u32, ctx: &mut Context<Self>) {
+        let Some(p) = self.tasks.get(&id) else { return };
+        let State::Running { worker, .. } = &p.state else { return };
+        if p.attempt != attempt {
+            return;
+        }
+        let worker = worker.clone();
+        self.stop_worker(&worker, true, "task timed out");
+        self.fail_attempt(&id, Failure::Timeout, ctx);
+    }
+
+    /// An attempt ended without a result: retry with backoff while attempts remain.
+    pub(super) fn fail_attempt(&mut self, id: &TaskId, failure: Failure, ctx: &mut Context<Self>) {
+        let Some(p) = self.tasks.get_mut(id) else { return };
+        let (worker, running_timer) = match &p.state {
+            State::Running { worker, timer, .. } => (Some(worker.clone()), Some(*timer)),
+            State::Waiting(handle) => {
+                ctx.cancel_future(*handle);
+                (None, None)
+            }
+            State::Queued => (None, None),
+        };
+        if let Some(t) = running_timer {
+            ctx.cancel_future(t);
+        }
+        let (message, retryable, final_status) = match failure {
+            Failure::Error(e) => {
+                let status = if e.retryable { TaskStatus::Dead } else { TaskStatus::Failed };
+                (e.message, e.retryable, status)
+            }
+            Failure::Crash(m) => (m, true, TaskStatus::Dead),
+            Failure::Timeout => {
+                (format!("timed out after {} ms", p.timeout.as_millis()), true, TaskStatus::TimedOut)
+            }
+            Failure::Cancelled => ("cancelled".to_string(), false, TaskStatus::Cancelled),
+            Failure::Shutdown => ("shutdown".to_string(), false, TaskStatus::Failed),
+        };
+        let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
+        let status = if retry { TaskStatus::Queued } else { final_status };
+        {
+            self.shared.events.emit(|| EventKind::TaskFailed {
+                task_id: id.to_string(),
+                task_type: self.name.to_string(),
+                worker_id: worker.as_ref().map(|w| w.to_string()),
+                error: message.clone(),
+                status,
+            });
+        }
+        if retry {
+            let backoff = retry_backoff(self.cfg.retry_delay_ms, p.attempt);
+            log::info!("task {id} attempt {} failed ({message}); retry in {backoff:?}", p.attempt);
+            p.state = State::Waiting(Self::wake_later(id.clone(), backoff, ctx));
+            self.shared.store.update(id, |r| {
+                r.status = TaskStatus::Queued;
+                r.error = Some(message);
+            });
+        } else {
+            if status != TaskStatus::Cancelled {
+                self.failed += 1;
+            }
+            self.finish(id, status, Err(message), worker);
+        }
+    }
+
+    /// Ends a task: writes its record, answers its waiters, dead-letters it if out of attempts.
+    pub(super) fn finish(
+        &mut self,
+        id: &TaskId,
+        status: TaskStatus,
+        outcome: Result<Value, String>,
+        _worker: Option<WorkerId>,
+    ) {
+        let Some(p) = self.tasks.remove(id) else { return };
+        if matches!(p.state, State::Queued) {
+            // Its heap entry stays behind and is skipped when popped.
+            self.ready -= 1;
+        }
+        let record = self.shared.store.update(id, |r| {
+            r.status = status;
+            r.finished_at = Some(now_ms());
+            match outcome {
+                Ok(v) => {
+                    r.result = Some(v);
+                    r.error = None;
+                }
+                Err(e) => r.error = Some(e),
+            }
+        });
+        if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) {
+            self.dead.push_back(DeadLetter {
+                id: id.clone(),
+                data: p.data,
+                priority: p.priority,
+                timeout: p.timeout,
+                max_retries: p.max_retries,
+            });
+            while self.dead.len() > self.shared.max_dead_letters {
+                self.dead.pop_front();
+            }
+        }
+        if let Some(record) = record {
+            for w in p.waiters {
+                let _ = w.send(record.clone());
+            }
+        }
+        if let Some(d) = &mut self.draining
+            && status == TaskStatus::Completed
+        {
+            d.report.finished_in_grace += 1;
+        }
+    }
+
+    // ===== shutdown =====
+
+    pub(super) fn check_drained(&mut self) {
+        let Some(d) = &mut self.draining else { return };
+        if self.workers.is_empty()
+            && let Some(reply) = d.reply.take()
+        {
+            let _ = reply.send(d.report.clone());
+        }
+    }
+
+    pub(super) fn stop_all_workers(&mut self, kill: bool) {
+        let ids: Vec<WorkerId> = self.workers.keys().cloned().collect();
+        for id in ids {
+            self.stop_worker(&id, kill, "shutdown");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The `workerpool` binary: configuration errors, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
+    cmd.env("RUST_LOG", "info").env_remove("MAX_WORKERS").env_remove("WORKERPOOL_BIND");
+    cmd
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_file_and_key() {
+    let path = temp_file("bad.toml", "[types.text_processing]\nmax_concurrent = -3\n");
+    let out = bin().args(["serve", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&*path.to_string_lossy()), "{err}");
+    assert!(err.contains("max_concurrent"), "{err}");
+
+    let path = temp_file("zero.toml", "[types.text_processing]\nmax_concurrent = 0\n");
+    let out = bin().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("types.text_processing.max_concurrent: expected at least 1"), "{err}");
+
+    let out = bin().args(["--config", "/nonexistent/x.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
+}
+
+#[test]
+fn a_bad_environment_override_exits_2() {
+    let out = bin().env("MAX_WORKERS", "many").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_WORKERS"));
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+#[cfg(unix)]
+fn serve_then_signal(signal: &str) {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.toml");
+    let mut child = bin()
+        .args(["serve", "--config", fixture, "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The warm worker of text_processing announces its pid.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut worker_pid = None;
+    let mut log = Vec::new();
+    while worker_pid.is_none() && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            if let Some(rest) = line.split("(pid ").nth(1) {
+                worker_pid = rest.trim_end_matches(')').parse::<u32>().ok();
+            }
+            log.push(line);
+        }
+    }
+    let worker_pid = worker_pid.unwrap_or_else(|| panic!("no worker started: {log:#?}"));
+    assert!(pid_alive(worker_pid));
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "the server ignored {signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(!pid_alive(worker_pid), "worker {worker_pid} outlived the server");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("shutdown complete")), "{rest:#?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_down_gracefully_and_exits_0() {
+    serve_then_signal("-TERM");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_shuts_down_gracefully_and_exits_0() {
+    serve_then_signal("-INT");
+}
+
+#[test]
+fn the_embed_example_runs_both_executors() {
+    // Cargo builds examples next to the binary under test when it builds the tests.
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_workerpool"));
+    let example = bin.parent().unwrap().join("examples").join("embed");
+    assert!(example.exists(), "{} was not built", example.display());
+    let out = Command::new(example).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(r#"resize (in-process): {"height":240,"width":320}"#), "{stdout}");
+    assert!(stdout.contains(r#""words":4"#), "{stdout}");
+    assert!(stdout.contains("word_count with no text: failed (no text to count)"), "{stdout}");
+}
