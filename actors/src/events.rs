@@ -39,7 +39,7 @@ pub enum EventKind {
     /// A worker's health changed.
     WorkerHealth { worker_id: String, task_type: String, healthy: bool, detail: String },
     /// A task was handed to a worker.
-    TaskAssigned { task_id: String, task_type: String, worker_id: String, attempt: u32 },
+    TaskAssigned { task_id: String, task_type: String, worker_id: String, attempt: u32, wait_ms: u64 },
     /// A worker reported progress.
     TaskProgress {
         task_id: String,

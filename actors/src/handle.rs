@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::{EventKind, EventReceiver};
 use crate::executor::{HandlerFn, HandlerFuture, TaskContext, TaskError, typed_handler};
 use crate::messages::*;
+use crate::metrics::PoolMetrics;
 use crate::pool::TypePool;
 use crate::shared::Shared;
 use crate::supervisor::{Pools, Supervisor};
@@ -47,12 +48,13 @@ use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
 pub struct PoolBuilder {
     config: PoolConfig,
     handlers: HashMap<String, HandlerFn>,
+    registry: Option<prometheus::Registry>,
 }
 
 impl PoolBuilder {
     /// A builder for `config`.
     pub fn new(config: PoolConfig) -> PoolBuilder {
-        PoolBuilder { config, handlers: HashMap::new() }
+        PoolBuilder { config, handlers: HashMap::new(), registry: None }
     }
 
     /// Runs the tasks of `task_type` in-process with an async handler. A type not in the
@@ -80,10 +82,16 @@ impl PoolBuilder {
         self
     }
 
+    /// Registers the pool's `workerpool_*` metrics on `registry` (default: a private one).
+    pub fn registry(mut self, registry: prometheus::Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
     /// Validates the configuration and starts the actor tree: on the current actix system if
     /// there is one, otherwise on a thread of its own that ends with [`PoolHandle::shutdown`].
     pub fn start(self) -> Result<PoolHandle, Error> {
-        let PoolBuilder { mut config, handlers } = self;
+        let PoolBuilder { mut config, handlers, registry } = self;
         for name in handlers.keys() {
             let t = config.types.entry(name.clone()).or_insert_with(|| TypeConfig::defaults_for(name));
             t.executor = ExecutorKind::InProcess;
@@ -107,7 +115,10 @@ impl PoolBuilder {
                 _ => {}
             }
         }
-        let shared = Arc::new(Shared::new(&config));
+        let registry = registry.unwrap_or_default();
+        let metrics = PoolMetrics::new(&registry)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot register the metrics: {e}")))?;
+        let shared = Arc::new(Shared::new(&config, metrics));
         let (supervisor, pools, system) = if actix_rt::System::try_current().is_some() {
             let (s, p) = Supervisor::start_tree(&config, handlers, shared.clone());
             (s, p, None)
@@ -192,6 +203,11 @@ impl PoolHandle {
             .pools
             .get(task_type)
             .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))
+    }
+
+    /// The pool's metrics (and their registry, for exposition).
+    pub fn metrics(&self) -> &PoolMetrics {
+        &self.inner.shared.metrics
     }
 
     /// The configuration the pool runs with.
@@ -304,6 +320,11 @@ impl PoolHandle {
             stats.avg_task_ms = busy_ms / stats.tasks_completed as f64;
         }
         Ok(stats)
+    }
+
+    /// The waiting tasks of a type, in queue order (at most `limit` listed).
+    pub async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
+        Ok(self.pool(task_type)?.send(GetQueue { limit }).await?)
     }
 
     /// Every worker of every type.

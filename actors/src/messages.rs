@@ -5,7 +5,7 @@
 //! | `TypePool` | [`Enqueue`] | handle | the task id, or the refused request |
 //! | `TypePool` | [`Watch`] | handle | whether the task was still live (its record follows on the channel) |
 //! | `TypePool` | [`CancelTask`] | handle | the record after cancelling |
-//! | `TypePool` | [`GetTypeStats`], [`GetWorkers`], [`GetDeadLetters`] | handle, supervisor | figures |
+//! | `TypePool` | [`GetTypeStats`], [`GetQueue`], [`GetWorkers`], [`GetDeadLetters`] | handle, supervisor | figures |
 //! | `TypePool` | [`Requeue`] | handle | the id, queued again |
 //! | `TypePool` | [`Scale`], [`RestartWorker`] | handle | workers now / done |
 //! | `TypePool` | [`Drain`] | supervisor | what the drain did, once every worker has exited |
@@ -54,6 +54,13 @@ pub(crate) struct CancelTask(pub(crate) TaskId);
 #[derive(Message)]
 #[rtype(result = "TypeStats")]
 pub(crate) struct GetTypeStats;
+
+/// The waiting tasks of one type, in queue order, at most `limit` of them.
+#[derive(Message)]
+#[rtype(result = "QueueInfo")]
+pub(crate) struct GetQueue {
+    pub(crate) limit: usize,
+}
 
 /// The workers of one type.
 #[derive(Message)]
@@ -202,6 +209,34 @@ pub struct TypeStats {
     pub oldest_wait_ms: u64,
     /// Entries in the dead-letter list.
     pub dead_letters: usize,
+}
+
+/// The waiting tasks of one type (the contract's `/queues` entry).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueueInfo {
+    /// Tasks waiting: ready, delayed or backing off before a retry.
+    pub length: usize,
+    /// Of those, ready to run now.
+    pub ready: usize,
+    /// How long the oldest ready task has waited.
+    pub oldest_wait_ms: u64,
+    /// The first waiting tasks in queue order.
+    pub tasks: Vec<QueuedTask>,
+}
+
+/// One waiting task.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueuedTask {
+    /// Its id.
+    pub id: String,
+    /// Its priority.
+    pub priority: i32,
+    /// `ready` (in the priority queue) or `waiting` (delay or retry backoff).
+    pub state: &'static str,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Time since it became ready (or was submitted, while waiting).
+    pub waited_ms: u64,
 }
 
 /// What one worker is doing.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::config::PoolConfig;
 use crate::events::EventBus;
+use crate::metrics::PoolMetrics;
 use crate::messages::WorkerId;
 use crate::store::TaskStore;
 
@@ -15,6 +16,7 @@ use crate::store::TaskStore;
 pub(crate) struct Shared {
     pub(crate) store: TaskStore,
     pub(crate) events: EventBus,
+    pub(crate) metrics: PoolMetrics,
     pub(crate) max_workers: usize,
     pub(crate) max_dead_letters: usize,
     slots: AtomicUsize,
@@ -24,10 +26,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: &PoolConfig) -> Shared {
+    pub(crate) fn new(cfg: &PoolConfig, metrics: PoolMetrics) -> Shared {
         Shared {
             store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), cfg.max_records),
             events: EventBus::new(),
+            metrics,
             max_workers: cfg.max_workers,
             max_dead_letters: cfg.max_dead_letters,
             slots: AtomicUsize::new(0),

@@ -109,6 +109,8 @@ impl TypePool {
         }
         p.attempt += 1;
         let attempt = p.attempt;
+        let waited = p.ready_since.elapsed();
+        self.metrics.wait.observe(waited.as_secs_f64());
         let timer_id = id.clone();
         let timer = ctx.run_later(p.timeout, move |act, ctx| act.on_timeout(timer_id, attempt, ctx));
         p.state = State::Running { worker: worker.clone(), timer, started: Instant::now() };
@@ -129,6 +131,7 @@ impl TypePool {
             task_type: self.name.to_string(),
             worker_id: worker.to_string(),
             attempt,
+            wait_ms: waited.as_millis() as u64,
         });
     }
 
@@ -190,6 +193,7 @@ impl TypePool {
                 startup_timer: Some(startup_timer),
                 retire: false,
                 replace: false,
+                stop_reason: None,
             },
         );
         log::info!("worker {id} starting ({})", self.name);
@@ -197,12 +201,13 @@ impl TypePool {
     }
 
     /// Asks a worker to stop; it stays counted until its exit is reported.
-    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: &str) {
+    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: &'static str) {
         let Some(slot) = self.workers.get_mut(id) else { return };
         if slot.state == WState::Stopping {
             return;
         }
         slot.state = WState::Stopping;
+        slot.stop_reason = Some(reason);
         slot.addr.do_send(StopWorker { kill });
         self.idle.retain(|w| w != id);
         log::info!("worker {id} stopping ({reason})");
@@ -229,13 +234,13 @@ impl TypePool {
         slot.idle_since = Instant::now();
         let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
         if slot.retire {
-            self.stop_worker(id, false, "scaled down");
+            self.stop_worker(id, false, "scaled_down");
         } else if recycle {
             self.stop_worker(id, false, "recycled");
         } else if self.draining.is_some() {
             self.stop_worker(id, false, "shutdown");
         } else if self.should_yield() {
-            self.stop_worker(id, false, "yielded to a starved type");
+            self.stop_worker(id, false, "yielded");
         } else {
             self.idle.push(id.clone());
         }
@@ -274,11 +279,12 @@ impl TypePool {
             (None, None) => "ended".to_string(),
         };
         let reason = match slot.state {
-            WState::Stopping => "stopped",
+            WState::Stopping => slot.stop_reason.unwrap_or("stopped"),
             WState::Busy => "crashed",
             WState::Starting => "failed_to_start",
             WState::Idle => "exited",
         };
+        self.shared.metrics.worker_exited(&self.name, reason);
         log::info!("worker {id} {how} ({reason})");
         self.shared.events.emit(|| EventKind::WorkerExited {
             worker_id: id.to_string(),

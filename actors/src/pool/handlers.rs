@@ -39,7 +39,7 @@ impl Handler<CancelTask> for TypePool {
         };
         if let State::Running { worker, .. } = &p.state {
             let worker = worker.clone();
-            self.stop_worker(&worker, true, "task cancelled");
+            self.stop_worker(&worker, true, "cancelled");
         }
         self.fail_attempt(&id, Failure::Cancelled, ctx);
         self.dispatch(ctx);
@@ -51,7 +51,38 @@ impl Handler<GetTypeStats> for TypePool {
     type Result = MessageResult<GetTypeStats>;
 
     fn handle(&mut self, _: GetTypeStats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.stats())
+        let stats = self.stats();
+        self.shared.metrics.set_gauges(&self.name, &stats);
+        MessageResult(stats)
+    }
+}
+
+impl Handler<GetQueue> for TypePool {
+    type Result = MessageResult<GetQueue>;
+
+    fn handle(&mut self, msg: GetQueue, _: &mut Context<Self>) -> Self::Result {
+        let mut waiting: Vec<(&TaskId, &Pending)> =
+            self.tasks.iter().filter(|(_, p)| !matches!(p.state, State::Running { .. })).collect();
+        // Queue order: ready before waiting, then priority, then first come.
+        waiting.sort_by_key(|(_, p)| (!matches!(p.state, State::Queued), -i64::from(p.priority), p.seq));
+        let oldest = waiting
+            .iter()
+            .filter(|(_, p)| matches!(p.state, State::Queued))
+            .map(|(_, p)| p.ready_since.elapsed().as_millis() as u64)
+            .max()
+            .unwrap_or(0);
+        let tasks = waiting
+            .iter()
+            .take(msg.limit)
+            .map(|(id, p)| QueuedTask {
+                id: id.to_string(),
+                priority: p.priority,
+                state: if matches!(p.state, State::Queued) { "ready" } else { "waiting" },
+                attempts: p.attempt,
+                waited_ms: p.ready_since.elapsed().as_millis() as u64,
+            })
+            .collect();
+        MessageResult(QueueInfo { length: waiting.len(), ready: self.ready, oldest_wait_ms: oldest, tasks })
     }
 }
 
@@ -200,7 +231,7 @@ impl Handler<Scale> for TypePool {
                     slot.retire = true;
                     continue;
                 }
-                self.stop_worker(id, false, "scaled down");
+                self.stop_worker(id, false, "scaled_down");
             }
             self.shared.events.emit(|| EventKind::ScaleDown {
                 task_type: self.name.to_string(),
@@ -312,7 +343,7 @@ impl Handler<ReleaseIdle> for TypePool {
             && self.ready == 0
             && let Some(id) = self.idle.first().cloned()
         {
-            self.stop_worker(&id, false, "yielded to a starved type");
+            self.stop_worker(&id, false, "yielded");
         }
     }
 }

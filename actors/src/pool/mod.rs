@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
 use crate::executor::{HandlerFn as TaskHandlerFn, TaskError};
 use crate::messages::*;
+use crate::metrics::TypeMetrics;
 use crate::policy::{QueueKey, retry_backoff};
 use crate::shared::Shared;
 use crate::supervisor::Supervisor;
@@ -94,6 +95,8 @@ struct Slot {
     retire: bool,
     /// Start a fresh worker when this one has exited (restart).
     replace: bool,
+    /// Why the pool stopped it (`timeout`, `cancelled`, `recycled`, `restart`, …).
+    stop_reason: Option<&'static str>,
 }
 
 /// How an attempt ended without a result.
@@ -131,6 +134,7 @@ pub(crate) struct TypePool {
     command: Option<Arc<[String]>>,
     handler: Option<TaskHandlerFn>,
     shared: Arc<Shared>,
+    metrics: TypeMetrics,
     supervisor: Addr<Supervisor>,
     tasks: HashMap<TaskId, Pending>,
     queue: BinaryHeap<QueueKey<TaskId>>,
@@ -164,6 +168,7 @@ impl TypePool {
             cfg,
             command,
             handler,
+            metrics: TypeMetrics::new(&shared.metrics, name),
             shared,
             supervisor,
             tasks: HashMap::new(),

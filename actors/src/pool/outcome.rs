@@ -103,7 +103,9 @@ impl TypePool {
         let Some(p) = self.tasks.get(id) else { return };
         if let State::Running { timer, started, .. } = p.state {
             ctx.cancel_future(timer);
-            let ms = started.elapsed().as_millis() as u64;
+            let took = started.elapsed();
+            self.metrics.duration.observe(took.as_secs_f64());
+            let ms = took.as_millis() as u64;
             self.busy_ms_total += ms;
             self.shared.events.emit(|| EventKind::TaskCompleted {
                 task_id: id.to_string(),
@@ -113,6 +115,7 @@ impl TypePool {
             });
         }
         self.completed += 1;
+        self.metrics.completed.inc();
         self.finish(id, TaskStatus::Completed, Ok(result), None);
     }
 
@@ -123,7 +126,7 @@ impl TypePool {
             return;
         }
         let worker = worker.clone();
-        self.stop_worker(&worker, true, "task timed out");
+        self.stop_worker(&worker, true, "timeout");
         self.fail_attempt(&id, Failure::Timeout, ctx);
     }
 
@@ -164,6 +167,7 @@ impl TypePool {
                 status,
             });
         }
+        self.metrics.outcome(if retry { "retried" } else { status.as_str() });
         if retry {
             let backoff = retry_backoff(self.cfg.retry_delay_ms, p.attempt);
             log::info!("task {id} attempt {} failed ({message}); retry in {backoff:?}", p.attempt);

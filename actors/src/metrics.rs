@@ -1,0 +1,157 @@
+//! `PoolMetrics`: the contract's `workerpool_*` Prometheus collectors, registered once on a
+//! registry the caller supplies (or a private one).
+//!
+//! Counters and histograms are updated by the pools as things happen, so they never miss an
+//! event; the gauges of workers and queue lengths are set whenever stats are read
+//! (`PoolHandle::stats`), which a scrape does first.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::messages::TypeStats;
+
+/// Buckets of the task duration histogram, in seconds: 1 ms to 10 min.
+const DURATION_BUCKETS: [f64; 14] =
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 180.0, 600.0];
+/// Buckets of the wait histogram, in seconds: 100 µs to 10 min.
+const WAIT_BUCKETS: [f64; 13] = [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
+
+/// Worker exits that are part of normal operation, not restarts.
+const PLANNED_EXITS: [&str; 4] = ["shutdown", "scaled_down", "idle", "yielded"];
+
+/// The collectors.
+#[derive(Clone, Debug)]
+pub struct PoolMetrics {
+    registry: Registry,
+    /// `workerpool_workers{type,state}`.
+    pub workers: IntGaugeVec,
+    /// `workerpool_queue_length{type}`.
+    pub queue_length: IntGaugeVec,
+    /// `workerpool_tasks_total{type,outcome}`.
+    pub tasks_total: IntCounterVec,
+    /// `workerpool_task_duration_seconds{type}`.
+    pub task_duration: HistogramVec,
+    /// `workerpool_task_wait_seconds{type}`.
+    pub task_wait: HistogramVec,
+    /// `workerpool_worker_restarts_total{type,reason}`.
+    pub worker_restarts: IntCounterVec,
+    /// `workerpool_worker_memory_bytes{worker}`.
+    pub worker_memory: IntGaugeVec,
+    /// `workerpool_worker_cpu_percent{worker}`.
+    pub worker_cpu: prometheus::GaugeVec,
+    /// `workerpool_gpu_utilization_percent{gpu}`.
+    pub gpu_utilization: prometheus::GaugeVec,
+}
+
+impl PoolMetrics {
+    /// Creates the collectors and registers them on `registry`.
+    ///
+    /// # Examples
+    /// ```
+    /// let registry = prometheus::Registry::new();
+    /// let metrics = workerpool_actors::PoolMetrics::new(&registry).unwrap();
+    /// metrics.tasks_total.with_label_values(&["t", "completed"]).inc();
+    /// assert!(registry.gather().iter().any(|f| f.name() == "workerpool_tasks_total"));
+    /// ```
+    pub fn new(registry: &Registry) -> Result<PoolMetrics, prometheus::Error> {
+        let m = PoolMetrics {
+            registry: registry.clone(),
+            workers: IntGaugeVec::new(
+                Opts::new("workerpool_workers", "Live workers by type and state"),
+                &["type", "state"],
+            )?,
+            queue_length: IntGaugeVec::new(
+                Opts::new("workerpool_queue_length", "Tasks waiting to run, by type"),
+                &["type"],
+            )?,
+            tasks_total: IntCounterVec::new(
+                Opts::new(
+                    "workerpool_tasks_total",
+                    "Tasks that ended, by type and final status; outcome=retried counts failed attempts that were retried",
+                ),
+                &["type", "outcome"],
+            )?,
+            task_duration: HistogramVec::new(
+                HistogramOpts::new("workerpool_task_duration_seconds", "Run time of completed tasks")
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                &["type"],
+            )?,
+            task_wait: HistogramVec::new(
+                HistogramOpts::new("workerpool_task_wait_seconds", "Time from ready to running, per attempt")
+                    .buckets(WAIT_BUCKETS.to_vec()),
+                &["type"],
+            )?,
+            worker_restarts: IntCounterVec::new(
+                Opts::new("workerpool_worker_restarts_total", "Workers replaced, by type and reason"),
+                &["type", "reason"],
+            )?,
+            worker_memory: IntGaugeVec::new(
+                Opts::new("workerpool_worker_memory_bytes", "Resident memory of each worker process"),
+                &["worker"],
+            )?,
+            worker_cpu: prometheus::GaugeVec::new(
+                Opts::new("workerpool_worker_cpu_percent", "CPU of each worker process (percent of one core)"),
+                &["worker"],
+            )?,
+            gpu_utilization: prometheus::GaugeVec::new(
+                Opts::new("workerpool_gpu_utilization_percent", "Utilisation of each GPU"),
+                &["gpu"],
+            )?,
+        };
+        registry.register(Box::new(m.workers.clone()))?;
+        registry.register(Box::new(m.queue_length.clone()))?;
+        registry.register(Box::new(m.tasks_total.clone()))?;
+        registry.register(Box::new(m.task_duration.clone()))?;
+        registry.register(Box::new(m.task_wait.clone()))?;
+        registry.register(Box::new(m.worker_restarts.clone()))?;
+        registry.register(Box::new(m.worker_memory.clone()))?;
+        registry.register(Box::new(m.worker_cpu.clone()))?;
+        registry.register(Box::new(m.gpu_utilization.clone()))?;
+        Ok(m)
+    }
+
+    /// The registry the collectors are registered on.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub(crate) fn worker_exited(&self, task_type: &str, reason: &str) {
+        if !PLANNED_EXITS.contains(&reason) {
+            self.worker_restarts.with_label_values(&[task_type, reason]).inc();
+        }
+    }
+
+    pub(crate) fn set_gauges(&self, task_type: &str, stats: &TypeStats) {
+        let starting = stats.total.saturating_sub(stats.available + stats.busy);
+        for (state, n) in [("idle", stats.available), ("busy", stats.busy), ("starting", starting)] {
+            self.workers.with_label_values(&[task_type, state]).set(n as i64);
+        }
+        self.queue_length.with_label_values(&[task_type]).set(stats.queued as i64);
+    }
+}
+
+/// The per-type handles a pool updates on its hot path (label look-ups done once).
+#[derive(Clone, Debug)]
+pub(crate) struct TypeMetrics {
+    pub(crate) completed: prometheus::IntCounter,
+    pub(crate) duration: prometheus::Histogram,
+    pub(crate) wait: prometheus::Histogram,
+    tasks_total: IntCounterVec,
+    task_type: String,
+}
+
+impl TypeMetrics {
+    pub(crate) fn new(m: &PoolMetrics, task_type: &str) -> TypeMetrics {
+        TypeMetrics {
+            completed: m.tasks_total.with_label_values(&[task_type, "completed"]),
+            duration: m.task_duration.with_label_values(&[task_type]),
+            wait: m.task_wait.with_label_values(&[task_type]),
+            tasks_total: m.tasks_total.clone(),
+            task_type: task_type.to_string(),
+        }
+    }
+
+    /// Counts an attempt that ended otherwise than with a result (`retried`, `failed`, …).
+    pub(crate) fn outcome(&self, outcome: &str) {
+        self.tasks_total.with_label_values(&[&self.task_type, outcome]).inc();
+    }
+}
