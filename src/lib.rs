@@ -4,8 +4,10 @@
 //! **Architecture Invariant:** this crate talks to the actor tree only through
 //! `workerpool_actors::PoolHandle`.
 
+pub mod api;
 pub mod bench;
 pub mod demo_worker;
+pub mod metrics;
 pub mod serve;
 pub mod settings;
 

@@ -1,16 +1,41 @@
-//! `workerpool serve`: starts the actor tree and runs until SIGTERM or SIGINT, then shuts down
-//! gracefully (contract §2).
+//! `workerpool serve`: the actor tree behind actix-web, until SIGTERM or SIGINT, then a
+//! graceful shutdown (contract §2).
 
+use std::sync::atomic::Ordering;
+
+use actix_web::{App, HttpServer, middleware};
 use anyhow::Context as _;
-use workerpool_actors::{PoolBuilder, PoolHandle};
+use workerpool_actors::{EventKind, PoolBuilder, PoolHandle};
 
+use crate::api::{self, AppState};
 use crate::settings::Settings;
 
 /// Runs the server until a termination signal; returns after the graceful shutdown.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = start(&settings)?;
+    actix_rt::spawn(log_events(pool.clone()));
+    let state = AppState::new(pool.clone(), settings.clone());
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(api::json_errors())
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
+            .configure(api::configure(app_state.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(&settings.bind)
+    .with_context(|| format!("cannot listen on {}", settings.bind))?;
+    for addr in server.addrs() {
+        log::info!("listening on http://{addr}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let serving = actix_rt::spawn(server);
+
     let signal = wait_for_signal().await?;
     log::info!("{signal} received: shutting down (grace {} ms)", settings.pool.graceful_shutdown_timeout_ms);
+    state.shutting_down.store(true, Ordering::Release);
     let report = pool.shutdown().await;
     log::info!(
         "shutdown complete: {} finished in the grace period, {} running and {} waiting failed with reason shutdown",
@@ -18,10 +43,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         report.failed_running,
         report.failed_waiting
     );
+    // Waiting requests were answered by the drain; now the listener can go.
+    handle.stop(true).await;
+    let _ = serving.await;
     Ok(())
 }
 
-/// Starts the actor tree with the settings' configuration.
+/// Starts the actor tree with the settings' configuration and its metrics.
 pub fn start(settings: &Settings) -> anyhow::Result<PoolHandle> {
     let pool = PoolBuilder::new(settings.pool.clone()).start().context("cannot start the pool")?;
     log::info!(
@@ -32,6 +60,32 @@ pub fn start(settings: &Settings) -> anyhow::Result<PoolHandle> {
         settings.config_path.as_ref().map_or("(built-in defaults)".into(), |p| p.display().to_string()),
     );
     Ok(pool)
+}
+
+/// Logs every pool event, one line each with its worker and task ids: worker events at info,
+/// task events at debug (`RUST_LOG=workerpool::events=debug` shows them).
+async fn log_events(pool: PoolHandle) {
+    let mut rx = pool.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(event) => {
+                let level = match event.kind {
+                    EventKind::TaskAssigned { .. } | EventKind::TaskProgress { .. } | EventKind::TaskCompleted { .. } => {
+                        log::Level::Debug
+                    }
+                    _ => log::Level::Info,
+                };
+                if log::log_enabled!(target: "workerpool::events", level) {
+                    let data = serde_json::to_string(&event.kind).unwrap_or_default();
+                    log::log!(target: "workerpool::events", level, "{} {data}", event.kind.name());
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                log::warn!(target: "workerpool::events", "{n} events not logged (the log fell behind)");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT and says which came.

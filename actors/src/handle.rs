@@ -21,7 +21,9 @@ use crate::messages::*;
 use crate::metrics::PoolMetrics;
 use crate::pool::TypePool;
 use crate::shared::Shared;
-use crate::supervisor::{Pools, Supervisor};
+use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
+use crate::monitor::resource::{GpuStatus, ResourceSnapshot};
+use crate::supervisor::{Plugins, Pools, Supervisor};
 use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
 
 /// Builds and starts a pool.
@@ -49,12 +51,14 @@ pub struct PoolBuilder {
     config: PoolConfig,
     handlers: HashMap<String, HandlerFn>,
     registry: Option<prometheus::Registry>,
+    probe: Option<Box<dyn ResourceProbe>>,
+    gpu: Option<Box<dyn GpuSource>>,
 }
 
 impl PoolBuilder {
     /// A builder for `config`.
     pub fn new(config: PoolConfig) -> PoolBuilder {
-        PoolBuilder { config, handlers: HashMap::new(), registry: None }
+        PoolBuilder { config, handlers: HashMap::new(), registry: None, probe: None, gpu: None }
     }
 
     /// Runs the tasks of `task_type` in-process with an async handler. A type not in the
@@ -88,10 +92,22 @@ impl PoolBuilder {
         self
     }
 
+    /// Reads CPU and memory through `probe` (default: [`SysinfoProbe`]).
+    pub fn resource_probe(mut self, probe: impl ResourceProbe) -> Self {
+        self.probe = Some(Box::new(probe));
+        self
+    }
+
+    /// Reads GPUs through `source` (default: [`NvmlSource`]).
+    pub fn gpu_source(mut self, source: impl GpuSource) -> Self {
+        self.gpu = Some(Box::new(source));
+        self
+    }
+
     /// Validates the configuration and starts the actor tree: on the current actix system if
     /// there is one, otherwise on a thread of its own that ends with [`PoolHandle::shutdown`].
     pub fn start(self) -> Result<PoolHandle, Error> {
-        let PoolBuilder { mut config, handlers, registry } = self;
+        let PoolBuilder { mut config, handlers, registry, probe, gpu } = self;
         for name in handlers.keys() {
             let t = config.types.entry(name.clone()).or_insert_with(|| TypeConfig::defaults_for(name));
             t.executor = ExecutorKind::InProcess;
@@ -119,11 +135,26 @@ impl PoolBuilder {
         let metrics = PoolMetrics::new(&registry)
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot register the metrics: {e}")))?;
         let shared = Arc::new(Shared::new(&config, metrics));
+        let probe: Box<dyn ResourceProbe> = match probe {
+            Some(p) => p,
+            None => Box::new(
+                SysinfoProbe::new()
+                    .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot read system resources on this platform"))?,
+            ),
+        };
+        let mut gpu: Box<dyn GpuSource> = gpu.unwrap_or_else(|| Box::new(NvmlSource::new()));
+        // GPU availability must be known before the first task is admitted.
+        let first = gpu.sample();
+        shared.set_resources(ResourceSnapshot {
+            gpu: GpuStatus { available: first.available, reason: first.reason },
+            ..ResourceSnapshot::default()
+        });
+        let plugins = Plugins { handlers, probe, gpu };
         let (supervisor, pools, system) = if actix_rt::System::try_current().is_some() {
-            let (s, p) = Supervisor::start_tree(&config, handlers, shared.clone());
+            let (s, p) = Supervisor::start_tree(&config, plugins, shared.clone());
             (s, p, None)
         } else {
-            start_on_own_thread(&config, handlers, shared.clone())?
+            start_on_own_thread(&config, plugins, shared.clone())?
         };
         Ok(PoolHandle { inner: Arc::new(Inner { supervisor, pools, shared, config, system }) })
     }
@@ -131,7 +162,7 @@ impl PoolBuilder {
 
 fn start_on_own_thread(
     config: &PoolConfig,
-    handlers: HashMap<String, HandlerFn>,
+    plugins: Plugins,
     shared: Arc<Shared>,
 ) -> Result<(Addr<Supervisor>, Pools, Option<actix_rt::System>), Error> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -141,7 +172,7 @@ fn start_on_own_thread(
         .spawn(move || {
             let system = actix_rt::System::new();
             system.block_on(async move {
-                let (s, p) = Supervisor::start_tree(&config, handlers, shared);
+                let (s, p) = Supervisor::start_tree(&config, plugins, shared);
                 let _ = tx.send((s, p, actix_rt::System::current()));
             });
             if let Err(e) = system.run() {
@@ -210,6 +241,26 @@ impl PoolHandle {
         &self.inner.shared.metrics
     }
 
+    /// The latest resource figures (system, worker processes, GPUs).
+    pub fn resources(&self) -> ResourceSnapshot {
+        self.inner.shared.resources()
+    }
+
+    /// Whether a type takes tasks now: it exists, and when it needs a GPU, one is usable.
+    pub fn availability(&self, task_type: &str) -> Result<(), Error> {
+        let t = self.inner.config.types.get(task_type).ok_or_else(|| {
+            Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
+        })?;
+        if t.gpu_required {
+            let gpu = self.inner.shared.gpu_status();
+            if !gpu.available {
+                let why = gpu.reason.unwrap_or_else(|| "no usable GPU".to_string());
+                return Err(Error::new(ErrorKind::Unavailable, format!("{task_type} needs a GPU: {why}")));
+            }
+        }
+        Ok(())
+    }
+
     /// The configuration the pool runs with.
     pub fn config(&self) -> &PoolConfig {
         &self.inner.config
@@ -226,7 +277,7 @@ impl PoolHandle {
         request: TaskRequest,
         waiter: Option<oneshot::Sender<TaskRecord>>,
     ) -> Result<TaskId, SubmitError> {
-        let pool = match self.pool(&request.task_type) {
+        let pool = match self.availability(&request.task_type).and_then(|()| self.pool(&request.task_type)) {
             Ok(pool) => pool,
             Err(e) => return Err(SubmitError::new(e, request)),
         };

@@ -14,6 +14,7 @@
 //! | `Worker` | [`Run`], [`Ping`], [`StopWorker`] | its pool | (none) |
 //! | `Supervisor` | [`SlotWanted`], [`SlotFreed`] | a pool | (none) |
 //! | `Supervisor` | [`Shutdown`] | handle | the summed [`ShutdownReport`] |
+//! | monitors | [`StopMonitor`] | supervisor | (none) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +120,11 @@ pub(crate) struct SlotWanted;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct SlotFreed;
+
+/// Stop a timer actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopMonitor;
 
 /// Drain every pool and stop the tree.
 #[derive(Message)]

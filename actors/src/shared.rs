@@ -3,12 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::config::PoolConfig;
 use crate::events::EventBus;
 use crate::metrics::PoolMetrics;
+use crate::monitor::resource::ResourceSnapshot;
 use crate::messages::WorkerId;
 use crate::store::TaskStore;
 
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) max_dead_letters: usize,
     slots: AtomicUsize,
     next_worker: AtomicU64,
+    /// The latest resource sample.
+    resources: RwLock<ResourceSnapshot>,
     /// Types that want a worker but found every slot taken.
     starved: Mutex<BTreeSet<Arc<str>>>,
 }
@@ -36,7 +39,20 @@ impl Shared {
             slots: AtomicUsize::new(0),
             next_worker: AtomicU64::new(1),
             starved: Mutex::new(BTreeSet::new()),
+            resources: RwLock::new(ResourceSnapshot::default()),
         }
+    }
+
+    pub(crate) fn resources(&self) -> ResourceSnapshot {
+        self.resources.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn gpu_status(&self) -> crate::monitor::resource::GpuStatus {
+        self.resources.read().unwrap_or_else(|e| e.into_inner()).gpu.clone()
+    }
+
+    pub(crate) fn set_resources(&self, snapshot: ResourceSnapshot) {
+        *self.resources.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
     /// A fresh worker id, never handed out before in this tree.

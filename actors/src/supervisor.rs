@@ -9,17 +9,27 @@ use actix::prelude::*;
 
 use crate::config::PoolConfig;
 use crate::executor::HandlerFn as TaskHandlerFn;
-use crate::messages::{Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted};
+use crate::messages::{Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor};
+use crate::monitor::probe::{GpuSource, ResourceProbe};
+use crate::monitor::resource::ResourceMonitor;
 use crate::pool::TypePool;
 use crate::shared::Shared;
 
 /// The pools of a tree, by type name.
 pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;
 
+/// What an application plugs into a tree: handlers and the resource sources.
+pub(crate) struct Plugins {
+    pub(crate) handlers: HashMap<String, TaskHandlerFn>,
+    pub(crate) probe: Box<dyn ResourceProbe>,
+    pub(crate) gpu: Box<dyn GpuSource>,
+}
+
 /// The root actor.
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     pools: Pools,
+    resource_monitor: Option<Addr<ResourceMonitor>>,
     graceful: Duration,
     expire_every: Duration,
 }
@@ -28,9 +38,10 @@ impl Supervisor {
     /// Starts the supervisor and its pools on the current arbiter.
     pub(crate) fn start_tree(
         cfg: &PoolConfig,
-        mut handlers: HashMap<String, TaskHandlerFn>,
+        plugins: Plugins,
         shared: Arc<Shared>,
     ) -> (Addr<Supervisor>, Pools) {
+        let Plugins { mut handlers, probe, gpu } = plugins;
         let mut started = Pools::new();
         let addr = Supervisor::create(|ctx| {
             let me = ctx.address();
@@ -38,9 +49,12 @@ impl Supervisor {
                 let pool = TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone());
                 started.insert(name.clone(), pool.start());
             }
+            let every = Duration::from_millis(cfg.resource_monitor_interval_ms);
+            let monitor = ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every).start();
             Supervisor {
                 shared,
                 pools: started.clone(),
+                resource_monitor: Some(monitor),
                 graceful: Duration::from_millis(cfg.graceful_shutdown_timeout_ms),
                 expire_every: Duration::from_millis((cfg.record_ttl_ms / 10).clamp(100, 60_000)),
             }
@@ -89,6 +103,10 @@ impl Handler<Shutdown> for Supervisor {
     type Result = ResponseFuture<ShutdownReport>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        // Monitors stop first, so nothing acts on the pools while they drain.
+        if let Some(monitor) = self.resource_monitor.take() {
+            monitor.do_send(StopMonitor);
+        }
         let timeout = self.graceful;
         // Send every drain before awaiting any, so the pools drain side by side.
         let drains: Vec<_> = self.pools.values().map(|p| p.send(Drain { timeout })).collect();

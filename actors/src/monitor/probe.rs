@@ -1,0 +1,206 @@
+//! Where resource figures come from: [`ResourceProbe`] (CPU and memory of the system and of
+//! worker processes) and [`GpuSource`] (GPUs), each a trait with a real implementation
+//! (`sysinfo`, NVML) and room for fakes in tests.
+//!
+//! **Architecture Invariant:** OS and GPU figures are read only through these traits. Both
+//! are blocking; the resource monitor calls them off the actor thread.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// System-wide figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SystemUsage {
+    /// CPU use over all cores, 0–100.
+    pub cpu_percent: f32,
+    /// CPUs.
+    pub cpus: usize,
+    /// Memory in use (total − available).
+    pub memory_used_bytes: u64,
+    /// Memory available to new work.
+    pub memory_available_bytes: u64,
+    /// All memory.
+    pub memory_total_bytes: u64,
+}
+
+/// One process's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ProcessUsage {
+    /// CPU use, percent of one core (up to 100 × cores).
+    pub cpu_percent: f32,
+    /// Resident memory.
+    pub memory_bytes: u64,
+}
+
+/// One GPU's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GpuUsage {
+    /// Its index.
+    pub index: u32,
+    /// Its name.
+    pub name: String,
+    /// Utilisation, 0–100.
+    pub utilization_percent: f32,
+    /// Memory in use.
+    pub memory_used_bytes: u64,
+    /// All its memory.
+    pub memory_total_bytes: u64,
+}
+
+/// What a GPU source saw.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GpuSample {
+    /// Whether a usable GPU is there.
+    pub available: bool,
+    /// Why not, when not (e.g. "NVML unavailable: libnvidia-ml.so.1: cannot open …").
+    pub reason: Option<String>,
+    /// Per GPU.
+    pub devices: Vec<GpuUsage>,
+    /// GPU memory per process id, over all GPUs.
+    #[serde(skip)]
+    pub process_memory: HashMap<u32, u64>,
+}
+
+/// Reads CPU and memory figures.
+pub trait ResourceProbe: Send + 'static {
+    /// Samples the system and the given processes; a process that is gone is left out.
+    fn sample(&mut self, pids: &[u32]) -> (SystemUsage, HashMap<u32, ProcessUsage>);
+}
+
+/// Reads GPU figures.
+pub trait GpuSource: Send + 'static {
+    /// Samples every GPU.
+    fn sample(&mut self) -> GpuSample;
+}
+
+// ===== sysinfo =====
+
+/// [`ResourceProbe`] over `sysinfo`. CPU percentages are differences between samples, so
+/// the first sample of a process reads 0.
+pub struct SysinfoProbe {
+    system: System,
+}
+
+impl SysinfoProbe {
+    /// A probe; `None` when the platform is not supported.
+    pub fn new() -> Option<SysinfoProbe> {
+        System::new().ok().map(|system| SysinfoProbe { system })
+    }
+}
+
+impl ResourceProbe for SysinfoProbe {
+    fn sample(&mut self, pids: &[u32]) -> (SystemUsage, HashMap<u32, ProcessUsage>) {
+        let wanted: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
+        let kind = ProcessRefreshKind::nothing().with_cpu().with_memory();
+        self.system.refresh_processes_specifics(ProcessesToUpdate::Some(&wanted), true, kind);
+        self.system.refresh_cpu_usage();
+        self.system.refresh_memory();
+        let processes = pids
+            .iter()
+            .filter_map(|&pid| {
+                let p = self.system.process(Pid::from_u32(pid))?;
+                Some((pid, ProcessUsage { cpu_percent: p.cpu_usage(), memory_bytes: p.memory() }))
+            })
+            .collect();
+        let system = SystemUsage {
+            cpu_percent: self.system.global_cpu_usage(),
+            cpus: self.system.cpus().len(),
+            memory_used_bytes: self.system.used_memory(),
+            memory_available_bytes: self.system.available_memory(),
+            memory_total_bytes: self.system.total_memory(),
+        };
+        (system, processes)
+    }
+}
+
+// ===== NVML =====
+
+/// [`GpuSource`] over NVML. A machine without the NVIDIA driver gets a source that reports
+/// "unavailable" with the reason, and logs it once.
+pub struct NvmlSource {
+    nvml: Result<nvml_wrapper::Nvml, String>,
+}
+
+impl NvmlSource {
+    /// Loads NVML; failure is not an error, only a reason why no GPU is usable.
+    pub fn new() -> NvmlSource {
+        let nvml = nvml_wrapper::Nvml::init().map_err(|e| format!("NVML unavailable: {e}"));
+        match &nvml {
+            Ok(_) => log::info!("NVML loaded: GPU figures are live"),
+            Err(reason) => log::info!("no GPU: {reason}; types with gpu_required take no tasks"),
+        }
+        NvmlSource { nvml }
+    }
+}
+
+impl Default for NvmlSource {
+    fn default() -> Self {
+        NvmlSource::new()
+    }
+}
+
+impl GpuSource for NvmlSource {
+    fn sample(&mut self) -> GpuSample {
+        let nvml = match &self.nvml {
+            Ok(nvml) => nvml,
+            Err(reason) => return GpuSample { reason: Some(reason.clone()), ..GpuSample::default() },
+        };
+        let count = match nvml.device_count() {
+            Ok(n) => n,
+            Err(e) => return GpuSample { reason: Some(format!("NVML cannot count devices: {e}")), ..GpuSample::default() },
+        };
+        let mut sample = GpuSample::default();
+        for index in 0..count {
+            let device = match nvml.device_by_index(index) {
+                Ok(d) => d,
+                Err(e) => {
+                    log::warn!("GPU {index}: {e}");
+                    continue;
+                }
+            };
+            let memory = device.memory_info().ok();
+            sample.devices.push(GpuUsage {
+                index,
+                name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+                utilization_percent: device.utilization_rates().map_or(0.0, |u| u.gpu as f32),
+                memory_used_bytes: memory.as_ref().map_or(0, |m| m.used),
+                memory_total_bytes: memory.as_ref().map_or(0, |m| m.total),
+            });
+            for p in device.running_compute_processes().unwrap_or_default() {
+                if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
+                    *sample.process_memory.entry(p.pid).or_default() += bytes;
+                }
+            }
+        }
+        sample.available = !sample.devices.is_empty();
+        if !sample.available {
+            sample.reason = Some("NVML reports no GPU".to_string());
+        }
+        sample
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysinfo_sees_this_process() {
+        let Some(mut probe) = SysinfoProbe::new() else { return };
+        let me = std::process::id();
+        let (system, procs) = probe.sample(&[me, u32::MAX - 1]);
+        assert!(system.memory_total_bytes > 0 && system.cpus > 0);
+        assert!(procs[&me].memory_bytes > 0);
+        assert!(!procs.contains_key(&(u32::MAX - 1)));
+    }
+
+    #[test]
+    fn nvml_without_a_driver_says_why() {
+        let sample = NvmlSource::new().sample();
+        if !sample.available {
+            assert!(sample.reason.is_some());
+        }
+    }
+}

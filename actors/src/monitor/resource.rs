@@ -1,0 +1,167 @@
+//! `ResourceMonitor`: every `resource_monitor_interval_ms`, samples the CPU and memory of the
+//! system and of every worker process, and the GPUs; publishes the snapshot (the contract's
+//! `/resources`) and the resource gauges.
+//!
+//! Sampling blocks (it reads `/proc` and calls NVML), so it runs on a blocking thread; a tick
+//! that finds the previous sample still running is skipped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::probe::{GpuSample, GpuSource, GpuUsage, ProcessUsage, ResourceProbe, SystemUsage};
+use crate::messages::{GetWorkers, StopMonitor, WorkerInfo};
+use crate::shared::Shared;
+use crate::supervisor::Pools;
+use crate::task::now_ms;
+
+/// One worker's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkerUsage {
+    /// The worker.
+    pub worker_id: String,
+    /// Its type.
+    pub task_type: String,
+    /// Its process.
+    pub pid: u32,
+    /// CPU, percent of one core.
+    pub cpu_percent: f32,
+    /// Resident memory.
+    pub memory_bytes: u64,
+    /// GPU memory, when NVML reports it.
+    pub gpu_memory_bytes: Option<u64>,
+}
+
+/// Whether a usable GPU is there, and why not.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GpuStatus {
+    /// A usable GPU is reported.
+    pub available: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
+/// The latest resource figures (the contract's `/resources`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ResourceSnapshot {
+    /// When it was taken (Unix ms); 0 before the first sample.
+    pub sampled_at: u64,
+    /// System totals.
+    pub system: SystemUsage,
+    /// Per worker process.
+    pub workers: Vec<WorkerUsage>,
+    /// GPU availability.
+    pub gpu: GpuStatus,
+    /// Per GPU.
+    pub gpus: Vec<GpuUsage>,
+}
+
+type Probes = Arc<Mutex<(Box<dyn ResourceProbe>, Box<dyn GpuSource>)>>;
+
+/// The timer actor.
+pub(crate) struct ResourceMonitor {
+    shared: Arc<Shared>,
+    pools: Pools,
+    probes: Probes,
+    every: Duration,
+    sampling: bool,
+}
+
+impl ResourceMonitor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        pools: Pools,
+        probe: Box<dyn ResourceProbe>,
+        gpu: Box<dyn GpuSource>,
+        every: Duration,
+    ) -> ResourceMonitor {
+        ResourceMonitor { shared, pools, probes: Arc::new(Mutex::new((probe, gpu))), every, sampling: false }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.sampling {
+            return;
+        }
+        self.sampling = true;
+        let asks: Vec<_> = self.pools.values().map(|p| p.send(GetWorkers)).collect();
+        let probes = self.probes.clone();
+        let work = async move {
+            let mut workers: Vec<WorkerInfo> = Vec::new();
+            for ask in asks {
+                workers.extend(ask.await.unwrap_or_default());
+            }
+            let pids: Vec<u32> = workers.iter().filter_map(|w| w.pid).collect();
+            let sampled = actix_rt::task::spawn_blocking(move || {
+                let mut guard = probes.lock().unwrap_or_else(|e| e.into_inner());
+                let (probe, gpu) = &mut *guard;
+                let (system, procs) = probe.sample(&pids);
+                (system, procs, gpu.sample())
+            })
+            .await;
+            (workers, sampled.ok())
+        };
+        ctx.spawn(work.into_actor(self).map(|(workers, sampled), act, _| {
+            act.sampling = false;
+            if let Some((system, procs, gpu)) = sampled {
+                act.publish(&workers, system, &procs, gpu);
+            }
+        }));
+    }
+
+    fn publish(&self, workers: &[WorkerInfo], system: SystemUsage, procs: &HashMap<u32, ProcessUsage>, gpu: GpuSample) {
+        let usage: Vec<WorkerUsage> = workers
+            .iter()
+            .filter_map(|w| {
+                let pid = w.pid?;
+                let p = procs.get(&pid)?;
+                Some(WorkerUsage {
+                    worker_id: w.id.clone(),
+                    task_type: w.task_type.clone(),
+                    pid,
+                    cpu_percent: p.cpu_percent,
+                    memory_bytes: p.memory_bytes,
+                    gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
+                })
+            })
+            .collect();
+        let m = &self.shared.metrics;
+        m.worker_memory.reset();
+        m.worker_cpu.reset();
+        for w in &usage {
+            m.worker_memory.with_label_values(&[&w.worker_id]).set(w.memory_bytes as i64);
+            m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
+        }
+        m.gpu_utilization.reset();
+        for g in &gpu.devices {
+            m.gpu_utilization.with_label_values(&[&g.index.to_string()]).set(f64::from(g.utilization_percent));
+        }
+        let snapshot = ResourceSnapshot {
+            sampled_at: now_ms(),
+            system,
+            workers: usage,
+            gpu: GpuStatus { available: gpu.available, reason: gpu.reason },
+            gpus: gpu.devices,
+        };
+        self.shared.set_resources(snapshot);
+    }
+}
+
+impl Handler<StopMonitor> for ResourceMonitor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopMonitor, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Actor for ResourceMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.tick(ctx);
+        ctx.run_interval(self.every, |act, ctx| act.tick(ctx));
+    }
+}

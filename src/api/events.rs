@@ -1,0 +1,148 @@
+//! Server-sent events: every pool event (`/api/workers/events`) and one task's progress
+//! (`/api/tasks/{id}/events`).
+//!
+//! Each SSE message is `event: <name>` and `data: <json>`; pool events carry the contract's
+//! `{"event","data","instance_id","timestamp"}`. A comment line is sent every
+//! [`KEEP_ALIVE`] so proxies keep the stream open.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use futures_util::stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
+
+use super::{AppState, tasks::unknown};
+
+/// How often an idle stream sends a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn sse_message(name: &str, data: &serde_json::Value) -> web::Bytes {
+    web::Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+fn sse_response<S>(body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+/// Waits for the next event, or says it is time for a keep-alive.
+async fn next_event(rx: &mut EventReceiver) -> Result<Option<Event>, u64> {
+    match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+        Err(_) => Ok(None),
+        Ok(Ok(event)) => Ok(Some(event)),
+        Ok(Err(RecvError::Lagged(n))) => Err(n),
+        Ok(Err(RecvError::Closed)) => Err(0),
+    }
+}
+
+/// `GET /api/workers/events`: every pool event from now on.
+pub(super) async fn pool_events(state: web::Data<AppState>) -> HttpResponse {
+    let rx = state.pool.subscribe();
+    let instance = state.settings.instance_id.clone();
+    let body = stream::unfold((rx, instance), |(mut rx, instance)| async move {
+        let chunk = match next_event(&mut rx).await {
+            Ok(Some(event)) => {
+                let mut data = serde_json::to_value(&event).unwrap_or_default();
+                if let Some(map) = data.as_object_mut() {
+                    map.insert("instance_id".into(), json!(instance));
+                }
+                sse_message(event.kind.name(), &data)
+            }
+            Ok(None) => web::Bytes::from_static(b": keep-alive\n\n"),
+            Err(0) => return None,
+            Err(lost) => sse_message("lagged", &json!({ "lost_events": lost })),
+        };
+        Some((Ok(chunk), (rx, instance)))
+    });
+    sse_response(body)
+}
+
+/// Where a task stream is.
+enum TaskStream {
+    /// Send the current record first.
+    Start(EventReceiver),
+    /// Follow the events of the task.
+    Follow(EventReceiver),
+    /// The final record was sent.
+    Done,
+}
+
+/// `GET /api/tasks/{id}/events`: the record now (`status`), then `progress` events, then the
+/// final record (`result`), then the stream ends.
+pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = TaskId::from(path.into_inner());
+    // Subscribe before reading the record, so nothing between the two is missed.
+    let rx = state.pool.subscribe();
+    if state.pool.task(&id).is_none() {
+        return actix_web::ResponseError::error_response(&unknown(&id));
+    }
+    let pool = state.pool.clone();
+    let body = stream::unfold((TaskStream::Start(rx), pool, id), |(phase, pool, id)| async move {
+        match phase {
+            TaskStream::Done => None,
+            TaskStream::Start(rx) => {
+                let record = pool.task(&id)?;
+                let done = record.status.is_final();
+                let name = if done { "result" } else { "status" };
+                let chunk = sse_message(name, &serde_json::to_value(&record).unwrap_or_default());
+                let next = if done { TaskStream::Done } else { TaskStream::Follow(rx) };
+                Some((Ok(chunk), (next, pool, id)))
+            }
+            TaskStream::Follow(mut rx) => loop {
+                match next_event(&mut rx).await {
+                    Ok(None) => {
+                        let chunk = web::Bytes::from_static(b": keep-alive\n\n");
+                        return Some((Ok(chunk), (TaskStream::Follow(rx), pool, id)));
+                    }
+                    Ok(Some(event)) if event.kind.task_id() == Some(id.as_str()) => {
+                        if let Some(chunk) = task_chunk(&pool, &id, &event) {
+                            let done = ends_task(&event.kind);
+                            let next = if done { TaskStream::Done } else { TaskStream::Follow(rx) };
+                            return Some((Ok(chunk), (next, pool, id)));
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    // Events were lost: the record says where the task is now.
+                    Err(n) if n > 0 => return Some((Ok(web::Bytes::new()), (TaskStream::Start(rx), pool, id))),
+                    Err(_) => return None,
+                }
+            },
+        }
+    });
+    sse_response(body)
+}
+
+fn ends_task(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::TaskCompleted { .. } => true,
+        EventKind::TaskFailed { status, .. } => status.is_final(),
+        _ => false,
+    }
+}
+
+fn task_chunk(pool: &PoolHandle, id: &TaskId, event: &Event) -> Option<web::Bytes> {
+    match &event.kind {
+        EventKind::TaskProgress { progress, stage, worker_id, .. } => Some(sse_message(
+            "progress",
+            &json!({ "id": id, "progress": progress, "stage": stage, "worker_id": worker_id }),
+        )),
+        kind if ends_task(kind) => {
+            let record = pool.task(id)?;
+            Some(sse_message("result", &serde_json::to_value(&record).unwrap_or_default()))
+        }
+        EventKind::TaskAssigned { .. } | EventKind::TaskFailed { .. } => {
+            let record = pool.task(id)?;
+            (record.status != TaskStatus::Completed)
+                .then(|| sse_message("status", &serde_json::to_value(&record).unwrap_or_default()))
+        }
+        _ => None,
+    }
+}

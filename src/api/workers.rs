@@ -1,0 +1,225 @@
+//! `/api/workers/*`: stats, status, types, execute, scale, restart, health, queues,
+//! resources and dead letters.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use workerpool_actors::{HealthStatus, ScaleAction, TaskOptions, TaskRecord, TaskRequest, TaskStatus, assess_health};
+
+use super::{ApiError, AppState, authorize, read_json};
+
+type State = web::Data<AppState>;
+
+/// The longest task timeout a request may ask for (one day).
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// The longest delay a request may ask for (seven days).
+const MAX_DELAY_MS: u64 = 7 * 86_400_000;
+/// The most retries a request may ask for.
+const MAX_RETRIES: u32 = 32;
+/// Waiting tasks listed per type by `/queues` and `/status`.
+const QUEUE_LISTING: usize = 50;
+
+/// `GET /api/workers/stats`.
+pub(super) async fn stats(state: State) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.pool.stats().await?))
+}
+
+/// `GET /api/workers/status`: stats, queues, resources, configuration and workers.
+pub(super) async fn status(state: State) -> Result<HttpResponse, ApiError> {
+    let stats = state.pool.stats().await?;
+    let mut body = serde_json::to_value(&stats).unwrap_or_default();
+    let extra = json!({
+        "instance_id": state.settings.instance_id,
+        "uptime_ms": state.started.elapsed().as_millis() as u64,
+        "queues": queue_map(&state).await?,
+        "resources": state.pool.resources(),
+        "workers": state.pool.workers().await?,
+        "config": state.pool.config(),
+    });
+    if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /api/workers/types`: each type's configuration and whether it takes tasks now.
+pub(super) async fn types(state: State) -> Result<HttpResponse, ApiError> {
+    let mut types = BTreeMap::new();
+    for (name, t) in &state.pool.config().types {
+        let mut entry = serde_json::to_value(t).unwrap_or_default();
+        let availability = state.pool.availability(name);
+        if let Some(map) = entry.as_object_mut() {
+            map.insert("available".into(), json!(availability.is_ok() && !state.stopping()));
+            let reason = match availability {
+                Err(e) => Some(e.message().to_string()),
+                Ok(()) if state.stopping() => Some("shutting down".to_string()),
+                Ok(()) => None,
+            };
+            map.insert("unavailable_reason".into(), json!(reason));
+        }
+        types.insert(name.clone(), entry);
+    }
+    Ok(HttpResponse::Ok().json(json!({ "types": types })))
+}
+
+/// The body of `POST /api/workers/execute`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExecuteBody {
+    #[serde(rename = "type")]
+    task_type: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    options: TaskOptions,
+}
+
+impl ExecuteBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        let field = |name: &str, msg: String| ApiError::bad_request(format!("{name}: {msg}")).with("field", name);
+        if self.task_type.trim().is_empty() {
+            return Err(field("type", "must name a task type".into()));
+        }
+        let o = &self.options;
+        if let Some(t) = o.timeout
+            && !(1..=MAX_TIMEOUT_MS).contains(&t)
+        {
+            return Err(field("options.timeout", format!("expected 1 to {MAX_TIMEOUT_MS} milliseconds, got {t}")));
+        }
+        if let Some(d) = o.delay
+            && d > MAX_DELAY_MS
+        {
+            return Err(field("options.delay", format!("expected at most {MAX_DELAY_MS} milliseconds, got {d}")));
+        }
+        if let Some(r) = o.max_retries
+            && r > MAX_RETRIES
+        {
+            return Err(field("options.max_retries", format!("expected at most {MAX_RETRIES}, got {r}")));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/workers/execute`: waits for the result unless `options.wait` is false.
+pub(super) async fn execute(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let body: ExecuteBody = read_json(body).await?;
+    body.validate()?;
+    if state.stopping() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"));
+    }
+    let wait = body.options.wait.unwrap_or(true);
+    let request = TaskRequest { task_type: body.task_type, data: body.data, options: body.options };
+    if let Err(e) = state.pool.availability(&request.task_type) {
+        return Err(ApiError::from(e).with("type", request.task_type));
+    }
+    if !wait {
+        let id = state.pool.enqueue(request).await?;
+        return Ok(HttpResponse::Accepted().json(json!({ "id": id, "status": "queued" })));
+    }
+    let record = state.pool.execute(request).await?;
+    Ok(record_response(&record))
+}
+
+/// A final task record with the status the contract gives its outcome.
+pub(super) fn record_response(record: &TaskRecord) -> HttpResponse {
+    let status = match record.status {
+        TaskStatus::Completed => StatusCode::OK,
+        TaskStatus::Failed | TaskStatus::Dead => StatusCode::BAD_GATEWAY,
+        TaskStatus::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        TaskStatus::Cancelled => StatusCode::CONFLICT,
+        TaskStatus::Queued | TaskStatus::Running => StatusCode::ACCEPTED,
+    };
+    HttpResponse::build(status).json(record)
+}
+
+/// The body of `POST /api/workers/scale/{type}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScaleBody {
+    action: ScaleDirection,
+    #[serde(default = "one")]
+    count: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ScaleDirection {
+    Up,
+    Down,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// `POST /api/workers/scale/{type}`.
+pub(super) async fn scale(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let task_type = path.into_inner();
+    let body: ScaleBody = read_json(body).await?;
+    if body.count == 0 {
+        return Err(ApiError::bad_request("count: expected at least 1").with("field", "count"));
+    }
+    let action = match body.action {
+        ScaleDirection::Up => ScaleAction::Up(body.count),
+        ScaleDirection::Down => ScaleAction::Down(body.count),
+    };
+    let workers = state.pool.scale(&task_type, action).await.map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
+    Ok(HttpResponse::Ok().json(json!({ "type": task_type, "workers": workers })))
+}
+
+/// `POST /api/workers/restart/{worker_id}`.
+pub(super) async fn restart(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let worker = path.into_inner();
+    state.pool.restart_worker(&worker).await.map_err(|e| ApiError::from(e).with("worker_id", worker.clone()))?;
+    Ok(HttpResponse::Ok().json(json!({ "restarted": worker })))
+}
+
+/// `GET /api/workers/health`: 503 when unhealthy.
+pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
+    let stats = state.pool.stats().await?;
+    let report = assess_health(&stats, state.stopping());
+    let code = if report.status == HealthStatus::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    Ok(HttpResponse::build(code).json(json!({
+        "status": report.status,
+        "reasons": report.reasons,
+        "types": report.types,
+        "workers": { "total": stats.total, "busy": stats.busy, "available": stats.available },
+        "uptime_ms": state.started.elapsed().as_millis() as u64,
+    })))
+}
+
+async fn queue_map(state: &AppState) -> Result<BTreeMap<String, workerpool_actors::QueueInfo>, ApiError> {
+    let mut queues = BTreeMap::new();
+    for name in state.pool.config().types.keys() {
+        queues.insert(name.clone(), state.pool.queue(name, QUEUE_LISTING).await?);
+    }
+    Ok(queues)
+}
+
+/// `GET /api/workers/queues`: per type, length, oldest wait and the first tasks in order.
+pub(super) async fn queues(state: State) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(json!({ "queues": queue_map(&state).await? })))
+}
+
+/// `GET /api/workers/resources`: the latest sample of the resource monitor.
+pub(super) async fn resources(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(state.pool.resources())
+}
+
+/// `GET /api/workers/dead-letters/{type}`: tasks out of attempts, oldest first.
+pub(super) async fn dead_letters(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let task_type = path.into_inner();
+    let tasks = state.pool.dead_letters(&task_type).await.map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
+    Ok(HttpResponse::Ok().json(json!({ "type": task_type, "tasks": tasks })))
+}
