@@ -212,7 +212,7 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" || path.is_empty() {
             ApiError::bad_request(format!("invalid JSON body: {inner}"))
         } else {
             ApiError::bad_request(format!("{path}: {inner}")).with("field", path)

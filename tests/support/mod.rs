@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: pools of real demo-worker processes, bounded waits.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
