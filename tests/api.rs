@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::server::*;
 
-const SLOW: &str = "[pool]\nmax_workers = 4\ngraceful_shutdown_timeout_ms = 3000\nresource_monitor_interval_ms = 200\n\n[types.text_processing]\nmax_concurrent = 1\nqueue_size = 1\nmax_retries = 0\nretry_delay_ms = 20\n\n[types.image_generation]\n";
+const SLOW: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 3000\nresource_monitor_interval_ms = 200\n\n[types.text_processing]\nmax_concurrent = 1\nqueue_size = 1\nmax_retries = 0\nretry_delay_ms = 20\n\n[types.image_generation]\n";
 
 fn execute(server: &Server, body: Value) -> Reply {
     post(&server.url("/api/workers/execute"), &body.to_string(), None)

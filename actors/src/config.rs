@@ -44,7 +44,8 @@ pub struct TypeConfig {
     pub min_workers: usize,
     /// A worker whose resident memory passes this is killed and replaced.
     pub memory_limit_mb: u64,
-    /// While system CPU (percent) is above this, no new worker of the type starts.
+    /// While system CPU (percent) is above this, no further worker of the type starts (its
+    /// first one always may).
     pub cpu_threshold: f32,
     /// Tasks run only where a usable GPU is reported.
     pub gpu_required: bool,
@@ -60,6 +61,8 @@ pub struct TypeConfig {
     pub idle_timeout_ms: u64,
     /// A worker is recycled after this many tasks (`None`: never).
     pub max_tasks_per_worker: Option<u64>,
+    /// Whether a task whose worker passed `memory_limit_mb` is retried (default: it fails).
+    pub retry_on_memory_limit: bool,
     /// Where tasks run.
     pub executor: ExecutorKind,
     /// The worker command for the process executor, program first; no shell.
@@ -132,6 +135,7 @@ impl TypeConfig {
             retry_delay_ms: 1000,
             idle_timeout_ms: 300_000,
             max_tasks_per_worker: None,
+            retry_on_memory_limit: false,
             executor: ExecutorKind::Process,
             command: None,
         }
@@ -206,6 +210,7 @@ pub struct TypeSection {
     pub retry_delay_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub max_tasks_per_worker: Option<u64>,
+    pub retry_on_memory_limit: Option<bool>,
     pub executor: Option<ExecutorKind>,
     pub command: Option<Vec<String>>,
 }
@@ -256,6 +261,7 @@ impl PoolConfig {
                         max_retries,
                         retry_delay_ms,
                         idle_timeout_ms,
+                        retry_on_memory_limit,
                         executor
                     );
                     t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);

@@ -1,10 +1,12 @@
 //! The health verdict of a pool: a pure function of its figures.
 //!
-//! Per type, over the tasks finished so far:
+//! Per type, over the health window (the last five minutes of finished tasks and worker
+//! restarts):
 //! - **unhealthy** when at least [`MIN_SAMPLE`] tasks finished and more than
-//!   [`UNHEALTHY_ERROR_RATE`] of them failed;
-//! - **degraded** when more than [`DEGRADED_ERROR_RATE`] failed (same sample floor), or the
-//!   oldest ready task has waited longer than [`DEGRADED_WAIT_MS`];
+//!   [`UNHEALTHY_ERROR_RATE`] of them failed, or [`UNHEALTHY_RESTARTS`] workers were replaced;
+//! - **degraded** when more than [`DEGRADED_ERROR_RATE`] failed (same sample floor),
+//!   [`DEGRADED_RESTARTS`] workers were replaced, or the oldest ready task has waited longer
+//!   than [`DEGRADED_WAIT_MS`];
 //! - healthy otherwise.
 //!
 //! The pool is unhealthy when it is shutting down or every type that has run tasks is
@@ -22,6 +24,10 @@ pub const MIN_SAMPLE: u64 = 10;
 pub const DEGRADED_ERROR_RATE: f64 = 0.25;
 /// Error rate above which a type is unhealthy.
 pub const UNHEALTHY_ERROR_RATE: f64 = 0.75;
+/// Worker restarts in the window from which a type is degraded.
+pub const DEGRADED_RESTARTS: u64 = 3;
+/// Worker restarts in the window from which a type is unhealthy.
+pub const UNHEALTHY_RESTARTS: u64 = 10;
 /// Wait of the oldest ready task above which a type is degraded.
 pub const DEGRADED_WAIT_MS: u64 = 60_000;
 
@@ -46,6 +52,8 @@ pub struct TypeHealth {
     pub error_rate: f64,
     /// Finished tasks the rate is taken over.
     pub finished: u64,
+    /// Workers replaced in the window.
+    pub restarts: u64,
     /// How long the oldest ready task has waited.
     pub oldest_wait_ms: u64,
     /// Tasks waiting.
@@ -77,8 +85,8 @@ pub struct HealthReport {
 pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
     let mut types = BTreeMap::new();
     for (name, t) in &stats.by_type {
-        let finished = t.tasks_completed + t.tasks_failed;
-        let error_rate = if finished == 0 { 0.0 } else { t.tasks_failed as f64 / finished as f64 };
+        let finished = t.recent_finished;
+        let error_rate = if finished == 0 { 0.0 } else { t.recent_failed as f64 / finished as f64 };
         let mut reasons = Vec::new();
         let mut status = HealthStatus::Healthy;
         if finished >= MIN_SAMPLE && error_rate > UNHEALTHY_ERROR_RATE {
@@ -88,6 +96,13 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
             status = HealthStatus::Degraded;
             reasons.push(format!("{:.0}% of {finished} tasks failed", error_rate * 100.0));
         }
+        if t.recent_restarts >= UNHEALTHY_RESTARTS {
+            status = HealthStatus::Unhealthy;
+            reasons.push(format!("{} workers replaced in five minutes", t.recent_restarts));
+        } else if t.recent_restarts >= DEGRADED_RESTARTS {
+            status = status.max(HealthStatus::Degraded);
+            reasons.push(format!("{} workers replaced in five minutes", t.recent_restarts));
+        }
         if t.oldest_wait_ms > DEGRADED_WAIT_MS {
             status = status.max(HealthStatus::Degraded);
             reasons.push(format!("the oldest task has waited {} s", t.oldest_wait_ms / 1000));
@@ -96,6 +111,7 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
             status,
             error_rate,
             finished,
+            restarts: t.recent_restarts,
             oldest_wait_ms: t.oldest_wait_ms,
             queue_length: t.queued,
             reasons,
@@ -103,7 +119,7 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
         types.insert(name.clone(), health);
     }
     let mut reasons = Vec::new();
-    let active: Vec<&TypeHealth> = types.values().filter(|t| t.finished > 0).collect();
+    let active: Vec<&TypeHealth> = types.values().filter(|t| t.finished > 0 || t.restarts > 0).collect();
     let status = if shutting_down {
         reasons.push("shutting down".to_string());
         HealthStatus::Unhealthy
@@ -127,7 +143,12 @@ mod tests {
     fn stats(types: &[(&str, u64, u64, u64)]) -> PoolStats {
         let mut s = PoolStats::default();
         for &(name, ok, failed, wait) in types {
-            let t = TypeStats { tasks_completed: ok, tasks_failed: failed, oldest_wait_ms: wait, ..TypeStats::default() };
+            let t = TypeStats {
+                recent_finished: ok + failed,
+                recent_failed: failed,
+                oldest_wait_ms: wait,
+                ..TypeStats::default()
+            };
             s.by_type.insert(name.to_string(), t);
         }
         s
@@ -149,5 +170,12 @@ mod tests {
         assert_eq!(r.status, HealthStatus::Healthy, "too few tasks to judge");
         let r = assess_health(&stats(&[("a", 5, 0, 61_000)]), false);
         assert_eq!(r.status, HealthStatus::Degraded);
+        let mut s = stats(&[("a", 5, 0, 0)]);
+        s.by_type.get_mut("a").unwrap().recent_restarts = 3;
+        assert_eq!(assess_health(&s, false).status, HealthStatus::Degraded);
+        s.by_type.get_mut("a").unwrap().recent_restarts = 10;
+        let r = assess_health(&s, false);
+        assert_eq!(r.status, HealthStatus::Unhealthy);
+        assert!(r.reasons.iter().any(|x| x.contains("10 workers replaced")), "{:?}", r.reasons);
     }
 }

@@ -64,5 +64,5 @@ pub use monitor::probe::{
 };
 pub use monitor::resource::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use messages::{QueueInfo, QueuedTask, ShutdownReport, TypeStats, WorkerInfo};
-pub use policy::retry_backoff;
+pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

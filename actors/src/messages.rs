@@ -9,7 +9,10 @@
 //! | `TypePool` | [`Requeue`] | handle | the id, queued again |
 //! | `TypePool` | [`Scale`], [`RestartWorker`] | handle | workers now / done |
 //! | `TypePool` | [`Drain`] | supervisor | what the drain did, once every worker has exited |
-//! | `TypePool` | [`Poke`], [`ReleaseIdle`] | supervisor | (none) |
+//! | `TypePool` | [`Poke`], [`ReleaseIdle`] | supervisor, resource monitor | (none) |
+//! | `TypePool` | [`MemoryExceeded`] | resource monitor | (none) |
+//! | `TypePool` | [`HealthCheck`] | health monitor | (none) |
+//! | `TypePool` | [`AutoScale`] | scaling monitor | (none) |
 //! | `TypePool` | [`WorkerReport`] | a worker or its I/O tasks | (none) |
 //! | `Worker` | [`Run`], [`Ping`], [`StopWorker`] | its pool | (none) |
 //! | `Supervisor` | [`SlotWanted`], [`SlotFreed`] | a pool | (none) |
@@ -121,6 +124,28 @@ pub(crate) struct SlotWanted;
 #[rtype(result = "()")]
 pub(crate) struct SlotFreed;
 
+/// A worker's resident memory passed its type's `memory_limit_mb`: kill and replace it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct MemoryExceeded {
+    pub(crate) worker: String,
+    pub(crate) rss_bytes: u64,
+    pub(crate) limit_mb: u64,
+}
+
+/// Health check: ping idle workers, replace those that did not answer the last ping within
+/// `ping_timeout`, and those whose task ran far past its timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct HealthCheck {
+    pub(crate) ping_timeout: Duration,
+}
+
+/// Scaling tick: apply the scaling policy to the type.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct AutoScale;
+
 /// Stop a timer actor.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -215,6 +240,14 @@ pub struct TypeStats {
     pub oldest_wait_ms: u64,
     /// Entries in the dead-letter list.
     pub dead_letters: usize,
+    /// Tasks finished in the health window (the last five minutes).
+    pub recent_finished: u64,
+    /// Of those, tasks that ended without a result.
+    pub recent_failed: u64,
+    /// Workers replaced in the health window (crashes, timeouts, memory, no pong, …).
+    pub recent_restarts: u64,
+    /// Why no worker can start now (CPU threshold or memory), if so.
+    pub start_blocked: Option<String>,
 }
 
 /// The waiting tasks of one type (the contract's `/queues` entry).

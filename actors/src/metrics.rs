@@ -16,7 +16,7 @@ const DURATION_BUCKETS: [f64; 14] =
 const WAIT_BUCKETS: [f64; 13] = [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
 
 /// Worker exits that are part of normal operation, not restarts.
-const PLANNED_EXITS: [&str; 4] = ["shutdown", "scaled_down", "idle", "yielded"];
+const PLANNED_EXITS: [&str; 5] = ["shutdown", "scaled_down", "idle", "yielded", "recycled"];
 
 /// The collectors.
 #[derive(Clone, Debug)]
@@ -34,6 +34,8 @@ pub struct PoolMetrics {
     pub task_wait: HistogramVec,
     /// `workerpool_worker_restarts_total{type,reason}`.
     pub worker_restarts: IntCounterVec,
+    /// `workerpool_scale_events_total{type,direction}`.
+    pub scale_events: IntCounterVec,
     /// `workerpool_worker_memory_bytes{worker}`.
     pub worker_memory: IntGaugeVec,
     /// `workerpool_worker_cpu_percent{worker}`.
@@ -84,6 +86,10 @@ impl PoolMetrics {
                 Opts::new("workerpool_worker_restarts_total", "Workers replaced, by type and reason"),
                 &["type", "reason"],
             )?,
+            scale_events: IntCounterVec::new(
+                Opts::new("workerpool_scale_events_total", "Scaling steps, by type and direction"),
+                &["type", "direction"],
+            )?,
             worker_memory: IntGaugeVec::new(
                 Opts::new("workerpool_worker_memory_bytes", "Resident memory of each worker process"),
                 &["worker"],
@@ -103,6 +109,7 @@ impl PoolMetrics {
         registry.register(Box::new(m.task_duration.clone()))?;
         registry.register(Box::new(m.task_wait.clone()))?;
         registry.register(Box::new(m.worker_restarts.clone()))?;
+        registry.register(Box::new(m.scale_events.clone()))?;
         registry.register(Box::new(m.worker_memory.clone()))?;
         registry.register(Box::new(m.worker_cpu.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
@@ -114,10 +121,13 @@ impl PoolMetrics {
         &self.registry
     }
 
-    pub(crate) fn worker_exited(&self, task_type: &str, reason: &str) {
-        if !PLANNED_EXITS.contains(&reason) {
+    /// Counts an exit that needs a replacement; says whether it was one.
+    pub(crate) fn worker_exited(&self, task_type: &str, reason: &str) -> bool {
+        let unplanned = !PLANNED_EXITS.contains(&reason);
+        if unplanned {
             self.worker_restarts.with_label_values(&[task_type, reason]).inc();
         }
+        unplanned
     }
 
     pub(crate) fn set_gauges(&self, task_type: &str, stats: &TypeStats) {

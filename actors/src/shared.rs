@@ -55,6 +55,32 @@ impl Shared {
         *self.resources.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
+    /// Whether another worker of this type may start now: system CPU at or below its
+    /// `cpu_threshold` (a type with no live worker may always start its first, so that it
+    /// cannot starve on a machine other work keeps busy), and memory for its
+    /// `memory_limit_mb` available.
+    pub(crate) fn can_start(&self, cfg: &crate::config::TypeConfig, live: usize) -> Result<(), String> {
+        let r = self.resources.read().unwrap_or_else(|e| e.into_inner());
+        if r.sampled_at == 0 {
+            return Ok(());
+        }
+        if live > 0 && r.system.cpu_percent > cfg.cpu_threshold {
+            return Err(format!(
+                "system CPU {:.0}% is above the type's cpu_threshold {}%",
+                r.system.cpu_percent, cfg.cpu_threshold
+            ));
+        }
+        let need = cfg.memory_limit_mb.saturating_mul(1 << 20);
+        if r.system.memory_available_bytes < need {
+            return Err(format!(
+                "{} MiB of memory available, a worker may use memory_limit_mb {} MiB",
+                r.system.memory_available_bytes >> 20,
+                cfg.memory_limit_mb
+            ));
+        }
+        Ok(())
+    }
+
     /// A fresh worker id, never handed out before in this tree.
     pub(crate) fn next_worker_id(&self, task_type: &str) -> WorkerId {
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed);

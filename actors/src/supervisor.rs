@@ -11,7 +11,9 @@ use crate::config::PoolConfig;
 use crate::executor::HandlerFn as TaskHandlerFn;
 use crate::messages::{Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor};
 use crate::monitor::probe::{GpuSource, ResourceProbe};
+use crate::monitor::health::HealthMonitor;
 use crate::monitor::resource::ResourceMonitor;
+use crate::monitor::scaling::ScalingMonitor;
 use crate::pool::TypePool;
 use crate::shared::Shared;
 
@@ -30,6 +32,8 @@ pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     pools: Pools,
     resource_monitor: Option<Addr<ResourceMonitor>>,
+    health_monitor: Option<Addr<HealthMonitor>>,
+    scaling_monitor: Option<Addr<ScalingMonitor>>,
     graceful: Duration,
     expire_every: Duration,
 }
@@ -45,16 +49,31 @@ impl Supervisor {
         let mut started = Pools::new();
         let addr = Supervisor::create(|ctx| {
             let me = ctx.address();
-            for (name, t) in &cfg.types {
-                let pool = TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone());
+            // GPU types are not kept warm where no GPU is usable: they take no tasks there.
+            let gpu_ok = shared.gpu_status().available;
+            let shape: Vec<(usize, usize, bool)> =
+                cfg.types.values().map(|t| (t.min_workers, t.max_concurrent, gpu_ok || !t.gpu_required)).collect();
+            let warm = crate::policy::warm_workers(cfg.min_workers, &shape, cfg.max_workers);
+            for ((name, t), warm) in cfg.types.iter().zip(warm) {
+                let pool = TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone(), warm);
                 started.insert(name.clone(), pool.start());
             }
             let every = Duration::from_millis(cfg.resource_monitor_interval_ms);
-            let monitor = ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every).start();
+            let limits = cfg.types.iter().map(|(n, t)| (n.clone(), t.memory_limit_mb)).collect();
+            let monitor = ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every, limits).start();
+            let health = HealthMonitor::new(
+                shared.clone(),
+                started.clone(),
+                Duration::from_millis(cfg.health_check_interval_ms),
+            )
+            .start();
+            let scaling = ScalingMonitor::new(started.clone(), Duration::from_millis(cfg.scaling_interval_ms)).start();
             Supervisor {
                 shared,
                 pools: started.clone(),
                 resource_monitor: Some(monitor),
+                health_monitor: Some(health),
+                scaling_monitor: Some(scaling),
                 graceful: Duration::from_millis(cfg.graceful_shutdown_timeout_ms),
                 expire_every: Duration::from_millis((cfg.record_ttl_ms / 10).clamp(100, 60_000)),
             }
@@ -105,6 +124,12 @@ impl Handler<Shutdown> for Supervisor {
     fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         // Monitors stop first, so nothing acts on the pools while they drain.
         if let Some(monitor) = self.resource_monitor.take() {
+            monitor.do_send(StopMonitor);
+        }
+        if let Some(monitor) = self.health_monitor.take() {
+            monitor.do_send(StopMonitor);
+        }
+        if let Some(monitor) = self.scaling_monitor.take() {
             monitor.do_send(StopMonitor);
         }
         let timeout = self.graceful;

@@ -13,7 +13,7 @@ use workerpool_actors::{
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn config() -> PoolConfig {
-    PoolConfig { types: Default::default(), max_workers: 8, ..PoolConfig::default() }
+    PoolConfig { types: Default::default(), max_workers: 8, min_workers: 0, ..PoolConfig::default() }
 }
 
 fn quick(max_concurrent: usize) -> TypeConfig {

@@ -27,6 +27,7 @@ pub fn demo_type(max_concurrent: usize) -> TypeConfig {
 pub fn config(types: Vec<(&str, TypeConfig)>) -> PoolConfig {
     PoolConfig {
         max_workers: 16,
+        min_workers: 0,
         graceful_shutdown_timeout_ms: 3_000,
         types: types.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
         ..PoolConfig::default()

@@ -84,7 +84,8 @@ impl Server {
 
     /// Sends a signal and waits (at most `limit`) for the exit code.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<i32> {
-        let ok = Command::new("kill").args([signal, &self.child.id().to_string()]).status().map(|s| s.success());
+        let ok =
+            Command::new("kill").args([signal, &self.child.id().to_string()]).status().map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "kill {signal} failed");
         let deadline = Instant::now() + limit;
         loop {
@@ -157,4 +158,4 @@ pub fn delete(url: &str, token: Option<&str>) -> Reply {
 }
 
 /// A config with one process type `text_processing` on the demo worker (no GPU needed).
-pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\n";
+pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\n";

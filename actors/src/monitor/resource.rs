@@ -13,7 +13,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::probe::{GpuSample, GpuSource, GpuUsage, ProcessUsage, ResourceProbe, SystemUsage};
-use crate::messages::{GetWorkers, StopMonitor, WorkerInfo};
+use crate::messages::{GetWorkers, MemoryExceeded, Poke, StopMonitor, WorkerInfo};
 use crate::shared::Shared;
 use crate::supervisor::Pools;
 use crate::task::now_ms;
@@ -68,6 +68,8 @@ pub(crate) struct ResourceMonitor {
     probes: Probes,
     every: Duration,
     sampling: bool,
+    /// `memory_limit_mb` per type.
+    limits: HashMap<String, u64>,
 }
 
 impl ResourceMonitor {
@@ -77,8 +79,9 @@ impl ResourceMonitor {
         probe: Box<dyn ResourceProbe>,
         gpu: Box<dyn GpuSource>,
         every: Duration,
+        limits: HashMap<String, u64>,
     ) -> ResourceMonitor {
-        ResourceMonitor { shared, pools, probes: Arc::new(Mutex::new((probe, gpu))), every, sampling: false }
+        ResourceMonitor { shared, pools, probes: Arc::new(Mutex::new((probe, gpu))), every, sampling: false, limits }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -107,6 +110,7 @@ impl ResourceMonitor {
             act.sampling = false;
             if let Some((system, procs, gpu)) = sampled {
                 act.publish(&workers, system, &procs, gpu);
+                act.enforce();
             }
         }));
     }
@@ -146,6 +150,24 @@ impl ResourceMonitor {
             gpus: gpu.devices,
         };
         self.shared.set_resources(snapshot);
+    }
+}
+
+impl ResourceMonitor {
+    /// Kills workers over their memory limit, and lets pools waiting for CPU or memory look
+    /// again.
+    fn enforce(&self) {
+        for w in self.shared.resources().workers {
+            let Some(&limit_mb) = self.limits.get(&w.task_type) else { continue };
+            if w.memory_bytes > limit_mb.saturating_mul(1 << 20)
+                && let Some(pool) = self.pools.get(&w.task_type)
+            {
+                pool.do_send(MemoryExceeded { worker: w.worker_id.clone(), rss_bytes: w.memory_bytes, limit_mb });
+            }
+        }
+        for pool in self.pools.values() {
+            pool.do_send(Poke);
+        }
     }
 }
 

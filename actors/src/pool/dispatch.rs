@@ -143,8 +143,21 @@ impl TypePool {
         let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
         let demand = self.ready.saturating_sub(starting + self.idle.len());
-        let below_min = self.cfg.min_workers.saturating_sub(live);
+        let below_min = self.min_workers().saturating_sub(live);
         let want = demand.max(below_min).min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
+        if want == 0 {
+            self.blocked = None;
+            return;
+        }
+        if let Err(why) = self.shared.can_start(&self.cfg, live) {
+            if self.blocked.as_deref() != Some(why.as_str()) {
+                log::info!("{}: not starting workers: {why}", self.name);
+            }
+            self.blocked = Some(why);
+            return;
+        }
+        self.blocked = None;
+        let mut started = 0;
         for _ in 0..want {
             if !self.shared.try_take_slot() {
                 if !self.starved {
@@ -152,9 +165,16 @@ impl TypePool {
                     self.shared.set_starved(&self.name, true);
                     self.supervisor.do_send(SlotWanted);
                 }
-                return;
+                break;
             }
             self.start_worker(ctx);
+            started += 1;
+        }
+        if started > 0 {
+            self.scaled(true, live + started, if demand > 0 { "demand" } else { "min_workers" });
+        }
+        if started < want {
+            return;
         }
         if self.starved && demand <= want {
             self.starved = false;
@@ -194,6 +214,7 @@ impl TypePool {
                 retire: false,
                 replace: false,
                 stop_reason: None,
+                ping: None,
             },
         );
         log::info!("worker {id} starting ({})", self.name);
@@ -254,7 +275,7 @@ impl TypePool {
             return false;
         }
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
-        live > self.cfg.min_workers && (self.ready == 0 || live > 1)
+        live > self.min_workers() && (self.ready == 0 || live > 1)
     }
 
     pub(super) fn on_exit(
@@ -284,7 +305,9 @@ impl TypePool {
             WState::Starting => "failed_to_start",
             WState::Idle => "exited",
         };
-        self.shared.metrics.worker_exited(&self.name, reason);
+        if self.shared.metrics.worker_exited(&self.name, reason) {
+            self.restarts.push_back(Instant::now());
+        }
         log::info!("worker {id} {how} ({reason})");
         self.shared.events.emit(|| EventKind::WorkerExited {
             worker_id: id.to_string(),

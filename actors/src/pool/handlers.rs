@@ -196,14 +196,10 @@ impl Handler<Scale> for TypePool {
                 }
                 self.start_worker(ctx);
             }
-            self.shared.events.emit(|| EventKind::ScaleUp {
-                task_type: self.name.to_string(),
-                workers: live + msg.count,
-                reason: "manual".into(),
-            });
+            self.scaled(true, live + msg.count, "manual");
             Ok(live + msg.count)
         } else {
-            let floor = self.cfg.min_workers;
+            let floor = self.min_workers();
             if live < msg.count + floor {
                 return Err(Error::new(
                     ErrorKind::Limit,
@@ -233,11 +229,7 @@ impl Handler<Scale> for TypePool {
                 }
                 self.stop_worker(id, false, "scaled_down");
             }
-            self.shared.events.emit(|| EventKind::ScaleDown {
-                task_type: self.name.to_string(),
-                workers: live - msg.count,
-                reason: "manual".into(),
-            });
+            self.scaled(false, live - msg.count, "manual");
             Ok(live - msg.count)
         }
     }
@@ -326,6 +318,29 @@ impl Handler<Drain> for TypePool {
     }
 }
 
+impl Handler<MemoryExceeded> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, msg: MemoryExceeded, ctx: &mut Context<Self>) {
+        let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.worker) else { return };
+        if slot.state == WState::Stopping {
+            return;
+        }
+        let (id, task) = (id.clone(), slot.task.clone());
+        let detail = format!(
+            "worker {id} used {} MiB, over the limit of {} MiB",
+            msg.rss_bytes >> 20,
+            msg.limit_mb
+        );
+        self.worker_error(&id, detail.clone());
+        self.stop_worker(&id, true, "memory_limit_exceeded");
+        if let Some(task) = task {
+            self.fail_attempt(&task, Failure::MemoryLimit(detail), ctx);
+        }
+        self.dispatch(ctx);
+    }
+}
+
 impl Handler<Poke> for TypePool {
     type Result = ();
 
@@ -339,7 +354,7 @@ impl Handler<ReleaseIdle> for TypePool {
 
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
-        if live > self.cfg.min_workers
+        if live > self.min_workers()
             && self.ready == 0
             && let Some(id) = self.idle.first().cloned()
         {

@@ -33,10 +33,15 @@ use crate::worker::{Worker, WorkerKind};
 
 mod dispatch;
 mod handlers;
+mod monitoring;
 mod outcome;
 
 /// How long a new worker may take to answer its first ping.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How far back task outcomes and restarts count for health.
+const HEALTH_WINDOW: Duration = Duration::from_secs(300);
+/// Most task outcomes kept for the health window.
+const MAX_RECENT: usize = 1000;
 /// Workers that exit before they are ready, in a row, before waiting tasks are failed.
 const MAX_EARLY_EXITS: u32 = 3;
 
@@ -97,6 +102,8 @@ struct Slot {
     replace: bool,
     /// Why the pool stopped it (`timeout`, `cancelled`, `recycled`, `restart`, …).
     stop_reason: Option<&'static str>,
+    /// The health ping waiting for its pong, and when it was sent.
+    ping: Option<(u64, Instant)>,
 }
 
 /// How an attempt ended without a result.
@@ -111,6 +118,8 @@ enum Failure {
     Cancelled,
     /// The pool shut down before it could finish.
     Shutdown,
+    /// The worker passed the type's memory limit and was killed.
+    MemoryLimit(String),
 }
 
 /// A dead-lettered task: enough to run it again.
@@ -145,6 +154,15 @@ pub(crate) struct TypePool {
     dead: VecDeque<DeadLetter>,
     early_exits: u32,
     starved: bool,
+    /// Workers kept warm: the type's `min_workers`, or more from the pool-wide `min_workers`.
+    warm: usize,
+    /// Why workers cannot start now (CPU or memory), while that lasts.
+    blocked: Option<String>,
+    /// Finished tasks in the health window: when, and whether they failed.
+    recent: VecDeque<(Instant, bool)>,
+    /// Unplanned worker exits in the health window.
+    restarts: VecDeque<Instant>,
+    next_ping: u64,
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
@@ -158,7 +176,9 @@ impl TypePool {
         handler: Option<TaskHandlerFn>,
         shared: Arc<Shared>,
         supervisor: Addr<Supervisor>,
+        warm: usize,
     ) -> TypePool {
+        let cfg_min = cfg.min_workers.max(warm).min(cfg.max_concurrent);
         let command = match cfg.executor {
             ExecutorKind::Process => cfg.command.clone().map(Arc::from),
             ExecutorKind::InProcess => None,
@@ -180,6 +200,11 @@ impl TypePool {
             dead: VecDeque::new(),
             early_exits: 0,
             starved: false,
+            warm: cfg_min,
+            blocked: None,
+            recent: VecDeque::new(),
+            restarts: VecDeque::new(),
+            next_ping: 1,
             completed: 0,
             failed: 0,
             busy_ms_total: 0,
@@ -187,11 +212,29 @@ impl TypePool {
         }
     }
 
+    /// Workers kept even when idle.
+    fn min_workers(&self) -> usize {
+        self.warm
+    }
+
     fn waiting(&self) -> usize {
         self.tasks.len() - self.workers.values().filter(|w| w.state == WState::Busy).count()
     }
 
-    fn stats(&self) -> TypeStats {
+    /// Forgets what left the health window.
+    fn prune_windows(&mut self) {
+        let horizon = Instant::now().checked_sub(HEALTH_WINDOW);
+        let old = |at: &Instant| horizon.is_some_and(|h| *at < h);
+        while self.recent.front().is_some_and(|(at, _)| old(at)) || self.recent.len() > MAX_RECENT {
+            self.recent.pop_front();
+        }
+        while self.restarts.front().is_some_and(old) {
+            self.restarts.pop_front();
+        }
+    }
+
+    fn stats(&mut self) -> TypeStats {
+        self.prune_windows();
         let count = |s: WState| self.workers.values().filter(|w| w.state == s).count();
         let oldest = self
             .tasks
@@ -215,6 +258,10 @@ impl TypePool {
             ready: self.ready,
             oldest_wait_ms: oldest,
             dead_letters: self.dead.len(),
+            recent_finished: self.recent.len() as u64,
+            recent_failed: self.recent.iter().filter(|(_, failed)| *failed).count() as u64,
+            recent_restarts: self.restarts.len() as u64,
+            start_blocked: self.blocked.clone(),
         }
     }
 }

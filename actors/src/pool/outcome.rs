@@ -30,6 +30,7 @@ impl TypePool {
             }
             Report::Pong(n) => {
                 log::trace!("worker {worker} pong {n}");
+                self.on_pong(&worker, n);
                 let Some(slot) = self.workers.get_mut(&worker) else { return };
                 if slot.state == WState::Starting {
                     slot.state = WState::Idle;
@@ -155,6 +156,10 @@ impl TypePool {
             }
             Failure::Cancelled => ("cancelled".to_string(), false, TaskStatus::Cancelled),
             Failure::Shutdown => ("shutdown".to_string(), false, TaskStatus::Failed),
+            Failure::MemoryLimit(detail) => {
+                let retry = self.cfg.retry_on_memory_limit;
+                (format!("memory_limit_exceeded: {detail}"), retry, if retry { TaskStatus::Dead } else { TaskStatus::Failed })
+            }
         };
         let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
         let status = if retry { TaskStatus::Queued } else { final_status };
@@ -193,6 +198,12 @@ impl TypePool {
         _worker: Option<WorkerId>,
     ) {
         let Some(p) = self.tasks.remove(id) else { return };
+        if status != TaskStatus::Cancelled {
+            self.recent.push_back((Instant::now(), status != TaskStatus::Completed));
+            if self.recent.len() > 2 * MAX_RECENT {
+                self.prune_windows();
+            }
+        }
         if matches!(p.state, State::Queued) {
             // Its heap entry stays behind and is skipped when popped.
             self.ready -= 1;
