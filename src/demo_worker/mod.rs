@@ -26,6 +26,7 @@
 //! | `crash` | `code` (3), `until_attempt` | none: a line on stderr, then exit with `code` (only on attempts up to `until_attempt`; later ones answer `recovered_on_attempt`) |
 //! | `fail` | `retryable` (true), `message` ("requested failure"), `until_attempt` | the error line (only on attempts up to `until_attempt`) |
 //! | `progress` | `steps` (5), `step_ms` (10) | progress at `100*i/steps`, then `{"steps", "pid"}` |
+//! | `mute` | none | `{"muted": true, "pid"}`; from then on pings go unanswered (a hung worker) |
 //!
 //! An unknown op, a field of the wrong JSON type, or a value past its bound is a non-retryable
 //! error that names the field and what was expected.

@@ -47,7 +47,12 @@ pub(super) enum Op {
     Fail,
     /// Report `steps` progress lines, `step_ms` apart.
     Progress,
+    /// Stop answering pings from now on (tasks are still served): a hung worker, for health checks.
+    Mute,
 }
+
+/// Set by `mute`: pings go unanswered.
+pub(super) static MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Op {
     /// The op called `name`; an unknown name is a non-retryable error.
@@ -60,6 +65,7 @@ impl Op {
             "crash" => Ok(Self::Crash),
             "fail" => Ok(Self::Fail),
             "progress" => Ok(Self::Progress),
+            "mute" => Ok(Self::Mute),
             _ => Err(TaskError::invalid(format!("unknown op '{name}'"))),
         }
     }
@@ -105,6 +111,10 @@ impl Op {
                 let retryable = params.bool_or("retryable", true)?;
                 let message = params.str("message")?.unwrap_or(DEFAULT_FAILURE);
                 return Err(TaskError::new(message, retryable));
+            }
+            Self::Mute => {
+                MUTED.store(true, std::sync::atomic::Ordering::Relaxed);
+                json!({"muted": true, "pid": pid})
             }
             Self::Progress => {
                 let steps = params.uint_or("steps", 5, 0..=MAX_STEPS)?;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     audio, image,
-    ops::Op,
+    ops::{self, Op},
     params::{Params, expected},
     protocol::{self, Line, LineProgress, Malformed, Output, Progress, Task, TaskError},
     text, world,
@@ -84,6 +84,7 @@ fn serve<R: BufRead, W: Write>(mut input: R, mut output: W, pid: u32) -> io::Res
 /// Answers one line.
 fn answer<W: Write>(line: &[u8], pid: u32, output: &mut W) -> io::Result<()> {
     match protocol::parse(line) {
+        Ok(Line::Ping(_)) if ops::MUTED.load(std::sync::atomic::Ordering::Relaxed) => Ok(()),
         Ok(Line::Ping(n)) => protocol::write_pong(output, &n),
         Ok(Line::Task(task)) => run_task(&task, pid, output),
         Err(malformed) => refuse(line, malformed, pid, output),

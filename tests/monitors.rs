@@ -1,0 +1,307 @@
+//! The monitors with real worker processes: memory limits, CPU threshold and GPU gating through
+//! fake sources, health pings, autoscaling.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+use workerpool_actors::{
+    ErrorKind, EventKind, GpuSample, GpuSource, GpuUsage, PoolBuilder, PoolConfig, ProcessUsage, ResourceProbe,
+    SysinfoProbe, SystemUsage, TaskRequest, TaskStatus,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn fast(mut cfg: PoolConfig) -> PoolConfig {
+    cfg.resource_monitor_interval_ms = 100;
+    cfg.health_check_interval_ms = 100;
+    cfg.scaling_interval_ms = 100;
+    cfg
+}
+
+fn metric(pool: &workerpool_actors::PoolHandle, name: &str, labels: &[(&str, &str)]) -> f64 {
+    for family in pool.metrics().registry().gather() {
+        if family.name() != name {
+            continue;
+        }
+        for m in family.get_metric() {
+            let all = labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            if all {
+                // Only one of the two is set; the other reads 0.
+                return m.get_counter().get_value() + m.get_gauge().get_value();
+            }
+        }
+    }
+    0.0
+}
+
+#[tokio::test]
+async fn a_worker_over_its_memory_limit_is_killed_and_its_task_fails() {
+    let mut t = demo_type(1);
+    t.memory_limit_mb = 64;
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).start().unwrap();
+    let record = within(LIMIT, pool.execute(op("alloc", json!({ "mb": 256, "hold_ms": 10_000 })))).await.unwrap();
+    assert_eq!(record.status, TaskStatus::Failed, "{record:?}");
+    let error = record.error.clone().unwrap();
+    assert!(error.starts_with("memory_limit_exceeded"), "{error}");
+    assert!(error.contains("over the limit of 64 MiB"), "{error}");
+    assert_eq!(record.attempts, 1, "not retried unless the type says so");
+    let pid = u64::from(record.worker_pid.unwrap());
+    assert!(wait_until(Duration::from_secs(5), || !alive(pid)).await);
+    assert_eq!(metric(&pool, "workerpool_worker_restarts_total", &[("reason", "memory_limit_exceeded")]), 1.0);
+    // A small task still runs, on a fresh worker.
+    let next = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    assert_eq!(next.status, TaskStatus::Completed);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn resources_report_worker_memory_and_gauges() {
+    let pool = PoolBuilder::new(fast(config(vec![("work", demo_type(1))]))).start().unwrap();
+    let r = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    let pid = r.worker_pid.unwrap();
+    assert!(wait_until(LIMIT, || pool.resources().workers.iter().any(|w| w.pid == pid)).await);
+    let snapshot = pool.resources();
+    let w = snapshot.workers.iter().find(|w| w.pid == pid).unwrap();
+    assert!(w.memory_bytes > 0);
+    assert!(snapshot.system.memory_total_bytes > 0 && snapshot.system.cpus > 0);
+    assert!(metric(&pool, "workerpool_worker_memory_bytes", &[("worker", &w.worker_id)]) > 0.0);
+    pool.shutdown().await;
+}
+
+/// A CPU probe whose system CPU the test sets.
+#[derive(Clone)]
+struct FakeCpu(Arc<AtomicU32>);
+
+impl ResourceProbe for FakeCpu {
+    fn sample(&mut self, pids: &[u32]) -> (SystemUsage, HashMap<u32, ProcessUsage>) {
+        let system = SystemUsage {
+            cpu_percent: self.0.load(Ordering::SeqCst) as f32,
+            cpus: 2,
+            memory_used_bytes: 1 << 30,
+            memory_available_bytes: 16 << 30,
+            memory_total_bytes: 17 << 30,
+        };
+        let procs = pids.iter().map(|&p| (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20 })).collect();
+        (system, procs)
+    }
+}
+
+#[tokio::test]
+async fn no_further_worker_starts_above_the_cpu_threshold() {
+    let cpu = Arc::new(AtomicU32::new(95));
+    let mut t = demo_type(3);
+    t.cpu_threshold = 80.0;
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).resource_probe(FakeCpu(cpu.clone())).start().unwrap();
+    // Wait for a sample at 95%.
+    assert!(wait_until(LIMIT, || pool.resources().system.cpu_percent > 90.0).await);
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(pool.submit(op("sleep", json!({ "ms": 300 }))).await.unwrap());
+    }
+    // Only the type's first worker may start while CPU is above the threshold.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stats = pool.stats().await.unwrap();
+    assert_eq!(stats.by_type["work"].total, 1, "{stats:?}");
+    assert!(stats.by_type["work"].start_blocked.as_deref().unwrap().contains("cpu_threshold 80%"));
+    cpu.store(10, Ordering::SeqCst);
+    assert!(wait_until(LIMIT, || futures_total(&pool) >= 2).await, "no worker started once CPU fell");
+    for h in handles {
+        assert_eq!(within(LIMIT, h.wait()).await.unwrap().status, TaskStatus::Completed);
+    }
+    pool.shutdown().await;
+}
+
+fn futures_total(pool: &workerpool_actors::PoolHandle) -> usize {
+    let pool = pool.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(pool.stats()).unwrap().by_type["work"].total
+    })
+    .join()
+    .unwrap()
+}
+
+/// A GPU source the test switches on and off.
+#[derive(Clone)]
+struct FakeGpu(Arc<AtomicBool>);
+
+impl GpuSource for FakeGpu {
+    fn sample(&mut self) -> GpuSample {
+        if self.0.load(Ordering::SeqCst) {
+            let device = GpuUsage {
+                index: 0,
+                name: "Fake GPU".into(),
+                utilization_percent: 42.0,
+                memory_used_bytes: 1 << 30,
+                memory_total_bytes: 8 << 30,
+            };
+            GpuSample { available: true, reason: None, devices: vec![device], process_memory: HashMap::new() }
+        } else {
+            GpuSample { available: false, reason: Some("fake: no GPU".into()), ..GpuSample::default() }
+        }
+    }
+}
+
+#[tokio::test]
+async fn gpu_types_take_tasks_only_while_a_gpu_is_usable() {
+    let gpu = Arc::new(AtomicBool::new(false));
+    let mut t = demo_type(1);
+    t.gpu_required = true;
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).gpu_source(FakeGpu(gpu.clone())).start().unwrap();
+    let refused = pool.enqueue(op("echo", json!({}))).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unavailable);
+    assert!(refused.to_string().contains("fake: no GPU"), "{refused}");
+    assert!(pool.availability("work").is_err());
+
+    gpu.store(true, Ordering::SeqCst);
+    assert!(wait_until(LIMIT, || pool.availability("work").is_ok()).await);
+    let record = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    assert_eq!(record.status, TaskStatus::Completed);
+    assert_eq!(pool.resources().gpus[0].name, "Fake GPU");
+    assert_eq!(metric(&pool, "workerpool_gpu_utilization_percent", &[("gpu", "0")]), 42.0);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_real_nvml_path_says_why_no_gpu_is_usable() {
+    let mut t = demo_type(1);
+    t.gpu_required = true;
+    let pool = PoolBuilder::new(config(vec![("work", t)])).start().unwrap();
+    let gpu = pool.resources().gpu;
+    if gpu.available {
+        // A machine with a GPU: the type takes tasks.
+        let record = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+        assert_eq!(record.status, TaskStatus::Completed);
+    } else {
+        let reason = gpu.reason.unwrap();
+        assert!(reason.starts_with("NVML"), "{reason}");
+        let err = pool.enqueue(op("echo", json!({}))).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(err.to_string().contains(&reason));
+    }
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_answering_pings_is_replaced() {
+    let pool = PoolBuilder::new(fast(config(vec![("work", demo_type(1))]))).start().unwrap();
+    let mut events = pool.subscribe();
+    let muted = within(LIMIT, pool.execute(op("mute", json!({})))).await.unwrap();
+    let pid = u64::from(muted.worker_pid.unwrap());
+    assert!(wait_until(LIMIT, || !alive(pid)).await, "the silent worker {pid} was not replaced");
+    let mut unhealthy = false;
+    while let Ok(e) = events.try_recv() {
+        if let EventKind::WorkerHealth { healthy: false, detail, .. } = e.kind {
+            assert!(detail.contains("no pong"), "{detail}");
+            unhealthy = true;
+        }
+    }
+    assert!(unhealthy, "no worker_health event");
+    assert_eq!(metric(&pool, "workerpool_worker_restarts_total", &[("reason", "unresponsive")]), 1.0);
+    let next = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    assert_ne!(result_pid(&next), pid);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_scales_up_to_the_limit_then_idles_back_to_min_workers() {
+    let mut t = demo_type(3);
+    t.min_workers = 1;
+    t.idle_timeout_ms = 300;
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).start().unwrap();
+    let mut events = pool.subscribe();
+    // Pre-warmed.
+    assert!(wait_until(LIMIT, || futures_total(&pool) == 1).await);
+    let peak = Arc::new(Mutex::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..9 {
+        handles.push(pool.submit(op("sleep", json!({ "ms": 200 }))).await.unwrap());
+    }
+    for h in handles {
+        let r = within(LIMIT, h.wait()).await.unwrap();
+        assert_eq!(r.status, TaskStatus::Completed);
+        let n = futures_total(&pool);
+        let mut p = peak.lock().unwrap();
+        *p = (*p).max(n);
+    }
+    assert_eq!(*peak.lock().unwrap(), 3);
+    assert!(wait_until(LIMIT, || futures_total(&pool) == 1).await, "did not scale back down");
+    let (mut ups, mut downs) = (0, 0);
+    while let Ok(e) = events.try_recv() {
+        match e.kind {
+            EventKind::ScaleUp { .. } => ups += 1,
+            EventKind::ScaleDown { reason, .. } => {
+                assert_eq!(reason, "idle");
+                downs += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(ups >= 1 && downs >= 1, "ups {ups} downs {downs}");
+    assert!(metric(&pool, "workerpool_scale_events_total", &[("direction", "down")]) >= 1.0);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_pool_wide_minimum_is_prewarmed_on_usable_types() {
+    let mut gpu_type = demo_type(2);
+    gpu_type.gpu_required = true;
+    let mut cfg = config(vec![("a", demo_type(2)), ("b", gpu_type), ("c", demo_type(2))]);
+    cfg.min_workers = 2;
+    let pool = PoolBuilder::new(cfg).gpu_source(FakeGpu(Arc::new(AtomicBool::new(false)))).start().unwrap();
+    let ready = wait_until(LIMIT, || {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let s = rt.block_on(pool.stats()).unwrap();
+            (s.by_type["a"].available, s.by_type["b"].total, s.by_type["c"].available)
+        })
+        .join()
+        .unwrap()
+            == (1, 0, 1)
+    })
+    .await;
+    assert!(ready, "expected one warm worker on each usable type");
+    // Scaling down below the warm minimum is refused.
+    let err = pool.scale("a", workerpool_actors::ScaleAction::Down(1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit);
+    pool.shutdown().await;
+}
+
+#[test]
+fn the_sysinfo_probe_sees_a_child_spin() {
+    // A real child that spins a core shows CPU after a couple of samples.
+    let mut child = std::process::Command::new(demo_command()[0].as_str())
+        .arg("demo-worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let line = json!({"id": "s", "type": "x", "data": {"op": "spin", "ms": 2000}, "attempt": 1}).to_string();
+    writeln!(child.stdin.as_mut().unwrap(), "{line}").unwrap();
+    let mut probe = SysinfoProbe::new().unwrap();
+    let mut best = 0.0f32;
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(250));
+        let (_, procs) = probe.sample(&[child.id()]);
+        best = best.max(procs.get(&child.id()).map_or(0.0, |p| p.cpu_percent));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(best > 20.0, "the spinning child showed {best}% CPU");
+}
+
+#[tokio::test]
+async fn unused_request_type_is_still_refused() {
+    let pool = PoolBuilder::new(config(vec![("work", demo_type(1))])).start().unwrap();
+    let err = pool.enqueue(TaskRequest::new("nope", json!({}))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownType);
+    pool.shutdown().await;
+}
