@@ -275,7 +275,7 @@ impl PoolHandle {
         &self,
         id: TaskId,
         request: TaskRequest,
-        waiter: Option<oneshot::Sender<TaskRecord>>,
+        waiter: Option<Waiter>,
     ) -> Result<TaskId, SubmitError> {
         let pool = match self.availability(&request.task_type).and_then(|()| self.pool(&request.task_type)) {
             Ok(pool) => pool,
@@ -291,9 +291,18 @@ impl PoolHandle {
     /// Queues a task and waits for it to end; the record says how (`status`), with the
     /// result or the error.
     pub async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue_with(TaskId::new(), request, Some(tx)).await?;
-        rx.await.map_err(|_| Error::stopped())
+        let pool = match self.availability(&request.task_type).and_then(|()| self.pool(&request.task_type)) {
+            Ok(pool) => pool,
+            Err(e) => return Err(e),
+        };
+        let (reply, rx) = oneshot::channel();
+        // One message, one answer: the final record, or the refusal.
+        pool.do_send(Execute { id: TaskId::new(), request, reply });
+        match rx.await {
+            Ok(Ok(record)) => Ok(record),
+            Ok(Err(refused)) => Err(refused.into()),
+            Err(_) => Err(Error::stopped()),
+        }
     }
 
     /// Runs a task with a typed input and output; a task that does not complete is an error
@@ -321,7 +330,7 @@ impl PoolHandle {
         let events = self.inner.shared.events.subscribe();
         let (tx, rx) = oneshot::channel();
         let task_type = request.task_type.clone();
-        let id = self.enqueue_with(TaskId::new(), request, Some(tx)).await?;
+        let id = self.enqueue_with(TaskId::new(), request, Some(Waiter::Record(tx))).await?;
         Ok(TaskHandle { id, task_type, result: rx, done: None, events, pool: self.clone() })
     }
 

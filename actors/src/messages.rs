@@ -3,6 +3,7 @@
 //! | to | message | from | answer |
 //! |---|---|---|---|
 //! | `TypePool` | [`Enqueue`] | handle | the task id, or the refused request |
+//! | `TypePool` | [`Execute`] | handle | (the final record or the refusal, on its channel) |
 //! | `TypePool` | [`Watch`] | handle | whether the task was still live (its record follows on the channel) |
 //! | `TypePool` | [`CancelTask`] | handle | the record after cancelling |
 //! | `TypePool` | [`GetTypeStats`], [`GetQueue`], [`GetWorkers`], [`GetDeadLetters`] | handle, supervisor | figures |
@@ -41,7 +42,35 @@ pub type WorkerId = Arc<str>;
 pub(crate) struct Enqueue {
     pub(crate) id: TaskId,
     pub(crate) request: TaskRequest,
-    pub(crate) waiter: Option<oneshot::Sender<TaskRecord>>,
+    pub(crate) waiter: Option<Waiter>,
+}
+
+/// Queue a task and answer once, with the final record or the refusal: one message and one
+/// reply per task, the fast path of `PoolHandle::execute`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Execute {
+    pub(crate) id: TaskId,
+    pub(crate) request: TaskRequest,
+    pub(crate) reply: oneshot::Sender<Result<TaskRecord, SubmitError>>,
+}
+
+/// Who waits for a task's final record.
+pub(crate) enum Waiter {
+    /// A watcher (`submit`, `wait`).
+    Record(oneshot::Sender<TaskRecord>),
+    /// An `execute` call.
+    Execute(oneshot::Sender<Result<TaskRecord, SubmitError>>),
+}
+
+impl Waiter {
+    pub(crate) fn send(self, record: TaskRecord) {
+        // A waiter that went away no longer needs the record.
+        let _ = match self {
+            Waiter::Record(tx) => tx.send(record).map_err(drop),
+            Waiter::Execute(tx) => tx.send(Ok(record)).map_err(drop),
+        };
+    }
 }
 
 /// Send the final record of a live task to `waiter`; answers false when the task is not live.

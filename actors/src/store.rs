@@ -3,15 +3,17 @@
 //! Pools write; handles read. Finished records are kept for `record_ttl_ms` and at most
 //! `max_records` of them (the oldest go first); records of unfinished tasks are never dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use crate::task::{TaskId, TaskRecord};
 
 #[derive(Debug, Default)]
 struct Inner {
-    records: HashMap<TaskId, TaskRecord>,
+    records: FxHashMap<TaskId, TaskRecord>,
     /// Finished tasks in the order they finished, for expiry.
     finished: VecDeque<(Instant, TaskId)>,
 }
@@ -49,18 +51,28 @@ impl TaskStore {
         }
     }
 
-    /// Changes a record in place; returns a copy of it afterwards.
-    pub(crate) fn update(&self, id: &TaskId, f: impl FnOnce(&mut TaskRecord)) -> Option<TaskRecord> {
+    /// Changes a record in place.
+    pub(crate) fn update(&self, id: &TaskId, f: impl FnOnce(&mut TaskRecord)) {
+        self.update_then(id, f, |_| ());
+    }
+
+    /// Changes a record in place, then reads from it (under the same lock).
+    pub(crate) fn update_then<T>(
+        &self,
+        id: &TaskId,
+        f: impl FnOnce(&mut TaskRecord),
+        read: impl FnOnce(&TaskRecord) -> T,
+    ) -> Option<T> {
         let mut inner = self.lock();
         let record = inner.records.get_mut(id)?;
         let was_final = record.status.is_final();
         f(record);
         let now_final = record.status.is_final();
-        let copy = record.clone();
+        let out = read(record);
         if now_final && !was_final {
             self.note_finished(&mut inner, id.clone());
         }
-        Some(copy)
+        Some(out)
     }
 
     fn note_finished(&self, inner: &mut Inner, id: TaskId) {

@@ -1,20 +1,33 @@
 //! Plain task data: requests, ids, statuses and the task record.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A task's id: a UUID v4, unique across instances.
+/// A task's id: a UUID v4, unique across instances; cheap to clone.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct TaskId(String);
+pub struct TaskId(Arc<str>);
 
 impl TaskId {
-    /// A fresh random id.
+    /// A fresh id: 64 random bits drawn once per process, then a counter, laid out as a
+    /// version-4 UUID. Unique across processes without a system call per id.
     pub fn new() -> TaskId {
-        TaskId(uuid::Uuid::new_v4().to_string())
+        static PREFIX: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut buf = uuid::Uuid::encode_buffer();
+        TaskId(Arc::from(&*id.hyphenated().encode_lower(&mut buf)))
     }
 
     /// The id as text.
@@ -37,13 +50,13 @@ impl fmt::Display for TaskId {
 
 impl From<&str> for TaskId {
     fn from(s: &str) -> TaskId {
-        TaskId(s.to_string())
+        TaskId(Arc::from(s))
     }
 }
 
 impl From<String> for TaskId {
     fn from(s: String) -> TaskId {
-        TaskId(s)
+        TaskId(Arc::from(s))
     }
 }
 
@@ -228,4 +241,20 @@ impl TaskRecord {
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_distinct_version_4_uuids() {
+        let a = TaskId::new();
+        let b = TaskId::new();
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let parsed = uuid::Uuid::parse_str(id.as_str()).unwrap();
+            assert_eq!(parsed.get_version_num(), 4);
+        }
+    }
 }

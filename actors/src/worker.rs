@@ -10,7 +10,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use actix::prelude::*;
+use futures_util::FutureExt as _;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
@@ -18,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::executor::{self, HandlerFn, Line, TaskContext, TaskError};
 use crate::messages::{Ping, Report, Run, StopWorker, WorkerId, WorkerReport};
 use crate::pool::TypePool;
+use crate::task::TaskId;
 
 /// How long a worker whose input was closed may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -36,7 +40,7 @@ pub(crate) struct Worker {
     kind: WorkerKind,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
     kill: Option<oneshot::Sender<()>>,
-    running: Option<tokio::task::AbortHandle>,
+    running: Option<SpawnHandle>,
 }
 
 impl Worker {
@@ -145,22 +149,20 @@ impl Handler<Run> for Worker {
                         });
                     }),
                 };
-                // The handler runs as its own task so that a panic is caught and reported as a
-                // crash instead of taking the actor down.
-                let join = tokio::task::spawn_local(handler(task));
-                self.running = Some(join.abort_handle());
+                // A panic in the handler is caught and reported as a crash instead of taking
+                // the actor down. A handler that is ready at once is answered without a spawn.
+                let mut run = AssertUnwindSafe(handler(task)).catch_unwind();
                 let id = msg.id;
-                ctx.spawn(actix::fut::wrap_future(join).map(move |res, act: &mut Worker, _| {
-                    act.running = None;
-                    let report = match res {
-                        Ok(outcome) => Report::Done { id, outcome },
-                        Err(e) if e.is_panic() => Report::Crashed { id, message: panic_message(e) },
-                        Err(_) => {
-                            Report::Done { id, outcome: Err(TaskError::retryable("the handler was aborted")) }
-                        }
-                    };
-                    act.report(report);
-                }));
+                match (&mut run).now_or_never() {
+                    Some(res) => self.report(handler_report(id, res)),
+                    None => {
+                        let handle = ctx.spawn(actix::fut::wrap_future(run).map(move |res, act: &mut Worker, _| {
+                            act.running = None;
+                            act.report(handler_report(id, res));
+                        }));
+                        self.running = Some(handle);
+                    }
+                }
             }
         }
     }
@@ -196,8 +198,8 @@ impl Handler<StopWorker> for Worker {
             }
         }
         if let Some(running) = self.running.take() {
-            // Stopping the actor drops the JoinHandle but not the handler's task: abort it.
-            running.abort();
+            // Dropping the handler's future ends it.
+            ctx.cancel_future(running);
         }
         ctx.stop();
     }
@@ -278,8 +280,15 @@ fn exit_signal(_: &std::process::ExitStatus) -> Option<i32> {
     None
 }
 
-fn panic_message(e: tokio::task::JoinError) -> String {
-    let payload = e.into_panic();
+/// What a handler's end tells the pool: its outcome, or a crash if it panicked.
+fn handler_report(id: TaskId, res: std::thread::Result<Result<serde_json::Value, TaskError>>) -> Report {
+    match res {
+        Ok(outcome) => Report::Done { id, outcome },
+        Err(payload) => Report::Crashed { id, message: panic_message(payload) },
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     let text = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -3,24 +3,31 @@
 use super::*;
 
 impl TypePool {
-    pub(super) fn enqueue(&mut self, msg: Enqueue, ctx: &mut Context<Self>) -> Result<TaskId, SubmitError> {
-        let Enqueue { id, request, waiter } = msg;
+    /// Why a new task cannot be queued now, if it cannot.
+    fn refusal(&self, id: &TaskId) -> Option<Error> {
         if self.draining.is_some() {
-            return Err(SubmitError::new(
-                Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"),
-                request,
-            ));
+            return Some(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
         if self.waiting() >= self.cfg.queue_size {
-            let e = Error::new(
-                ErrorKind::QueueFull,
-                format!("the queue of {} is full ({} tasks)", self.name, self.cfg.queue_size),
-            );
-            return Err(SubmitError::new(e, request));
+            let msg = format!("the queue of {} is full ({} tasks)", self.name, self.cfg.queue_size);
+            return Some(Error::new(ErrorKind::QueueFull, msg));
         }
-        if self.tasks.contains_key(&id) {
-            let e = Error::new(ErrorKind::InvalidRequest, format!("task {id} is already live"));
-            return Err(SubmitError::new(e, request));
+        if self.tasks.contains_key(id) {
+            return Some(Error::new(ErrorKind::InvalidRequest, format!("task {id} is already live")));
+        }
+        None
+    }
+
+    /// Queues a task; a refusal hands the request back, with the waiter that will not be
+    /// answered otherwise.
+    pub(super) fn enqueue(
+        &mut self,
+        msg: Enqueue,
+        ctx: &mut Context<Self>,
+    ) -> Result<TaskId, (SubmitError, Option<Waiter>)> {
+        let Enqueue { id, request, waiter } = msg;
+        if let Some(e) = self.refusal(&id) {
+            return Err((SubmitError::new(e, request), waiter));
         }
         let opts = &request.options;
         let priority = opts.priority.unwrap_or(0);
@@ -101,9 +108,10 @@ impl TypePool {
     }
 
     pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
-        let (Some(p), Some(slot)) = (self.tasks.get_mut(&id), self.workers.get_mut(&worker)) else {
+        if !self.workers.contains_key(&worker) {
             return;
-        };
+        }
+        let Some(p) = self.tasks.get_mut(&id) else { return };
         if matches!(p.state, State::Queued) {
             self.ready -= 1;
         }
@@ -111,9 +119,12 @@ impl TypePool {
         let attempt = p.attempt;
         let waited = p.ready_since.elapsed();
         self.metrics.wait.observe(waited.as_secs_f64());
-        let timer_id = id.clone();
-        let timer = ctx.run_later(p.timeout, move |act, ctx| act.on_timeout(timer_id, attempt, ctx));
-        p.state = State::Running { worker: worker.clone(), timer, started: Instant::now() };
+        let timeout = p.timeout;
+        let deadline = self.set_deadline(&id, attempt, timeout, ctx);
+        let (Some(p), Some(slot)) = (self.tasks.get_mut(&id), self.workers.get_mut(&worker)) else {
+            return;
+        };
+        p.state = State::Running { worker: worker.clone(), deadline, started: Instant::now() };
         slot.state = WState::Busy;
         slot.task = Some(id.clone());
         let pid = slot.pid;
@@ -339,7 +350,16 @@ impl TypePool {
     /// Fails every ready task at once: no worker of this type can be started.
     pub(super) fn fail_ready(&mut self, why: &str) {
         while let Some(id) = self.pop_ready() {
-            self.finish(&id, TaskStatus::Failed, Err(why.to_string()), None);
+            self.failed += 1;
+            self.metrics.outcome(TaskStatus::Failed.as_str());
+            self.finish(&id, TaskStatus::Failed, Err(why.to_string()));
+            self.shared.events.emit(|| EventKind::TaskFailed {
+                task_id: id.to_string(),
+                task_type: self.name.to_string(),
+                worker_id: None,
+                error: why.to_string(),
+                status: TaskStatus::Failed,
+            });
         }
     }
 }

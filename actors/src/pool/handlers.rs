@@ -6,7 +6,19 @@ impl Handler<Enqueue> for TypePool {
     type Result = Result<TaskId, SubmitError>;
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) -> Self::Result {
-        self.enqueue(msg, ctx)
+        self.enqueue(msg, ctx).map_err(|(e, _)| e)
+    }
+}
+
+impl Handler<Execute> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
+        // The reply channel becomes the task's waiter; a refusal answers on it at once.
+        let enqueue = Enqueue { id: msg.id, request: msg.request, waiter: Some(Waiter::Execute(msg.reply)) };
+        if let Err((e, Some(Waiter::Execute(tx)))) = self.enqueue(enqueue, ctx) {
+            let _ = tx.send(Err(e));
+        }
     }
 }
 
@@ -16,7 +28,7 @@ impl Handler<Watch> for TypePool {
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> bool {
         match self.tasks.get_mut(&msg.0) {
             Some(p) => {
-                p.waiters.push(msg.1);
+                p.waiters.push(Waiter::Record(msg.1));
                 true
             }
             None => false,
@@ -249,8 +261,8 @@ impl Handler<RestartWorker> for TypePool {
         if let (WState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
             if let Some(p) = self.tasks.get_mut(&task) {
-                if let State::Running { timer, .. } = p.state {
-                    ctx.cancel_future(timer);
+                if let State::Running { deadline, .. } = p.state {
+                    self.deadlines.remove(&deadline);
                 }
                 p.attempt = p.attempt.saturating_sub(1);
                 p.state = State::Queued;

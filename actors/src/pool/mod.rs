@@ -11,7 +11,7 @@
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ mod dispatch;
 mod handlers;
 mod monitoring;
 mod outcome;
+mod timeouts;
 
 /// How long a new worker may take to answer its first ping.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,8 +53,11 @@ enum State {
     /// Waiting for its delay or retry backoff to pass.
     Waiting(SpawnHandle),
     /// On a worker.
-    Running { worker: WorkerId, timer: SpawnHandle, started: Instant },
+    Running { worker: WorkerId, deadline: Deadline, started: Instant },
 }
+
+/// The key of an attempt's timeout: when, and a sequence number that makes it unique.
+type Deadline = (Instant, u64);
 
 /// A live task.
 struct Pending {
@@ -65,7 +69,7 @@ struct Pending {
     attempt: u32,
     state: State,
     ready_since: Instant,
-    waiters: Vec<oneshot::Sender<TaskRecord>>,
+    waiters: Vec<Waiter>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,6 +167,11 @@ pub(crate) struct TypePool {
     /// Unplanned worker exits in the health window.
     restarts: VecDeque<Instant>,
     next_ping: u64,
+    /// Timeouts of running attempts, earliest first; one alarm serves them all.
+    deadlines: BTreeMap<Deadline, (TaskId, u32)>,
+    deadline_seq: u64,
+    /// The armed alarm: when it fires.
+    alarm: Option<(Instant, SpawnHandle)>,
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
@@ -205,6 +214,9 @@ impl TypePool {
             recent: VecDeque::new(),
             restarts: VecDeque::new(),
             next_ping: 1,
+            deadlines: BTreeMap::new(),
+            deadline_seq: 0,
+            alarm: None,
             completed: 0,
             failed: 0,
             busy_ms_total: 0,

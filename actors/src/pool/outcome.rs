@@ -71,7 +71,7 @@ impl TypePool {
                     return;
                 }
                 match outcome {
-                    Ok(result) => self.complete(&id, &worker, result, ctx),
+                    Ok(result) => self.complete(&id, &worker, result),
                     Err(e) => self.fail_attempt(&id, Failure::Error(e), ctx),
                 }
                 self.worker_free(&worker, ctx);
@@ -94,30 +94,26 @@ impl TypePool {
             .is_some_and(|p| matches!(&p.state, State::Running { worker: w, .. } if w == worker))
     }
 
-    pub(super) fn complete(
-        &mut self,
-        id: &TaskId,
-        worker: &WorkerId,
-        result: Value,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(super) fn complete(&mut self, id: &TaskId, worker: &WorkerId, result: Value) {
         let Some(p) = self.tasks.get(id) else { return };
-        if let State::Running { timer, started, .. } = p.state {
-            ctx.cancel_future(timer);
+        let mut ms = 0;
+        if let State::Running { deadline, started, .. } = p.state {
+            self.deadlines.remove(&deadline);
             let took = started.elapsed();
             self.metrics.duration.observe(took.as_secs_f64());
-            let ms = took.as_millis() as u64;
+            ms = took.as_millis() as u64;
             self.busy_ms_total += ms;
-            self.shared.events.emit(|| EventKind::TaskCompleted {
-                task_id: id.to_string(),
-                task_type: self.name.to_string(),
-                worker_id: worker.to_string(),
-                duration_ms: ms,
-            });
         }
         self.completed += 1;
         self.metrics.completed.inc();
-        self.finish(id, TaskStatus::Completed, Ok(result), None);
+        self.finish(id, TaskStatus::Completed, Ok(result));
+        // After the record is written, so a listener that reads it sees the result.
+        self.shared.events.emit(|| EventKind::TaskCompleted {
+            task_id: id.to_string(),
+            task_type: self.name.to_string(),
+            worker_id: worker.to_string(),
+            duration_ms: ms,
+        });
     }
 
     pub(super) fn on_timeout(&mut self, id: TaskId, attempt: u32, ctx: &mut Context<Self>) {
@@ -135,15 +131,15 @@ impl TypePool {
     pub(super) fn fail_attempt(&mut self, id: &TaskId, failure: Failure, ctx: &mut Context<Self>) {
         let Some(p) = self.tasks.get_mut(id) else { return };
         let (worker, running_timer) = match &p.state {
-            State::Running { worker, timer, .. } => (Some(worker.clone()), Some(*timer)),
+            State::Running { worker, deadline, .. } => (Some(worker.clone()), Some(*deadline)),
             State::Waiting(handle) => {
                 ctx.cancel_future(*handle);
                 (None, None)
             }
             State::Queued => (None, None),
         };
-        if let Some(t) = running_timer {
-            ctx.cancel_future(t);
+        if let Some(deadline) = running_timer {
+            self.deadlines.remove(&deadline);
         }
         let (message, retryable, final_status) = match failure {
             Failure::Error(e) => {
@@ -163,15 +159,7 @@ impl TypePool {
         };
         let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
         let status = if retry { TaskStatus::Queued } else { final_status };
-        {
-            self.shared.events.emit(|| EventKind::TaskFailed {
-                task_id: id.to_string(),
-                task_type: self.name.to_string(),
-                worker_id: worker.as_ref().map(|w| w.to_string()),
-                error: message.clone(),
-                status,
-            });
-        }
+        let event_error = self.shared.events.active().then(|| message.clone());
         self.metrics.outcome(if retry { "retried" } else { status.as_str() });
         if retry {
             let backoff = retry_backoff(self.cfg.retry_delay_ms, p.attempt);
@@ -185,7 +173,17 @@ impl TypePool {
             if status != TaskStatus::Cancelled {
                 self.failed += 1;
             }
-            self.finish(id, status, Err(message), worker);
+            self.finish(id, status, Err(message));
+        }
+        // After the record is written, so a listener that reads it sees the new status.
+        if let Some(error) = event_error {
+            self.shared.events.emit(|| EventKind::TaskFailed {
+                task_id: id.to_string(),
+                task_type: self.name.to_string(),
+                worker_id: worker.as_ref().map(|w| w.to_string()),
+                error,
+                status,
+            });
         }
     }
 
@@ -195,7 +193,6 @@ impl TypePool {
         id: &TaskId,
         status: TaskStatus,
         outcome: Result<Value, String>,
-        _worker: Option<WorkerId>,
     ) {
         let Some(p) = self.tasks.remove(id) else { return };
         if status != TaskStatus::Cancelled {
@@ -208,17 +205,22 @@ impl TypePool {
             // Its heap entry stays behind and is skipped when popped.
             self.ready -= 1;
         }
-        let record = self.shared.store.update(id, |r| {
-            r.status = status;
-            r.finished_at = Some(now_ms());
-            match outcome {
-                Ok(v) => {
-                    r.result = Some(v);
-                    r.error = None;
+        let record = self.shared.store.update_then(
+            id,
+            |r| {
+                r.status = status;
+                r.finished_at = Some(now_ms());
+                match outcome {
+                    Ok(v) => {
+                        r.result = Some(v);
+                        r.error = None;
+                    }
+                    Err(e) => r.error = Some(e),
                 }
-                Err(e) => r.error = Some(e),
-            }
-        });
+            },
+            // Copied only for someone who waits.
+            |r| (!p.waiters.is_empty()).then(|| r.clone()),
+        );
         if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) {
             self.dead.push_back(DeadLetter {
                 id: id.clone(),
@@ -231,9 +233,14 @@ impl TypePool {
                 self.dead.pop_front();
             }
         }
-        if let Some(record) = record {
-            for w in p.waiters {
-                let _ = w.send(record.clone());
+        if let Some(Some(record)) = record {
+            let mut waiters = p.waiters;
+            let last = waiters.pop();
+            for w in waiters {
+                w.send(record.clone());
+            }
+            if let Some(w) = last {
+                w.send(record);
             }
         }
         if let Some(d) = &mut self.draining
