@@ -228,6 +228,8 @@ pub(crate) enum Report {
         progress: u8,
         stage: Option<String>,
     },
+    /// An in-process handler left progress in its slot's buffer.
+    ProgressReady,
     Done {
         id: TaskId,
         outcome: Result<Value, crate::executor::TaskError>,

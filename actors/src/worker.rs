@@ -10,18 +10,14 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::panic::AssertUnwindSafe;
-
 use actix::prelude::*;
-use futures_util::FutureExt as _;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::executor::{self, HandlerFn, Line, TaskContext, TaskError};
+use crate::executor::{self, Line, TaskError};
 use crate::messages::{Ping, Report, Run, StopWorker, WorkerId, WorkerReport};
 use crate::pool::TypePool;
-use crate::task::TaskId;
 
 /// How long a worker whose input was closed may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -29,7 +25,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How the worker runs tasks.
 pub(crate) enum WorkerKind {
     Process { command: Arc<[String]> },
-    InProcess { handler: HandlerFn },
+    InProcess,
 }
 
 /// One worker.
@@ -40,12 +36,11 @@ pub(crate) struct Worker {
     kind: WorkerKind,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
     kill: Option<oneshot::Sender<()>>,
-    running: Option<SpawnHandle>,
 }
 
 impl Worker {
     pub(crate) fn new(id: WorkerId, task_type: Arc<str>, pool: Addr<TypePool>, kind: WorkerKind) -> Worker {
-        Worker { id, task_type, pool, kind, input: None, kill: None, running: None }
+        Worker { id, task_type, pool, kind, input: None, kill: None }
     }
 
     fn report(&self, report: Report) {
@@ -110,7 +105,7 @@ impl Actor for Worker {
                 // The first pong tells the pool the worker is ready.
                 self.send_line(executor::encode_ping(0));
             }
-            WorkerKind::InProcess { .. } => {
+            WorkerKind::InProcess => {
                 self.report(Report::Spawned { pid: None });
                 self.report(Report::Pong(0));
             }
@@ -119,7 +114,7 @@ impl Actor for Worker {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // A process worker's exit is reported by its reader; a handler slot ends with its actor.
-        if matches!(self.kind, WorkerKind::InProcess { .. }) {
+        if matches!(self.kind, WorkerKind::InProcess) {
             self.report(Report::Exited { code: None, signal: None });
         }
     }
@@ -128,42 +123,13 @@ impl Actor for Worker {
 impl Handler<Run> for Worker {
     type Result = ();
 
-    fn handle(&mut self, msg: Run, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Run, _: &mut Context<Self>) {
         match &self.kind {
             WorkerKind::Process { .. } => {
                 self.send_line(executor::encode_task(&msg.id, &self.task_type, &msg.data, msg.attempt));
             }
-            WorkerKind::InProcess { handler } => {
-                let pool = self.pool.clone();
-                let worker = self.id.clone();
-                let progress_id = msg.id.clone();
-                let task = TaskContext {
-                    id: msg.id.clone(),
-                    task_type: self.task_type.clone(),
-                    data: msg.data,
-                    attempt: msg.attempt,
-                    progress: Box::new(move |progress, stage| {
-                        pool.do_send(WorkerReport {
-                            worker: worker.clone(),
-                            report: Report::Progress { id: progress_id.clone(), progress, stage },
-                        });
-                    }),
-                };
-                // A panic in the handler is caught and reported as a crash instead of taking
-                // the actor down. A handler that is ready at once is answered without a spawn.
-                let mut run = AssertUnwindSafe(handler(task)).catch_unwind();
-                let id = msg.id;
-                match (&mut run).now_or_never() {
-                    Some(res) => self.report(handler_report(id, res)),
-                    None => {
-                        let handle = ctx.spawn(actix::fut::wrap_future(run).map(move |res, act: &mut Worker, _| {
-                            act.running = None;
-                            act.report(handler_report(id, res));
-                        }));
-                        self.running = Some(handle);
-                    }
-                }
-            }
+            // A handler slot's tasks are run by its pool (see `pool::inproc`).
+            WorkerKind::InProcess => {}
         }
     }
 }
@@ -175,7 +141,7 @@ impl Handler<Ping> for Worker {
         match self.kind {
             WorkerKind::Process { .. } => self.send_line(executor::encode_ping(msg.0)),
             // The handler slot shares the pool's thread: if this message is handled, it is alive.
-            WorkerKind::InProcess { .. } => self.report(Report::Pong(msg.0)),
+            WorkerKind::InProcess => self.report(Report::Pong(msg.0)),
         }
     }
 }
@@ -196,10 +162,6 @@ impl Handler<StopWorker> for Worker {
                     let _ = kill.send(());
                 });
             }
-        }
-        if let Some(running) = self.running.take() {
-            // Dropping the handler's future ends it.
-            ctx.cancel_future(running);
         }
         ctx.stop();
     }
@@ -278,21 +240,4 @@ fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 #[cfg(not(unix))]
 fn exit_signal(_: &std::process::ExitStatus) -> Option<i32> {
     None
-}
-
-/// What a handler's end tells the pool: its outcome, or a crash if it panicked.
-fn handler_report(id: TaskId, res: std::thread::Result<Result<serde_json::Value, TaskError>>) -> Report {
-    match res {
-        Ok(outcome) => Report::Done { id, outcome },
-        Err(payload) => Report::Crashed { id, message: panic_message(payload) },
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    format!("the handler panicked: {text}")
 }

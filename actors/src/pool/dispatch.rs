@@ -95,15 +95,27 @@ impl TypePool {
 
     // ===== dispatch and workers =====
 
+    /// Hands ready tasks to idle workers until one of the two runs out. In-process attempts
+    /// that finish at once are ended here too, and their slots reused, in a loop rather
+    /// than by recursion.
     pub(super) fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        while self.ready > 0 {
-            let Some(worker) = self.idle.pop() else { break };
-            let Some(id) = self.pop_ready() else {
-                self.idle.push(worker);
-                break;
-            };
-            self.assign(id, worker, ctx);
+        if self.dispatching {
+            return;
         }
+        self.dispatching = true;
+        loop {
+            while self.ready > 0 {
+                let Some(worker) = self.idle.pop() else { break };
+                let Some(id) = self.pop_ready() else {
+                    self.idle.push(worker);
+                    break;
+                };
+                self.assign(id, worker, ctx);
+            }
+            let Some(report) = self.immediate.pop_front() else { break };
+            self.on_report(report, ctx);
+        }
+        self.dispatching = false;
         self.ensure_workers(ctx);
     }
 
@@ -127,8 +139,15 @@ impl TypePool {
         p.state = State::Running { worker: worker.clone(), deadline, started: Instant::now() };
         slot.state = WState::Busy;
         slot.task = Some(id.clone());
-        let pid = slot.pid;
-        slot.addr.do_send(Run { id: id.clone(), data: p.data.clone(), attempt });
+        let data = p.data.clone();
+        match &self.handler {
+            Some(handler) => {
+                let handler = handler.clone();
+                self.run_inproc(handler, &worker, id.clone(), data, attempt, ctx);
+            }
+            None => slot.addr.do_send(Run { id: id.clone(), data, attempt }),
+        }
+        let pid = self.workers.get(&worker).and_then(|w| w.pid);
         self.shared.store.update(&id, |r| {
             r.status = TaskStatus::Running;
             r.attempts = attempt;
@@ -197,7 +216,7 @@ impl TypePool {
     pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
         let id = self.shared.next_worker_id(&self.name);
         let kind = match (&self.handler, &self.command) {
-            (Some(handler), _) => WorkerKind::InProcess { handler: handler.clone() },
+            (Some(_), _) => WorkerKind::InProcess,
             (None, Some(command)) => WorkerKind::Process { command: command.clone() },
             // Validation at start-up rules this out; a worker without a way to run fails to spawn.
             (None, None) => WorkerKind::Process { command: Arc::from(vec![String::new()]) },
@@ -226,6 +245,8 @@ impl TypePool {
                 replace: false,
                 stop_reason: None,
                 ping: None,
+                abort: None,
+                progress: Default::default(),
             },
         );
         log::info!("worker {id} starting ({})", self.name);
@@ -240,6 +261,9 @@ impl TypePool {
         }
         slot.state = WState::Stopping;
         slot.stop_reason = Some(reason);
+        if let Some(abort) = slot.abort.take() {
+            abort.abort();
+        }
         slot.addr.do_send(StopWorker { kill });
         self.idle.retain(|w| w != id);
         log::info!("worker {id} stopping ({reason})");
@@ -258,6 +282,7 @@ impl TypePool {
     pub(super) fn worker_free(&mut self, id: &WorkerId, ctx: &mut Context<Self>) {
         let Some(slot) = self.workers.get_mut(id) else { return };
         slot.task = None;
+        slot.abort = None;
         slot.tasks_done += 1;
         if slot.state != WState::Busy {
             return;

@@ -11,11 +11,12 @@
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -33,6 +34,7 @@ use crate::worker::{Worker, WorkerKind};
 
 mod dispatch;
 mod handlers;
+mod inproc;
 mod monitoring;
 mod outcome;
 mod timeouts;
@@ -108,6 +110,10 @@ struct Slot {
     stop_reason: Option<&'static str>,
     /// The health ping waiting for its pong, and when it was sent.
     ping: Option<(u64, Instant)>,
+    /// Aborts the in-process attempt running in this slot.
+    abort: Option<futures_util::future::AbortHandle>,
+    /// Progress of the in-process attempt running in this slot.
+    progress: inproc::ProgressBuffer,
 }
 
 /// How an attempt ended without a result.
@@ -149,11 +155,11 @@ pub(crate) struct TypePool {
     shared: Arc<Shared>,
     metrics: TypeMetrics,
     supervisor: Addr<Supervisor>,
-    tasks: HashMap<TaskId, Pending>,
+    tasks: FxHashMap<TaskId, Pending>,
     queue: BinaryHeap<QueueKey<TaskId>>,
     ready: usize,
     seq: u64,
-    workers: HashMap<WorkerId, Slot>,
+    workers: FxHashMap<WorkerId, Slot>,
     idle: Vec<WorkerId>,
     dead: VecDeque<DeadLetter>,
     early_exits: u32,
@@ -172,6 +178,10 @@ pub(crate) struct TypePool {
     deadline_seq: u64,
     /// The armed alarm: when it fires.
     alarm: Option<(Instant, SpawnHandle)>,
+    /// In-process attempts that finished at once, waiting for the dispatch loop.
+    immediate: inproc::Immediate,
+    /// Set while the dispatch loop runs, so that nested calls return at once.
+    dispatching: bool,
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
@@ -200,11 +210,11 @@ impl TypePool {
             metrics: TypeMetrics::new(&shared.metrics, name),
             shared,
             supervisor,
-            tasks: HashMap::new(),
+            tasks: FxHashMap::default(),
             queue: BinaryHeap::new(),
             ready: 0,
             seq: 0,
-            workers: HashMap::new(),
+            workers: FxHashMap::default(),
             idle: Vec::new(),
             dead: VecDeque::new(),
             early_exits: 0,
@@ -217,6 +227,8 @@ impl TypePool {
             deadlines: BTreeMap::new(),
             deadline_seq: 0,
             alarm: None,
+            immediate: Default::default(),
+            dispatching: false,
             completed: 0,
             failed: 0,
             busy_ms_total: 0,

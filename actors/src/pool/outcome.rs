@@ -5,7 +5,15 @@ use super::*;
 impl TypePool {
     pub(super) fn on_report(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
         let WorkerReport { worker, report } = msg;
+        let ends_or_nudges = matches!(report, Report::ProgressReady | Report::Done { .. } | Report::Crashed { .. });
+        if self.handler.is_some() && ends_or_nudges {
+            for (id, progress, stage) in self.drain_progress(&worker) {
+                let report = Report::Progress { id, progress, stage };
+                self.on_report(WorkerReport { worker: worker.clone(), report }, ctx);
+            }
+        }
         match report {
+            Report::ProgressReady => {}
             Report::Spawned { pid } => {
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.pid = pid;
