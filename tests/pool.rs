@@ -353,3 +353,87 @@ async fn unknown_type_is_refused() {
     assert_eq!(err.into_inner().task_type, "nope");
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn prefetched_tasks_run_in_order_and_survive_a_crash_of_the_head() {
+    let pool = demo_pool(1, |t| {
+        t.prefetch = 3;
+        t.max_retries = 1;
+    });
+    let mut handles = vec![pool.submit(op("crash", json!({ "until_attempt": 1 }))).await.unwrap()];
+    for i in 0..6 {
+        handles.push(pool.submit(op("echo", json!({ "i": i }))).await.unwrap());
+    }
+    let mut records = Vec::new();
+    for h in handles {
+        records.push(within(LIMIT, h.wait()).await.unwrap());
+    }
+    assert!(records.iter().all(|r| r.status == TaskStatus::Completed), "{records:#?}");
+    assert_eq!(records[0].attempts, 2, "the crashed head spends an attempt");
+    // The tasks sent ahead to the crashed worker went back without spending theirs.
+    assert!(records[1..].iter().all(|r| r.attempts == 1), "{records:#?}");
+    for (i, r) in records[1..].iter().enumerate() {
+        assert_eq!(r.result.as_ref().unwrap()["echo"]["i"], i);
+    }
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_timed_out_head_sends_its_prefetched_tasks_elsewhere() {
+    let pool = demo_pool(1, |t| {
+        t.prefetch = 2;
+        t.max_retries = 0;
+    });
+    let slow = pool.submit(op("sleep", json!({ "ms": 20_000 })).timeout_ms(300)).await.unwrap();
+    let mut quick = Vec::new();
+    for _ in 0..3 {
+        quick.push(pool.submit(op("echo", json!({}))).await.unwrap());
+    }
+    assert_eq!(within(LIMIT, slow.wait()).await.unwrap().status, TaskStatus::TimedOut);
+    for h in quick {
+        let r = within(LIMIT, h.wait()).await.unwrap();
+        assert_eq!((r.status, r.attempts), (TaskStatus::Completed, 1));
+    }
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn prefetch_respects_recycling_and_queue_listing() {
+    let pool = demo_pool(1, |t| {
+        t.prefetch = 4;
+        t.max_tasks_per_worker = Some(3);
+    });
+    let blocker = pool.submit(op("sleep", json!({ "ms": 300 }))).await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        handles.push(pool.submit(op("echo", json!({}))).await.unwrap());
+    }
+    // While the blocker runs, two tasks sit in the worker's pipe (its budget is 3).
+    assert!(
+        wait_until(LIMIT, || {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                rt.block_on(pool.queue("work", 10))
+                    .unwrap()
+                    .tasks
+                    .iter()
+                    .filter(|t| t.state == "sent")
+                    .count()
+            })
+            .join()
+            .unwrap()
+                == 2
+        })
+        .await
+    );
+    let first = within(LIMIT, blocker.wait()).await.unwrap();
+    let mut pids = vec![u64::from(first.worker_pid.unwrap())];
+    for h in handles {
+        pids.push(result_pid(&within(LIMIT, h.wait()).await.unwrap()));
+    }
+    assert_eq!(pids[0], pids[2]);
+    assert_ne!(pids[2], pids[3], "recycled after 3 tasks: {pids:?}");
+    assert_eq!(pids[3], pids[5]);
+    pool.shutdown().await;
+}

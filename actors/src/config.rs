@@ -59,6 +59,11 @@ pub struct TypeConfig {
     pub retry_delay_ms: u64,
     /// An idle worker above `min_workers` is retired after this long.
     pub idle_timeout_ms: u64,
+    /// Tasks sent ahead to a busy process worker, so that it finds the next one in its pipe
+    /// (like Celery's prefetch). 0, the default, sends a task only to an idle worker. A task
+    /// sent ahead starts its timeout when the worker reaches it; cancelling it does not stop
+    /// the worker from running it (its result is dropped).
+    pub prefetch: usize,
     /// A worker is recycled after this many tasks (`None`: never).
     pub max_tasks_per_worker: Option<u64>,
     /// Whether a task whose worker passed `memory_limit_mb` is retried (default: it fails).
@@ -135,6 +140,7 @@ impl TypeConfig {
             retry_delay_ms: 1000,
             idle_timeout_ms: 300_000,
             max_tasks_per_worker: None,
+            prefetch: 0,
             retry_on_memory_limit: false,
             executor: ExecutorKind::Process,
             command: None,
@@ -210,6 +216,7 @@ pub struct TypeSection {
     pub retry_delay_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub max_tasks_per_worker: Option<u64>,
+    pub prefetch: Option<usize>,
     pub retry_on_memory_limit: Option<bool>,
     pub executor: Option<ExecutorKind>,
     pub command: Option<Vec<String>>,
@@ -262,6 +269,7 @@ impl PoolConfig {
                         retry_delay_ms,
                         idle_timeout_ms,
                         retry_on_memory_limit,
+                        prefetch,
                         executor
                     );
                     t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);
@@ -324,6 +332,9 @@ impl PoolConfig {
             }
             if t.max_tasks_per_worker == Some(0) {
                 return bad(key("max_tasks_per_worker"), "at least 1 (omit it for unlimited)");
+            }
+            if t.prefetch > 64 {
+                return bad(key("prefetch"), "at most 64");
             }
             if t.max_retries > 32 {
                 return bad(key("max_retries"), "at most 32");

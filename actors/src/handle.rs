@@ -19,10 +19,10 @@ use crate::events::{EventKind, EventReceiver};
 use crate::executor::{HandlerFn, HandlerFuture, TaskContext, TaskError, typed_handler};
 use crate::messages::*;
 use crate::metrics::PoolMetrics;
-use crate::pool::TypePool;
-use crate::shared::Shared;
 use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
 use crate::monitor::resource::{GpuStatus, ResourceSnapshot};
+use crate::pool::TypePool;
+use crate::shared::Shared;
 use crate::supervisor::{Plugins, Pools, Supervisor};
 use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
 
@@ -137,10 +137,9 @@ impl PoolBuilder {
         let shared = Arc::new(Shared::new(&config, metrics));
         let probe: Box<dyn ResourceProbe> = match probe {
             Some(p) => p,
-            None => Box::new(
-                SysinfoProbe::new()
-                    .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot read system resources on this platform"))?,
-            ),
+            None => Box::new(SysinfoProbe::new().ok_or_else(|| {
+                Error::new(ErrorKind::Internal, "cannot read system resources on this platform")
+            })?),
         };
         let mut gpu: Box<dyn GpuSource> = gpu.unwrap_or_else(|| Box::new(NvmlSource::new()));
         // GPU availability must be known before the first task is admitted.
@@ -248,9 +247,10 @@ impl PoolHandle {
 
     /// Whether a type takes tasks now: it exists, and when it needs a GPU, one is usable.
     pub fn availability(&self, task_type: &str) -> Result<(), Error> {
-        let t = self.inner.config.types.get(task_type).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
-        })?;
+        let t =
+            self.inner.config.types.get(task_type).ok_or_else(|| {
+                Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
+            })?;
         if t.gpu_required {
             let gpu = self.inner.shared.gpu_status();
             if !gpu.available {

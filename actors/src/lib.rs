@@ -56,13 +56,13 @@ pub use config::{ConfigFile, ExecutorKind, PoolConfig, PoolSection, TypeConfig, 
 pub use error::{Error, ErrorKind, SubmitError};
 pub use events::{EVENT_BUFFER, Event, EventKind, EventReceiver};
 pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
-pub use health::{HealthReport, HealthStatus, TypeHealth, assess_health};
 pub use handle::{PoolBuilder, PoolHandle, PoolStats, ScaleAction, TaskHandle};
+pub use health::{HealthReport, HealthStatus, TypeHealth, assess_health};
+pub use messages::{QueueInfo, QueuedTask, ShutdownReport, TypeStats, WorkerInfo};
 pub use metrics::PoolMetrics;
 pub use monitor::probe::{
     GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
 };
 pub use monitor::resource::{GpuStatus, ResourceSnapshot, WorkerUsage};
-pub use messages::{QueueInfo, QueuedTask, ShutdownReport, TypeStats, WorkerInfo};
 pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

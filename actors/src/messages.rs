@@ -301,7 +301,8 @@ pub struct QueuedTask {
     pub id: String,
     /// Its priority.
     pub priority: i32,
-    /// `ready` (in the priority queue) or `waiting` (delay or retry backoff).
+    /// `ready` (in the priority queue), `sent` (in a busy worker's pipe, by prefetch) or
+    /// `waiting` (delay or retry backoff).
     pub state: &'static str,
     /// Attempts made so far.
     pub attempts: u32,

@@ -13,7 +13,8 @@ use crate::messages::TypeStats;
 const DURATION_BUCKETS: [f64; 14] =
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 180.0, 600.0];
 /// Buckets of the wait histogram, in seconds: 100 µs to 10 min.
-const WAIT_BUCKETS: [f64; 13] = [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
+const WAIT_BUCKETS: [f64; 13] =
+    [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
 
 /// Worker exits that are part of normal operation, not restarts.
 const PLANNED_EXITS: [&str; 5] = ["shutdown", "scaled_down", "idle", "yielded", "recycled"];
@@ -95,7 +96,10 @@ impl PoolMetrics {
                 &["worker"],
             )?,
             worker_cpu: prometheus::GaugeVec::new(
-                Opts::new("workerpool_worker_cpu_percent", "CPU of each worker process (percent of one core)"),
+                Opts::new(
+                    "workerpool_worker_cpu_percent",
+                    "CPU of each worker process (percent of one core)",
+                ),
                 &["worker"],
             )?,
             gpu_utilization: prometheus::GaugeVec::new(

@@ -162,7 +162,12 @@ mod tests {
 
     #[test]
     fn scaling_respects_every_limit() {
-        let base = ScalingInput { max_workers: 4, can_start: true, idle_timeout: Duration::from_secs(1), ..ScalingInput::default() };
+        let base = ScalingInput {
+            max_workers: 4,
+            can_start: true,
+            idle_timeout: Duration::from_secs(1),
+            ..ScalingInput::default()
+        };
         // Deep queue, but the CPU threshold is passed: hold.
         let blocked = ScalingInput { ready: 3, can_start: false, ..base.clone() };
         assert_eq!(scaling_decision(&blocked), ScalingDecision::Hold);
@@ -176,7 +181,12 @@ mod tests {
         let coming = ScalingInput { live: 2, starting: 2, ready: 2, ..base.clone() };
         assert_eq!(scaling_decision(&coming), ScalingDecision::Hold);
         // Idle workers go, but never below min_workers, and not while work is ready.
-        let idle = ScalingInput { live: 3, min_workers: 2, idle_for: vec![Duration::from_secs(2); 3], ..base.clone() };
+        let idle = ScalingInput {
+            live: 3,
+            min_workers: 2,
+            idle_for: vec![Duration::from_secs(2); 3],
+            ..base.clone()
+        };
         assert_eq!(scaling_decision(&idle), ScalingDecision::Down(1, "idle"));
         let fresh = ScalingInput { live: 3, idle_for: vec![Duration::from_millis(10); 3], ..base.clone() };
         assert_eq!(scaling_decision(&fresh), ScalingDecision::Hold);

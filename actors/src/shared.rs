@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::config::PoolConfig;
 use crate::events::EventBus;
+use crate::messages::WorkerId;
 use crate::metrics::PoolMetrics;
 use crate::monitor::resource::ResourceSnapshot;
-use crate::messages::WorkerId;
 use crate::store::TaskStore;
 
 #[derive(Debug)]

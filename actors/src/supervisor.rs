@@ -9,9 +9,11 @@ use actix::prelude::*;
 
 use crate::config::PoolConfig;
 use crate::executor::HandlerFn as TaskHandlerFn;
-use crate::messages::{Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor};
-use crate::monitor::probe::{GpuSource, ResourceProbe};
+use crate::messages::{
+    Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor,
+};
 use crate::monitor::health::HealthMonitor;
+use crate::monitor::probe::{GpuSource, ResourceProbe};
 use crate::monitor::resource::ResourceMonitor;
 use crate::monitor::scaling::ScalingMonitor;
 use crate::pool::TypePool;
@@ -51,23 +53,29 @@ impl Supervisor {
             let me = ctx.address();
             // GPU types are not kept warm where no GPU is usable: they take no tasks there.
             let gpu_ok = shared.gpu_status().available;
-            let shape: Vec<(usize, usize, bool)> =
-                cfg.types.values().map(|t| (t.min_workers, t.max_concurrent, gpu_ok || !t.gpu_required)).collect();
+            let shape: Vec<(usize, usize, bool)> = cfg
+                .types
+                .values()
+                .map(|t| (t.min_workers, t.max_concurrent, gpu_ok || !t.gpu_required))
+                .collect();
             let warm = crate::policy::warm_workers(cfg.min_workers, &shape, cfg.max_workers);
             for ((name, t), warm) in cfg.types.iter().zip(warm) {
-                let pool = TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone(), warm);
+                let pool =
+                    TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone(), warm);
                 started.insert(name.clone(), pool.start());
             }
             let every = Duration::from_millis(cfg.resource_monitor_interval_ms);
             let limits = cfg.types.iter().map(|(n, t)| (n.clone(), t.memory_limit_mb)).collect();
-            let monitor = ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every, limits).start();
+            let monitor =
+                ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every, limits).start();
             let health = HealthMonitor::new(
                 shared.clone(),
                 started.clone(),
                 Duration::from_millis(cfg.health_check_interval_ms),
             )
             .start();
-            let scaling = ScalingMonitor::new(started.clone(), Duration::from_millis(cfg.scaling_interval_ms)).start();
+            let scaling =
+                ScalingMonitor::new(started.clone(), Duration::from_millis(cfg.scaling_interval_ms)).start();
             Supervisor {
                 shared,
                 pools: started.clone(),

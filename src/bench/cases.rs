@@ -40,7 +40,8 @@ pub(crate) fn run(case: Case, args: &BenchArgs) -> anyhow::Result<CaseResult> {
     match case {
         Case::ChannelRoundtrip => channel_roundtrip(args),
         Case::InprocNoop => inproc_noop(args),
-        Case::ProcessNoop => process_noop(args),
+        Case::ProcessNoop => process_noop(args, 0),
+        Case::ProcessNoopPrefetch => process_noop(args, PREFETCH),
         Case::SpawnPerTask => spawn_per_task(args),
     }
 }
@@ -123,7 +124,10 @@ fn inproc_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     measure_pool(Case::InprocNoop, pool, args, payload, |result, i| result["i"] == i, details)
 }
 
-fn process_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
+/// The prefetch window of `process-noop-prefetch`.
+const PREFETCH: usize = 8;
+
+fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult> {
     let exe = current_exe()?;
     let mut config = PoolConfig::default();
     config.types.clear();
@@ -133,14 +137,17 @@ fn process_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     t.max_concurrent = PROCESS_WORKERS;
     t.min_workers = PROCESS_WORKERS;
     t.queue_size = args.window;
+    t.prefetch = prefetch;
     config.max_workers = PROCESS_WORKERS;
     config.min_workers = PROCESS_WORKERS;
     config.types.insert(NOOP.into(), t);
     let pool = PoolBuilder::new(config).start().context("cannot start the process pool")?;
-    let details =
-        format!("client=current-thread pool=own-thread workers={PROCESS_WORKERS} worker=demo-worker op=echo");
+    let details = format!(
+        "client=current-thread pool=own-thread workers={PROCESS_WORKERS} prefetch={prefetch} worker=demo-worker op=echo"
+    );
+    let case = if prefetch == 0 { Case::ProcessNoop } else { Case::ProcessNoopPrefetch };
     measure_pool(
-        Case::ProcessNoop,
+        case,
         pool,
         args,
         |i| json!({ "op": "echo", "i": i }),

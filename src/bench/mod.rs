@@ -17,6 +17,7 @@
 //! | `channel-roundtrip` | the ceiling: a bare tokio bounded `mpsc` (cap 1024) + `oneshot` request/response loop, one server task on a thread of its own, the client keeping `--window` requests in flight |
 //! | `inproc-noop` | the library with an in-process handler that returns its input, driven like `channel-roundtrip` |
 //! | `process-noop` | the library with two `workerpool demo-worker` processes answering `echo` tasks |
+//! | `process-noop-prefetch` | the same with `prefetch = 8`: each worker finds its next tasks in its pipe |
 //! | `spawn-per-task` | the baseline: a fresh `workerpool demo-worker` process per task, two in flight |
 //!
 //! Every task's outcome is checked (status `completed` and the echoed input); a run with a
@@ -93,12 +94,19 @@ pub(crate) enum Case {
     ChannelRoundtrip,
     InprocNoop,
     ProcessNoop,
+    ProcessNoopPrefetch,
     SpawnPerTask,
 }
 
 impl Case {
     /// Every case, in the order they run by default.
-    const ALL: [Case; 4] = [Case::ChannelRoundtrip, Case::InprocNoop, Case::ProcessNoop, Case::SpawnPerTask];
+    const ALL: [Case; 5] = [
+        Case::ChannelRoundtrip,
+        Case::InprocNoop,
+        Case::ProcessNoop,
+        Case::ProcessNoopPrefetch,
+        Case::SpawnPerTask,
+    ];
 
     /// The case's name on the command line and in the output.
     pub(crate) fn name(self) -> &'static str {
@@ -106,6 +114,7 @@ impl Case {
             Case::ChannelRoundtrip => "channel-roundtrip",
             Case::InprocNoop => "inproc-noop",
             Case::ProcessNoop => "process-noop",
+            Case::ProcessNoopPrefetch => "process-noop-prefetch",
             Case::SpawnPerTask => "spawn-per-task",
         }
     }

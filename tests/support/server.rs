@@ -39,6 +39,7 @@ impl Server {
             .env("RUST_LOG", "info")
             .env_remove("WORKERPOOL_API_TOKEN")
             .env_remove("MAX_WORKERS")
+            .env_remove("LOG_FORMAT")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

@@ -149,7 +149,12 @@ impl GpuSource for NvmlSource {
         };
         let count = match nvml.device_count() {
             Ok(n) => n,
-            Err(e) => return GpuSample { reason: Some(format!("NVML cannot count devices: {e}")), ..GpuSample::default() },
+            Err(e) => {
+                return GpuSample {
+                    reason: Some(format!("NVML cannot count devices: {e}")),
+                    ..GpuSample::default()
+                };
+            }
         };
         let mut sample = GpuSample::default();
         for index in 0..count {

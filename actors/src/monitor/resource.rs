@@ -81,7 +81,14 @@ impl ResourceMonitor {
         every: Duration,
         limits: HashMap<String, u64>,
     ) -> ResourceMonitor {
-        ResourceMonitor { shared, pools, probes: Arc::new(Mutex::new((probe, gpu))), every, sampling: false, limits }
+        ResourceMonitor {
+            shared,
+            pools,
+            probes: Arc::new(Mutex::new((probe, gpu))),
+            every,
+            sampling: false,
+            limits,
+        }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -115,7 +122,13 @@ impl ResourceMonitor {
         }));
     }
 
-    fn publish(&self, workers: &[WorkerInfo], system: SystemUsage, procs: &HashMap<u32, ProcessUsage>, gpu: GpuSample) {
+    fn publish(
+        &self,
+        workers: &[WorkerInfo],
+        system: SystemUsage,
+        procs: &HashMap<u32, ProcessUsage>,
+        gpu: GpuSample,
+    ) {
         let usage: Vec<WorkerUsage> = workers
             .iter()
             .filter_map(|w| {
@@ -140,7 +153,9 @@ impl ResourceMonitor {
         }
         m.gpu_utilization.reset();
         for g in &gpu.devices {
-            m.gpu_utilization.with_label_values(&[&g.index.to_string()]).set(f64::from(g.utilization_percent));
+            m.gpu_utilization
+                .with_label_values(&[&g.index.to_string()])
+                .set(f64::from(g.utilization_percent));
         }
         let snapshot = ResourceSnapshot {
             sampled_at: now_ms(),
@@ -162,7 +177,11 @@ impl ResourceMonitor {
             if w.memory_bytes > limit_mb.saturating_mul(1 << 20)
                 && let Some(pool) = self.pools.get(&w.task_type)
             {
-                pool.do_send(MemoryExceeded { worker: w.worker_id.clone(), rss_bytes: w.memory_bytes, limit_mb });
+                pool.do_send(MemoryExceeded {
+                    worker: w.worker_id.clone(),
+                    rss_bytes: w.memory_bytes,
+                    limit_mb,
+                });
             }
         }
         for pool in self.pools.values() {

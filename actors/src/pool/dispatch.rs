@@ -115,10 +115,12 @@ impl TypePool {
             let Some(report) = self.immediate.pop_front() else { break };
             self.on_report(report, ctx);
         }
+        self.send_ahead();
         self.dispatching = false;
         self.ensure_workers(ctx);
     }
 
+    /// Starts a ready task on an idle worker.
     pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
         if !self.workers.contains_key(&worker) {
             return;
@@ -128,27 +130,36 @@ impl TypePool {
             self.ready -= 1;
         }
         p.attempt += 1;
-        let attempt = p.attempt;
-        let waited = p.ready_since.elapsed();
+        let (attempt, data) = (p.attempt, p.data.clone());
+        self.start_attempt(&id, &worker, ctx);
+        match &self.handler {
+            Some(handler) => {
+                let handler = handler.clone();
+                self.run_inproc(handler, &worker, id, data, attempt, ctx);
+            }
+            None => {
+                if let Some(slot) = self.workers.get(&worker) {
+                    slot.addr.do_send(Run { id, data, attempt });
+                }
+            }
+        }
+    }
+
+    /// Starts the clock of an attempt already handed to `worker`: its state, timeout,
+    /// record and `task_assigned` event.
+    pub(super) fn start_attempt(&mut self, id: &TaskId, worker: &WorkerId, ctx: &mut Context<Self>) {
+        let Some(p) = self.tasks.get(id) else { return };
+        let (attempt, timeout, waited) = (p.attempt, p.timeout, p.ready_since.elapsed());
         self.metrics.wait.observe(waited.as_secs_f64());
-        let timeout = p.timeout;
-        let deadline = self.set_deadline(&id, attempt, timeout, ctx);
-        let (Some(p), Some(slot)) = (self.tasks.get_mut(&id), self.workers.get_mut(&worker)) else {
+        let deadline = self.set_deadline(id, attempt, timeout, ctx);
+        let (Some(p), Some(slot)) = (self.tasks.get_mut(id), self.workers.get_mut(worker)) else {
             return;
         };
         p.state = State::Running { worker: worker.clone(), deadline, started: Instant::now() };
         slot.state = WState::Busy;
         slot.task = Some(id.clone());
-        let data = p.data.clone();
-        match &self.handler {
-            Some(handler) => {
-                let handler = handler.clone();
-                self.run_inproc(handler, &worker, id.clone(), data, attempt, ctx);
-            }
-            None => slot.addr.do_send(Run { id: id.clone(), data, attempt }),
-        }
-        let pid = self.workers.get(&worker).and_then(|w| w.pid);
-        self.shared.store.update(&id, |r| {
+        let pid = slot.pid;
+        self.shared.store.update(id, |r| {
             r.status = TaskStatus::Running;
             r.attempts = attempt;
             r.started_at = Some(now_ms());
@@ -163,6 +174,62 @@ impl TypePool {
             attempt,
             wait_ms: waited.as_millis() as u64,
         });
+    }
+
+    /// Prefetch: hands ready tasks to busy process workers with room in their `prefetch`
+    /// window, so a worker finds its next task in its pipe the moment it finishes one.
+    fn send_ahead(&mut self) {
+        if self.cfg.prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.ready == 0 {
+            return;
+        }
+        let (max_tasks, prefetch) = (self.cfg.max_tasks_per_worker, self.cfg.prefetch);
+        // Room for one more: busy, staying, under the window, and (with recycling) the task
+        // running, those sent and this one all within the worker's task budget.
+        let has_room = |w: &Slot| {
+            let budget = max_tasks.is_none_or(|max| w.tasks_done + 2 + (w.queued.len() as u64) <= max);
+            w.state == WState::Busy && !w.retire && w.queued.len() < prefetch && budget
+        };
+        let mut room: Vec<WorkerId> =
+            self.workers.iter().filter(|(_, w)| has_room(w)).map(|(id, _)| id.clone()).collect();
+        room.sort();
+        for worker in room {
+            while self.workers.get(&worker).is_some_and(has_room) {
+                let Some(id) = self.pop_ready() else { return };
+                let Some(p) = self.tasks.get_mut(&id) else { continue };
+                self.ready -= 1;
+                p.attempt += 1;
+                p.state = State::Sent { worker: worker.clone() };
+                let (attempt, data) = (p.attempt, p.data.clone());
+                let Some(slot) = self.workers.get_mut(&worker) else { return };
+                slot.queued.push_back(id.clone());
+                slot.addr.do_send(Run { id: id.clone(), data, attempt });
+                let w = worker.to_string();
+                self.shared.store.update(&id, |r| {
+                    r.attempts = attempt;
+                    r.worker_id = Some(w);
+                });
+            }
+        }
+    }
+
+    /// Puts the tasks sent ahead to a worker that will not run them back at the head of the
+    /// queue, without spending their attempt.
+    pub(super) fn requeue_sent(&mut self, worker: &WorkerId) {
+        let Some(slot) = self.workers.get_mut(worker) else { return };
+        let sent: Vec<TaskId> = slot.queued.drain(..).collect();
+        for id in sent {
+            let Some(p) = self.tasks.get_mut(&id) else { continue };
+            if !matches!(&p.state, State::Sent { worker: w } if w == worker) {
+                continue;
+            }
+            p.attempt = p.attempt.saturating_sub(1);
+            p.state = State::Queued;
+            self.shared.store.update(&id, |r| {
+                r.attempts = r.attempts.saturating_sub(1);
+                r.worker_id = None;
+            });
+            self.push_ready(&id);
+        }
     }
 
     /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
@@ -247,6 +314,7 @@ impl TypePool {
                 ping: None,
                 abort: None,
                 progress: Default::default(),
+                queued: VecDeque::new(),
             },
         );
         log::info!("worker {id} starting ({})", self.name);
@@ -261,12 +329,17 @@ impl TypePool {
         }
         slot.state = WState::Stopping;
         slot.stop_reason = Some(reason);
+        let sent_ahead = !slot.queued.is_empty();
         if let Some(abort) = slot.abort.take() {
             abort.abort();
         }
-        slot.addr.do_send(StopWorker { kill });
+        slot.addr.do_send(StopWorker { kill: kill || sent_ahead });
         self.idle.retain(|w| w != id);
         log::info!("worker {id} stopping ({reason})");
+        if sent_ahead {
+            // Killed before it reads them: they go back to the queue.
+            self.requeue_sent(id);
+        }
     }
 
     pub(super) fn worker_error(&self, id: &WorkerId, error: String) {
@@ -285,6 +358,12 @@ impl TypePool {
         slot.abort = None;
         slot.tasks_done += 1;
         if slot.state != WState::Busy {
+            return;
+        }
+        // A task sent ahead is already in the worker's pipe: it starts now.
+        if let Some(next) = slot.queued.pop_front() {
+            self.start_attempt(&next, id, ctx);
+            self.dispatch(ctx);
             return;
         }
         slot.state = WState::Idle;
@@ -321,6 +400,7 @@ impl TypePool {
         signal: Option<i32>,
         ctx: &mut Context<Self>,
     ) {
+        self.requeue_sent(id);
         let Some(slot) = self.workers.remove(id) else { return };
         self.idle.retain(|w| w != id);
         self.shared.release_slot();

@@ -89,7 +89,11 @@ impl Handler<GetQueue> for TypePool {
             .map(|(id, p)| QueuedTask {
                 id: id.to_string(),
                 priority: p.priority,
-                state: if matches!(p.state, State::Queued) { "ready" } else { "waiting" },
+                state: match p.state {
+                    State::Queued => "ready",
+                    State::Sent { .. } => "sent",
+                    _ => "waiting",
+                },
                 attempts: p.attempt,
                 waited_ms: p.ready_since.elapsed().as_millis() as u64,
             })
@@ -292,7 +296,7 @@ impl Handler<Drain> for TypePool {
             let waiting: Vec<TaskId> = self
                 .tasks
                 .iter()
-                .filter(|(_, p)| !matches!(p.state, State::Running { .. }))
+                .filter(|(_, p)| !matches!(p.state, State::Running { .. } | State::Sent { .. }))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &waiting {
@@ -339,11 +343,8 @@ impl Handler<MemoryExceeded> for TypePool {
             return;
         }
         let (id, task) = (id.clone(), slot.task.clone());
-        let detail = format!(
-            "worker {id} used {} MiB, over the limit of {} MiB",
-            msg.rss_bytes >> 20,
-            msg.limit_mb
-        );
+        let detail =
+            format!("worker {id} used {} MiB, over the limit of {} MiB", msg.rss_bytes >> 20, msg.limit_mb);
         self.worker_error(&id, detail.clone());
         self.stop_worker(&id, true, "memory_limit_exceeded");
         if let Some(task) = task {

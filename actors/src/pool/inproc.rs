@@ -46,17 +46,20 @@ impl TypePool {
         };
         let mut run = AssertUnwindSafe(handler(task)).catch_unwind();
         if let Some(res) = (&mut run).now_or_never() {
-            self.immediate.push_back(WorkerReport { worker: worker.clone(), report: handler_report(id, res) });
+            self.immediate
+                .push_back(WorkerReport { worker: worker.clone(), report: handler_report(id, res) });
             return;
         }
         let (abort, registration) = AbortHandle::new_pair();
         let w = worker.clone();
-        ctx.spawn(actix::fut::wrap_future(Abortable::new(run, registration)).map(move |res, act: &mut TypePool, ctx| {
-            // An aborted attempt was already ended by whoever aborted it.
-            if let Ok(res) = res {
-                act.on_report(WorkerReport { worker: w, report: handler_report(id, res) }, ctx);
-            }
-        }));
+        ctx.spawn(actix::fut::wrap_future(Abortable::new(run, registration)).map(
+            move |res, act: &mut TypePool, ctx| {
+                // An aborted attempt was already ended by whoever aborted it.
+                if let Ok(res) = res {
+                    act.on_report(WorkerReport { worker: w, report: handler_report(id, res) }, ctx);
+                }
+            },
+        ));
         if let Some(slot) = self.workers.get_mut(worker) {
             slot.abort = Some(abort);
         }

@@ -54,6 +54,8 @@ enum State {
     Queued,
     /// Waiting for its delay or retry backoff to pass.
     Waiting(SpawnHandle),
+    /// Sent ahead to a busy worker (prefetch): in its pipe, not started.
+    Sent { worker: WorkerId },
     /// On a worker.
     Running { worker: WorkerId, deadline: Deadline, started: Instant },
 }
@@ -114,6 +116,8 @@ struct Slot {
     abort: Option<futures_util::future::AbortHandle>,
     /// Progress of the in-process attempt running in this slot.
     progress: inproc::ProgressBuffer,
+    /// Tasks sent ahead (prefetch), in the order the worker will run them.
+    queued: VecDeque<TaskId>,
 }
 
 /// How an attempt ended without a result.

@@ -13,7 +13,9 @@ impl TypePool {
         let silent: Vec<WorkerId> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.state == WState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout))
+            .filter(|(_, w)| {
+                w.state == WState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in silent {
@@ -84,7 +86,12 @@ impl TypePool {
         ScalingInput {
             live,
             starting: self.workers.values().filter(|w| w.state == WState::Starting).count(),
-            idle_for: self.idle.iter().filter_map(|id| self.workers.get(id)).map(|w| w.idle_since.elapsed()).collect(),
+            idle_for: self
+                .idle
+                .iter()
+                .filter_map(|id| self.workers.get(id))
+                .map(|w| w.idle_since.elapsed())
+                .collect(),
             ready: self.ready,
             oldest_wait: oldest,
             min_workers: self.min_workers(),

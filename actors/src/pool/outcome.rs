@@ -5,7 +5,8 @@ use super::*;
 impl TypePool {
     pub(super) fn on_report(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
         let WorkerReport { worker, report } = msg;
-        let ends_or_nudges = matches!(report, Report::ProgressReady | Report::Done { .. } | Report::Crashed { .. });
+        let ends_or_nudges =
+            matches!(report, Report::ProgressReady | Report::Done { .. } | Report::Crashed { .. });
         if self.handler.is_some() && ends_or_nudges {
             for (id, progress, stage) in self.drain_progress(&worker) {
                 let report = Report::Progress { id, progress, stage };
@@ -145,6 +146,13 @@ impl TypePool {
                 (None, None)
             }
             State::Queued => (None, None),
+            State::Sent { worker } => {
+                let worker = worker.clone();
+                if let Some(slot) = self.workers.get_mut(&worker) {
+                    slot.queued.retain(|t| t != id);
+                }
+                (Some(worker), None)
+            }
         };
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
@@ -162,7 +170,11 @@ impl TypePool {
             Failure::Shutdown => ("shutdown".to_string(), false, TaskStatus::Failed),
             Failure::MemoryLimit(detail) => {
                 let retry = self.cfg.retry_on_memory_limit;
-                (format!("memory_limit_exceeded: {detail}"), retry, if retry { TaskStatus::Dead } else { TaskStatus::Failed })
+                (
+                    format!("memory_limit_exceeded: {detail}"),
+                    retry,
+                    if retry { TaskStatus::Dead } else { TaskStatus::Failed },
+                )
             }
         };
         let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
@@ -196,12 +208,7 @@ impl TypePool {
     }
 
     /// Ends a task: writes its record, answers its waiters, dead-letters it if out of attempts.
-    pub(super) fn finish(
-        &mut self,
-        id: &TaskId,
-        status: TaskStatus,
-        outcome: Result<Value, String>,
-    ) {
+    pub(super) fn finish(&mut self, id: &TaskId, status: TaskStatus, outcome: Result<Value, String>) {
         let Some(p) = self.tasks.remove(id) else { return };
         if status != TaskStatus::Cancelled {
             self.recent.push_back((Instant::now(), status != TaskStatus::Completed));

@@ -29,7 +29,8 @@ impl TypePool {
             }
             ctx.cancel_future(handle);
         }
-        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.on_alarm(ctx));
+        let handle =
+            ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.on_alarm(ctx));
         self.alarm = Some((at, handle));
     }
 
