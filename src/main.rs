@@ -1,10 +1,13 @@
-//! The `workerpool` command: the server (`serve`, the default), the bundled demo worker and
-//! the benchmarks. Errors become exit codes here: 2 for configuration, 1 for the rest.
+//! The `workerpool` command: the server (`serve`, the default), the bundled demo worker, the
+//! benchmarks and the client of a running server (`submit`, `status`). Errors become exit
+//! codes here: 2 for configuration and usage, 1 for the rest.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use workerpool::client::ClientError;
 use workerpool::settings::{ConfigError, Overrides, Settings};
 
 #[derive(Parser)]
@@ -37,6 +40,10 @@ enum Command {
     DemoWorker,
     /// Run the benchmarks (build with --release) and print one line per case.
     Bench(workerpool::bench::BenchArgs),
+    /// Submit a task to a running server, show its progress and print its result.
+    Submit(workerpool::client::SubmitArgs),
+    /// Print the workers, queues and resources of a running server.
+    Status(workerpool::client::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,8 +51,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::DemoWorker) => return demo_worker(),
         Some(Command::Bench(args)) => {
-            init_logging();
+            init_logging("info");
             workerpool::bench::run(args)
+        }
+        Some(Command::Submit(args)) => {
+            init_logging("warn");
+            workerpool::client::submit(&args).map_err(anyhow::Error::from)
+        }
+        Some(Command::Status(args)) => {
+            init_logging("warn");
+            workerpool::client::status(&args).map_err(anyhow::Error::from)
         }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
@@ -54,13 +69,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("workerpool: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            let usage = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<ClientError>().is_some_and(|c| c.exit_code() == 2);
+            if usage { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    init_logging("info");
     let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis };
     let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
     actix_rt::System::new().block_on(workerpool::serve::run(settings))
@@ -76,6 +93,55 @@ fn demo_worker() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+/// Logs to stderr, filtered by `RUST_LOG` (else `default_filter`); `LOG_FORMAT=json` writes
+/// one JSON object per line instead of env_logger's text.
+fn init_logging(default_filter: &str) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
+    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
+    let json = format.eq_ignore_ascii_case("json");
+    if json {
+        builder.format(|buf, record| {
+            let ts = buf.timestamp_millis().to_string();
+            writeln!(buf, "{}", json_log_line(&ts, record))
+        });
+    }
+    builder.init();
+    if !json && !format.is_empty() && !format.eq_ignore_ascii_case("text") {
+        log::warn!("LOG_FORMAT={format:?} is not known (expected json or text); writing text");
+    }
+}
+
+/// One log record as a JSON object: `ts`, `level`, `target`, `message`, in that order.
+fn json_log_line(ts: &str, record: &log::Record<'_>) -> String {
+    let field = |s: &str| serde_json::Value::from(s).to_string();
+    format!(
+        "{{\"ts\":{},\"level\":{},\"target\":{},\"message\":{}}}",
+        field(ts),
+        field(record.level().as_str()),
+        field(record.target()),
+        field(&record.args().to_string()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_log_lines_are_json_objects() {
+        let line = json_log_line(
+            "2024-01-02T03:04:05.678Z",
+            &log::Record::builder()
+                .level(log::Level::Warn)
+                .target("workerpool::x")
+                .args(format_args!("a \"quoted\"\nline"))
+                .build(),
+        );
+        assert!(line.starts_with("{\"ts\":\"2024-01-02T03:04:05.678Z\",\"level\":\"WARN\""), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(v["message"], "a \"quoted\"\nline");
+        assert_eq!(v["target"], "workerpool::x");
+        assert!(!line.contains('\n'));
+    }
 }

@@ -10,8 +10,11 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     state.pool.stats().await?;
     let families = state.pool.metrics().registry().gather();
     let mut out = Vec::with_capacity(8192);
-    TextEncoder::new()
-        .encode(&families, &mut out)
-        .map_err(|e| ApiError::new(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}")))?;
+    TextEncoder::new().encode(&families, &mut out).map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+    })?;
     Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(out))
 }

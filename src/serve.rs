@@ -70,9 +70,9 @@ async fn log_events(pool: PoolHandle) {
         match rx.recv().await {
             Ok(event) => {
                 let level = match event.kind {
-                    EventKind::TaskAssigned { .. } | EventKind::TaskProgress { .. } | EventKind::TaskCompleted { .. } => {
-                        log::Level::Debug
-                    }
+                    EventKind::TaskAssigned { .. }
+                    | EventKind::TaskProgress { .. }
+                    | EventKind::TaskCompleted { .. } => log::Level::Debug,
                     _ => log::Level::Info,
                 };
                 if log::log_enabled!(target: "workerpool::events", level) {

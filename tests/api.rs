@@ -34,19 +34,34 @@ fn execute_answers_with_the_contract_status_of_each_outcome() {
     assert_eq!((ok.status, ok.body["status"].as_str()), (200, Some("completed")));
     assert_eq!(ok.body["result"]["words"], 3);
 
-    let failed = execute(&server, json!({"type": "text_processing", "data": {"op": "fail", "retryable": false, "message": "bad"}}));
-    assert_eq!((failed.status, failed.body["status"].as_str(), failed.body["error"].as_str()), (502, Some("failed"), Some("bad")));
+    let failed = execute(
+        &server,
+        json!({"type": "text_processing", "data": {"op": "fail", "retryable": false, "message": "bad"}}),
+    );
+    assert_eq!(
+        (failed.status, failed.body["status"].as_str(), failed.body["error"].as_str()),
+        (502, Some("failed"), Some("bad"))
+    );
 
     let dead = execute(&server, json!({"type": "text_processing", "data": {"op": "crash"}}));
     assert_eq!((dead.status, dead.body["status"].as_str()), (502, Some("dead")));
 
-    let timed_out = execute(&server, json!({"type": "text_processing", "data": {"op": "sleep", "ms": 5000}, "options": {"timeout": 200}}));
+    let timed_out = execute(
+        &server,
+        json!({"type": "text_processing", "data": {"op": "sleep", "ms": 5000}, "options": {"timeout": 200}}),
+    );
     assert_eq!((timed_out.status, timed_out.body["status"].as_str()), (504, Some("timed_out")));
 
-    let queued = execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}, "options": {"wait": false}}));
+    let queued = execute(
+        &server,
+        json!({"type": "text_processing", "data": {"op": "echo"}, "options": {"wait": false}}),
+    );
     assert_eq!((queued.status, queued.body["status"].as_str()), (202, Some("queued")));
     let id = queued.body["id"].as_str().unwrap().to_string();
-    assert!(wait_for(Duration::from_secs(10), || get(&server.url(&format!("/api/tasks/{id}"))).body["status"] == "completed"));
+    assert!(wait_for(
+        Duration::from_secs(10),
+        || get(&server.url(&format!("/api/tasks/{id}"))).body["status"] == "completed"
+    ));
 }
 
 #[test]
@@ -61,7 +76,8 @@ fn a_waiting_execute_of_a_cancelled_task_answers_409() {
     });
     assert!(running);
     let workers = get(&server.url("/api/workers/status")).body["workers"].clone();
-    let task = workers.as_array().unwrap().iter().find_map(|w| w["task_id"].as_str().map(str::to_string)).unwrap();
+    let task =
+        workers.as_array().unwrap().iter().find_map(|w| w["task_id"].as_str().map(str::to_string)).unwrap();
     let cancelled = delete(&server.url(&format!("/api/tasks/{task}")), None);
     assert_eq!((cancelled.status, cancelled.body["status"].as_str()), (200, Some("cancelled")));
     let answer = waiter.join().unwrap();
@@ -73,7 +89,8 @@ fn a_waiting_execute_of_a_cancelled_task_answers_409() {
 #[test]
 fn a_full_queue_answers_429_with_retry_after() {
     let server = Server::start(SLOW, &[]);
-    let sleep = json!({"type": "text_processing", "data": {"op": "sleep", "ms": 2000}, "options": {"wait": false}});
+    let sleep =
+        json!({"type": "text_processing", "data": {"op": "sleep", "ms": 2000}, "options": {"wait": false}});
     assert_eq!(execute(&server, sleep.clone()).status, 202);
     assert!(wait_for(Duration::from_secs(10), || {
         get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
@@ -102,21 +119,75 @@ fn bad_input_gets_a_clear_4xx_everywhere() {
         ("POST", "/api/workers/execute", r#"{"type":7}"#, 400, "type"),
         ("POST", "/api/workers/execute", r#"{"type":"nope"}"#, 404, "unknown task type"),
         ("POST", "/api/workers/execute", r#"{"type":"text_processing","bogus":1}"#, 400, "bogus"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"priority":"high"}}"#, 400, "options.priority"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"priority":99999999999}}"#, 400, "options.priority"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"timeout":-5}}"#, 400, "options.timeout"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"timeout":0}}"#, 400, "options.timeout"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"timeout":1e30}}"#, 400, "options.timeout"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"max_retries":1000}}"#, 400, "options.max_retries"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"delay":99999999999999}}"#, 400, "options.delay"),
-        ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"wait":"yes"}}"#, 400, "options.wait"),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"priority":"high"}}"#,
+            400,
+            "options.priority",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"priority":99999999999}}"#,
+            400,
+            "options.priority",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"timeout":-5}}"#,
+            400,
+            "options.timeout",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"timeout":0}}"#,
+            400,
+            "options.timeout",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"timeout":1e30}}"#,
+            400,
+            "options.timeout",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"max_retries":1000}}"#,
+            400,
+            "options.max_retries",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"delay":99999999999999}}"#,
+            400,
+            "options.delay",
+        ),
+        (
+            "POST",
+            "/api/workers/execute",
+            r#"{"type":"text_processing","options":{"wait":"yes"}}"#,
+            400,
+            "options.wait",
+        ),
         ("POST", "/api/workers/execute", r#"{"type":"text_processing","options":{"speed":1}}"#, 400, "speed"),
         ("POST", "/api/workers/execute", r#"{"type":"image_generation"}"#, 503, "needs a GPU"),
         ("POST", "/api/workers/scale/text_processing", "", 400, "empty"),
         ("POST", "/api/workers/scale/text_processing", r#"{"action":"sideways"}"#, 400, "action"),
         ("POST", "/api/workers/scale/text_processing", r#"{"action":"up","count":-1}"#, 400, "count"),
         ("POST", "/api/workers/scale/text_processing", r#"{"action":"up","count":0}"#, 400, "count"),
-        ("POST", "/api/workers/scale/text_processing", r#"{"action":"up","count":100000}"#, 400, "max_concurrent"),
+        (
+            "POST",
+            "/api/workers/scale/text_processing",
+            r#"{"action":"up","count":100000}"#,
+            400,
+            "max_concurrent",
+        ),
         ("POST", "/api/workers/scale/text_processing", r#"{"action":"down","count":5}"#, 400, "min_workers"),
         ("POST", "/api/workers/scale/nope", r#"{"action":"up"}"#, 404, "unknown task type"),
         ("POST", "/api/workers/restart/nope-1", "", 404, "no worker"),
@@ -139,7 +210,8 @@ fn bad_input_gets_a_clear_4xx_everywhere() {
             _ => get(&server.url(path)),
         };
         assert_eq!(r.status, status, "{method} {path} {body}: {r:?}");
-        let error = r.body["error"].as_str().unwrap_or_else(|| panic!("{method} {path}: no error field: {r:?}"));
+        let error =
+            r.body["error"].as_str().unwrap_or_else(|| panic!("{method} {path}: no error field: {r:?}"));
         assert!(error.contains(needle), "{method} {path} {body}: {error:?} lacks {needle:?}");
         assert!(r.content_type.starts_with("application/json"), "{method} {path}: {}", r.content_type);
     }
@@ -164,7 +236,10 @@ fn a_token_guards_the_endpoints_that_change_something() {
     assert_eq!(post(&url, body, None).status, 401);
     assert_eq!(post(&url, body, Some("wrong")).status, 401);
     assert_eq!(post(&url, body, Some("s3cret")).status, 200);
-    assert_eq!(post(&server.url("/api/workers/scale/text_processing"), r#"{"action":"up"}"#, None).status, 401);
+    assert_eq!(
+        post(&server.url("/api/workers/scale/text_processing"), r#"{"action":"up"}"#, None).status,
+        401
+    );
     assert_eq!(post(&server.url("/api/workers/restart/text_processing-1"), "", None).status, 401);
     assert_eq!(delete(&server.url("/api/tasks/x"), None).status, 401);
     // Reads stay open.
@@ -191,7 +266,10 @@ fn metrics_count_every_task() {
     assert!(r.content_type.starts_with("text/plain"), "{}", r.content_type);
     let text = r.body.as_str().unwrap();
     let t = r#"{type="text_processing"}"#;
-    assert_eq!(metric(text, r#"workerpool_tasks_total{outcome="completed",type="text_processing"}"#), n as f64);
+    assert_eq!(
+        metric(text, r#"workerpool_tasks_total{outcome="completed",type="text_processing"}"#),
+        n as f64
+    );
     assert_eq!(metric(text, &format!("workerpool_task_duration_seconds_count{t}")), n as f64);
     assert_eq!(metric(text, &format!("workerpool_task_wait_seconds_count{t}")), n as f64);
     assert_eq!(metric(text, &format!("workerpool_queue_length{t}")), 0.0);
@@ -199,7 +277,10 @@ fn metrics_count_every_task() {
     // A crash is a restart by reason.
     execute(&server, json!({"type": "text_processing", "data": {"op": "crash", "until_attempt": 1}}));
     let text = get(&server.url("/metrics")).body.as_str().unwrap().to_string();
-    assert_eq!(metric(&text, r#"workerpool_worker_restarts_total{reason="crashed",type="text_processing"}"#), 1.0);
+    assert_eq!(
+        metric(&text, r#"workerpool_worker_restarts_total{reason="crashed",type="text_processing"}"#),
+        1.0
+    );
     assert_eq!(metric(&text, r#"workerpool_tasks_total{outcome="retried",type="text_processing"}"#), 1.0);
     // Every family is registered once.
     let helps = text.lines().filter(|l| l.starts_with("# HELP workerpool_tasks_total ")).count();
@@ -226,7 +307,11 @@ fn sse(server: &Server, path: &str) -> (String, BufReader<TcpStream>) {
 }
 
 /// Reads SSE messages (`event`, parsed `data`) until `stop` says so or `limit` messages.
-fn read_events(reader: &mut BufReader<TcpStream>, limit: usize, stop: impl Fn(&str) -> bool) -> Vec<(String, Value)> {
+fn read_events(
+    reader: &mut BufReader<TcpStream>,
+    limit: usize,
+    stop: impl Fn(&str) -> bool,
+) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     let mut event = String::new();
     let mut line = String::new();
@@ -253,13 +338,17 @@ fn read_events(reader: &mut BufReader<TcpStream>, limit: usize, stop: impl Fn(&s
 #[test]
 fn task_progress_streams_over_sse() {
     let server = Server::start(TEXT_ONLY, &[]);
-    let r = execute(&server, json!({"type": "text_processing", "data": {"op": "progress", "steps": 4, "step_ms": 50}, "options": {"wait": false}}));
+    let r = execute(
+        &server,
+        json!({"type": "text_processing", "data": {"op": "progress", "steps": 4, "step_ms": 50}, "options": {"wait": false}}),
+    );
     let id = r.body["id"].as_str().unwrap().to_string();
     let (head, mut reader) = sse(&server, &format!("/api/tasks/{id}/events"));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
     let events = read_events(&mut reader, 50, |e| e == "result");
-    let progress: Vec<u64> = events.iter().filter(|(e, _)| e == "progress").filter_map(|(_, d)| d["progress"].as_u64()).collect();
+    let progress: Vec<u64> =
+        events.iter().filter(|(e, _)| e == "progress").filter_map(|(_, d)| d["progress"].as_u64()).collect();
     assert!(!progress.is_empty() && progress.windows(2).all(|w| w[0] < w[1]), "{events:?}");
     assert_eq!(progress.last(), Some(&100));
     let (last, record) = events.last().unwrap();
@@ -292,7 +381,8 @@ fn health_turns_unhealthy_when_every_task_fails() {
     let h = get(&server.url("/api/workers/health"));
     assert_eq!((h.status, h.body["status"].as_str()), (200, Some("healthy")));
     for _ in 0..10 {
-        let r = execute(&server, json!({"type": "text_processing", "data": {"op": "fail", "retryable": false}}));
+        let r =
+            execute(&server, json!({"type": "text_processing", "data": {"op": "fail", "retryable": false}}));
         assert_eq!(r.status, 502);
     }
     let h = get(&server.url("/api/workers/health"));
@@ -315,7 +405,8 @@ fn types_resources_and_status_describe_the_pool() {
     execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}}));
     let sampled = wait_for(Duration::from_secs(10), || {
         let r = get(&server.url("/api/workers/resources")).body;
-        r["workers"].as_array().is_some_and(|w| !w.is_empty()) && r["system"]["memory_total_bytes"].as_u64() > Some(0)
+        r["workers"].as_array().is_some_and(|w| !w.is_empty())
+            && r["system"]["memory_total_bytes"].as_u64() > Some(0)
     });
     assert!(sampled, "no worker in the resource sample");
     let r = get(&server.url("/api/workers/resources")).body;
@@ -323,7 +414,19 @@ fn types_resources_and_status_describe_the_pool() {
     assert_eq!(r["gpu"]["available"], false);
 
     let status = get(&server.url("/api/workers/status")).body;
-    for key in ["total", "available", "busy", "tasks_completed", "tasks_failed", "avg_task_ms", "by_type", "queues", "resources", "config", "workers"] {
+    for key in [
+        "total",
+        "available",
+        "busy",
+        "tasks_completed",
+        "tasks_failed",
+        "avg_task_ms",
+        "by_type",
+        "queues",
+        "resources",
+        "config",
+        "workers",
+    ] {
         assert!(status.get(key).is_some(), "status lacks {key}");
     }
     let stats = get(&server.url("/api/workers/stats")).body;
@@ -336,7 +439,8 @@ fn scale_and_restart_over_http() {
     let server = Server::start(TEXT_ONLY, &[]);
     let up = post(&server.url("/api/workers/scale/text_processing"), r#"{"action":"up","count":2}"#, None);
     assert_eq!((up.status, up.body["workers"].as_u64()), (200, Some(2)), "{up:?}");
-    let ready = wait_for(Duration::from_secs(10), || get(&server.url("/api/workers/stats")).body["available"] == 2);
+    let ready =
+        wait_for(Duration::from_secs(10), || get(&server.url("/api/workers/stats")).body["available"] == 2);
     assert!(ready);
     let workers = get(&server.url("/api/workers/status")).body["workers"].clone();
     let id = workers[0]["id"].as_str().unwrap().to_string();
@@ -344,7 +448,8 @@ fn scale_and_restart_over_http() {
     assert_eq!(r.status, 200, "{r:?}");
     let replaced = wait_for(Duration::from_secs(10), || {
         let w = get(&server.url("/api/workers/status")).body["workers"].clone();
-        w.as_array().unwrap().len() == 2 && w.as_array().unwrap().iter().all(|w| w["id"] != id.as_str() && w["state"] == "idle")
+        w.as_array().unwrap().len() == 2
+            && w.as_array().unwrap().iter().all(|w| w["id"] != id.as_str() && w["state"] == "idle")
     });
     assert!(replaced, "worker {id} was not replaced");
 }
@@ -353,7 +458,9 @@ fn scale_and_restart_over_http() {
 fn sigterm_lets_a_running_request_finish_then_exits_0() {
     let mut server = Server::start(SLOW, &[]);
     let url = server.url("/api/workers/execute");
-    let waiter = std::thread::spawn(move || post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":600}}"#, None));
+    let waiter = std::thread::spawn(move || {
+        post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":600}}"#, None)
+    });
     assert!(wait_for(Duration::from_secs(10), || {
         get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
     }));

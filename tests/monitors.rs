@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 use workerpool_actors::{
-    ErrorKind, EventKind, GpuSample, GpuSource, GpuUsage, PoolBuilder, PoolConfig, ProcessUsage, ResourceProbe,
-    SysinfoProbe, SystemUsage, TaskRequest, TaskStatus,
+    ErrorKind, EventKind, GpuSample, GpuSource, GpuUsage, PoolBuilder, PoolConfig, ProcessUsage,
+    ResourceProbe, SysinfoProbe, SystemUsage, TaskRequest, TaskStatus,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -30,7 +30,8 @@ fn metric(pool: &workerpool_actors::PoolHandle, name: &str, labels: &[(&str, &st
             continue;
         }
         for m in family.get_metric() {
-            let all = labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
+            let all =
+                labels.iter().all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v));
             if all {
                 // Only one of the two is set; the other reads 0.
                 return m.get_counter().get_value() + m.get_gauge().get_value();
@@ -45,7 +46,8 @@ async fn a_worker_over_its_memory_limit_is_killed_and_its_task_fails() {
     let mut t = demo_type(1);
     t.memory_limit_mb = 64;
     let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).start().unwrap();
-    let record = within(LIMIT, pool.execute(op("alloc", json!({ "mb": 256, "hold_ms": 10_000 })))).await.unwrap();
+    let record =
+        within(LIMIT, pool.execute(op("alloc", json!({ "mb": 256, "hold_ms": 10_000 })))).await.unwrap();
     assert_eq!(record.status, TaskStatus::Failed, "{record:?}");
     let error = record.error.clone().unwrap();
     assert!(error.starts_with("memory_limit_exceeded"), "{error}");
@@ -53,7 +55,10 @@ async fn a_worker_over_its_memory_limit_is_killed_and_its_task_fails() {
     assert_eq!(record.attempts, 1, "not retried unless the type says so");
     let pid = u64::from(record.worker_pid.unwrap());
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)).await);
-    assert_eq!(metric(&pool, "workerpool_worker_restarts_total", &[("reason", "memory_limit_exceeded")]), 1.0);
+    assert_eq!(
+        metric(&pool, "workerpool_worker_restarts_total", &[("reason", "memory_limit_exceeded")]),
+        1.0
+    );
     // A small task still runs, on a fresh worker.
     let next = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
     assert_eq!(next.status, TaskStatus::Completed);
@@ -87,7 +92,8 @@ impl ResourceProbe for FakeCpu {
             memory_available_bytes: 16 << 30,
             memory_total_bytes: 17 << 30,
         };
-        let procs = pids.iter().map(|&p| (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20 })).collect();
+        let procs =
+            pids.iter().map(|&p| (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20 })).collect();
         (system, procs)
     }
 }
@@ -97,7 +103,10 @@ async fn no_further_worker_starts_above_the_cpu_threshold() {
     let cpu = Arc::new(AtomicU32::new(95));
     let mut t = demo_type(3);
     t.cpu_threshold = 80.0;
-    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).resource_probe(FakeCpu(cpu.clone())).start().unwrap();
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)])))
+        .resource_probe(FakeCpu(cpu.clone()))
+        .start()
+        .unwrap();
     // Wait for a sample at 95%.
     assert!(wait_until(LIMIT, || pool.resources().system.cpu_percent > 90.0).await);
     let mut handles = Vec::new();
@@ -153,7 +162,8 @@ async fn gpu_types_take_tasks_only_while_a_gpu_is_usable() {
     let gpu = Arc::new(AtomicBool::new(false));
     let mut t = demo_type(1);
     t.gpu_required = true;
-    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).gpu_source(FakeGpu(gpu.clone())).start().unwrap();
+    let pool =
+        PoolBuilder::new(fast(config(vec![("work", t)]))).gpu_source(FakeGpu(gpu.clone())).start().unwrap();
     let refused = pool.enqueue(op("echo", json!({}))).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Unavailable);
     assert!(refused.to_string().contains("fake: no GPU"), "{refused}");

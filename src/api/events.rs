@@ -111,7 +111,9 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
                     }
                     Ok(Some(_)) => {}
                     // Events were lost: the record says where the task is now.
-                    Err(n) if n > 0 => return Some((Ok(web::Bytes::new()), (TaskStream::Start(rx), pool, id))),
+                    Err(n) if n > 0 => {
+                        return Some((Ok(web::Bytes::new()), (TaskStream::Start(rx), pool, id)));
+                    }
                     Err(_) => return None,
                 }
             },

@@ -164,7 +164,9 @@ impl ResponseError for ApiError {
 impl From<workerpool_actors::Error> for ApiError {
     fn from(e: workerpool_actors::Error) -> ApiError {
         let status = match e.kind() {
-            ErrorKind::UnknownType | ErrorKind::UnknownTask | ErrorKind::UnknownWorker => StatusCode::NOT_FOUND,
+            ErrorKind::UnknownType | ErrorKind::UnknownTask | ErrorKind::UnknownWorker => {
+                StatusCode::NOT_FOUND
+            }
             ErrorKind::InvalidRequest | ErrorKind::Limit | ErrorKind::Config | ErrorKind::Decode => {
                 StatusCode::BAD_REQUEST
             }

@@ -17,7 +17,11 @@ pub(super) async fn get(state: State, path: web::Path<String>) -> Result<HttpRes
 }
 
 /// `DELETE /api/tasks/{id}`: cancels a waiting or running task; 409 when it already ended.
-pub(super) async fn cancel(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn cancel(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let id = TaskId::from(path.into_inner());
     let record = state.pool.cancel(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;
@@ -25,7 +29,11 @@ pub(super) async fn cancel(state: State, req: HttpRequest, path: web::Path<Strin
 }
 
 /// `POST /api/tasks/{id}/requeue`: runs a dead-lettered task again with fresh attempts.
-pub(super) async fn requeue(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn requeue(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let id = TaskId::from(path.into_inner());
     let id = state.pool.requeue(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;

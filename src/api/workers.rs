@@ -7,7 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use workerpool_actors::{HealthStatus, ScaleAction, TaskOptions, TaskRecord, TaskRequest, TaskStatus, assess_health};
+use workerpool_actors::{
+    HealthStatus, ScaleAction, TaskOptions, TaskRecord, TaskRequest, TaskStatus, assess_health,
+};
 
 use super::{ApiError, AppState, authorize, read_json};
 
@@ -79,7 +81,8 @@ pub(super) struct ExecuteBody {
 
 impl ExecuteBody {
     fn validate(&self) -> Result<(), ApiError> {
-        let field = |name: &str, msg: String| ApiError::bad_request(format!("{name}: {msg}")).with("field", name);
+        let field =
+            |name: &str, msg: String| ApiError::bad_request(format!("{name}: {msg}")).with("field", name);
         if self.task_type.trim().is_empty() {
             return Err(field("type", "must name a task type".into()));
         }
@@ -87,12 +90,18 @@ impl ExecuteBody {
         if let Some(t) = o.timeout
             && !(1..=MAX_TIMEOUT_MS).contains(&t)
         {
-            return Err(field("options.timeout", format!("expected 1 to {MAX_TIMEOUT_MS} milliseconds, got {t}")));
+            return Err(field(
+                "options.timeout",
+                format!("expected 1 to {MAX_TIMEOUT_MS} milliseconds, got {t}"),
+            ));
         }
         if let Some(d) = o.delay
             && d > MAX_DELAY_MS
         {
-            return Err(field("options.delay", format!("expected at most {MAX_DELAY_MS} milliseconds, got {d}")));
+            return Err(field(
+                "options.delay",
+                format!("expected at most {MAX_DELAY_MS} milliseconds, got {d}"),
+            ));
         }
         if let Some(r) = o.max_retries
             && r > MAX_RETRIES
@@ -104,7 +113,11 @@ impl ExecuteBody {
 }
 
 /// `POST /api/workers/execute`: waits for the result unless `options.wait` is false.
-pub(super) async fn execute(state: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
+pub(super) async fn execute(
+    state: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let body: ExecuteBody = read_json(body).await?;
     body.validate()?;
@@ -173,15 +186,27 @@ pub(super) async fn scale(
         ScaleDirection::Up => ScaleAction::Up(body.count),
         ScaleDirection::Down => ScaleAction::Down(body.count),
     };
-    let workers = state.pool.scale(&task_type, action).await.map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
+    let workers = state
+        .pool
+        .scale(&task_type, action)
+        .await
+        .map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
     Ok(HttpResponse::Ok().json(json!({ "type": task_type, "workers": workers })))
 }
 
 /// `POST /api/workers/restart/{worker_id}`.
-pub(super) async fn restart(state: State, req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn restart(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let worker = path.into_inner();
-    state.pool.restart_worker(&worker).await.map_err(|e| ApiError::from(e).with("worker_id", worker.clone()))?;
+    state
+        .pool
+        .restart_worker(&worker)
+        .await
+        .map_err(|e| ApiError::from(e).with("worker_id", worker.clone()))?;
     Ok(HttpResponse::Ok().json(json!({ "restarted": worker })))
 }
 
@@ -189,7 +214,11 @@ pub(super) async fn restart(state: State, req: HttpRequest, path: web::Path<Stri
 pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
     let stats = state.pool.stats().await?;
     let report = assess_health(&stats, state.stopping());
-    let code = if report.status == HealthStatus::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if report.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     Ok(HttpResponse::build(code).json(json!({
         "status": report.status,
         "reasons": report.reasons,
@@ -220,6 +249,10 @@ pub(super) async fn resources(state: State) -> HttpResponse {
 /// `GET /api/workers/dead-letters/{type}`: tasks out of attempts, oldest first.
 pub(super) async fn dead_letters(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let task_type = path.into_inner();
-    let tasks = state.pool.dead_letters(&task_type).await.map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
+    let tasks = state
+        .pool
+        .dead_letters(&task_type)
+        .await
+        .map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
     Ok(HttpResponse::Ok().json(json!({ "type": task_type, "tasks": tasks })))
 }
