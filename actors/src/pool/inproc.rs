@@ -28,10 +28,7 @@ impl TypePool {
     ) {
         // Progress goes to a buffer of the slot, read before the attempt's outcome (so a
         // handler that finishes at once still reports in order) and on a nudge while it runs.
-        let buffer: ProgressBuffer = Arc::default();
-        if let Some(slot) = self.workers.get_mut(worker) {
-            slot.progress = buffer.clone();
-        }
+        let Some(buffer) = self.workers.get(worker).map(|slot| slot.progress.clone()) else { return };
         let pool = ctx.address();
         let (progress_worker, progress_id) = (worker.clone(), id.clone());
         let task = TaskContext {
