@@ -128,12 +128,7 @@ async fn no_further_worker_starts_above_the_cpu_threshold() {
 
 fn futures_total(pool: &workerpool_actors::PoolHandle) -> usize {
     let pool = pool.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(pool.stats()).unwrap().by_type["work"].total
-    })
-    .join()
-    .unwrap()
+    on_thread(move || async move { pool.stats().await.unwrap().by_type["work"].total })
 }
 
 /// A GPU source the test switches on and off.
@@ -267,14 +262,10 @@ async fn the_pool_wide_minimum_is_prewarmed_on_usable_types() {
     let pool = PoolBuilder::new(cfg).gpu_source(FakeGpu(Arc::new(AtomicBool::new(false)))).start().unwrap();
     let ready = wait_until(LIMIT, || {
         let pool = pool.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let s = rt.block_on(pool.stats()).unwrap();
+        on_thread(move || async move {
+            let s = pool.stats().await.unwrap();
             (s.by_type["a"].available, s.by_type["b"].total, s.by_type["c"].available)
-        })
-        .join()
-        .unwrap()
-            == (1, 0, 1)
+        }) == (1, 0, 1)
     })
     .await;
     assert!(ready, "expected one warm worker on each usable type");

@@ -289,13 +289,10 @@ async fn manual_scale_and_restart() {
 /// polling closure stays synchronous.
 fn count_workers(pool: &workerpool_actors::PoolHandle, state: &'static str) -> usize {
     let pool = pool.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let workers = rt.block_on(pool.workers()).unwrap();
+    on_thread(move || async move {
+        let workers = pool.workers().await.unwrap();
         workers.iter().filter(|w| w.state != "stopping" && (state == "any" || w.state == state)).count()
     })
-    .join()
-    .unwrap()
 }
 
 #[tokio::test]
@@ -412,18 +409,9 @@ async fn prefetch_respects_recycling_and_queue_listing() {
     assert!(
         wait_until(LIMIT, || {
             let pool = pool.clone();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-                rt.block_on(pool.queue("work", 10))
-                    .unwrap()
-                    .tasks
-                    .iter()
-                    .filter(|t| t.state == "sent")
-                    .count()
-            })
-            .join()
-            .unwrap()
-                == 2
+            on_thread(move || async move {
+                pool.queue("work", 10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
+            }) == 2
         })
         .await
     );

@@ -79,3 +79,19 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
 pub async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(limit, fut).await.expect("finished in time")
 }
+
+/// Runs `f` (a read of the pool) to completion on a thread of its own, so that a synchronous
+/// polling closure (`wait_until`) can use the async API.
+pub fn on_thread<T, F, Fut>(f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        rt.block_on(f())
+    })
+    .join()
+    .expect("the reading thread")
+}
