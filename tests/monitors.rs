@@ -55,10 +55,11 @@ async fn a_worker_over_its_memory_limit_is_killed_and_its_task_fails() {
     assert_eq!(record.attempts, 1, "not retried unless the type says so");
     let pid = u64::from(record.worker_pid.unwrap());
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)).await);
-    assert_eq!(
-        metric(&pool, "workerpool_worker_restarts_total", &[("reason", "memory_limit_exceeded")]),
-        1.0
-    );
+    // The exit is counted once the pool hears of it, just after the process is gone.
+    let counted = wait_until(Duration::from_secs(5), || {
+        metric(&pool, "workerpool_worker_restarts_total", &[("reason", "memory_limit_exceeded")]) == 1.0
+    });
+    assert!(counted.await);
     // A small task still runs, on a fresh worker.
     let next = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
     assert_eq!(next.status, TaskStatus::Completed);
@@ -208,7 +209,10 @@ async fn a_worker_that_stops_answering_pings_is_replaced() {
         }
     }
     assert!(unhealthy, "no worker_health event");
-    assert_eq!(metric(&pool, "workerpool_worker_restarts_total", &[("reason", "unresponsive")]), 1.0);
+    let counted = wait_until(Duration::from_secs(5), || {
+        metric(&pool, "workerpool_worker_restarts_total", &[("reason", "unresponsive")]) == 1.0
+    });
+    assert!(counted.await);
     let next = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
     assert_ne!(result_pid(&next), pid);
     pool.shutdown().await;
@@ -304,5 +308,42 @@ async fn unused_request_type_is_still_refused() {
     let pool = PoolBuilder::new(config(vec![("work", demo_type(1))])).start().unwrap();
     let err = pool.enqueue(TaskRequest::new("nope", json!({}))).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownType);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn warm_workers_give_their_slots_to_real_work() {
+    // Two slots, both taken by warm workers of other types: a task of a third type still runs.
+    let mut cfg = config(vec![("a", demo_type(2)), ("b", demo_type(2)), ("c", demo_type(2))]);
+    cfg.max_workers = 2;
+    cfg.min_workers = 2;
+    let pool = PoolBuilder::new(cfg).start().unwrap();
+    let warm = wait_until(LIMIT, || {
+        let pool = pool.clone();
+        on_thread(move || async move {
+            let s = pool.stats().await.unwrap();
+            (s.by_type["a"].available, s.by_type["b"].available)
+        }) == (1, 1)
+    })
+    .await;
+    assert!(warm, "the pool-wide minimum was not pre-warmed");
+    let req = TaskRequest::new("c", json!({ "op": "echo" }));
+    let record = within(LIMIT, pool.execute(req)).await.unwrap();
+    assert_eq!(record.status, TaskStatus::Completed);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gpu_type_cannot_be_scaled_up_without_a_gpu() {
+    let mut t = demo_type(2);
+    t.gpu_required = true;
+    let pool = PoolBuilder::new(config(vec![("work", t)]))
+        .gpu_source(FakeGpu(Arc::new(AtomicBool::new(false))))
+        .start()
+        .unwrap();
+    let err = pool.scale("work", workerpool_actors::ScaleAction::Up(1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.to_string().contains("fake: no GPU"), "{err}");
+    assert_eq!(pool.stats().await.unwrap().total, 0);
     pool.shutdown().await;
 }

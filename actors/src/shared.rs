@@ -61,6 +61,10 @@ impl Shared {
     /// `memory_limit_mb` available.
     pub(crate) fn can_start(&self, cfg: &crate::config::TypeConfig, live: usize) -> Result<(), String> {
         let r = self.resources.read().unwrap_or_else(|e| e.into_inner());
+        if cfg.gpu_required && !r.gpu.available {
+            let why = r.gpu.reason.clone().unwrap_or_else(|| "no usable GPU".to_string());
+            return Err(format!("the type needs a GPU: {why}"));
+        }
         if r.sampled_at == 0 {
             return Ok(());
         }

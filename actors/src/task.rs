@@ -15,16 +15,18 @@ use serde_json::Value;
 pub struct TaskId(Arc<str>);
 
 impl TaskId {
-    /// A fresh id: 64 random bits drawn once per process, then a counter, laid out as a
-    /// version-4 UUID. Unique across processes without a system call per id.
+    /// A fresh random version-4 UUID. The 122 random bits come from SipHash, keyed once per
+    /// process with random keys, over a counter: as unguessable as the keys, unique across
+    /// processes, and without a system call per id.
     pub fn new() -> TaskId {
-        static PREFIX: OnceLock<u64> = OnceLock::new();
+        use std::hash::{BuildHasher, RandomState};
+        static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let (a, b) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&prefix.to_be_bytes());
-        bytes[8..].copy_from_slice(&n.to_be_bytes());
+        bytes[..8].copy_from_slice(&a.hash_one(n).to_be_bytes());
+        bytes[8..].copy_from_slice(&b.hash_one(n).to_be_bytes());
         let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
         let mut buf = uuid::Uuid::encode_buffer();
         TaskId(Arc::from(&*id.hyphenated().encode_lower(&mut buf)))

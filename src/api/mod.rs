@@ -119,12 +119,18 @@ pub struct ApiError {
     status: StatusCode,
     body: Value,
     retry_after: Option<u64>,
+    www_authenticate: bool,
 }
 
 impl ApiError {
     /// An error with a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, body: json!({ "error": message.into() }), retry_after: None }
+        ApiError {
+            status,
+            body: json!({ "error": message.into() }),
+            retry_after: None,
+            www_authenticate: false,
+        }
     }
 
     /// 400, naming the problem.
@@ -156,6 +162,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if self.www_authenticate {
+            res.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         res.json(&self.body)
     }
@@ -234,7 +243,9 @@ pub fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+        let mut err = ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        err.www_authenticate = true;
+        Err(err)
     }
 }
 

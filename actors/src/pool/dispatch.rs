@@ -240,7 +240,10 @@ impl TypePool {
         let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
         let demand = self.ready.saturating_sub(starting + self.idle.len());
-        let below_min = self.min_workers().saturating_sub(live);
+        // Warm workers beyond the type's own minimum wait while another type needs a slot.
+        let floor =
+            if self.shared.others_starved(&self.name) { self.cfg.min_workers } else { self.min_workers() };
+        let below_min = floor.saturating_sub(live);
         let want = demand.max(below_min).min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
         if want == 0 {
             self.blocked = None;
@@ -257,7 +260,8 @@ impl TypePool {
         let mut started = 0;
         for _ in 0..want {
             if !self.shared.try_take_slot() {
-                if !self.starved {
+                // Only real work may ask other types for a slot; keeping workers warm may not.
+                if demand > 0 && !self.starved {
                     self.starved = true;
                     self.shared.set_starved(&self.name, true);
                     self.supervisor.do_send(SlotWanted);
@@ -390,7 +394,9 @@ impl TypePool {
             return false;
         }
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
-        live > self.min_workers() && (self.ready == 0 || live > 1)
+        // Warm workers (the pool-wide minimum) give way to real work; a type's own
+        // `min_workers` does not.
+        live > self.cfg.min_workers && (self.ready == 0 || live > 1)
     }
 
     pub(super) fn on_exit(

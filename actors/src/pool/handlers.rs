@@ -140,8 +140,14 @@ impl Handler<Requeue> for TypePool {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
         let Some(pos) = self.dead.iter().position(|d| d.id == msg.0) else {
+            // A task that exists but is not dead-lettered is a conflict, not a missing task.
+            let kind = if self.tasks.contains_key(&msg.0) || self.shared.store.get(&msg.0).is_some() {
+                ErrorKind::Finished
+            } else {
+                ErrorKind::UnknownTask
+            };
             return Err(Error::new(
-                ErrorKind::UnknownTask,
+                kind,
                 format!("task {} is not in the dead-letter list of {}", msg.0, self.name),
             ));
         };
@@ -183,6 +189,14 @@ impl Handler<Scale> for TypePool {
         }
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
         if msg.up {
+            if self.cfg.gpu_required
+                && let Err(why) = self.shared.can_start(&self.cfg, 0)
+            {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("cannot add workers to {}: {why}", self.name),
+                ));
+            }
             let room = self.cfg.max_concurrent.saturating_sub(self.workers.len());
             if msg.count > room {
                 return Err(Error::new(
@@ -367,7 +381,7 @@ impl Handler<ReleaseIdle> for TypePool {
 
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
         let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
-        if live > self.min_workers()
+        if live > self.cfg.min_workers
             && self.ready == 0
             && let Some(id) = self.idle.first().cloned()
         {

@@ -94,7 +94,11 @@ impl TypePool {
                 .collect(),
             ready: self.ready,
             oldest_wait: oldest,
-            min_workers: self.min_workers(),
+            min_workers: if self.shared.others_starved(&self.name) {
+                self.cfg.min_workers
+            } else {
+                self.min_workers()
+            },
             max_workers: self.cfg.max_concurrent,
             can_start: free_slot && self.draining.is_none() && self.shared.can_start(&self.cfg, live).is_ok(),
             idle_timeout: Duration::from_millis(self.cfg.idle_timeout_ms),
