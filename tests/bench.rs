@@ -56,8 +56,14 @@ fn is_number(s: &str) -> bool {
 
 /// Checks `<case>: <N> tasks/s | p50=<x>ms p99=<y>ms (details)` and returns the details.
 fn check_line<'a>(line: &'a str, case: &str) -> &'a str {
+    check_line_in(line, case, "tasks")
+}
+
+/// [`check_line`] for a case whose rate is in `<unit>/s` (`requests`, `samples`).
+fn check_line_in<'a>(line: &'a str, case: &str, unit: &str) -> &'a str {
     let rest = line.strip_prefix(&format!("{case}: ")).unwrap_or_else(|| panic!("{line:?} names {case}"));
-    let (rate, rest) = rest.split_once(" tasks/s | p50=").unwrap_or_else(|| panic!("shape of {line:?}"));
+    let (rate, rest) =
+        rest.split_once(&format!(" {unit}/s | p50=")).unwrap_or_else(|| panic!("shape of {line:?}"));
     assert!(!rate.is_empty() && rate.bytes().all(|b| b.is_ascii_digit()), "rate of {line:?}");
     let (p50, rest) = rest.split_once("ms p99=").unwrap_or_else(|| panic!("p99 in {line:?}"));
     let (p99, rest) = rest.split_once("ms (").unwrap_or_else(|| panic!("details of {line:?}"));
@@ -93,7 +99,57 @@ fn an_unknown_case_fails_and_lists_the_valid_ones() {
     assert!(out.stdout.is_empty(), "nothing is measured: {}", String::from_utf8_lossy(&out.stdout));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no-such-case"), "{stderr}");
-    for case in ["channel-roundtrip", "inproc-noop", "process-noop", "spawn-per-task"] {
+    for case in [
+        "channel-roundtrip",
+        "inproc-noop",
+        "process-noop",
+        "spawn-per-task",
+        "http-ceiling",
+        "http-execute",
+        "monitor-tick",
+        "monitors-idle-cpu",
+    ] {
         assert!(stderr.contains(case), "{case} listed in {stderr}");
+    }
+}
+
+/// The one run's rate in `runs=[…]` is a single number.
+fn one_run(details: &str) -> bool {
+    let runs = details.split_once("runs=[").and_then(|(_, r)| r.split_once(']')).map(|(r, _)| r);
+    runs.is_some_and(|r| !r.contains(',') && is_number(r))
+}
+
+#[test]
+fn http_ceiling_prints_a_requests_line() {
+    let out = bench(&["http-ceiling", "--http-secs", "1", "--runs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let details = check_line_in(lines[0], "http-ceiling", "requests");
+    assert!(one_run(details), "{}", lines[0]);
+    assert!(details.contains("requests=") && details.contains("connections=64"), "{}", lines[0]);
+}
+
+#[test]
+fn monitor_tick_prints_a_samples_line_with_the_decision_costs() {
+    let out = bench(&["monitor-tick", "--runs", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let details = check_line_in(lines[0], "monitor-tick", "samples");
+    assert!(one_run(details), "{}", lines[0]);
+    for key in [
+        "samples=200",
+        "workers=50",
+        "per-sample-us=",
+        "nvml-sample-us=",
+        "scaling-decision-ns=",
+        "assess-health-ns=",
+    ] {
+        assert!(details.contains(key), "{key} in {}", lines[0]);
     }
 }

@@ -1,4 +1,5 @@
-//! The cases: each builds what it measures, runs it through [`drive`] and tears it down.
+//! The cases: each builds what it measures, runs it through [`drive`] and tears it down. The
+//! HTTP cases live in `http.rs`, the monitor cases in `monitors.rs`.
 //!
 //! Every client runs on a current-thread tokio runtime on the calling thread; what serves it
 //! (the bare channel's server task, the pool's actors) runs on a thread of its own, so each
@@ -17,8 +18,8 @@ use workerpool_actors::{
 };
 
 use super::driver::{client_runtime, drive, warm_then_measure};
-use super::report::CaseResult;
-use super::{BenchArgs, Case};
+use super::report::{CaseResult, Outcome, Unit};
+use super::{BenchArgs, Case, http, monitors};
 
 /// The bounded channel's capacity in `channel-roundtrip` (as in the peers' tokio benchmark).
 const CHANNEL_CAPACITY: usize = 1024;
@@ -36,13 +37,17 @@ const SPAWN_TASK_LINE: &[u8] = b"{\"id\":\"t\",\"type\":\"noop\",\"data\":{\"op\
 const NOOP: &str = "noop";
 
 /// Runs one case.
-pub(crate) fn run(case: Case, args: &BenchArgs) -> anyhow::Result<CaseResult> {
+pub(crate) fn run(case: Case, args: &BenchArgs) -> anyhow::Result<Outcome> {
     match case {
-        Case::ChannelRoundtrip => channel_roundtrip(args),
-        Case::InprocNoop => inproc_noop(args),
-        Case::ProcessNoop => process_noop(args, 0),
-        Case::ProcessNoopPrefetch => process_noop(args, PREFETCH),
-        Case::SpawnPerTask => spawn_per_task(args),
+        Case::ChannelRoundtrip => channel_roundtrip(args).map(Outcome::Runs),
+        Case::InprocNoop => inproc_noop(args).map(Outcome::Runs),
+        Case::ProcessNoop => process_noop(args, 0).map(Outcome::Runs),
+        Case::ProcessNoopPrefetch => process_noop(args, PREFETCH).map(Outcome::Runs),
+        Case::SpawnPerTask => spawn_per_task(args).map(Outcome::Runs),
+        Case::HttpCeiling => http::http_ceiling(args).map(Outcome::Runs),
+        Case::HttpExecute => http::http_execute(args).map(Outcome::Runs),
+        Case::MonitorTick => monitors::monitor_tick(args).map(Outcome::Runs),
+        Case::MonitorsIdleCpu => monitors::monitors_idle_cpu(args).map(Outcome::IdleCpu),
     }
 }
 
@@ -93,8 +98,8 @@ fn channel_roundtrip(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     }
     Ok(CaseResult {
         case: Case::ChannelRoundtrip.name(),
+        unit: Unit::Tasks,
         runs: runs?,
-        tasks: args.tasks,
         window: args.window,
         details: format!(
             "warmup={warmup} client=current-thread server=own-thread(current-thread) \
@@ -194,8 +199,8 @@ fn measure_pool(
     let workers = stats.by_type.get(NOOP).map_or(0, |t| t.total);
     Ok(CaseResult {
         case: case.name(),
+        unit: Unit::Tasks,
         runs,
-        tasks: args.tasks,
         window: args.window,
         details: format!("warmup={warmup} {details} live-workers={workers}"),
     })
@@ -231,8 +236,8 @@ fn spawn_per_task(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     )?;
     Ok(CaseResult {
         case: Case::SpawnPerTask.name(),
+        unit: Unit::Tasks,
         runs,
-        tasks,
         window: SPAWN_IN_FLIGHT,
         details: format!("warmup={warmup} client=current-thread worker=demo-worker latency=spawn-to-exit"),
     })
@@ -268,7 +273,8 @@ async fn spawn_one(exe: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn current_exe() -> anyhow::Result<PathBuf> {
+/// This very binary, which also serves `demo-worker` and `serve`.
+pub(super) fn current_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the workerpool executable for the demo workers")
 }
 

@@ -83,7 +83,8 @@ pub(crate) fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot build the client's tokio runtime")
 }
 
-/// One warm-up run of `warmup` tasks (not measured), then `runs` measured runs of `tasks`.
+/// One warm-up run of size `warmup` (not measured), then `runs` measured runs of size `tasks`;
+/// the size is a task count, or milliseconds for the timed HTTP cases.
 pub(crate) async fn warm_then_measure<F, Fut>(
     warmup: u64,
     tasks: u64,

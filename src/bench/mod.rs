@@ -8,8 +8,9 @@
 //! ```
 //!
 //! `N` is the median throughput of `--runs` measured runs, after one warm-up run that is not
-//! counted; p50/p99 are the submit-to-result latencies of that median run; the details give
-//! every run's rate, the task count and the in-flight window. After the cases, `# ` lines give
+//! counted (`requests/s` for `http-ceiling`, `samples/s` for `monitor-tick`); p50/p99 are the
+//! submit-to-result latencies of that median run; the details give every run's rate, its
+//! count (tasks, requests, samples) and the in-flight window. After the cases, `# ` lines give
 //! the ratios between cases that ran side by side.
 //!
 //! | case | what |
@@ -19,19 +20,25 @@
 //! | `process-noop` | the library with two `workerpool demo-worker` processes answering `echo` tasks |
 //! | `process-noop-prefetch` | the same with `prefetch = 8`: each worker finds its next tasks in its pipe |
 //! | `spawn-per-task` | the baseline: a fresh `workerpool demo-worker` process per task, two in flight |
+//! | `http-ceiling` | the HTTP ceiling: a bare actix-web server (2 workers, in this process) answering `{}` to `POST /api/workers/execute`, 64 keep-alive connections for `--http-secs` (rate in requests/s) |
+//! | `http-execute` | the real server (`workerpool serve`, a child process, two prefetching demo workers) executing `echo` tasks over the same 64 connections |
+//! | `monitor-tick` | one resource-monitor sample (`SysinfoProbe`) over 50 demo-worker processes (rate in samples/s), plus the cost of NVML and of the pure scaling and health decisions |
+//! | `monitors-idle-cpu` | the CPU an idle pool of 50 process workers uses with the monitors at their default intervals and at one second (its own line: `<x>% of one core \| default-intervals=… fast-intervals=…`) |
 //!
 //! Every task's outcome is checked (status `completed` and the echoed input); a run with a
 //! failed task is an error, never a figure. Figures are only meaningful from a release build.
 
 mod cases;
 mod driver;
+mod http;
+mod monitors;
 mod report;
 
 use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use report::CaseResult;
+use report::Outcome;
 
 /// Tasks per run of the channel, in-process and process cases by default.
 pub const DEFAULT_TASKS: u64 = 100_000;
@@ -43,12 +50,17 @@ pub const DEFAULT_WINDOW: usize = 1_000;
 pub const DEFAULT_RUNS: u32 = 3;
 /// In-process handler slots of `inproc-noop` by default.
 pub const DEFAULT_INPROC_SLOTS: usize = 8;
+/// Seconds of load per measured run of the HTTP cases by default.
+pub const DEFAULT_HTTP_SECS: u64 = 10;
+/// Seconds `monitors-idle-cpu` measures each monitor setting by default.
+pub const DEFAULT_IDLE_SECS: u64 = 10;
 
 /// Arguments of `workerpool bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Cases to run, in this order (default: all): channel-roundtrip, inproc-noop,
-    /// process-noop, spawn-per-task.
+    /// process-noop, process-noop-prefetch, spawn-per-task, http-ceiling, http-execute,
+    /// monitor-tick, monitors-idle-cpu.
     #[arg(value_name = "CASE")]
     pub cases: Vec<String>,
     /// Measured runs per case, after one warm-up run; the figures are the median run's.
@@ -66,6 +78,12 @@ pub struct BenchArgs {
     /// In-process handler slots (the type's max_concurrent) of inproc-noop.
     #[arg(long, default_value_t = DEFAULT_INPROC_SLOTS, value_parser = parse_positive)]
     pub inproc_slots: usize,
+    /// Seconds of load per measured run of http-ceiling and http-execute (after a 1 s warm-up).
+    #[arg(long, default_value_t = DEFAULT_HTTP_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub http_secs: u64,
+    /// Seconds monitors-idle-cpu measures each of its two monitor settings.
+    #[arg(long, default_value_t = DEFAULT_IDLE_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub idle_secs: u64,
 }
 
 impl Default for BenchArgs {
@@ -77,6 +95,8 @@ impl Default for BenchArgs {
             spawn_tasks: DEFAULT_SPAWN_TASKS,
             window: DEFAULT_WINDOW,
             inproc_slots: DEFAULT_INPROC_SLOTS,
+            http_secs: DEFAULT_HTTP_SECS,
+            idle_secs: DEFAULT_IDLE_SECS,
         }
     }
 }
@@ -96,16 +116,24 @@ pub(crate) enum Case {
     ProcessNoop,
     ProcessNoopPrefetch,
     SpawnPerTask,
+    HttpCeiling,
+    HttpExecute,
+    MonitorTick,
+    MonitorsIdleCpu,
 }
 
 impl Case {
     /// Every case, in the order they run by default.
-    const ALL: [Case; 5] = [
+    const ALL: [Case; 9] = [
         Case::ChannelRoundtrip,
         Case::InprocNoop,
         Case::ProcessNoop,
         Case::ProcessNoopPrefetch,
         Case::SpawnPerTask,
+        Case::HttpCeiling,
+        Case::HttpExecute,
+        Case::MonitorTick,
+        Case::MonitorsIdleCpu,
     ];
 
     /// The case's name on the command line and in the output.
@@ -116,6 +144,10 @@ impl Case {
             Case::ProcessNoop => "process-noop",
             Case::ProcessNoopPrefetch => "process-noop-prefetch",
             Case::SpawnPerTask => "spawn-per-task",
+            Case::HttpCeiling => "http-ceiling",
+            Case::HttpExecute => "http-execute",
+            Case::MonitorTick => "monitor-tick",
+            Case::MonitorsIdleCpu => "monitors-idle-cpu",
         }
     }
 
@@ -160,7 +192,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // Worker starts and stops are logged at info; keep the benchmark's stderr to warnings.
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let mut results: Vec<CaseResult> = Vec::new();
+    let mut results: Vec<Outcome> = Vec::new();
     let mut failed = Vec::new();
     let mut stdout = std::io::stdout();
     for case in cases {
@@ -176,13 +208,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let rate = |case: Case| results.iter().find(|r| r.case == case.name()).map(CaseResult::rate);
-    for line in report::ratio_lines(
-        rate(Case::InprocNoop),
-        rate(Case::ChannelRoundtrip),
-        rate(Case::ProcessNoop),
-        rate(Case::SpawnPerTask),
-    ) {
+    let rate = |case: &str| results.iter().find(|r| r.case() == case).map(Outcome::rate);
+    for line in report::ratio_lines(rate) {
         writeln!(stdout, "{line}").context("cannot write to stdout")?;
     }
     if !failed.is_empty() {
@@ -229,7 +256,9 @@ mod tests {
             (parsed.runs, parsed.tasks, parsed.spawn_tasks, parsed.window, parsed.inproc_slots),
             (default.runs, default.tasks, default.spawn_tasks, default.window, default.inproc_slots)
         );
+        assert_eq!((parsed.http_secs, parsed.idle_secs), (default.http_secs, default.idle_secs));
         assert!(Cli::try_parse_from(["bench", "--runs", "0"]).is_err());
+        assert!(Cli::try_parse_from(["bench", "--http-secs", "0"]).is_err());
         assert!(Cli::try_parse_from(["bench", "--window", "0"]).is_err());
     }
 }

@@ -25,16 +25,97 @@ impl Run {
     }
 }
 
+/// What a case counts: its rate is `<unit>/s` and its details say how many a run had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// Tasks run to their result.
+    Tasks,
+    /// HTTP requests answered (`http-ceiling`, which runs no task).
+    Requests,
+    /// Resource-monitor samples taken.
+    Samples,
+}
+
+impl Unit {
+    /// The plural noun: `tasks`, `requests`, `samples`.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Unit::Tasks => "tasks",
+            Unit::Requests => "requests",
+            Unit::Samples => "samples",
+        }
+    }
+}
+
+/// What one case produced: measured runs, or the CPU figures of `monitors-idle-cpu`.
+#[derive(Clone, Debug)]
+pub(crate) enum Outcome {
+    /// Runs with a rate and latencies: the contract's line.
+    Runs(CaseResult),
+    /// CPU of an idle pool under two monitor settings.
+    IdleCpu(IdleCpu),
+}
+
+impl Outcome {
+    /// The case's name.
+    pub(crate) fn case(&self) -> &'static str {
+        match self {
+            Outcome::Runs(r) => r.case,
+            Outcome::IdleCpu(c) => c.case,
+        }
+    }
+
+    /// The headline figure (the median rate; the fast-interval CPU % for `IdleCpu`).
+    pub(crate) fn rate(&self) -> f64 {
+        match self {
+            Outcome::Runs(r) => r.rate(),
+            Outcome::IdleCpu(c) => c.fast_percent,
+        }
+    }
+
+    /// The case's output line.
+    pub(crate) fn line(&self) -> String {
+        match self {
+            Outcome::Runs(r) => r.line(),
+            Outcome::IdleCpu(c) => c.line(),
+        }
+    }
+}
+
+/// CPU an idle pool's process used, in percent of one core, with the monitors at their
+/// default intervals and at fast ones.
+#[derive(Clone, Debug)]
+pub(crate) struct IdleCpu {
+    /// The case's name.
+    pub(crate) case: &'static str,
+    /// With the contract's default intervals.
+    pub(crate) default_percent: f64,
+    /// With every monitor ticking each second.
+    pub(crate) fast_percent: f64,
+    /// What else a reader needs to know (`key=value` words).
+    pub(crate) details: String,
+}
+
+impl IdleCpu {
+    /// `<case>: <fast>% of one core | default-intervals=<a>% fast-intervals=<b>% (details)`.
+    pub(crate) fn line(&self) -> String {
+        format!(
+            "{}: {:.2}% of one core | default-intervals={:.2}% fast-intervals={:.2}% ({})",
+            self.case, self.fast_percent, self.default_percent, self.fast_percent, self.details
+        )
+    }
+}
+
 /// The measured runs of one case and how it was set up.
 #[derive(Clone, Debug)]
 pub(crate) struct CaseResult {
     /// The case's name.
     pub(crate) case: &'static str,
+    /// What it counts.
+    pub(crate) unit: Unit,
     /// The measured runs, in the order they ran (the warm-up is not among them).
     pub(crate) runs: Vec<Run>,
-    /// Tasks per run.
-    pub(crate) tasks: u64,
-    /// Requests in flight.
+    /// Requests in flight (connections for the HTTP cases).
     pub(crate) window: usize,
     /// What else a reader needs to know (`key=value` words).
     pub(crate) details: String,
@@ -52,16 +133,18 @@ impl CaseResult {
         self.median_run().map_or(0.0, Run::rate)
     }
 
-    /// The case's output line.
+    /// The case's output line; the count (`tasks=`, `requests=`, `samples=`) is the median
+    /// run's.
     pub(crate) fn line(&self) -> String {
         let Some(median) = self.median_run() else {
-            return format_line(self.case, 0.0, Duration::ZERO, Duration::ZERO, "no runs");
+            return format_line(self.case, self.unit, 0.0, Duration::ZERO, Duration::ZERO, "no runs");
         };
         let rates: Vec<String> = self.runs.iter().map(|r| format!("{:.0}", r.rate())).collect();
         let mut details = format!(
-            "runs=[{}] tasks={} window={} wall={:.3}s",
+            "runs=[{}] {}={} window={} wall={:.3}s",
             rates.join(", "),
-            self.tasks,
+            self.unit.noun(),
+            median.latencies.len(),
             self.window,
             median.elapsed.as_secs_f64()
         );
@@ -71,7 +154,7 @@ impl CaseResult {
         }
         let p50 = percentile(&median.latencies, 50.0).unwrap_or_default();
         let p99 = percentile(&median.latencies, 99.0).unwrap_or_default();
-        format_line(self.case, median.rate(), p50, p99, &details)
+        format_line(self.case, self.unit, median.rate(), p50, p99, &details)
     }
 }
 
@@ -107,29 +190,47 @@ pub(crate) fn fmt_ms(d: Duration) -> String {
     }
 }
 
-/// `<case>: <N> tasks/s | p50=<x>ms p99=<y>ms (details)`.
-pub(crate) fn format_line(case: &str, rate: f64, p50: Duration, p99: Duration, details: &str) -> String {
-    format!("{case}: {rate:.0} tasks/s | p50={}ms p99={}ms ({details})", fmt_ms(p50), fmt_ms(p99))
+/// `<case>: <N> tasks/s | p50=<x>ms p99=<y>ms (details)` (`requests/s`, `samples/s` for
+/// those units).
+pub(crate) fn format_line(
+    case: &str,
+    unit: Unit,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    details: &str,
+) -> String {
+    format!("{case}: {rate:.0} {}/s | p50={}ms p99={}ms ({details})", unit.noun(), fmt_ms(p50), fmt_ms(p99))
 }
 
-/// The `# ` lines comparing cases: the library against its ceiling, and long-lived process
-/// workers against a process per task; a ratio appears only when both of its cases ran.
-pub(crate) fn ratio_lines(
-    inproc: Option<f64>,
-    channel: Option<f64>,
-    process: Option<f64>,
-    spawn: Option<f64>,
-) -> Vec<String> {
+/// How a ratio is written: a fraction (`0.25`) or a multiple (`15.0x`).
+#[derive(Clone, Copy)]
+enum RatioStyle {
+    Fraction,
+    Times,
+}
+
+/// The ratios worth printing: the library against its ceiling, long-lived process workers
+/// against a process per task, the real server against a bare actix-web server.
+const RATIOS: [(&str, &str, RatioStyle); 3] = [
+    ("inproc-noop", "channel-roundtrip", RatioStyle::Fraction),
+    ("process-noop", "spawn-per-task", RatioStyle::Times),
+    ("http-execute", "http-ceiling", RatioStyle::Fraction),
+];
+
+/// The `# ` lines comparing cases; `rate` gives the headline rate of a case that ran, and a
+/// ratio appears only when both of its cases ran.
+pub(crate) fn ratio_lines(rate: impl Fn(&str) -> Option<f64>) -> Vec<String> {
     let mut lines = Vec::new();
-    if let (Some(a), Some(b)) = (inproc, channel)
-        && b > 0.0
-    {
-        lines.push(format!("# inproc-noop / channel-roundtrip = {:.2}", a / b));
-    }
-    if let (Some(a), Some(b)) = (process, spawn)
-        && b > 0.0
-    {
-        lines.push(format!("# process-noop / spawn-per-task = {:.1}x", a / b));
+    for (a, b, style) in RATIOS {
+        if let (Some(x), Some(y)) = (rate(a), rate(b))
+            && y > 0.0
+        {
+            lines.push(match style {
+                RatioStyle::Fraction => format!("# {a} / {b} = {:.2}", x / y),
+                RatioStyle::Times => format!("# {a} / {b} = {:.1}x", x / y),
+            });
+        }
     }
     lines
 }
@@ -180,8 +281,17 @@ mod tests {
 
     #[test]
     fn the_line_has_the_contract_shape() {
-        let line = format_line("inproc-noop", 28716.6, ms(2), Duration::from_micros(12_340), "tasks=10");
+        let line = format_line(
+            "inproc-noop",
+            Unit::Tasks,
+            28716.6,
+            ms(2),
+            Duration::from_micros(12_340),
+            "tasks=10",
+        );
         assert_eq!(line, "inproc-noop: 28717 tasks/s | p50=2.00ms p99=12.3ms (tasks=10)");
+        let line = format_line("monitor-tick", Unit::Samples, 950.2, ms(1), ms(2), "workers=50");
+        assert_eq!(line, "monitor-tick: 950 samples/s | p50=1.00ms p99=2.00ms (workers=50)");
     }
 
     #[test]
@@ -191,8 +301,8 @@ mod tests {
         let fast = Run::new(Duration::from_millis(500), vec![ms(1); 10]);
         let result = CaseResult {
             case: "x",
+            unit: Unit::Tasks,
             runs: vec![fast, slow, median],
-            tasks: 10,
             window: 4,
             details: "client=current-thread".into(),
         };
@@ -206,10 +316,41 @@ mod tests {
 
     #[test]
     fn ratios_need_both_sides() {
+        let rates = |pairs: &'static [(&'static str, f64)]| {
+            move |case: &str| pairs.iter().find(|(c, _)| *c == case).map(|(_, r)| *r)
+        };
         assert_eq!(
-            ratio_lines(Some(50.0), Some(200.0), Some(3000.0), Some(200.0)),
-            vec!["# inproc-noop / channel-roundtrip = 0.25", "# process-noop / spawn-per-task = 15.0x"]
+            ratio_lines(rates(&[
+                ("inproc-noop", 50.0),
+                ("channel-roundtrip", 200.0),
+                ("process-noop", 3000.0),
+                ("spawn-per-task", 200.0),
+                ("http-execute", 4000.0),
+                ("http-ceiling", 16000.0),
+            ])),
+            vec![
+                "# inproc-noop / channel-roundtrip = 0.25",
+                "# process-noop / spawn-per-task = 15.0x",
+                "# http-execute / http-ceiling = 0.25",
+            ]
         );
-        assert_eq!(ratio_lines(Some(1.0), None, None, Some(1.0)), Vec::<String>::new());
+        assert_eq!(
+            ratio_lines(rates(&[("inproc-noop", 1.0), ("spawn-per-task", 1.0), ("http-ceiling", 1.0)])),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_idle_cpu_line_leads_with_the_fast_figure() {
+        let cpu = IdleCpu {
+            case: "monitors-idle-cpu",
+            default_percent: 0.1,
+            fast_percent: 0.456,
+            details: "idle-secs=10".into(),
+        };
+        assert_eq!(
+            Outcome::IdleCpu(cpu).line(),
+            "monitors-idle-cpu: 0.46% of one core | default-intervals=0.10% fast-intervals=0.46% (idle-secs=10)"
+        );
     }
 }
