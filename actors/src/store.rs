@@ -47,7 +47,7 @@ impl TaskStore {
         let id = record.id.clone();
         inner.records.insert(id.clone(), record);
         if finished {
-            self.note_finished(&mut inner, id);
+            self.note_finished(&mut inner, id, Instant::now());
         }
     }
 
@@ -63,6 +63,17 @@ impl TaskStore {
         f: impl FnOnce(&mut TaskRecord),
         read: impl FnOnce(&TaskRecord) -> T,
     ) -> Option<T> {
+        self.update_at(id, Instant::now(), f, read)
+    }
+
+    /// As [`TaskStore::update_then`], for a change made at `at` (saves a clock read).
+    pub(crate) fn update_at<T>(
+        &self,
+        id: &TaskId,
+        at: Instant,
+        f: impl FnOnce(&mut TaskRecord),
+        read: impl FnOnce(&TaskRecord) -> T,
+    ) -> Option<T> {
         let mut inner = self.lock();
         let record = inner.records.get_mut(id)?;
         let was_final = record.status.is_final();
@@ -70,13 +81,13 @@ impl TaskStore {
         let now_final = record.status.is_final();
         let out = read(record);
         if now_final && !was_final {
-            self.note_finished(&mut inner, id.clone());
+            self.note_finished(&mut inner, id.clone(), at);
         }
         Some(out)
     }
 
-    fn note_finished(&self, inner: &mut Inner, id: TaskId) {
-        inner.finished.push_back((Instant::now(), id));
+    fn note_finished(&self, inner: &mut Inner, id: TaskId, at: Instant) {
+        inner.finished.push_back((at, id));
         while inner.finished.len() > self.max_finished {
             if let Some((_, old)) = inner.finished.pop_front() {
                 Self::forget_if_final(inner, &old);
@@ -85,9 +96,12 @@ impl TaskStore {
     }
 
     fn forget_if_final(inner: &mut Inner, id: &TaskId) {
-        // A re-queued dead task is live again under the same id; keep it.
-        if inner.records.get(id).is_some_and(|r| r.status.is_final()) {
-            inner.records.remove(id);
+        // A re-queued dead task is live again under the same id: put it back (rare; the usual
+        // case costs one look-up).
+        if let Some((id, record)) = inner.records.remove_entry(id)
+            && !record.status.is_final()
+        {
+            inner.records.insert(id, record);
         }
     }
 

@@ -221,6 +221,16 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     pub(crate) fn new(id: TaskId, task_type: &str, priority: i32, max_retries: u32) -> TaskRecord {
+        Self::new_at(id, task_type, priority, max_retries, now_ms())
+    }
+
+    pub(crate) fn new_at(
+        id: TaskId,
+        task_type: &str,
+        priority: i32,
+        max_retries: u32,
+        created_at: u64,
+    ) -> TaskRecord {
         TaskRecord {
             id,
             task_type: task_type.to_string(),
@@ -228,7 +238,7 @@ impl TaskRecord {
             priority,
             attempts: 0,
             max_retries,
-            created_at: now_ms(),
+            created_at,
             started_at: None,
             finished_at: None,
             progress: None,
@@ -237,6 +247,17 @@ impl TaskRecord {
             worker_id: None,
             worker_pid: None,
         }
+    }
+}
+
+/// Milliseconds since the Unix epoch at `at`, from one reading of the wall clock taken at the
+/// first call and the monotonic clock since (one clock read per event instead of two).
+pub(crate) fn ms_at(at: std::time::Instant) -> u64 {
+    static BASE: OnceLock<(std::time::Instant, u64)> = OnceLock::new();
+    let (base, base_ms) = *BASE.get_or_init(|| (std::time::Instant::now(), now_ms()));
+    match at.checked_duration_since(base) {
+        Some(d) => base_ms + d.as_millis() as u64,
+        None => base_ms.saturating_sub(base.duration_since(at).as_millis() as u64),
     }
 }
 

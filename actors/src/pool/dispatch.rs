@@ -34,7 +34,14 @@ impl TypePool {
         let max_retries = opts.max_retries.unwrap_or(self.cfg.max_retries);
         let timeout = Duration::from_millis(opts.timeout.unwrap_or(self.cfg.timeout_ms));
         let delay = opts.delay.unwrap_or(0);
-        self.shared.store.insert(TaskRecord::new(id.clone(), &self.name, priority, max_retries));
+        let now = Instant::now();
+        self.shared.store.insert(TaskRecord::new_at(
+            id.clone(),
+            &self.name,
+            priority,
+            max_retries,
+            ms_at(now),
+        ));
         self.seq += 1;
         let mut pending = Pending {
             data: Arc::new(request.data),
@@ -44,7 +51,7 @@ impl TypePool {
             max_retries,
             attempt: 0,
             state: State::Queued,
-            ready_since: Instant::now(),
+            ready_since: now,
             waiters: waiter.into_iter().collect(),
         };
         if delay > 0 {
@@ -52,7 +59,7 @@ impl TypePool {
             self.tasks.insert(id.clone(), pending);
         } else {
             self.tasks.insert(id.clone(), pending);
-            self.push_ready(&id);
+            self.push_ready_at(&id, now);
             self.dispatch(ctx);
         }
         Ok(id)
@@ -71,8 +78,13 @@ impl TypePool {
     }
 
     pub(super) fn push_ready(&mut self, id: &TaskId) {
+        self.push_ready_at(id, Instant::now());
+    }
+
+    /// Puts a task in the ready queue as of `now`.
+    pub(super) fn push_ready_at(&mut self, id: &TaskId, now: Instant) {
         if let Some(p) = self.tasks.get_mut(id) {
-            p.ready_since = Instant::now();
+            p.ready_since = now;
             self.queue.push(QueueKey { priority: p.priority, seq: p.seq, item: id.clone() });
             self.ready += 1;
         }
@@ -149,20 +161,21 @@ impl TypePool {
     /// record and `task_assigned` event.
     pub(super) fn start_attempt(&mut self, id: &TaskId, worker: &WorkerId, ctx: &mut Context<Self>) {
         let Some(p) = self.tasks.get(id) else { return };
-        let (attempt, timeout, waited) = (p.attempt, p.timeout, p.ready_since.elapsed());
+        let now = Instant::now();
+        let (attempt, timeout, waited) = (p.attempt, p.timeout, now.saturating_duration_since(p.ready_since));
         self.metrics.wait.observe(waited.as_secs_f64());
-        let deadline = self.set_deadline(id, attempt, timeout, ctx);
+        let deadline = self.set_deadline(id, attempt, now + timeout, ctx);
         let (Some(p), Some(slot)) = (self.tasks.get_mut(id), self.workers.get_mut(worker)) else {
             return;
         };
-        p.state = State::Running { worker: worker.clone(), deadline, started: Instant::now() };
+        p.state = State::Running { worker: worker.clone(), deadline, started: now };
         slot.state = WState::Busy;
         slot.task = Some(id.clone());
         let pid = slot.pid;
         self.shared.store.update(id, |r| {
             r.status = TaskStatus::Running;
             r.attempts = attempt;
-            r.started_at = Some(now_ms());
+            r.started_at = Some(ms_at(now));
             r.progress = None;
             r.worker_id = Some(worker.to_string());
             r.worker_pid = pid;

@@ -29,7 +29,7 @@ use crate::metrics::TypeMetrics;
 use crate::policy::{QueueKey, retry_backoff};
 use crate::shared::Shared;
 use crate::supervisor::Supervisor;
-use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, now_ms};
+use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 use crate::worker::{Worker, WorkerKind};
 
 mod dispatch;

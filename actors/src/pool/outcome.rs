@@ -106,16 +106,17 @@ impl TypePool {
     pub(super) fn complete(&mut self, id: &TaskId, worker: &WorkerId, result: Value) {
         let Some(p) = self.tasks.get(id) else { return };
         let mut ms = 0;
+        let now = Instant::now();
         if let State::Running { deadline, started, .. } = p.state {
             self.deadlines.remove(&deadline);
-            let took = started.elapsed();
+            let took = now.saturating_duration_since(started);
             self.metrics.duration.observe(took.as_secs_f64());
             ms = took.as_millis() as u64;
             self.busy_ms_total += ms;
         }
         self.completed += 1;
         self.metrics.completed.inc();
-        self.finish(id, TaskStatus::Completed, Ok(result));
+        self.finish_at(id, TaskStatus::Completed, Ok(result), now);
         // After the record is written, so a listener that reads it sees the result.
         self.shared.events.emit(|| EventKind::TaskCompleted {
             task_id: id.to_string(),
@@ -209,9 +210,20 @@ impl TypePool {
 
     /// Ends a task: writes its record, answers its waiters, dead-letters it if out of attempts.
     pub(super) fn finish(&mut self, id: &TaskId, status: TaskStatus, outcome: Result<Value, String>) {
+        self.finish_at(id, status, outcome, Instant::now());
+    }
+
+    /// As [`TypePool::finish`], for a task that ended `now`.
+    pub(super) fn finish_at(
+        &mut self,
+        id: &TaskId,
+        status: TaskStatus,
+        outcome: Result<Value, String>,
+        now: Instant,
+    ) {
         let Some(p) = self.tasks.remove(id) else { return };
         if status != TaskStatus::Cancelled {
-            self.recent.push_back((Instant::now(), status != TaskStatus::Completed));
+            self.recent.push_back((now, status != TaskStatus::Completed));
             if self.recent.len() > 2 * MAX_RECENT {
                 self.prune_windows();
             }
@@ -220,11 +232,12 @@ impl TypePool {
             // Its heap entry stays behind and is skipped when popped.
             self.ready -= 1;
         }
-        let record = self.shared.store.update_then(
+        let record = self.shared.store.update_at(
             id,
+            now,
             |r| {
                 r.status = status;
-                r.finished_at = Some(now_ms());
+                r.finished_at = Some(ms_at(now));
                 match outcome {
                     Ok(v) => {
                         r.result = Some(v);

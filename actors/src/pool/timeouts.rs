@@ -5,16 +5,16 @@
 use super::*;
 
 impl TypePool {
-    /// Registers the timeout of an attempt; returns its key.
+    /// Registers the timeout of an attempt, due `at`; returns its key.
     pub(super) fn set_deadline(
         &mut self,
         id: &TaskId,
         attempt: u32,
-        timeout: Duration,
+        at: Instant,
         ctx: &mut Context<Self>,
     ) -> Deadline {
         self.deadline_seq += 1;
-        let key = (Instant::now() + timeout, self.deadline_seq);
+        let key = (at, self.deadline_seq);
         self.deadlines.insert(key, (id.clone(), attempt));
         self.arm(ctx);
         key
