@@ -16,9 +16,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     actix_rt::spawn(log_events(pool.clone()));
     let state = AppState::new(pool.clone(), settings.clone());
     let app_state = state.clone();
+    let protect_reads = settings.protect_reads && settings.api_token.is_some();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(api::json_errors())
+            .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
             .configure(api::configure(app_state.clone()))
     })

@@ -49,6 +49,8 @@ pub struct Settings {
     pub instance_id: String,
     /// Bearer token required by the endpoints that change something.
     pub api_token: Option<String>,
+    /// With a token, require it on reads, SSE and `/metrics` too (`WORKERPOOL_PROTECT_READS`).
+    pub protect_reads: bool,
 }
 
 impl Settings {
@@ -87,6 +89,8 @@ impl Settings {
             redis_url,
             instance_id: env("INSTANCE_ID").unwrap_or_else(default_instance_id),
             api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
+            protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
         })
     }
 }

@@ -247,6 +247,24 @@ fn a_token_guards_the_endpoints_that_change_something() {
     assert_eq!(get(&server.url("/metrics")).status, 200);
 }
 
+#[test]
+fn reads_can_be_protected_too() {
+    let env = [("WORKERPOOL_API_TOKEN", "s3cret"), ("WORKERPOOL_PROTECT_READS", "1")];
+    let server = Server::start(SLOW, &env);
+    for path in ["/api/workers/stats", "/metrics", "/api/openapi.json", "/api/workers/health"] {
+        let r = get(&server.url(path));
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+        assert_eq!(r.body["error"], "missing or wrong bearer token");
+    }
+    let r = reply_with_token(&server.url("/api/workers/stats"), "s3cret");
+    assert_eq!(r, 200);
+}
+
+fn reply_with_token(url: &str, token: &str) -> u16 {
+    let res = agent().get(url).header("authorization", &format!("Bearer {token}")).call().expect("GET");
+    res.status().as_u16()
+}
+
 fn metric(text: &str, name_and_labels: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse().ok()))

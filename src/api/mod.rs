@@ -231,6 +231,17 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
     })
 }
 
+/// Middleware for `WORKERPOOL_PROTECT_READS`: every request needs the token, reads too.
+pub async fn guard_everything(
+    req: dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        authorize(req.request(), state)?;
+    }
+    next.call(req).await
+}
+
 /// Checks the bearer token of a request that changes something, when a token is configured.
 pub fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = &state.settings.api_token else { return Ok(()) };
