@@ -148,14 +148,16 @@ impl PoolBuilder {
             gpu: GpuStatus { available: first.available, reason: first.reason },
             ..ResourceSnapshot::default()
         });
-        let plugins = Plugins { handlers, probe, gpu };
+        let intakes: BTreeMap<String, Arc<Intake>> =
+            config.types.keys().map(|name| (name.clone(), Arc::new(Intake::default()))).collect();
+        let plugins = Plugins { handlers, probe, gpu, intakes: intakes.clone() };
         let (supervisor, pools, system) = if actix_rt::System::try_current().is_some() {
             let (s, p) = Supervisor::start_tree(&config, plugins, shared.clone());
             (s, p, None)
         } else {
             start_on_own_thread(&config, plugins, shared.clone())?
         };
-        Ok(PoolHandle { inner: Arc::new(Inner { supervisor, pools, shared, config, system }) })
+        Ok(PoolHandle { inner: Arc::new(Inner { supervisor, pools, intakes, shared, config, system }) })
     }
 }
 
@@ -187,6 +189,7 @@ fn start_on_own_thread(
 struct Inner {
     supervisor: Addr<Supervisor>,
     pools: Pools,
+    intakes: BTreeMap<String, Arc<Intake>>,
     shared: Arc<Shared>,
     config: PoolConfig,
     /// The system this handle started (and stops at shutdown), if it started one.
@@ -296,8 +299,23 @@ impl PoolHandle {
             Err(e) => return Err(e),
         };
         let (reply, rx) = oneshot::channel();
-        // One message, one answer: the final record, or the refusal.
-        pool.do_send(Execute { id: TaskId::new(), request, reply });
+        // One answer: the final record, or the refusal. The call goes through the pool's
+        // intake; only the first of a burst wakes the pool.
+        let call = Execute { id: TaskId::new(), request, reply };
+        match self.inner.intakes.get(&call.request.task_type) {
+            Some(intake) => {
+                if intake.push(call) {
+                    match pool.try_send(DrainIntake) {
+                        Ok(()) => {}
+                        // The mailbox bound applies to `try_send` only; the wake-up must go.
+                        Err(actix::prelude::SendError::Full(msg)) => pool.do_send(msg),
+                        // The pool has stopped: drop the calls, which answers them "stopped".
+                        Err(actix::prelude::SendError::Closed(_)) => drop(intake.take()),
+                    }
+                }
+            }
+            None => pool.do_send(call),
+        }
         match rx.await {
             Ok(Ok(record)) => Ok(record),
             Ok(Err(refused)) => Err(refused.into()),

@@ -3,7 +3,7 @@
 //! | to | message | from | answer |
 //! |---|---|---|---|
 //! | `TypePool` | [`Enqueue`] | handle | the task id, or the refused request |
-//! | `TypePool` | [`Execute`] | handle | (the final record or the refusal, on its channel) |
+//! | `TypePool` | [`Execute`] (through the pool's [`Intake`], woken by [`DrainIntake`]) | handle | (the final record or the refusal, on its channel) |
 //! | `TypePool` | [`Watch`] | handle | whether the task was still live (its record follows on the channel) |
 //! | `TypePool` | [`CancelTask`] | handle | the record after cancelling |
 //! | `TypePool` | [`GetTypeStats`], [`GetQueue`], [`GetWorkers`], [`GetDeadLetters`] | handle, supervisor | figures |
@@ -54,6 +54,36 @@ pub(crate) struct Execute {
     pub(crate) request: TaskRequest,
     pub(crate) reply: oneshot::Sender<Result<TaskRecord, SubmitError>>,
 }
+
+/// The `execute` calls waiting for a pool: callers on any thread push here, and only the
+/// first push after a drain sends the pool a [`DrainIntake`] message, so a burst of calls
+/// costs the pool one mailbox message and one wake-up instead of one each.
+#[derive(Default)]
+pub(crate) struct Intake {
+    queue: std::sync::Mutex<Vec<Execute>>,
+    scheduled: std::sync::atomic::AtomicBool,
+}
+
+impl Intake {
+    /// Queues a call; says whether the pool must be told.
+    pub(crate) fn push(&self, call: Execute) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.push(call);
+        !self.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Takes every queued call. The flag is cleared first, so a call pushed after the take
+    /// schedules another drain.
+    pub(crate) fn take(&self) -> Vec<Execute> {
+        self.scheduled.store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Process the calls waiting in the pool's [`Intake`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct DrainIntake;
 
 /// Who waits for a task's final record.
 pub(crate) enum Waiter {

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use crate::config::PoolConfig;
 use crate::executor::HandlerFn as TaskHandlerFn;
 use crate::messages::{
-    Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor,
+    Drain, Intake, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor,
 };
 use crate::monitor::health::HealthMonitor;
 use crate::monitor::probe::{GpuSource, ResourceProbe};
@@ -27,6 +27,7 @@ pub(crate) struct Plugins {
     pub(crate) handlers: HashMap<String, TaskHandlerFn>,
     pub(crate) probe: Box<dyn ResourceProbe>,
     pub(crate) gpu: Box<dyn GpuSource>,
+    pub(crate) intakes: BTreeMap<String, Arc<Intake>>,
 }
 
 /// The root actor.
@@ -47,7 +48,7 @@ impl Supervisor {
         plugins: Plugins,
         shared: Arc<Shared>,
     ) -> (Addr<Supervisor>, Pools) {
-        let Plugins { mut handlers, probe, gpu } = plugins;
+        let Plugins { mut handlers, probe, gpu, intakes } = plugins;
         let mut started = Pools::new();
         let addr = Supervisor::create(|ctx| {
             let me = ctx.address();
@@ -60,8 +61,16 @@ impl Supervisor {
                 .collect();
             let warm = crate::policy::warm_workers(cfg.min_workers, &shape, cfg.max_workers);
             for ((name, t), warm) in cfg.types.iter().zip(warm) {
-                let pool =
-                    TypePool::new(name, t.clone(), handlers.remove(name), shared.clone(), me.clone(), warm);
+                let intake = intakes.get(name).cloned().unwrap_or_default();
+                let pool = TypePool::new(
+                    name,
+                    t.clone(),
+                    handlers.remove(name),
+                    shared.clone(),
+                    me.clone(),
+                    warm,
+                    intake,
+                );
                 started.insert(name.clone(), pool.start());
             }
             let every = Duration::from_millis(cfg.resource_monitor_interval_ms);

@@ -10,6 +10,16 @@ impl Handler<Enqueue> for TypePool {
     }
 }
 
+impl Handler<DrainIntake> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, _: DrainIntake, ctx: &mut Context<Self>) {
+        for call in self.intake.take() {
+            self.handle(call, ctx);
+        }
+    }
+}
+
 impl Handler<Execute> for TypePool {
     type Result = ();
 

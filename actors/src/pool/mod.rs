@@ -157,6 +157,7 @@ pub(crate) struct TypePool {
     command: Option<Arc<[String]>>,
     handler: Option<TaskHandlerFn>,
     shared: Arc<Shared>,
+    intake: Arc<Intake>,
     metrics: TypeMetrics,
     supervisor: Addr<Supervisor>,
     tasks: FxHashMap<TaskId, Pending>,
@@ -200,6 +201,7 @@ impl TypePool {
         shared: Arc<Shared>,
         supervisor: Addr<Supervisor>,
         warm: usize,
+        intake: Arc<Intake>,
     ) -> TypePool {
         let cfg_min = cfg.min_workers.max(warm).min(cfg.max_concurrent);
         let command = match cfg.executor {
@@ -212,6 +214,7 @@ impl TypePool {
             command,
             handler,
             metrics: TypeMetrics::new(&shared.metrics, name),
+            intake,
             shared,
             supervisor,
             tasks: FxHashMap::default(),
