@@ -169,7 +169,7 @@ fn start_on_own_thread(
     let (tx, rx) = std::sync::mpsc::channel();
     let config = config.clone();
     std::thread::Builder::new()
-        .name("workerpool".into())
+        .name("workerpool-tree".into())
         .spawn(move || {
             let system = actix_rt::System::new();
             system.block_on(async move {
