@@ -229,6 +229,13 @@ mod tests {
     }
 
     #[test]
+    fn binds_loopback_by_default() {
+        let s = Settings::load(&Overrides::default(), &env_of(&[])).unwrap();
+        assert_eq!(s.bind, "127.0.0.1:3002");
+        assert!(s.api_token.is_none() && !s.protect_reads);
+    }
+
+    #[test]
     fn bad_env_names_the_variable() {
         let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "lots")])).unwrap_err().0;
         assert!(err.contains("MAX_WORKERS"), "{err}");
