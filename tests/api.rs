@@ -473,6 +473,22 @@ fn scale_and_restart_over_http() {
 }
 
 #[test]
+fn ctrl_c_to_the_foreground_group_drains_without_killing_workers() {
+    let mut server = Server::start_grouped(SLOW, &[]);
+    let url = server.url("/api/workers/execute");
+    let waiter = std::thread::spawn(move || {
+        post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":600}}"#, None)
+    });
+    assert!(wait_for(Duration::from_secs(10), || {
+        get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
+    }));
+    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    assert_eq!(server.signal_group_and_wait("-INT", Duration::from_secs(20)), Some(0));
+    let answer = waiter.join().unwrap();
+    assert_eq!((answer.status, answer.body["status"].as_str()), (200, Some("completed")), "{answer:?}");
+}
+
+#[test]
 fn sigterm_lets_a_running_request_finish_then_exits_0() {
     let mut server = Server::start(SLOW, &[]);
     let url = server.url("/api/workers/execute");

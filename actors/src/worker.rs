@@ -56,6 +56,11 @@ impl Worker {
             .env("WORKERPOOL_WORKER_ID", &*self.id)
             .env("WORKERPOOL_TASK_TYPE", &*self.task_type)
             .kill_on_drop(true);
+        // Its own process group: a Ctrl-C in the terminal reaches the pool, which drains, and
+        // not the workers, which would die under their tasks. A worker whose pool is gone sees
+        // its stdin close and exits.
+        #[cfg(unix)]
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())

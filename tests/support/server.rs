@@ -30,6 +30,16 @@ impl Server {
     /// Starts `workerpool serve` with `config` (TOML text) and extra environment variables,
     /// and waits (at most 30 s) until it listens.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_with(config, env, false)
+    }
+
+    /// As [`Server::start`], in a process group of its own (as a shell gives a foreground
+    /// command), so a test can signal the whole group like a terminal's Ctrl-C.
+    pub fn start_grouped(config: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_with(config, env, true)
+    }
+
+    fn start_with(config: &str, env: &[(&str, &str)], grouped: bool) -> Server {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("wp-test-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, config).expect("write the test config");
@@ -44,6 +54,9 @@ impl Server {
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if grouped {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
         let mut child = cmd.spawn().expect("spawn workerpool");
         let stderr = child.stderr.take().expect("stderr");
@@ -85,8 +98,17 @@ impl Server {
 
     /// Sends a signal and waits (at most `limit`) for the exit code.
     pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<i32> {
-        let ok =
-            Command::new("kill").args([signal, &self.child.id().to_string()]).status().map(|s| s.success());
+        self.signal_target_and_wait(signal, &self.child.id().to_string(), limit)
+    }
+
+    /// Sends a signal to the server's whole process group (see [`Server::start_grouped`]).
+    pub fn signal_group_and_wait(&mut self, signal: &str, limit: Duration) -> Option<i32> {
+        let group = format!("-{}", self.child.id());
+        self.signal_target_and_wait(signal, &group, limit)
+    }
+
+    fn signal_target_and_wait(&mut self, signal: &str, target: &str, limit: Duration) -> Option<i32> {
+        let ok = Command::new("kill").args([signal, "--", target]).status().map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "kill {signal} failed");
         let deadline = Instant::now() + limit;
         loop {
