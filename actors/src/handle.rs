@@ -284,9 +284,12 @@ impl PoolHandle {
             Ok(pool) => pool,
             Err(e) => return Err(SubmitError::new(e, request)),
         };
+        if !pool.connected() {
+            return Err(SubmitError::new(Error::stopped(), request));
+        }
         match pool.send(Enqueue { id, request, waiter }).await {
             Ok(result) => result,
-            // The pool is gone, and with it the request.
+            // The pool stopped between the check and the send; the request went with it.
             Err(_) => Err(SubmitError::new(Error::stopped(), TaskRequest::new("", Value::Null))),
         }
     }
