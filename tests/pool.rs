@@ -312,6 +312,8 @@ async fn shutdown_lets_running_tasks_finish_and_fails_waiting_ones() {
     assert!(!alive(pid), "worker {pid} outlived the shutdown");
     let refused = pool.enqueue(op("echo", json!({}))).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::ShuttingDown);
+    // Nothing is lost: the refused request comes back.
+    assert_eq!(refused.into_inner().data["op"], "echo");
 }
 
 #[tokio::test]
