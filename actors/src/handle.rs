@@ -157,7 +157,10 @@ impl PoolBuilder {
         } else {
             start_on_own_thread(&config, plugins, shared.clone())?
         };
-        Ok(PoolHandle { inner: Arc::new(Inner { supervisor, pools, intakes, shared, config, system }) })
+        let closing = std::sync::atomic::AtomicBool::new(false);
+        Ok(PoolHandle {
+            inner: Arc::new(Inner { closing, supervisor, pools, intakes, shared, config, system }),
+        })
     }
 }
 
@@ -187,6 +190,9 @@ fn start_on_own_thread(
 }
 
 struct Inner {
+    /// Set when `shutdown` begins: from then on the handle refuses work itself, handing
+    /// requests back, instead of sending them to pools that are stopping.
+    closing: std::sync::atomic::AtomicBool,
     supervisor: Addr<Supervisor>,
     pools: Pools,
     intakes: BTreeMap<String, Arc<Intake>>,
@@ -248,8 +254,12 @@ impl PoolHandle {
         self.inner.shared.resources()
     }
 
-    /// Whether a type takes tasks now: it exists, and when it needs a GPU, one is usable.
+    /// Whether a type takes tasks now: the pool is not shutting down, the type exists, and
+    /// when it needs a GPU, one is usable.
     pub fn availability(&self, task_type: &str) -> Result<(), Error> {
+        if self.inner.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
         let t =
             self.inner.config.types.get(task_type).ok_or_else(|| {
                 Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
@@ -306,17 +316,17 @@ impl PoolHandle {
         // intake; only the first of a burst wakes the pool.
         let call = Execute { id: TaskId::new(), request, reply };
         match self.inner.intakes.get(&call.request.task_type) {
-            Some(intake) => {
-                if intake.push(call) {
-                    match pool.try_send(DrainIntake) {
-                        Ok(()) => {}
-                        // The mailbox bound applies to `try_send` only; the wake-up must go.
-                        Err(actix::prelude::SendError::Full(msg)) => pool.do_send(msg),
-                        // The pool has stopped: drop the calls, which answers them "stopped".
-                        Err(actix::prelude::SendError::Closed(_)) => drop(intake.take()),
-                    }
-                }
-            }
+            Some(intake) => match intake.push(call) {
+                Ok(true) => match pool.try_send(DrainIntake) {
+                    Ok(()) => {}
+                    // The mailbox bound applies to `try_send` only; the wake-up must go.
+                    Err(actix::prelude::SendError::Full(msg)) => pool.do_send(msg),
+                    // The pool has stopped: drop the calls, which answers them "stopped".
+                    Err(actix::prelude::SendError::Closed(_)) => intake.close(),
+                },
+                Ok(false) => {}
+                Err(PoolGone) => return Err(Error::stopped()),
+            },
             None => pool.do_send(call),
         }
         match rx.await {
@@ -463,6 +473,7 @@ impl PoolHandle {
     /// fails the rest with reason `shutdown`, and returns once every worker has exited.
     /// A pool that started its own thread stops it. Calling it again returns at once.
     pub async fn shutdown(&self) -> ShutdownReport {
+        self.inner.closing.store(true, std::sync::atomic::Ordering::Release);
         let report = self.inner.supervisor.send(Shutdown).await.unwrap_or_default();
         if let Some(system) = &self.inner.system {
             system.stop();

@@ -60,25 +60,45 @@ pub(crate) struct Execute {
 /// costs the pool one mailbox message and one wake-up instead of one each.
 #[derive(Default)]
 pub(crate) struct Intake {
-    queue: std::sync::Mutex<Vec<Execute>>,
+    /// The calls, and whether the pool is gone (then nothing more is queued).
+    queue: std::sync::Mutex<(Vec<Execute>, bool)>,
     scheduled: std::sync::atomic::AtomicBool,
 }
 
 impl Intake {
-    /// Queues a call; says whether the pool must be told.
-    pub(crate) fn push(&self, call: Execute) -> bool {
+    /// Queues a call; says whether the pool must be told. A call to a pool that is gone is
+    /// dropped, which answers its caller "stopped".
+    pub(crate) fn push(&self, call: Execute) -> Result<bool, PoolGone> {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.push(call);
-        !self.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel)
+        if queue.1 {
+            return Err(PoolGone);
+        }
+        queue.0.push(call);
+        Ok(!self.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel))
     }
 
     /// Takes every queued call. The flag is cleared first, so a call pushed after the take
     /// schedules another drain.
     pub(crate) fn take(&self) -> Vec<Execute> {
         self.scheduled.store(false, std::sync::atomic::Ordering::Release);
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+
+    /// The pool is gone: queued calls are dropped (their callers hear "stopped") and later
+    /// ones are handed back.
+    pub(crate) fn close(&self) {
+        let calls = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.1 = true;
+            std::mem::take(&mut queue.0)
+        };
+        drop(calls);
     }
 }
+
+/// The pool of an [`Intake`] has stopped.
+#[derive(Debug)]
+pub(crate) struct PoolGone;
 
 /// Process the calls waiting in the pool's [`Intake`].
 #[derive(Message)]

@@ -212,9 +212,9 @@ impl TypePool {
                 self.ready -= 1;
                 p.attempt += 1;
                 p.state = State::Sent { worker: worker.clone() };
-                let (attempt, data) = (p.attempt, p.data.clone());
+                let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
                 let Some(slot) = self.workers.get_mut(&worker) else { return };
-                slot.queued.push_back(id.clone());
+                slot.queued.push_back((id.clone(), timeout));
                 slot.addr.do_send(Run { id: id.clone(), data, attempt });
                 let w = worker.to_string();
                 self.shared.store.update(&id, |r| {
@@ -226,13 +226,18 @@ impl TypePool {
     }
 
     /// Puts the tasks sent ahead to a worker that will not run them back at the head of the
-    /// queue, without spending their attempt.
+    /// queue, without spending their attempt; while draining, fails them with reason
+    /// `shutdown` instead (no worker will take them).
     pub(super) fn requeue_sent(&mut self, worker: &WorkerId) {
         let Some(slot) = self.workers.get_mut(worker) else { return };
-        let sent: Vec<TaskId> = slot.queued.drain(..).collect();
+        let sent: Vec<TaskId> = slot.queued.drain(..).map(|(id, _)| id).collect();
         for id in sent {
             let Some(p) = self.tasks.get_mut(&id) else { continue };
             if !matches!(&p.state, State::Sent { worker: w } if w == worker) {
+                continue;
+            }
+            if self.draining.is_some() {
+                self.fail_for_shutdown(&id);
                 continue;
             }
             p.attempt = p.attempt.saturating_sub(1);
@@ -332,6 +337,7 @@ impl TypePool {
                 abort: None,
                 progress: Default::default(),
                 queued: VecDeque::new(),
+                ghost: None,
             },
         );
         log::info!("worker {id} starting ({})", self.name);
@@ -378,8 +384,22 @@ impl TypePool {
             return;
         }
         // A task sent ahead is already in the worker's pipe: it starts now.
-        if let Some(next) = slot.queued.pop_front() {
-            self.start_attempt(&next, id, ctx);
+        if let Some((next, timeout)) = slot.queued.pop_front() {
+            let sent_here = self
+                .tasks
+                .get(&next)
+                .is_some_and(|p| matches!(&p.state, State::Sent { worker } if worker == id));
+            if sent_here {
+                self.start_attempt(&next, id, ctx);
+            } else {
+                // Cancelled after it was sent: the worker runs it anyway. It stays busy, bounded by
+                // the task's timeout, until that result arrives and is dropped.
+                let deadline = self.set_deadline(&next, 0, Instant::now() + timeout, ctx);
+                if let Some(slot) = self.workers.get_mut(id) {
+                    slot.task = Some(next);
+                    slot.ghost = Some(deadline);
+                }
+            }
             self.dispatch(ctx);
             return;
         }

@@ -279,6 +279,9 @@ impl Handler<RestartWorker> for TypePool {
     type Result = Result<(), Error>;
 
     fn handle(&mut self, msg: RestartWorker, ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining.is_some() {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
         let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.0) else {
             return Err(Error::new(
                 ErrorKind::UnknownWorker,

@@ -41,7 +41,18 @@ impl TypePool {
                 pool.do_send(WorkerReport { worker: progress_worker.clone(), report: Report::ProgressReady });
             }),
         };
-        let mut run = AssertUnwindSafe(handler(task)).catch_unwind();
+        // The handler itself may panic before it returns its future: that is a crash too.
+        let future = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(task))) {
+            Ok(future) => future,
+            Err(payload) => {
+                self.immediate.push_back(WorkerReport {
+                    worker: worker.clone(),
+                    report: handler_report(id, Err(payload)),
+                });
+                return;
+            }
+        };
+        let mut run = AssertUnwindSafe(future).catch_unwind();
         if let Some(res) = (&mut run).now_or_never() {
             self.immediate
                 .push_back(WorkerReport { worker: worker.clone(), report: handler_report(id, res) });

@@ -116,8 +116,12 @@ struct Slot {
     abort: Option<futures_util::future::AbortHandle>,
     /// Progress of the in-process attempt running in this slot.
     progress: inproc::ProgressBuffer,
-    /// Tasks sent ahead (prefetch), in the order the worker will run them.
-    queued: VecDeque<TaskId>,
+    /// Tasks sent ahead (prefetch), in the order the worker will run them, with their
+    /// timeouts. A task cancelled after it was sent stays here: the worker will still run it.
+    queued: VecDeque<(TaskId, Duration)>,
+    /// While the worker runs a cancelled task sent ahead (whose result is dropped): the
+    /// deadline that bounds it.
+    ghost: Option<Deadline>,
 }
 
 /// How an attempt ended without a result.
@@ -249,7 +253,8 @@ impl TypePool {
     }
 
     fn waiting(&self) -> usize {
-        self.tasks.len() - self.workers.values().filter(|w| w.state == WState::Busy).count()
+        let busy = self.workers.values().filter(|w| w.state == WState::Busy && w.ghost.is_none()).count();
+        self.tasks.len().saturating_sub(busy)
     }
 
     /// Forgets what left the health window.
@@ -294,6 +299,13 @@ impl TypePool {
             recent_restarts: self.restarts.len() as u64,
             start_blocked: self.blocked.clone(),
         }
+    }
+}
+
+impl Drop for TypePool {
+    fn drop(&mut self) {
+        // Calls still waiting in the intake would otherwise wait for a pool that is gone.
+        self.intake.close();
     }
 }
 

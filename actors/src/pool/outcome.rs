@@ -75,6 +75,10 @@ impl TypePool {
                 });
             }
             Report::Done { id, outcome } => {
+                if self.ends_ghost(&id, &worker) {
+                    self.worker_free(&worker, ctx);
+                    return;
+                }
                 if !self.runs_on(&id, &worker) {
                     log::warn!("worker {worker} answered for task {id}, which it does not run");
                     return;
@@ -95,6 +99,35 @@ impl TypePool {
             Report::Invalid(why) => self.worker_error(&worker, format!("invalid line: {why}")),
             Report::Exited { code, signal } => self.on_exit(&worker, code, signal, ctx),
         }
+    }
+
+    /// Whether this answer ends a cancelled task the worker ran anyway; clears it if so.
+    fn ends_ghost(&mut self, id: &TaskId, worker: &WorkerId) -> bool {
+        let Some(slot) = self.workers.get_mut(worker) else { return false };
+        if slot.ghost.is_none() || slot.task.as_ref() != Some(id) {
+            return false;
+        }
+        if let Some(deadline) = slot.ghost.take() {
+            self.deadlines.remove(&deadline);
+        }
+        true
+    }
+
+    /// Ends a task that cannot run because the pool is draining: failed, reason `shutdown`.
+    pub(super) fn fail_for_shutdown(&mut self, id: &TaskId) {
+        self.failed += 1;
+        self.metrics.outcome(TaskStatus::Failed.as_str());
+        if let Some(d) = &mut self.draining {
+            d.report.failed_running += 1;
+        }
+        self.finish(id, TaskStatus::Failed, Err("shutdown".to_string()));
+        self.shared.events.emit(|| EventKind::TaskFailed {
+            task_id: id.to_string(),
+            task_type: self.name.to_string(),
+            worker_id: None,
+            error: "shutdown".to_string(),
+            status: TaskStatus::Failed,
+        });
     }
 
     pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
@@ -127,7 +160,16 @@ impl TypePool {
     }
 
     pub(super) fn on_timeout(&mut self, id: TaskId, attempt: u32, ctx: &mut Context<Self>) {
-        let Some(p) = self.tasks.get(&id) else { return };
+        let Some(p) = self.tasks.get(&id) else {
+            // A cancelled task a worker ran anyway, past its timeout: replace that worker.
+            let ghost = self.workers.iter().find(|(_, w)| w.ghost.is_some() && w.task.as_ref() == Some(&id));
+            if let Some((worker, _)) = ghost {
+                let worker = worker.clone();
+                self.stop_worker(&worker, true, "timeout");
+                self.dispatch(ctx);
+            }
+            return;
+        };
         let State::Running { worker, .. } = &p.state else { return };
         if p.attempt != attempt {
             return;
@@ -147,13 +189,8 @@ impl TypePool {
                 (None, None)
             }
             State::Queued => (None, None),
-            State::Sent { worker } => {
-                let worker = worker.clone();
-                if let Some(slot) = self.workers.get_mut(&worker) {
-                    slot.queued.retain(|t| t != id);
-                }
-                (Some(worker), None)
-            }
+            // It stays in the worker's `queued`: the worker will still run it (see `worker_free`).
+            State::Sent { worker } => (Some(worker.clone()), None),
         };
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
@@ -281,8 +318,15 @@ impl TypePool {
     // ===== shutdown =====
 
     pub(super) fn check_drained(&mut self) {
-        let Some(d) = &mut self.draining else { return };
-        if self.workers.is_empty()
+        if self.draining.is_none() || !self.workers.is_empty() {
+            return;
+        }
+        // No worker is left to run what is still live: it ends now, so every waiter hears.
+        let live: Vec<TaskId> = self.tasks.keys().cloned().collect();
+        for id in &live {
+            self.fail_for_shutdown(id);
+        }
+        if let Some(d) = &mut self.draining
             && let Some(reply) = d.reply.take()
         {
             let _ = reply.send(d.report.clone());
