@@ -230,14 +230,16 @@ impl Handler<Scale> for TypePool {
                     ),
                 ));
             }
+            let mut started = 0;
             for _ in 0..msg.count {
                 if !self.shared.try_take_slot() {
                     break;
                 }
                 self.start_worker(ctx);
+                started += 1;
             }
-            self.scaled(true, live + msg.count, "manual");
-            Ok(live + msg.count)
+            self.scaled(true, live + started, "manual");
+            Ok(live + started)
         } else {
             let floor = self.min_workers();
             if live < msg.count + floor {
@@ -289,6 +291,10 @@ impl Handler<RestartWorker> for TypePool {
             ));
         };
         let id = id.clone();
+        if slot.state == WState::Stopping {
+            // Already going; no replacement beyond what its stop asked for.
+            return Ok(());
+        }
         if let (WState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
             if let Some(p) = self.tasks.get_mut(&task) {

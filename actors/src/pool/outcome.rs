@@ -33,6 +33,7 @@ impl TypePool {
                 self.worker_error(&worker, e.clone());
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.state = WState::Stopping;
+                    slot.stop_reason = Some("failed_to_start");
                 }
                 self.fail_ready(&e);
                 self.on_exit(&worker, None, None, ctx);
@@ -177,6 +178,8 @@ impl TypePool {
         let worker = worker.clone();
         self.stop_worker(&worker, true, "timeout");
         self.fail_attempt(&id, Failure::Timeout, ctx);
+        // Tasks it had been sent went back to the queue: another worker may take them.
+        self.dispatch(ctx);
     }
 
     /// An attempt ended without a result: retry with backoff while attempts remain.
