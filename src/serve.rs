@@ -45,7 +45,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         report.failed_running,
         report.failed_waiting
     );
-    // Waiting requests were answered by the drain; now the listener can go.
+    // Waiting requests were answered by the drain; the event streams end, then the listener
+    // can go.
+    state.closing.send_replace(true);
     handle.stop(true).await;
     let _ = serving.await;
     Ok(())

@@ -33,22 +33,41 @@ where
         .streaming(body)
 }
 
-/// Waits for the next event, or says it is time for a keep-alive.
-async fn next_event(rx: &mut EventReceiver) -> Result<Option<Event>, u64> {
-    match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
-        Err(_) => Ok(None),
-        Ok(Ok(event)) => Ok(Some(event)),
-        Ok(Err(RecvError::Lagged(n))) => Err(n),
-        Ok(Err(RecvError::Closed)) => Err(0),
+/// What a stream listens to: the pool's events, and the server's closing.
+struct Feed {
+    rx: EventReceiver,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Feed {
+    fn new(state: &AppState) -> Feed {
+        Feed { rx: state.pool.subscribe(), closing: state.closing.subscribe() }
+    }
+}
+
+/// Waits for the next event, or says it is time for a keep-alive; `Err(0)` ends the stream
+/// (the server is closing), `Err(n)` says `n` events were lost.
+async fn next_event(feed: &mut Feed) -> Result<Option<Event>, u64> {
+    if *feed.closing.borrow() {
+        return Err(0);
+    }
+    tokio::select! {
+        _ = feed.closing.changed() => Err(0),
+        next = tokio::time::timeout(KEEP_ALIVE, feed.rx.recv()) => match next {
+            Err(_) => Ok(None),
+            Ok(Ok(event)) => Ok(Some(event)),
+            Ok(Err(RecvError::Lagged(n))) => Err(n),
+            Ok(Err(RecvError::Closed)) => Err(0),
+        },
     }
 }
 
 /// `GET /api/workers/events`: every pool event from now on.
 pub(super) async fn pool_events(state: web::Data<AppState>) -> HttpResponse {
-    let rx = state.pool.subscribe();
+    let feed = Feed::new(&state);
     let instance = state.settings.instance_id.clone();
-    let body = stream::unfold((rx, instance), |(mut rx, instance)| async move {
-        let chunk = match next_event(&mut rx).await {
+    let body = stream::unfold((feed, instance), |(mut feed, instance)| async move {
+        let chunk = match next_event(&mut feed).await {
             Ok(Some(event)) => {
                 let mut data = serde_json::to_value(&event).unwrap_or_default();
                 if let Some(map) = data.as_object_mut() {
@@ -60,7 +79,7 @@ pub(super) async fn pool_events(state: web::Data<AppState>) -> HttpResponse {
             Err(0) => return None,
             Err(lost) => sse_message("lagged", &json!({ "lost_events": lost })),
         };
-        Some((Ok(chunk), (rx, instance)))
+        Some((Ok(chunk), (feed, instance)))
     });
     sse_response(body)
 }
@@ -68,9 +87,9 @@ pub(super) async fn pool_events(state: web::Data<AppState>) -> HttpResponse {
 /// Where a task stream is.
 enum TaskStream {
     /// Send the current record first.
-    Start(EventReceiver),
+    Start(Feed),
     /// Follow the events of the task.
-    Follow(EventReceiver),
+    Follow(Feed),
     /// The final record was sent.
     Done,
 }
@@ -80,7 +99,7 @@ enum TaskStream {
 pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let id = TaskId::from(path.into_inner());
     // Subscribe before reading the record, so nothing between the two is missed.
-    let rx = state.pool.subscribe();
+    let rx = Feed::new(&state);
     if state.pool.task(&id).is_none() {
         return actix_web::ResponseError::error_response(&unknown(&id));
     }

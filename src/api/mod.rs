@@ -36,12 +36,20 @@ pub struct AppState {
     pub started: Instant,
     /// Set once a shutdown began: `execute` answers 503, `/health` unhealthy.
     pub shutting_down: AtomicBool,
+    /// Turns true when the server stops, ending the SSE streams so the listener can close.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
     /// New state around a started pool.
     pub fn new(pool: PoolHandle, settings: Settings) -> Arc<AppState> {
-        Arc::new(AppState { pool, settings, started: Instant::now(), shutting_down: AtomicBool::new(false) })
+        Arc::new(AppState {
+            pool,
+            settings,
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
+        })
     }
 
     fn stopping(&self) -> bool {
@@ -55,26 +63,49 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.app_data(web::Data::from(state))
             .service(
                 web::scope("/api/workers")
-                    .service(web::resource("/stats").get(workers::stats))
-                    .service(web::resource("/status").get(workers::status))
-                    .service(web::resource("/types").get(workers::types))
+                    .service(
+                        web::resource("/stats").get(workers::stats).route(web::head().to(workers::stats)),
+                    )
+                    .service(
+                        web::resource("/status").get(workers::status).route(web::head().to(workers::status)),
+                    )
+                    .service(
+                        web::resource("/types").get(workers::types).route(web::head().to(workers::types)),
+                    )
                     .service(web::resource("/execute").post(workers::execute))
                     .service(web::resource("/scale/{type}").post(workers::scale))
                     .service(web::resource("/restart/{worker_id}").post(workers::restart))
-                    .service(web::resource("/health").get(workers::health))
-                    .service(web::resource("/queues").get(workers::queues))
-                    .service(web::resource("/resources").get(workers::resources))
+                    .service(
+                        web::resource("/health").get(workers::health).route(web::head().to(workers::health)),
+                    )
+                    .service(
+                        web::resource("/queues").get(workers::queues).route(web::head().to(workers::queues)),
+                    )
+                    .service(
+                        web::resource("/resources")
+                            .get(workers::resources)
+                            .route(web::head().to(workers::resources)),
+                    )
                     .service(web::resource("/events").get(events::pool_events))
                     .service(web::resource("/dead-letters/{type}").get(workers::dead_letters)),
             )
             .service(
                 web::scope("/api/tasks")
-                    .service(web::resource("/{id}").get(tasks::get).delete(tasks::cancel))
+                    .service(
+                        web::resource("/{id}")
+                            .get(tasks::get)
+                            .route(web::head().to(tasks::get))
+                            .delete(tasks::cancel),
+                    )
                     .service(web::resource("/{id}/events").get(events::task_events))
                     .service(web::resource("/{id}/requeue").post(tasks::requeue)),
             )
-            .service(web::resource("/api/openapi.json").get(openapi))
-            .service(web::resource("/metrics").get(crate::metrics::metrics));
+            .service(web::resource("/api/openapi.json").get(openapi).route(web::head().to(openapi)))
+            .service(
+                web::resource("/metrics")
+                    .get(crate::metrics::metrics)
+                    .route(web::head().to(crate::metrics::metrics)),
+            );
     }
 }
 
@@ -97,8 +128,12 @@ pub fn json_errors() -> ErrorHandlers<actix_web::body::BoxBody> {
             }
             other => other.canonical_reason().unwrap_or("error").to_lowercase(),
         };
-        let (req, _) = res.into_parts();
-        let body = HttpResponse::build(status).json(json!({ "error": message }));
+        let (req, old) = res.into_parts();
+        let mut body = HttpResponse::build(status).json(json!({ "error": message }));
+        // Keep what the framework said besides the body (e.g. `Allow` on a 405).
+        if let Some(allow) = old.headers().get(header::ALLOW) {
+            body.headers_mut().insert(header::ALLOW, allow.clone());
+        }
         Ok(ErrorHandlerResponse::Response(dev::ServiceResponse::new(req, body).map_into_right_body()))
     })
 }
@@ -220,7 +255,7 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
         return Err(ApiError::bad_request("the body is empty: expected a JSON object"));
     }
     let de = &mut serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" || path.is_empty() {
@@ -228,7 +263,10 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
         } else {
             ApiError::bad_request(format!("{path}: {inner}")).with("field", path)
         }
-    })
+    })?;
+    // One JSON value, and nothing after it but white space.
+    de.end().map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 /// Middleware for `WORKERPOOL_PROTECT_READS`: every request needs the token, reads too.
@@ -249,8 +287,9 @@ pub fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {

@@ -242,7 +242,7 @@ impl Handler<Scale> for TypePool {
             Ok(live + started)
         } else {
             let floor = self.min_workers();
-            if live < msg.count + floor {
+            if msg.count > live.saturating_sub(floor) {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
