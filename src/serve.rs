@@ -12,6 +12,11 @@ use crate::settings::Settings;
 
 /// Runs the server until a termination signal; returns after the graceful shutdown.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if let Some(url) = &settings.redis_url {
+        // Shared queues are not built yet: say so rather than pretend to share work.
+        let host = url.rsplit('@').next().unwrap_or(url);
+        log::warn!("Redis ({host}) is configured but not supported yet: this instance runs in-process, alone");
+    }
     let pool = start(&settings)?;
     actix_rt::spawn(log_events(pool.clone()));
     let state = AppState::new(pool.clone(), settings.clone());
