@@ -15,7 +15,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(url) = &settings.redis_url {
         // Shared queues are not built yet: say so rather than pretend to share work.
         let host = url.rsplit('@').next().unwrap_or(url);
-        log::warn!("Redis ({host}) is configured but not supported yet: this instance runs in-process, alone");
+        log::warn!(
+            "Redis ({host}) is configured but not supported yet: this instance runs in-process, alone"
+        );
     }
     let pool = start(&settings)?;
     actix_rt::spawn(log_events(pool.clone()));

@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -305,54 +304,6 @@ fn metrics_count_every_task() {
     assert_eq!(helps, 1);
 }
 
-/// Opens an SSE stream and returns a reader positioned after the headers.
-fn sse(server: &Server, path: &str) -> (String, BufReader<TcpStream>) {
-    let addr = server.base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        head.push_str(&line);
-    }
-    (head, reader)
-}
-
-/// Reads SSE messages (`event`, parsed `data`) until `stop` says so or `limit` messages.
-fn read_events(
-    reader: &mut BufReader<TcpStream>,
-    limit: usize,
-    stop: impl Fn(&str) -> bool,
-) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let mut event = String::new();
-    let mut line = String::new();
-    while out.len() < limit {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        // Chunked encoding puts size lines between messages; only event/data lines matter.
-        let l = line.trim_end();
-        if let Some(name) = l.strip_prefix("event: ") {
-            event = name.to_string();
-        } else if let Some(data) = l.strip_prefix("data: ") {
-            let done = stop(&event);
-            out.push((event.clone(), serde_json::from_str(data).unwrap_or(Value::Null)));
-            if done {
-                break;
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn task_progress_streams_over_sse() {
     let server = Server::start(TEXT_ONLY, &[]);
@@ -361,10 +312,10 @@ fn task_progress_streams_over_sse() {
         json!({"type": "text_processing", "data": {"op": "progress", "steps": 4, "step_ms": 50}, "options": {"wait": false}}),
     );
     let id = r.body["id"].as_str().unwrap().to_string();
-    let (head, mut reader) = sse(&server, &format!("/api/tasks/{id}/events"));
+    let (head, mut reader) = sse(&server, &format!("/api/tasks/{id}/events"), Duration::from_secs(20));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
-    let events = read_events(&mut reader, 50, |e| e == "result");
+    let events = read_events(&mut reader, 50, |e, _| e == "result");
     let progress: Vec<u64> =
         events.iter().filter(|(e, _)| e == "progress").filter_map(|(_, d)| d["progress"].as_u64()).collect();
     assert!(!progress.is_empty() && progress.windows(2).all(|w| w[0] < w[1]), "{events:?}");
@@ -380,10 +331,10 @@ fn task_progress_streams_over_sse() {
 #[test]
 fn pool_events_stream_over_sse() {
     let server = Server::start(TEXT_ONLY, &[]);
-    let (head, mut reader) = sse(&server, "/api/workers/events");
+    let (head, mut reader) = sse(&server, "/api/workers/events", Duration::from_secs(20));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}}));
-    let events = read_events(&mut reader, 20, |e| e == "task_completed");
+    let events = read_events(&mut reader, 20, |e, _| e == "task_completed");
     let (name, data) = events.last().unwrap();
     assert_eq!(name, "task_completed");
     assert_eq!(data["event"], "task_completed");

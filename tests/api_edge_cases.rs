@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -51,54 +51,6 @@ fn raw(server: &Server, request_head: &str, body: &[u8]) -> (String, String, Vec
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
     (status.to_string(), headers.to_lowercase(), rest.as_bytes().to_vec())
-}
-
-/// Opens an SSE stream and returns the head and a reader positioned after it.
-fn sse(server: &Server, path: &str, timeout: Duration) -> (String, BufReader<TcpStream>) {
-    let addr = server.base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(timeout)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        head.push_str(&line);
-    }
-    (head, reader)
-}
-
-/// Reads SSE messages until `stop` says so, `limit` messages, EOF or the read timeout.
-fn read_events(
-    reader: &mut BufReader<TcpStream>,
-    limit: usize,
-    stop: impl Fn(&str, &Value) -> bool,
-) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let mut event = String::new();
-    let mut line = String::new();
-    while out.len() < limit {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        let l = line.trim_end();
-        if let Some(name) = l.strip_prefix("event: ") {
-            event = name.to_string();
-        } else if let Some(data) = l.strip_prefix("data: ") {
-            let value = serde_json::from_str(data).unwrap_or(Value::Null);
-            let done = stop(&event, &value);
-            out.push((event.clone(), value));
-            if done {
-                break;
-            }
-        }
-    }
-    out
 }
 
 // ===== confirmed bugs =====

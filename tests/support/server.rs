@@ -1,7 +1,8 @@
 //! The real `workerpool` binary as a server on a free loopback port, and a small HTTP client.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -182,3 +183,53 @@ pub fn delete(url: &str, token: Option<&str>) -> Reply {
 
 /// A config with one process type `text_processing` on the demo worker (no GPU needed).
 pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\n";
+
+// ===== server-sent events =====
+
+/// Opens an SSE stream and returns the head and a reader positioned after it.
+pub fn sse(server: &Server, path: &str, timeout: Duration) -> (String, BufReader<TcpStream>) {
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        head.push_str(&line);
+    }
+    (head, reader)
+}
+
+/// Reads SSE messages until `stop` says so, `limit` messages, EOF or the read timeout.
+pub fn read_events(
+    reader: &mut BufReader<TcpStream>,
+    limit: usize,
+    stop: impl Fn(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut event = String::new();
+    let mut line = String::new();
+    while out.len() < limit {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let l = line.trim_end();
+        if let Some(name) = l.strip_prefix("event: ") {
+            event = name.to_string();
+        } else if let Some(data) = l.strip_prefix("data: ") {
+            let value = serde_json::from_str(data).unwrap_or(Value::Null);
+            let done = stop(&event, &value);
+            out.push((event.clone(), value));
+            if done {
+                break;
+            }
+        }
+    }
+    out
+}
