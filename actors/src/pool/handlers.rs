@@ -14,8 +14,14 @@ impl Handler<DrainIntake> for TypePool {
     type Result = ();
 
     fn handle(&mut self, _: DrainIntake, ctx: &mut Context<Self>) {
+        // Answers of tasks that end within this batch go out together at its end: the
+        // callers' thread is then woken once per batch rather than once per task.
+        self.answers = Some(Vec::new());
         for call in self.intake.take() {
             self.handle(call, ctx);
+        }
+        for (waiter, record) in self.answers.take().unwrap_or_default() {
+            waiter.send(record);
         }
     }
 }

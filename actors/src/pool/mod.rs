@@ -191,6 +191,8 @@ pub(crate) struct TypePool {
     immediate: inproc::Immediate,
     /// Set while the dispatch loop runs, so that nested calls return at once.
     dispatching: bool,
+    /// While a batch of calls is handled: the answers to send at its end.
+    answers: Option<Vec<(Waiter, TaskRecord)>>,
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
@@ -240,6 +242,7 @@ impl TypePool {
             alarm: None,
             immediate: Default::default(),
             dispatching: false,
+            answers: None,
             completed: 0,
             failed: 0,
             busy_ms_total: 0,

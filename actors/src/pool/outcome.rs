@@ -114,6 +114,14 @@ impl TypePool {
         true
     }
 
+    /// Answers a waiter now, or at the end of the batch being handled (see `DrainIntake`).
+    fn answer(&mut self, waiter: Waiter, record: TaskRecord) {
+        match &mut self.answers {
+            Some(batch) => batch.push((waiter, record)),
+            None => waiter.send(record),
+        }
+    }
+
     /// Ends a task that cannot run because the pool is draining: failed, reason `shutdown`.
     pub(super) fn fail_for_shutdown(&mut self, id: &TaskId) {
         self.failed += 1;
@@ -305,10 +313,10 @@ impl TypePool {
             let mut waiters = p.waiters;
             let last = waiters.pop();
             for w in waiters {
-                w.send(record.clone());
+                self.answer(w, record.clone());
             }
             if let Some(w) = last {
-                w.send(record);
+                self.answer(w, record);
             }
         }
         if let Some(d) = &mut self.draining
