@@ -4,27 +4,12 @@
 mod support;
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::server::*;
 
 const SLOW: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 3000\nresource_monitor_interval_ms = 200\n\n[types.text_processing]\nmax_concurrent = 1\nqueue_size = 1\nmax_retries = 0\nretry_delay_ms = 20\n\n[types.image_generation]\n";
-
-fn execute(server: &Server, body: Value) -> Reply {
-    post(&server.url("/api/workers/execute"), &body.to_string(), None)
-}
-
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
 
 #[test]
 fn execute_answers_with_the_contract_status_of_each_outcome() {
@@ -70,9 +55,7 @@ fn a_waiting_execute_of_a_cancelled_task_answers_409() {
     let waiter = std::thread::spawn(move || {
         post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":10000}}"#, None)
     });
-    let running = wait_for(Duration::from_secs(10), || {
-        get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
-    });
+    let running = wait_for(Duration::from_secs(10), || text_busy(&server));
     assert!(running);
     let workers = get(&server.url("/api/workers/status")).body["workers"].clone();
     let task =
@@ -91,9 +74,7 @@ fn a_full_queue_answers_429_with_retry_after() {
     let sleep =
         json!({"type": "text_processing", "data": {"op": "sleep", "ms": 2000}, "options": {"wait": false}});
     assert_eq!(execute(&server, sleep.clone()).status, 202);
-    assert!(wait_for(Duration::from_secs(10), || {
-        get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
-    }));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     assert_eq!(execute(&server, sleep.clone()).status, 202);
     let full = execute(&server, sleep);
     assert_eq!(full.status, 429, "{full:?}");
@@ -430,9 +411,7 @@ fn ctrl_c_to_the_foreground_group_drains_without_killing_workers() {
     let waiter = std::thread::spawn(move || {
         post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":600}}"#, None)
     });
-    assert!(wait_for(Duration::from_secs(10), || {
-        get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
-    }));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
     assert_eq!(server.signal_group_and_wait("-INT", Duration::from_secs(20)), Some(0));
     let answer = waiter.join().unwrap();
@@ -446,9 +425,7 @@ fn sigterm_lets_a_running_request_finish_then_exits_0() {
     let waiter = std::thread::spawn(move || {
         post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":600}}"#, None)
     });
-    assert!(wait_for(Duration::from_secs(10), || {
-        get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
-    }));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     assert_eq!(server.signal_and_wait("-TERM", Duration::from_secs(20)), Some(0));
     let answer = waiter.join().unwrap();
     assert_eq!((answer.status, answer.body["status"].as_str()), (200, Some("completed")), "{answer:?}");

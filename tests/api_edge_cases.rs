@@ -7,30 +7,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::server::*;
 
 /// One type, one worker at a time, a warm worker kept (`min_workers = 1`), quick drain.
 const ONE: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 3000\nresource_monitor_interval_ms = 200\n\n[types.text_processing]\nmax_concurrent = 1\nmin_workers = 1\nqueue_size = 2\nmax_retries = 0\nretry_delay_ms = 20\n";
-
-fn execute(server: &Server, body: Value) -> Reply {
-    post(&server.url("/api/workers/execute"), &body.to_string(), None)
-}
-
-fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
-fn busy(server: &Server) -> bool {
-    get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
-}
 
 /// Sends a signal to the server without waiting for it to exit.
 fn send_signal(server: &Server, signal: &str) {
@@ -171,7 +152,7 @@ fn task_events_of_a_queued_task_that_is_cancelled_end_with_the_result() {
         json!({"type": "text_processing", "data": {"op": "sleep", "ms": 3000}, "options": {"wait": false}}),
     );
     assert_eq!(first.status, 202);
-    assert!(wait_for(Duration::from_secs(10), || busy(&server)));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     let second = execute(
         &server,
         json!({"type": "text_processing", "data": {"op": "echo"}, "options": {"wait": false}}),
@@ -202,7 +183,7 @@ fn during_the_drain_new_work_gets_503_and_the_waiting_request_its_result() {
     let waiter = std::thread::spawn(move || {
         post(&url, r#"{"type":"text_processing","data":{"op":"sleep","ms":1500}}"#, None)
     });
-    assert!(wait_for(Duration::from_secs(10), || busy(&server)));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     send_signal(&server, "-TERM");
     let health_url = server.url("/api/workers/health");
     assert!(
@@ -344,7 +325,7 @@ fn a_waited_execute_on_a_full_queue_gets_429_with_retry_after() {
     let sleep =
         json!({"type": "text_processing", "data": {"op": "sleep", "ms": 3000}, "options": {"wait": false}});
     assert_eq!(execute(&server, sleep.clone()).status, 202);
-    assert!(wait_for(Duration::from_secs(10), || busy(&server)));
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
     assert_eq!(execute(&server, sleep.clone()).status, 202);
     assert_eq!(execute(&server, sleep).status, 202);
     let full = execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}}));

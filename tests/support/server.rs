@@ -184,6 +184,28 @@ pub fn delete(url: &str, token: Option<&str>) -> Reply {
 /// A config with one process type `text_processing` on the demo worker (no GPU needed).
 pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\n";
 
+/// `POST /api/workers/execute` with a JSON body.
+pub fn execute(server: &Server, body: Value) -> Reply {
+    post(&server.url("/api/workers/execute"), &body.to_string(), None)
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes; says which.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Whether `text_processing` has a task running.
+pub fn text_busy(server: &Server) -> bool {
+    get(&server.url("/api/workers/stats")).body["by_type"]["text_processing"]["busy"] == 1
+}
+
 // ===== server-sent events =====
 
 /// Opens an SSE stream and returns the head and a reader positioned after it.
