@@ -256,7 +256,7 @@ impl TypePool {
             return;
         }
         let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        let live = self.live_workers();
         let demand = self.ready.saturating_sub(starting + self.idle.len());
         // Warm workers beyond the type's own minimum wait while another type needs a slot.
         let floor =
@@ -426,7 +426,7 @@ impl TypePool {
         if !self.shared.others_starved(&self.name) {
             return false;
         }
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        let live = self.live_workers();
         // Warm workers (the pool-wide minimum) give way to real work; a type's own
         // `min_workers` does not.
         live > self.cfg.min_workers && (self.ready == 0 || live > 1)

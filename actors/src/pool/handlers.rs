@@ -93,12 +93,7 @@ impl Handler<GetQueue> for TypePool {
             self.tasks.iter().filter(|(_, p)| !matches!(p.state, State::Running { .. })).collect();
         // Queue order: ready before waiting, then priority, then first come.
         waiting.sort_by_key(|(_, p)| (!matches!(p.state, State::Queued), -i64::from(p.priority), p.seq));
-        let oldest = waiting
-            .iter()
-            .filter(|(_, p)| matches!(p.state, State::Queued))
-            .map(|(_, p)| p.ready_since.elapsed().as_millis() as u64)
-            .max()
-            .unwrap_or(0);
+        let oldest = self.oldest_ready_wait().as_millis() as u64;
         let tasks = waiting
             .iter()
             .take(msg.limit)
@@ -203,7 +198,7 @@ impl Handler<Scale> for TypePool {
         if self.draining.is_some() {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        let live = self.live_workers();
         if msg.up {
             if self.cfg.gpu_required
                 && let Err(why) = self.shared.can_start(&self.cfg, 0)
@@ -405,7 +400,7 @@ impl Handler<ReleaseIdle> for TypePool {
     type Result = ();
 
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping).count();
+        let live = self.live_workers();
         if live > self.cfg.min_workers
             && self.ready == 0
             && let Some(id) = self.idle.first().cloned()

@@ -272,18 +272,27 @@ impl TypePool {
         }
     }
 
+    /// Workers alive and not on their way out (starting, idle or busy).
+    fn live_workers(&self) -> usize {
+        self.workers.values().filter(|w| w.state != WState::Stopping).count()
+    }
+
+    /// How long the oldest ready task has waited (zero when none is ready).
+    fn oldest_ready_wait(&self) -> Duration {
+        self.tasks
+            .values()
+            .filter(|p| matches!(p.state, State::Queued))
+            .map(|p| p.ready_since.elapsed())
+            .max()
+            .unwrap_or_default()
+    }
+
     fn stats(&mut self) -> TypeStats {
         self.prune_windows();
         let count = |s: WState| self.workers.values().filter(|w| w.state == s).count();
-        let oldest = self
-            .tasks
-            .values()
-            .filter(|p| matches!(p.state, State::Queued))
-            .map(|p| p.ready_since.elapsed().as_millis() as u64)
-            .max()
-            .unwrap_or(0);
+        let oldest = self.oldest_ready_wait().as_millis() as u64;
         TypeStats {
-            total: self.workers.len() - count(WState::Stopping),
+            total: self.live_workers(),
             available: count(WState::Idle),
             busy: count(WState::Busy),
             queued: self.waiting(),

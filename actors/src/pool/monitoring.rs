@@ -75,13 +75,7 @@ impl TypePool {
 
     fn scaling_input(&self) -> ScalingInput {
         let live = self.workers.values().filter(|w| w.state != WState::Stopping && !w.retire).count();
-        let oldest = self
-            .tasks
-            .values()
-            .filter(|p| matches!(p.state, State::Queued))
-            .map(|p| p.ready_since.elapsed())
-            .max()
-            .unwrap_or_default();
+        let oldest = self.oldest_ready_wait();
         let free_slot = self.shared.slots_used() < self.shared.max_workers;
         ScalingInput {
             live,
