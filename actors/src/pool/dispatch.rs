@@ -494,16 +494,7 @@ impl TypePool {
     /// Fails every ready task at once: no worker of this type can be started.
     pub(super) fn fail_ready(&mut self, why: &str) {
         while let Some(id) = self.pop_ready() {
-            self.failed += 1;
-            self.metrics.outcome(TaskStatus::Failed.as_str());
-            self.finish(&id, TaskStatus::Failed, Err(why.to_string()));
-            self.shared.events.emit(|| EventKind::TaskFailed {
-                task_id: id.to_string(),
-                task_type: self.name.to_string(),
-                worker_id: None,
-                error: why.to_string(),
-                status: TaskStatus::Failed,
-            });
+            self.fail_now(&id, why);
         }
     }
 }

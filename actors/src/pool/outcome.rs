@@ -124,17 +124,23 @@ impl TypePool {
 
     /// Ends a task that cannot run because the pool is draining: failed, reason `shutdown`.
     pub(super) fn fail_for_shutdown(&mut self, id: &TaskId) {
-        self.failed += 1;
-        self.metrics.outcome(TaskStatus::Failed.as_str());
         if let Some(d) = &mut self.draining {
             d.report.failed_running += 1;
         }
-        self.finish(id, TaskStatus::Failed, Err("shutdown".to_string()));
+        self.fail_now(id, "shutdown");
+    }
+
+    /// Ends a task that no worker ran to its end, at once: failed with `why`, counted, and
+    /// announced after its record is written.
+    pub(super) fn fail_now(&mut self, id: &TaskId, why: &str) {
+        self.failed += 1;
+        self.metrics.outcome(TaskStatus::Failed.as_str());
+        self.finish(id, TaskStatus::Failed, Err(why.to_string()));
         self.shared.events.emit(|| EventKind::TaskFailed {
             task_id: id.to_string(),
             task_type: self.name.to_string(),
             worker_id: None,
-            error: "shutdown".to_string(),
+            error: why.to_string(),
             status: TaskStatus::Failed,
         });
     }
