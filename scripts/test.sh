@@ -4,11 +4,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v python3 >/dev/null || need_apt+=(python3)
+command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+# Each Redis test starts its own redis-server on a free loopback port.
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# redis-py, for the Python producer example that the suite runs (docs/REDIS.md).
+py_env=target/redis-py
+if ! "$py_env/bin/python" -c 'import redis' 2>/dev/null; then
+    echo "installing redis-py into $py_env" >&2
+    rm -rf "$py_env"
+    if ! { python3 -m venv "$py_env" && "$py_env/bin/pip" install -q 'redis>=4.3'; }; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-redis >/dev/null
+        rm -rf "$py_env" && mkdir -p "$py_env/bin" && ln -s /usr/bin/python3 "$py_env/bin/python"
+    fi
+fi
+export WORKERPOOL_TEST_PYTHON="$PWD/$py_env/bin/python"
 
 cargo test --workspace --all-targets "$@"
 # Doc tests (README and API examples) run separately: --all-targets leaves them out.

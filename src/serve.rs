@@ -13,10 +13,12 @@ use crate::settings::Settings;
 /// Runs the server until a termination signal; returns after the graceful shutdown.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some(url) = &settings.redis_url {
-        // Shared queues are not built yet: say so rather than pretend to share work.
+        // The password, if any, stays out of the log.
         let host = url.rsplit('@').next().unwrap_or(url);
-        log::warn!(
-            "Redis ({host}) is configured but not supported yet: this instance runs in-process, alone"
+        log::info!(
+            "shared queues in Redis at {host} (keys under {{{}}}), instance {}",
+            settings.pool.redis.prefix,
+            settings.instance_id
         );
     }
     let pool = start(&settings)?;

@@ -77,7 +77,14 @@ impl Settings {
             }
         }
         pool.validate().map_err(|e| ConfigError(format!("after environment overrides: {e}")))?;
-        let redis_url = flags.redis.clone().or_else(|| redis_from_env(env));
+        let redis_url = flags.redis.clone().or_else(|| redis_from_env(env)).or(pool.redis.url.take());
+        let instance_id = env("INSTANCE_ID")
+            .filter(|i| !i.is_empty())
+            .or_else(|| Some(pool.redis.instance_id.clone()).filter(|i| !i.is_empty()))
+            .unwrap_or_else(default_instance_id);
+        pool.redis.url = redis_url.clone();
+        pool.redis.instance_id = instance_id.clone();
+        pool.validate().map_err(|e| ConfigError(format!("Redis settings: {e}")))?;
         Ok(Settings {
             pool,
             config_path: path,
@@ -87,7 +94,7 @@ impl Settings {
                 .or_else(|| env("WORKERPOOL_BIND"))
                 .unwrap_or_else(|| DEFAULT_BIND.into()),
             redis_url,
-            instance_id: env("INSTANCE_ID").unwrap_or_else(default_instance_id),
+            instance_id,
             api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
             protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),

@@ -98,6 +98,44 @@ pub struct PoolConfig {
     pub max_dead_letters: usize,
     /// The task types, by name.
     pub types: BTreeMap<String, TypeConfig>,
+    /// The shared queue in Redis; without a URL the pool is fully in-process.
+    pub redis: RedisConfig,
+}
+
+/// Where and how several instances share their queues in Redis (the `[redis]` table).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS; `None` runs in-process.
+    pub url: Option<String>,
+    /// Every key is `{prefix}:…`: one hash tag, so the scripts also work on Redis Cluster.
+    pub prefix: String,
+    /// This instance's name, unique among the instances sharing the queues.
+    pub instance_id: String,
+    /// How long a taken task stays leased without renewal; an instance that stops renewing
+    /// (killed, cut off) loses its tasks to the others after this.
+    pub lease_ms: u64,
+    /// How often an instance renews its leases, reaps expired ones and says it is alive.
+    pub heartbeat_ms: u64,
+    /// Tasks of a type taken beyond the free workers, to hide the Redis round trip for short
+    /// tasks. Each waits locally behind a running one, so keep it 0 for long tasks.
+    pub take_ahead: usize,
+    /// Whether this instance runs tasks. `false` makes an API front end that only queues,
+    /// looks up and cancels tasks; other instances run them.
+    pub consume: bool,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "workerpool".into(),
+            instance_id: String::new(),
+            lease_ms: 30_000,
+            heartbeat_ms: 1_000,
+            take_ahead: 0,
+            consume: true,
+        }
+    }
 }
 
 // ===== defaults =====
@@ -161,6 +199,7 @@ impl Default for PoolConfig {
             record_ttl_ms: 3_600_000,
             max_records: 100_000,
             max_dead_letters: 1_000,
+            redis: RedisConfig::default(),
             types: DEFAULT_TYPES
                 .iter()
                 .map(|row| (row.0.to_string(), TypeConfig::defaults_for(row.0)))
@@ -181,6 +220,23 @@ pub struct ConfigFile {
     /// The `[types.NAME]` tables.
     #[serde(default)]
     pub types: BTreeMap<String, TypeSection>,
+    /// The `[redis]` table.
+    #[serde(default)]
+    pub redis: RedisSection,
+}
+
+/// The `[redis]` table of a configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RedisSection {
+    pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub instance_id: Option<String>,
+    pub lease_ms: Option<u64>,
+    pub heartbeat_ms: Option<u64>,
+    pub take_ahead: Option<usize>,
+    pub consume: Option<bool>,
 }
 
 /// The `[pool]` table of a configuration file.
@@ -248,6 +304,9 @@ impl PoolConfig {
             max_records,
             max_dead_letters
         );
+        let (r, redis) = (&mut cfg.redis, file.redis);
+        overlay!(r, redis, prefix, instance_id, lease_ms, heartbeat_ms, take_ahead, consume);
+        r.url = redis.url.or(r.url.take());
         if !file.types.is_empty() {
             cfg.types = file
                 .types
@@ -309,6 +368,24 @@ impl PoolConfig {
         }
         if self.types.is_empty() {
             return bad("types".into(), "at least one task type");
+        }
+        let r = &self.redis;
+        if r.prefix.is_empty() || r.prefix.contains(['{', '}']) {
+            return bad("redis.prefix".into(), "a non-empty name without braces");
+        }
+        if r.heartbeat_ms == 0 {
+            return bad("redis.heartbeat_ms".into(), "a positive number of milliseconds");
+        }
+        if r.lease_ms < 2 * r.heartbeat_ms {
+            return bad("redis.lease_ms".into(), "at least twice redis.heartbeat_ms");
+        }
+        if r.take_ahead > 1024 {
+            return bad("redis.take_ahead".into(), "at most 1024");
+        }
+        if let Some(url) = &r.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return bad("redis.url".into(), "a redis:// or rediss:// URL");
         }
         for (name, t) in &self.types {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {

@@ -22,6 +22,7 @@ use crate::metrics::PoolMetrics;
 use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
 use crate::monitor::resource::{GpuStatus, ResourceSnapshot};
 use crate::pool::TypePool;
+use crate::remote::{InstanceInfo, Remote};
 use crate::shared::Shared;
 use crate::supervisor::{Plugins, Pools, Supervisor};
 use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
@@ -151,42 +152,74 @@ impl PoolBuilder {
         let intakes: BTreeMap<String, Arc<Intake>> =
             config.types.keys().map(|name| (name.clone(), Arc::new(Intake::default()))).collect();
         let plugins = Plugins { handlers, probe, gpu, intakes: intakes.clone() };
-        let (supervisor, pools, system) = if actix_rt::System::try_current().is_some() {
+        let (supervisor, pools, system, remote) = if actix_rt::System::try_current().is_some() {
+            let remote = connect(&config)?;
             let (s, p) = Supervisor::start_tree(&config, plugins, shared.clone());
-            (s, p, None)
+            (s, p, None, remote)
         } else {
             start_on_own_thread(&config, plugins, shared.clone())?
         };
         let closing = std::sync::atomic::AtomicBool::new(false);
-        Ok(PoolHandle {
-            inner: Arc::new(Inner { closing, supervisor, pools, intakes, shared, config, system }),
-        })
+        let handle = PoolHandle {
+            inner: Arc::new(Inner {
+                closing,
+                supervisor,
+                pools,
+                intakes,
+                shared,
+                config,
+                system: system.clone(),
+                remote: remote.clone(),
+            }),
+        };
+        if let Some(remote) = remote {
+            let bridge = crate::remote::bridge::start;
+            let pool = handle.clone();
+            match &system {
+                Some(system) => system.arbiter().spawn(async move { bridge(remote, pool) }),
+                None => actix_rt::Arbiter::current().spawn(async move { bridge(remote, pool) }),
+            };
+        }
+        Ok(handle)
     }
 }
 
-fn start_on_own_thread(
-    config: &PoolConfig,
-    plugins: Plugins,
-    shared: Arc<Shared>,
-) -> Result<(Addr<Supervisor>, Pools, Option<actix_rt::System>), Error> {
+/// The shared queues, when a Redis URL is configured (inside the tree's runtime).
+fn connect(config: &PoolConfig) -> Result<Option<Arc<Remote>>, Error> {
+    if config.redis.url.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(Remote::new(config)?)))
+}
+
+type Tree = (Addr<Supervisor>, Pools, Option<actix_rt::System>, Option<Arc<Remote>>);
+
+fn start_on_own_thread(config: &PoolConfig, plugins: Plugins, shared: Arc<Shared>) -> Result<Tree, Error> {
     let (tx, rx) = std::sync::mpsc::channel();
     let config = config.clone();
     std::thread::Builder::new()
         .name("workerpool-tree".into())
         .spawn(move || {
             let system = actix_rt::System::new();
-            system.block_on(async move {
+            let started = system.block_on(async move {
+                let remote = connect(&config)?;
                 let (s, p) = Supervisor::start_tree(&config, plugins, shared);
-                let _ = tx.send((s, p, actix_rt::System::current()));
+                Ok::<_, Error>((s, p, actix_rt::System::current(), remote))
             });
+            let failed = started.is_err();
+            let _ = tx.send(started);
+            if failed {
+                return;
+            }
             if let Err(e) = system.run() {
                 log::error!("the workerpool system ended with an error: {e}");
             }
         })
         .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start the pool thread: {e}")))?;
-    let (s, p, sys) =
-        rx.recv().map_err(|_| Error::new(ErrorKind::Internal, "the pool thread ended before it started"))?;
-    Ok((s, p, Some(sys)))
+    let (s, p, sys, remote) = rx
+        .recv()
+        .map_err(|_| Error::new(ErrorKind::Internal, "the pool thread ended before it started"))??;
+    Ok((s, p, Some(sys), remote))
 }
 
 struct Inner {
@@ -198,6 +231,9 @@ struct Inner {
     intakes: BTreeMap<String, Arc<Intake>>,
     shared: Arc<Shared>,
     config: PoolConfig,
+    /// The shared queues in Redis, when configured: then tasks are queued, looked up,
+    /// cancelled and listed there, and the bridge feeds the local pools.
+    remote: Option<Arc<Remote>>,
     /// The system this handle started (and stops at shutdown), if it started one.
     system: Option<actix_rt::System>,
 }
@@ -255,11 +291,24 @@ impl PoolHandle {
     }
 
     /// Whether a type takes tasks now: the pool is not shutting down, the type exists, and
-    /// when it needs a GPU, one is usable.
+    /// when it needs a GPU, one is usable. With shared queues, Redis must answer, and a type
+    /// this instance cannot run now is accepted while another live instance runs it.
     pub fn availability(&self, task_type: &str) -> Result<(), Error> {
         if self.inner.closing.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
+        let Some(remote) = &self.inner.remote else { return self.serves_now(task_type) };
+        if let Some(why) = remote.down() {
+            return Err(Error::new(ErrorKind::Unavailable, format!("Redis unavailable: {why}")));
+        }
+        match self.serves_now(task_type) {
+            Err(e) if e.kind() == ErrorKind::Unavailable && remote.served_elsewhere(task_type) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether this instance can run tasks of a type now (it exists; a GPU when needed).
+    pub(crate) fn serves_now(&self, task_type: &str) -> Result<(), Error> {
         let t =
             self.inner.config.types.get(task_type).ok_or_else(|| {
                 Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
@@ -281,7 +330,30 @@ impl PoolHandle {
 
     /// Queues a task and returns at once with its id.
     pub async fn enqueue(&self, request: TaskRequest) -> Result<TaskId, SubmitError> {
+        if let Some(remote) = &self.inner.remote {
+            let id = TaskId::new();
+            return match self.availability(&request.task_type) {
+                Ok(()) => match remote.enqueue(&id, &request).await {
+                    Ok(()) => Ok(id),
+                    Err(e) => Err(SubmitError::new(e, request)),
+                },
+                Err(e) => Err(SubmitError::new(e, request)),
+            };
+        }
         self.enqueue_with(TaskId::new(), request, None).await
+    }
+
+    /// Queues a task in Redis and waits for whichever instance runs it to end it.
+    async fn execute_shared(&self, remote: &Remote, request: TaskRequest) -> Result<TaskRecord, Error> {
+        self.availability(&request.task_type)?;
+        let id = TaskId::new();
+        // Watch before queueing, so a quick end cannot be missed.
+        let rx = remote.watch(&id);
+        if let Err(e) = remote.enqueue(&id, &request).await {
+            remote.wake_waiters(&id, None);
+            return Err(e);
+        }
+        remote.wait(&id, rx, false).await
     }
 
     async fn enqueue_with(
@@ -297,7 +369,7 @@ impl PoolHandle {
         if !pool.connected() {
             return Err(SubmitError::new(Error::stopped(), request));
         }
-        match pool.send(Enqueue { id, request, waiter }).await {
+        match pool.send(Enqueue { id, request, waiter, prior_attempts: 0 }).await {
             Ok(result) => result,
             // The pool stopped between the check and the send; the request went with it.
             Err(_) => Err(SubmitError::new(Error::stopped(), TaskRequest::new("", Value::Null))),
@@ -307,14 +379,27 @@ impl PoolHandle {
     /// Queues a task and waits for it to end; the record says how (`status`), with the
     /// result or the error.
     pub async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
-        let pool = match self.availability(&request.task_type).and_then(|()| self.pool(&request.task_type)) {
-            Ok(pool) => pool,
-            Err(e) => return Err(e),
-        };
+        if let Some(remote) = &self.inner.remote {
+            return self.execute_shared(remote, request).await;
+        }
+        self.availability(&request.task_type)?;
+        self.run_attempt(TaskId::new(), request, 0).await
+    }
+
+    /// Runs a task on this instance's pool under `id`, its attempts numbered on from
+    /// `prior_attempts`, and waits for its final record. The bridge runs each attempt of a
+    /// task from Redis this way.
+    pub(crate) async fn run_attempt(
+        &self,
+        id: TaskId,
+        request: TaskRequest,
+        prior_attempts: u32,
+    ) -> Result<TaskRecord, Error> {
+        let pool = self.pool(&request.task_type)?;
         let (reply, rx) = oneshot::channel();
         // One answer: the final record, or the refusal. The call goes through the pool's
         // intake; only the first of a burst wakes the pool.
-        let call = Execute { id: TaskId::new(), request, reply };
+        let call = Execute { id, request, reply, prior_attempts };
         match self.inner.intakes.get(&call.request.task_type) {
             Some(intake) => match intake.push(call) {
                 Ok(true) => match pool.try_send(DrainIntake) {
@@ -361,17 +446,44 @@ impl PoolHandle {
         let events = self.inner.shared.events.subscribe();
         let (tx, rx) = oneshot::channel();
         let task_type = request.task_type.clone();
-        let id = self.enqueue_with(TaskId::new(), request, Some(Waiter::Record(tx))).await?;
+        let id = match &self.inner.remote {
+            Some(remote) => {
+                let id = self.enqueue(request).await?;
+                let (remote, watched) = (remote.clone(), id.clone());
+                let waiter = remote.watch(&id);
+                tokio::spawn(async move {
+                    if let Ok(record) = remote.wait(&watched, waiter, true).await {
+                        let _ = tx.send(record);
+                    }
+                });
+                id
+            }
+            None => self.enqueue_with(TaskId::new(), request, Some(Waiter::Record(tx))).await?,
+        };
         Ok(TaskHandle { id, task_type, result: rx, done: None, events, pool: self.clone() })
     }
 
-    /// The record of a task, while it is kept.
+    /// The record of a task this instance ran or queued, while it is kept here. With shared
+    /// queues, [`PoolHandle::lookup`] reads any instance's tasks.
     pub fn task(&self, id: &TaskId) -> Option<TaskRecord> {
         self.inner.shared.store.get(id)
     }
 
+    /// The record of a task: from Redis with shared queues, from this instance otherwise.
+    pub async fn lookup(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        let found = match &self.inner.remote {
+            Some(remote) => remote.record(id).await?,
+            None => self.task(id),
+        };
+        found.ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))
+    }
+
     /// Waits for a task (submitted by anyone) to end.
     pub async fn wait(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        if let Some(remote) = &self.inner.remote {
+            let waiter = remote.watch(id);
+            return remote.wait(id, waiter, true).await;
+        }
         let record =
             self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
         if record.status.is_final() {
@@ -385,8 +497,17 @@ impl PoolHandle {
         rx.await.map_err(|_| Error::stopped())
     }
 
-    /// Cancels a waiting or running task (a running one's worker is killed and replaced).
+    /// Cancels a waiting or running task (a running one's worker is killed and replaced),
+    /// on whichever instance runs it.
     pub async fn cancel(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        match &self.inner.remote {
+            Some(remote) => remote.cancel(id).await,
+            None => self.cancel_local(id).await,
+        }
+    }
+
+    /// Cancels a task of this instance's pools.
+    pub(crate) async fn cancel_local(&self, id: &TaskId) -> Result<TaskRecord, Error> {
         let record =
             self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
         self.pool(&record.task_type)?.send(CancelTask(id.clone())).await?
@@ -413,9 +534,48 @@ impl PoolHandle {
         Ok(stats)
     }
 
+    /// Like [`PoolHandle::stats`], with the waiting tasks counted in Redis when the queues
+    /// are shared (and reachable).
+    pub async fn shared_stats(&self) -> Result<PoolStats, Error> {
+        let mut stats = self.stats().await?;
+        if let Some(remote) = &self.inner.remote
+            && let Ok(counts) = remote.queued_counts().await
+        {
+            for (name, queued) in counts {
+                if let Some(t) = stats.by_type.get_mut(&name) {
+                    t.queued = queued;
+                }
+            }
+        }
+        Ok(stats)
+    }
+
     /// The waiting tasks of a type, in queue order (at most `limit` listed).
     pub async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        Ok(self.pool(task_type)?.send(GetQueue { limit }).await?)
+        let pool = self.pool(task_type)?;
+        match &self.inner.remote {
+            Some(remote) => remote.queue(task_type, limit).await,
+            None => Ok(pool.send(GetQueue { limit }).await?),
+        }
+    }
+
+    /// With shared queues: the live instances (`None` without Redis).
+    pub fn instances(&self) -> Option<Vec<InstanceInfo>> {
+        self.inner.remote.as_ref().map(|r| r.instances())
+    }
+
+    /// With shared queues: `Err` with the reason while Redis does not answer.
+    pub fn redis_status(&self) -> Option<Result<(), String>> {
+        self.inner.remote.as_ref().map(|r| r.down().map_or(Ok(()), Err))
+    }
+
+    /// With shared queues: how many results were dropped because their attempt had lost its
+    /// lease, counted over every instance.
+    pub async fn stale_results(&self) -> Result<u64, Error> {
+        match &self.inner.remote {
+            Some(remote) => remote.stale_results_total().await,
+            None => Ok(0),
+        }
     }
 
     /// Every worker of every type.
@@ -430,11 +590,18 @@ impl PoolHandle {
 
     /// The dead-letter list of a type, oldest first.
     pub async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
-        Ok(self.pool(task_type)?.send(GetDeadLetters).await?)
+        let pool = self.pool(task_type)?;
+        match &self.inner.remote {
+            Some(remote) => remote.dead_letters(task_type).await,
+            None => Ok(pool.send(GetDeadLetters).await?),
+        }
     }
 
     /// Queues a dead-lettered task again, with fresh attempts and the same id.
     pub async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
+        if let Some(remote) = &self.inner.remote {
+            return remote.requeue(id).await;
+        }
         let record =
             self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;
         self.pool(&record.task_type)?.send(Requeue(id.clone())).await?
@@ -472,9 +639,18 @@ impl PoolHandle {
     /// `shutdown`, lets running ones finish for up to `graceful_shutdown_timeout_ms`, then
     /// fails the rest with reason `shutdown`, and returns once every worker has exited.
     /// A pool that started its own thread stops it. Calling it again returns at once.
+    ///
+    /// With shared queues, no more tasks are taken from Redis, and what the drain would fail
+    /// goes back to the head of its queue instead, without spending an attempt.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.inner.closing.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(remote) = &self.inner.remote {
+            remote.stop_taking();
+        }
         let report = self.inner.supervisor.send(Shutdown).await.unwrap_or_default();
+        if let Some(remote) = &self.inner.remote {
+            remote.release().await;
+        }
         if let Some(system) = &self.inner.system {
             system.stop();
         }

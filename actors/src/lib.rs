@@ -46,13 +46,17 @@ mod metrics;
 mod monitor;
 mod policy;
 mod pool;
+mod remote;
 mod shared;
 mod store;
 mod supervisor;
 mod task;
 mod worker;
 
-pub use config::{ConfigFile, ExecutorKind, PoolConfig, PoolSection, TypeConfig, TypeSection, Weight};
+pub use config::{
+    ConfigFile, ExecutorKind, PoolConfig, PoolSection, RedisConfig, RedisSection, TypeConfig, TypeSection,
+    Weight,
+};
 pub use error::{Error, ErrorKind, SubmitError};
 pub use events::{EVENT_BUFFER, Event, EventKind, EventReceiver};
 pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
@@ -65,4 +69,5 @@ pub use monitor::probe::{
 };
 pub use monitor::resource::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
+pub use remote::InstanceInfo;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

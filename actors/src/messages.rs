@@ -43,6 +43,9 @@ pub(crate) struct Enqueue {
     pub(crate) id: TaskId,
     pub(crate) request: TaskRequest,
     pub(crate) waiter: Option<Waiter>,
+    /// Attempts the task already had elsewhere (another instance, through Redis): its
+    /// attempt numbers here continue from there.
+    pub(crate) prior_attempts: u32,
 }
 
 /// Queue a task and answer once, with the final record or the refusal: one message and one
@@ -53,6 +56,8 @@ pub(crate) struct Execute {
     pub(crate) id: TaskId,
     pub(crate) request: TaskRequest,
     pub(crate) reply: oneshot::Sender<Result<TaskRecord, SubmitError>>,
+    /// See [`Enqueue::prior_attempts`].
+    pub(crate) prior_attempts: u32,
 }
 
 /// The `execute` calls waiting for a pool: callers on any thread push here, and only the

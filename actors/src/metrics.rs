@@ -43,6 +43,9 @@ pub struct PoolMetrics {
     pub worker_cpu: prometheus::GaugeVec,
     /// `workerpool_gpu_utilization_percent{gpu}`.
     pub gpu_utilization: prometheus::GaugeVec,
+    /// `workerpool_stale_results_total`: results of attempts that had lost their lease
+    /// (shared queues only), dropped instead of recorded twice.
+    pub stale_results: prometheus::IntCounter,
 }
 
 impl PoolMetrics {
@@ -106,6 +109,10 @@ impl PoolMetrics {
                 Opts::new("workerpool_gpu_utilization_percent", "Utilisation of each GPU"),
                 &["gpu"],
             )?,
+            stale_results: prometheus::IntCounter::new(
+                "workerpool_stale_results_total",
+                "Results dropped because their attempt had lost its lease to another one",
+            )?,
         };
         registry.register(Box::new(m.workers.clone()))?;
         registry.register(Box::new(m.queue_length.clone()))?;
@@ -117,6 +124,7 @@ impl PoolMetrics {
         registry.register(Box::new(m.worker_memory.clone()))?;
         registry.register(Box::new(m.worker_cpu.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
+        registry.register(Box::new(m.stale_results.clone()))?;
         Ok(m)
     }
 

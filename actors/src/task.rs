@@ -217,6 +217,9 @@ pub struct TaskRecord {
     pub worker_id: Option<String>,
     /// The process id of that worker (process executor only).
     pub worker_pid: Option<u32>,
+    /// With shared queues: the instance of its current or last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 impl TaskRecord {
@@ -246,6 +249,7 @@ impl TaskRecord {
             error: None,
             worker_id: None,
             worker_pid: None,
+            instance_id: None,
         }
     }
 }

@@ -11,9 +11,9 @@ use actix_web::{HttpResponse, web};
 use futures_util::stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
+use workerpool_actors::{ErrorKind, Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
 
-use super::{AppState, tasks::unknown};
+use super::{ApiError, AppState, tasks::unknown};
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -100,15 +100,16 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
     let id = TaskId::from(path.into_inner());
     // Subscribe before reading the record, so nothing between the two is missed.
     let rx = Feed::new(&state);
-    if state.pool.task(&id).is_none() {
-        return actix_web::ResponseError::error_response(&unknown(&id));
+    if let Err(e) = state.pool.lookup(&id).await {
+        let e = if e.kind() == ErrorKind::UnknownTask { unknown(&id) } else { ApiError::from(e) };
+        return actix_web::ResponseError::error_response(&e);
     }
     let pool = state.pool.clone();
     let body = stream::unfold((TaskStream::Start(rx), pool, id), |(phase, pool, id)| async move {
         match phase {
             TaskStream::Done => None,
             TaskStream::Start(rx) => {
-                let record = pool.task(&id)?;
+                let record = pool.lookup(&id).await.ok()?;
                 let done = record.status.is_final();
                 let name = if done { "result" } else { "status" };
                 let chunk = sse_message(name, &serde_json::to_value(&record).unwrap_or_default());
@@ -118,6 +119,16 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
             TaskStream::Follow(mut rx) => loop {
                 match next_event(&mut rx).await {
                     Ok(None) => {
+                        // With shared queues the task may run on another instance, whose
+                        // events do not come here: its record says when it ends.
+                        if pool.redis_status().is_some()
+                            && let Ok(record) = pool.lookup(&id).await
+                            && record.status.is_final()
+                        {
+                            let chunk =
+                                sse_message("result", &serde_json::to_value(&record).unwrap_or_default());
+                            return Some((Ok(chunk), (TaskStream::Done, pool, id)));
+                        }
                         let chunk = web::Bytes::from_static(b": keep-alive\n\n");
                         return Some((Ok(chunk), (TaskStream::Follow(rx), pool, id)));
                     }

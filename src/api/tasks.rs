@@ -10,10 +10,8 @@ type State = web::Data<AppState>;
 /// `GET /api/tasks/{id}`: the record (status, attempts, progress, result or error).
 pub(super) async fn get(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = TaskId::from(path.into_inner());
-    match state.pool.task(&id) {
-        Some(record) => Ok(HttpResponse::Ok().json(record)),
-        None => Err(unknown(&id)),
-    }
+    let record = state.pool.lookup(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;
+    Ok(HttpResponse::Ok().json(record))
 }
 
 /// `DELETE /api/tasks/{id}`: cancels a waiting or running task; 409 when it already ended.

@@ -26,21 +26,40 @@ const QUEUE_LISTING: usize = 50;
 
 /// `GET /api/workers/stats`.
 pub(super) async fn stats(state: State) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.pool.stats().await?))
+    Ok(HttpResponse::Ok().json(state.pool.shared_stats().await?))
 }
 
 /// `GET /api/workers/status`: stats, queues, resources, configuration and workers.
 pub(super) async fn status(state: State) -> Result<HttpResponse, ApiError> {
-    let stats = state.pool.stats().await?;
+    let stats = state.pool.shared_stats().await?;
     let mut body = serde_json::to_value(&stats).unwrap_or_default();
-    let extra = json!({
+    // With Redis down the queues cannot be read; the rest of the status still can.
+    let queues = match queue_map(&state).await {
+        Ok(queues) => json!(queues),
+        Err(_) if state.pool.redis_status().is_some() => Value::Null,
+        Err(e) => return Err(e),
+    };
+    let mut extra = json!({
         "instance_id": state.settings.instance_id,
         "uptime_ms": state.started.elapsed().as_millis() as u64,
-        "queues": queue_map(&state).await?,
+        "queues": queues,
         "resources": state.pool.resources(),
         "workers": state.pool.workers().await?,
         "config": state.pool.config(),
     });
+    if let (Some(instances), Some(redis), Some(map)) =
+        (state.pool.instances(), state.pool.redis_status(), extra.as_object_mut())
+    {
+        map.insert("instances".into(), json!(instances));
+        map.insert(
+            "redis".into(),
+            json!({
+                "status": if redis.is_ok() { "up" } else { "down" },
+                "error": redis.err(),
+                "stale_results": state.pool.stale_results().await.ok(),
+            }),
+        );
+    }
     if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
         map.extend(extra);
     }
@@ -212,8 +231,12 @@ pub(super) async fn restart(
 
 /// `GET /api/workers/health`: 503 when unhealthy.
 pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
-    let stats = state.pool.stats().await?;
-    let report = assess_health(&stats, state.stopping());
+    let stats = state.pool.shared_stats().await?;
+    let mut report = assess_health(&stats, state.stopping());
+    if let Some(Err(why)) = state.pool.redis_status() {
+        report.status = HealthStatus::Unhealthy;
+        report.reasons.push(format!("Redis unavailable: {why}"));
+    }
     let code = if report.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

@@ -51,6 +51,10 @@ impl Server {
             .env_remove("WORKERPOOL_API_TOKEN")
             .env_remove("MAX_WORKERS")
             .env_remove("LOG_FORMAT")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_HOST")
+            .env_remove("REDIS_PASSWORD")
+            .env_remove("INSTANCE_ID")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -95,6 +99,19 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let ok =
+            Command::new("kill").args([signal, &self.child.id().to_string()]).status().map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill {signal} failed");
+    }
+
+    /// Kills the server at once (SIGKILL): no shutdown of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends a signal and waits (at most `limit`) for the exit code.

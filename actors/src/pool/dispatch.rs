@@ -25,7 +25,7 @@ impl TypePool {
         msg: Enqueue,
         ctx: &mut Context<Self>,
     ) -> Result<TaskId, (SubmitError, Option<Waiter>)> {
-        let Enqueue { id, request, waiter } = msg;
+        let Enqueue { id, request, waiter, prior_attempts } = msg;
         if let Some(e) = self.refusal(&id) {
             return Err((SubmitError::new(e, request), waiter));
         }
@@ -35,13 +35,9 @@ impl TypePool {
         let timeout = Duration::from_millis(opts.timeout.unwrap_or(self.cfg.timeout_ms));
         let delay = opts.delay.unwrap_or(0);
         let now = Instant::now();
-        self.shared.store.insert(TaskRecord::new_at(
-            id.clone(),
-            &self.name,
-            priority,
-            max_retries,
-            ms_at(now),
-        ));
+        let mut record = TaskRecord::new_at(id.clone(), &self.name, priority, max_retries, ms_at(now));
+        record.attempts = prior_attempts;
+        self.shared.store.insert(record);
         self.seq += 1;
         let mut pending = Pending {
             data: Arc::new(request.data),
@@ -49,7 +45,7 @@ impl TypePool {
             seq: self.seq,
             timeout,
             max_retries,
-            attempt: 0,
+            attempt: prior_attempts,
             state: State::Queued,
             ready_since: now,
             waiters: waiter.into_iter().collect(),

@@ -31,7 +31,12 @@ impl Handler<Execute> for TypePool {
 
     fn handle(&mut self, msg: Execute, ctx: &mut Context<Self>) {
         // The reply channel becomes the task's waiter; a refusal answers on it at once.
-        let enqueue = Enqueue { id: msg.id, request: msg.request, waiter: Some(Waiter::Execute(msg.reply)) };
+        let enqueue = Enqueue {
+            id: msg.id,
+            request: msg.request,
+            waiter: Some(Waiter::Execute(msg.reply)),
+            prior_attempts: msg.prior_attempts,
+        };
         if let Err((e, Some(Waiter::Execute(tx)))) = self.enqueue(enqueue, ctx) {
             let _ = tx.send(Err(e));
         }

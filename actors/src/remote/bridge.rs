@@ -1,0 +1,319 @@
+//! The loops that connect one instance's pools to the shared queues, all on the tree's
+//! system:
+//! - a feeder per type takes tasks while the type's local pool has room (free workers plus
+//!   `take_ahead`), runs each as one local attempt, and writes how it ended;
+//! - the heartbeat says the instance is alive, renews its leases and reaps expired ones;
+//! - the listener hears which types have ready tasks, which tasks ended and which were
+//!   cancelled;
+//! - the publisher copies pool events to the contract's channels.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+
+use super::{EVENTS_CHANNEL, Finish, Finished, InstanceInfo, PROGRESS_CHANNEL, Remote, Taken};
+use crate::error::ErrorKind;
+use crate::events::EventKind;
+use crate::handle::PoolHandle;
+use crate::policy::retry_backoff;
+use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
+
+/// Starts every loop of the bridge on the current arbiter.
+pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
+    let consume = remote.cfg.consume;
+    for (name, t) in pool.config().types.iter().filter(|_| consume) {
+        let room = t.max_concurrent + remote.cfg.take_ahead.min(t.queue_size);
+        actix_rt::spawn(feed(remote.clone(), pool.clone(), name.clone(), room));
+    }
+    actix_rt::spawn(heartbeat(remote.clone(), pool.clone()));
+    actix_rt::spawn(listen(remote.clone(), pool.clone()));
+    actix_rt::spawn(publish(remote, pool));
+}
+
+/// Takes tasks of one type while its pool has room for them.
+async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: usize) {
+    let room = Arc::new(Semaphore::new(room));
+    let Some(wake) = remote.wakes.get(&task_type) else { return };
+    while !remote.stopping.load(Ordering::Acquire) {
+        let Ok(first) = room.clone().acquire_owned().await else { return };
+        let mut permits = vec![first];
+        while let Ok(p) = room.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        if remote.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        if pool.serves_now(&task_type).is_err() {
+            // No GPU here now: leave the tasks to instances that have one.
+            drop(permits);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        match remote.take(&task_type, permits.len()).await {
+            Ok((taken, _)) if !taken.is_empty() => {
+                for task in taken {
+                    let Some(permit) = permits.pop() else { break };
+                    actix_rt::spawn(run(remote.clone(), pool.clone(), task_type.clone(), task, permit));
+                }
+            }
+            Ok((_, next_due)) => {
+                drop(permits);
+                let now = now_ms();
+                let idle = next_due.map_or(1000, |due| due.saturating_sub(now).clamp(1, 1000));
+                // Told when a task of the type becomes ready; the timer covers delayed tasks
+                // and notifications lost while the listener reconnects.
+                let _ = tokio::time::timeout(Duration::from_millis(idle), wake.notified()).await;
+            }
+            Err(_) => {
+                drop(permits);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Runs one taken task as a single local attempt and writes how it ended.
+async fn run(
+    remote: Arc<Remote>,
+    pool: PoolHandle,
+    task_type: String,
+    task: Taken,
+    permit: OwnedSemaphorePermit,
+) {
+    let Taken { id, data, priority, max_retries, timeout, attempt, created_at } = task;
+    remote.held.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), attempt);
+    let prior = attempt.saturating_sub(1);
+    let mut request = TaskRequest::new(task_type.clone(), data).priority(priority).timeout_ms(timeout);
+    // Locally this is the last attempt: retries go back through Redis, where any instance
+    // may take them.
+    request.options.max_retries = Some(prior);
+    let how = match pool.run_attempt(id.clone(), request, prior).await {
+        Ok(mut record) => {
+            record.max_retries = max_retries;
+            record.created_at = created_at;
+            record.instance_id = Some(remote.cfg.instance_id.clone());
+            decide(&remote, &pool, &task_type, record, attempt, max_retries)
+        }
+        // Refused here (shutting down, stopped): back to the queue for another instance.
+        Err(e) => {
+            log::info!("task {id} goes back to the shared queue: {e}");
+            Finish::Requeue
+        }
+    };
+    drop(permit);
+    let mut warned = false;
+    let give_up = std::time::Instant::now() + Duration::from_millis(remote.cfg.lease_ms);
+    loop {
+        match remote.finish(&task_type, &id, attempt, &how).await {
+            Ok(Finished::Recorded) => {
+                if let Finish::Final(record) = &how {
+                    remote.wake_waiters(&id, Some(record));
+                }
+                break;
+            }
+            Ok(Finished::Stale) => {
+                remote.stale_results.fetch_add(1, Ordering::Relaxed);
+                pool.metrics().stale_results.inc();
+                log::warn!(
+                    "task {id}: the result of attempt {attempt} came after its lease passed to another attempt; dropped"
+                );
+                break;
+            }
+            Ok(Finished::Cancelled | Finished::Gone) => break,
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                // Keep the outcome until Redis is back; the lease keeps the task ours
+                // meanwhile. Past the lease another instance may run it again anyway.
+                if !warned {
+                    log::warn!("task {id}: cannot record how attempt {attempt} ended yet: {e}");
+                    warned = true;
+                }
+                if remote.stopping.load(Ordering::Acquire) && std::time::Instant::now() > give_up {
+                    log::error!(
+                        "task {id}: gave up recording attempt {attempt}; its lease will send it to another instance"
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                log::error!("task {id}: cannot record how attempt {attempt} ended: {e}");
+                break;
+            }
+        }
+    }
+    remote.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+}
+
+/// What a local attempt's record means for the shared task.
+fn decide(
+    remote: &Remote,
+    pool: &PoolHandle,
+    task_type: &str,
+    mut record: TaskRecord,
+    attempt: u32,
+    max_retries: u32,
+) -> Finish {
+    match record.status {
+        TaskStatus::Failed
+            if remote.stopping.load(Ordering::Acquire) && record.error.as_deref() == Some("shutdown") =>
+        {
+            Finish::Requeue
+        }
+        TaskStatus::Dead | TaskStatus::TimedOut if attempt <= max_retries => {
+            let base = pool.config().types.get(task_type).map_or(1000, |t| t.retry_delay_ms);
+            let due = now_ms() + retry_backoff(base, attempt).as_millis() as u64;
+            record.status = TaskStatus::Queued;
+            Finish::Retry { record, due }
+        }
+        TaskStatus::Queued | TaskStatus::Running => Finish::Requeue,
+        _ => Finish::Final(record),
+    }
+}
+
+/// Every `heartbeat_ms`: says the instance is alive, renews its leases (stopping tasks it
+/// lost, e.g. cancelled while a notification was missed), and reaps expired leases.
+async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
+    let period = Duration::from_millis(remote.cfg.heartbeat_ms);
+    let mut was_down = false;
+    loop {
+        let stopping = remote.stopping.load(Ordering::Acquire);
+        let stats = pool.stats().await.unwrap_or_default();
+        let serving = !stopping && remote.cfg.consume;
+        let types =
+            pool.config().types.keys().filter(|t| serving && pool.serves_now(t).is_ok()).cloned().collect();
+        let me = InstanceInfo {
+            instance_id: remote.cfg.instance_id.clone(),
+            heartbeat_at: now_ms(),
+            started_at: remote.started_at,
+            types,
+            workers: stats.total,
+            busy: stats.busy,
+            running: remote.held.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        };
+        let beat = remote.heartbeat(&me).await;
+        if beat.is_ok() {
+            if was_down {
+                // Notifications may have been lost meanwhile.
+                remote.recheck_waiters();
+                for wake in remote.wakes.values() {
+                    wake.notify_one();
+                }
+            }
+            match remote.renew().await {
+                Ok(lost) => {
+                    for id in lost {
+                        if remote.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                            log::info!("task {id} is no longer held by this instance; stopping it here");
+                            let _ = pool.cancel_local(&id).await;
+                        }
+                    }
+                }
+                Err(e) => log::debug!("lease renewal failed: {e}"),
+            }
+            match remote.reap().await {
+                Ok(0) | Err(_) => {}
+                Ok(n) => log::warn!("{n} tasks lost their instance (lease expired) and were queued again"),
+            }
+        }
+        was_down = beat.is_err();
+        if stopping && remote.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            return;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Listens on the wake, done and cancel channels; reconnects by itself.
+async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
+    let channels = [remote.keys.wake_channel(), remote.keys.done_channel(), remote.keys.cancel_channel()];
+    let mut first = true;
+    while !remote.stopping.load(Ordering::Acquire) {
+        let connected = async {
+            let mut sub = remote.client().get_async_pubsub().await?;
+            for c in &channels {
+                sub.subscribe(c).await?;
+            }
+            Ok::<_, redis::RedisError>(sub)
+        }
+        .await;
+        let mut sub = match remote.observe(connected) {
+            Ok(sub) => sub,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if !first {
+            // Notifications may have been lost while disconnected.
+            remote.recheck_waiters();
+            for wake in remote.wakes.values() {
+                wake.notify_one();
+            }
+        }
+        first = false;
+        let mut messages = sub.on_message();
+        while let Some(msg) = futures_util::StreamExt::next(&mut messages).await {
+            let Ok(payload) = msg.get_payload::<String>() else { continue };
+            let channel = msg.get_channel_name();
+            if channel == channels[0] {
+                if let Some(wake) = remote.wakes.get(&payload) {
+                    wake.notify_one();
+                }
+            } else if channel == channels[1] {
+                remote.wake_waiters(&payload.as_str().into(), None);
+            } else if channel == channels[2] {
+                let id = payload.as_str().into();
+                if remote.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                    log::info!("task {id} was cancelled through Redis; stopping it here");
+                    let _ = pool.cancel_local(&id).await;
+                }
+            }
+            if remote.stopping.load(Ordering::Acquire) {
+                return;
+            }
+        }
+        log::warn!("lost the Redis subscription; reconnecting");
+    }
+}
+
+/// Copies pool events to `worker_pool_events` (and progress to `task_progress` and the
+/// task's record), a batch per round trip.
+async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
+    let mut rx = pool.subscribe();
+    let instance = remote.cfg.instance_id.clone();
+    loop {
+        let first = match rx.recv().await {
+            Ok(e) => e,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                log::warn!("{n} events were not published to Redis (the publisher fell behind)");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < 512
+            && let Ok(e) = rx.try_recv()
+        {
+            batch.push(e);
+        }
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut progress = Vec::new();
+        for event in batch {
+            if let EventKind::TaskProgress { task_id, worker_id, progress: pct, stage, .. } = &event.kind {
+                let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
+                messages.push((PROGRESS_CHANNEL, p.to_string()));
+                let stored = serde_json::json!({"progress": pct, "stage": stage});
+                progress.push((task_id.as_str().into(), stored.to_string()));
+            }
+            let mut value = serde_json::to_value(&event).unwrap_or_default();
+            if let Some(map) = value.as_object_mut() {
+                map.insert("instance_id".into(), instance.clone().into());
+            }
+            messages.push((EVENTS_CHANNEL, value.to_string()));
+        }
+        // Events are best effort: while Redis is away they are dropped, not queued.
+        let _ = remote.publish(messages, progress).await;
+    }
+}

@@ -1,0 +1,782 @@
+//! Queues shared through Redis (contract §2): with a Redis URL configured, the queues, task
+//! records, retries and dead letters of every type live in Redis, and each instance's
+//! [`bridge`] takes tasks from there into its own pools when they have room.
+//!
+//! [`Remote`] is what a `PoolHandle` calls instead of its local pools: enqueue, wait, look
+//! up, cancel, requeue, list. Every change to the shared state is one Lua script
+//! ([`scripts`]), so no task is taken twice or dropped between two commands.
+
+pub(crate) mod bridge;
+mod scripts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+use crate::config::{PoolConfig, RedisConfig};
+use crate::error::{Error, ErrorKind};
+use crate::messages::{QueueInfo, QueuedTask};
+use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus, now_ms};
+
+/// The names of every key and channel, all under one `{prefix}` hash tag.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    base: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Keys {
+        Keys { base: format!("{{{prefix}}}") }
+    }
+    fn task(&self, id: &str) -> String {
+        format!("{}:t:{id}", self.base)
+    }
+    fn task_prefix(&self) -> String {
+        format!("{}:t:", self.base)
+    }
+    fn queue(&self, task_type: &str) -> String {
+        format!("{}:q:{task_type}", self.base)
+    }
+    fn delayed(&self, task_type: &str) -> String {
+        format!("{}:delayed:{task_type}", self.base)
+    }
+    fn dead(&self, task_type: &str) -> String {
+        format!("{}:dead:{task_type}", self.base)
+    }
+    fn leases(&self) -> String {
+        format!("{}:leases", self.base)
+    }
+    fn seq(&self) -> String {
+        format!("{}:seq", self.base)
+    }
+    fn stats(&self) -> String {
+        format!("{}:stats", self.base)
+    }
+    fn instances(&self) -> String {
+        format!("{}:instances", self.base)
+    }
+    fn instance(&self, id: &str) -> String {
+        format!("{}:instance:{id}", self.base)
+    }
+    /// Told the type of a task that became ready, so idle instances take it at once.
+    pub(crate) fn wake_channel(&self) -> String {
+        format!("{}:wake", self.base)
+    }
+    /// Told the id of each task that ended, so its waiters on any instance read it.
+    pub(crate) fn done_channel(&self) -> String {
+        format!("{}:done", self.base)
+    }
+    /// Told the id of a running task that was cancelled, so its instance stops it.
+    pub(crate) fn cancel_channel(&self) -> String {
+        format!("{}:cancel", self.base)
+    }
+}
+
+/// The contract's channel of pool events.
+pub(crate) const EVENTS_CHANNEL: &str = "worker_pool_events";
+/// The contract's channel of task progress.
+pub(crate) const PROGRESS_CHANNEL: &str = "task_progress";
+
+/// One live instance, as it last described itself.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct InstanceInfo {
+    /// Its `INSTANCE_ID`.
+    pub instance_id: String,
+    /// Its last heartbeat (Unix milliseconds).
+    pub heartbeat_at: u64,
+    /// When it started.
+    pub started_at: u64,
+    /// The types it takes tasks of now.
+    pub types: Vec<String>,
+    /// Its live workers.
+    pub workers: usize,
+    /// Its workers running a task.
+    pub busy: usize,
+    /// Tasks it holds now.
+    pub running: usize,
+}
+
+/// The connection to the shared queues, and what this instance knows of them.
+pub(crate) struct Remote {
+    pub(crate) keys: Keys,
+    pub(crate) cfg: RedisConfig,
+    client: redis::Client,
+    conn: ConnectionManager,
+    /// Per type: its queue limit, default retries and timeout.
+    limits: BTreeMap<String, (usize, u32, u64)>,
+    /// Callers waiting for tasks to end: `Some(record)` when this instance ended it itself,
+    /// `None` when they must read it.
+    waiters: Mutex<FxHashMap<TaskId, Vec<oneshot::Sender<Option<TaskRecord>>>>>,
+    /// `None` while Redis answers; the last error while it does not.
+    down: Mutex<Option<String>>,
+    /// Per type: rung when a task of the type may be ready.
+    pub(crate) wakes: BTreeMap<String, Notify>,
+    /// Live instances at the last heartbeat.
+    instances: Mutex<Vec<InstanceInfo>>,
+    /// Tasks this instance holds: id → attempt.
+    pub(crate) held: Mutex<FxHashMap<TaskId, u32>>,
+    /// Set at shutdown: no more tasks are taken.
+    pub(crate) stopping: AtomicBool,
+    /// Results of attempts whose lease had passed to another attempt, dropped.
+    pub(crate) stale_results: AtomicU64,
+    pub(crate) started_at: u64,
+    record_ttl_ms: u64,
+    scripts: Scripts,
+}
+
+struct Scripts {
+    enqueue: redis::Script,
+    take: redis::Script,
+    finish: redis::Script,
+    renew: redis::Script,
+    reap: redis::Script,
+    cancel: redis::Script,
+    requeue: redis::Script,
+}
+
+/// A task taken from the shared queue, with its lease.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) id: TaskId,
+    pub(crate) data: Value,
+    pub(crate) priority: i32,
+    pub(crate) max_retries: u32,
+    pub(crate) timeout: u64,
+    pub(crate) attempt: u32,
+    pub(crate) created_at: u64,
+}
+
+/// How an attempt ends, as written to Redis.
+#[derive(Debug)]
+pub(crate) enum Finish {
+    /// A final status, with the record to answer local waiters.
+    Final(TaskRecord),
+    /// Queued again after `delay`, keeping its attempt count.
+    Retry { record: TaskRecord, due: u64 },
+    /// Back at the head of its queue without spending the attempt (shutdown).
+    Requeue,
+}
+
+/// What [`Remote::finish`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    Recorded,
+    Cancelled,
+    Stale,
+    Gone,
+}
+
+fn unavailable(e: &redis::RedisError) -> Error {
+    Error::new(ErrorKind::Unavailable, format!("Redis unavailable: {e}"))
+}
+
+impl Remote {
+    /// A client for `cfg.url`; nothing is connected until the first command. Must run
+    /// inside a tokio runtime (the connection's driver is spawned there).
+    pub(crate) fn new(config: &PoolConfig) -> Result<Remote, Error> {
+        let cfg = config.redis.clone();
+        let url = cfg.url.clone().unwrap_or_default();
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| Error::new(ErrorKind::Config, format!("redis.url: {e}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("redis.url: {e}")))?;
+        let limits = config
+            .types
+            .iter()
+            .map(|(name, t)| (name.clone(), (t.queue_size, t.max_retries, t.timeout_ms)))
+            .collect();
+        let wakes = config.types.keys().map(|name| (name.clone(), Notify::new())).collect();
+        Ok(Remote {
+            keys: Keys::new(&cfg.prefix),
+            cfg,
+            client,
+            conn,
+            limits,
+            waiters: Mutex::default(),
+            down: Mutex::new(None),
+            wakes,
+            instances: Mutex::default(),
+            held: Mutex::default(),
+            stopping: AtomicBool::new(false),
+            stale_results: AtomicU64::new(0),
+            started_at: now_ms(),
+            record_ttl_ms: config.record_ttl_ms,
+            scripts: Scripts {
+                enqueue: redis::Script::new(scripts::ENQUEUE),
+                take: redis::Script::new(scripts::TAKE),
+                finish: redis::Script::new(scripts::FINISH),
+                renew: redis::Script::new(scripts::RENEW),
+                reap: redis::Script::new(scripts::REAP),
+                cancel: redis::Script::new(scripts::CANCEL),
+                requeue: redis::Script::new(scripts::REQUEUE),
+            },
+        })
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Notes how a command went: Redis is up, or down with this error.
+    pub(crate) fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, Error> {
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(v) => {
+                if let Some(was) = down.take() {
+                    log::info!("Redis answers again (it was down: {was})");
+                }
+                Ok(v)
+            }
+            Err(e)
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error() =>
+            {
+                if down.is_none() {
+                    log::warn!("Redis is unreachable: {e}");
+                }
+                *down = Some(e.to_string());
+                Err(unavailable(&e))
+            }
+            // Refused (a wrong password, a full memory, …): not the caller's fault either.
+            Err(e) => {
+                if down.is_none() {
+                    log::warn!("Redis refuses commands: {e}");
+                }
+                *down = Some(e.to_string());
+                Err(unavailable(&e))
+            }
+        }
+    }
+
+    /// `None` while Redis answers; why not otherwise.
+    pub(crate) fn down(&self) -> Option<String> {
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Live instances at the last heartbeat.
+    pub(crate) fn instances(&self) -> Vec<InstanceInfo> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether some live instance other than this one takes tasks of `task_type`.
+    pub(crate) fn served_elsewhere(&self, task_type: &str) -> bool {
+        self.instances()
+            .iter()
+            .any(|i| i.instance_id != self.cfg.instance_id && i.types.iter().any(|t| t == task_type))
+    }
+
+    // ===== producers =====
+
+    /// Queues a task in Redis under `id`.
+    pub(crate) async fn enqueue(&self, id: &TaskId, request: &TaskRequest) -> Result<(), Error> {
+        let task_type = &request.task_type;
+        let &(limit, max_retries, timeout) = self
+            .limits
+            .get(task_type)
+            .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))?;
+        let o = &request.options;
+        let now = now_ms();
+        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now + d);
+        let data = serde_json::to_string(&request.data)
+            .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("data: {e}")))?;
+        let outcome: i64 = self.observe(
+            self.scripts
+                .enqueue
+                .key(self.keys.task(id.as_str()))
+                .key(self.keys.queue(task_type))
+                .key(self.keys.delayed(task_type))
+                .key(self.keys.seq())
+                .arg(id.as_str())
+                .arg(task_type)
+                .arg(data)
+                .arg(o.priority.unwrap_or(0))
+                .arg(o.max_retries.unwrap_or(max_retries))
+                .arg(o.timeout.unwrap_or(timeout))
+                .arg(now)
+                .arg(due)
+                .arg(self.keys.wake_channel())
+                .arg(limit)
+                .invoke_async(&mut self.conn())
+                .await,
+        )?;
+        match outcome {
+            1 => Ok(()),
+            -1 => Err(Error::new(
+                ErrorKind::QueueFull,
+                format!("the queue of {task_type} is full ({limit} tasks)"),
+            )),
+            _ => Err(Error::new(ErrorKind::InvalidRequest, format!("task {id} already exists"))),
+        }
+    }
+
+    /// Registers a waiter for `id` (before it is queued, so its end cannot be missed).
+    pub(crate) fn watch(&self, id: &TaskId) -> oneshot::Receiver<Option<TaskRecord>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).entry(id.clone()).or_default().push(tx);
+        rx
+    }
+
+    fn unwatch(&self, id: &TaskId) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// Tells the waiters of `id` that it ended (with its record when known here).
+    pub(crate) fn wake_waiters(&self, id: &TaskId, record: Option<&TaskRecord>) {
+        let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        for tx in waiters.into_iter().flatten() {
+            let _ = tx.send(record.cloned());
+        }
+    }
+
+    /// Wakes every waiter to read its task again (after a gap in the notifications).
+    pub(crate) fn recheck_waiters(&self) {
+        let all = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for tx in all.into_values().flatten() {
+            let _ = tx.send(None);
+        }
+    }
+
+    /// Waits for `id` to end, reading its record when told it ended (or every second, in
+    /// case a notification was lost); `check_first` reads it once before waiting.
+    pub(crate) async fn wait(
+        &self,
+        id: &TaskId,
+        mut rx: oneshot::Receiver<Option<TaskRecord>>,
+        check_first: bool,
+    ) -> Result<TaskRecord, Error> {
+        let mut check_now = check_first;
+        loop {
+            let told = if check_now {
+                check_now = false;
+                Err(())
+            } else {
+                tokio::time::timeout(Duration::from_secs(1), &mut rx).await.map_err(drop)
+            };
+            if let Ok(Ok(Some(record))) = told {
+                return Ok(record);
+            }
+            match self.record(id).await {
+                Ok(Some(record)) if record.status.is_final() => {
+                    self.unwatch(id);
+                    return Ok(record);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    self.unwatch(id);
+                    return Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+                }
+                // Redis is away: keep waiting for it, like the task itself does.
+                Err(e) if e.kind() == ErrorKind::Unavailable => {}
+                Err(e) => return Err(e),
+            }
+            if told.is_ok() {
+                // The channel was answered or dropped: watch again.
+                rx = self.watch(id);
+            }
+        }
+    }
+
+    /// Stops taking tasks (shutdown) and wakes the feeders so they see it.
+    pub(crate) fn stop_taking(&self) {
+        self.stopping.store(true, Ordering::Release);
+        for wake in self.wakes.values() {
+            wake.notify_one();
+        }
+    }
+
+    /// After the drain: waits (a bounded time) until every held task's end or re-queue is
+    /// written, then leaves the live list.
+    pub(crate) async fn release(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.cfg.lease_ms.min(10_000));
+        while !self.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!("leaving with tasks whose end is not written; their leases will re-queue them");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(e) = self.deregister().await {
+            log::warn!("cannot leave the live instance list: {e}");
+        }
+    }
+
+    /// The record of a task, if Redis still has it.
+    pub(crate) async fn record(&self, id: &TaskId) -> Result<Option<TaskRecord>, Error> {
+        let fields: HashMap<String, String> =
+            self.observe(self.conn().hgetall(self.keys.task(id.as_str())).await)?;
+        Ok(record_from_hash(id, &fields))
+    }
+
+    /// Cancels a queued or running task, wherever it runs.
+    pub(crate) async fn cancel(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        let outcome: Option<String> = self.observe(
+            self.scripts
+                .cancel
+                .key(self.keys.task(id.as_str()))
+                .key(self.keys.leases())
+                .arg(id.as_str())
+                .arg(now_ms())
+                .arg(&self.keys.base)
+                .arg(self.keys.done_channel())
+                .arg(self.keys.cancel_channel())
+                .arg(self.record_ttl())
+                .invoke_async(&mut self.conn())
+                .await,
+        )?;
+        match outcome {
+            None => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+            Some(s) if s.starts_with("cancelled:") => self
+                .record(id)
+                .await?
+                .ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+            Some(status) => {
+                Err(Error::new(ErrorKind::Finished, format!("task {id} already ended ({status})")))
+            }
+        }
+    }
+
+    /// Queues a dead-lettered task again with fresh attempts.
+    pub(crate) async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
+        let outcome: Option<String> = self.observe(
+            self.scripts
+                .requeue
+                .key(self.keys.task(id.as_str()))
+                .key(self.keys.seq())
+                .arg(id.as_str())
+                .arg(&self.keys.base)
+                .arg(self.keys.wake_channel())
+                .invoke_async(&mut self.conn())
+                .await,
+        )?;
+        match outcome.as_deref() {
+            None => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+            Some("queued") => Ok(id.clone()),
+            Some(status) => Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!("task {id} is not in a dead-letter list (it is {status})"),
+            )),
+        }
+    }
+
+    /// The waiting tasks of a type in queue order (at most `limit`), then the delayed ones.
+    pub(crate) async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
+        let stop = limit.saturating_sub(1) as isize;
+        let (ready, delayed, head, later): (usize, usize, Vec<String>, Vec<String>) = self.observe(
+            redis::pipe()
+                .zcard(self.keys.queue(task_type))
+                .zcard(self.keys.delayed(task_type))
+                .zrange(self.keys.queue(task_type), 0, stop)
+                .zrange(self.keys.delayed(task_type), 0, stop)
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        let listed: Vec<(String, &'static str)> = head
+            .iter()
+            .map(|m| (m.rsplit(':').next().unwrap_or_default().to_string(), "ready"))
+            .chain(later.into_iter().map(|id| (id, "waiting")))
+            .take(limit)
+            .collect();
+        let mut pipe = redis::pipe();
+        for (id, _) in &listed {
+            pipe.cmd("HMGET").arg(self.keys.task(id)).arg("priority").arg("attempts").arg("created_at");
+        }
+        let fields: Vec<(Option<i32>, Option<u32>, Option<u64>)> = if listed.is_empty() {
+            Vec::new()
+        } else {
+            self.observe(pipe.query_async(&mut self.conn()).await)?
+        };
+        let now = now_ms();
+        let tasks: Vec<QueuedTask> = listed
+            .into_iter()
+            .zip(fields)
+            .map(|((id, state), (priority, attempts, created))| QueuedTask {
+                id,
+                priority: priority.unwrap_or(0),
+                state,
+                attempts: attempts.unwrap_or(0),
+                waited_ms: created.map_or(0, |c| now.saturating_sub(c)),
+            })
+            .collect();
+        let oldest_wait_ms =
+            tasks.iter().filter(|t| t.state == "ready").map(|t| t.waited_ms).max().unwrap_or(0);
+        Ok(QueueInfo { length: ready + delayed, ready, oldest_wait_ms, tasks })
+    }
+
+    /// Waiting tasks per type (ready plus delayed).
+    pub(crate) async fn queued_counts(&self) -> Result<BTreeMap<String, usize>, Error> {
+        let mut pipe = redis::pipe();
+        for name in self.limits.keys() {
+            pipe.zcard(self.keys.queue(name)).zcard(self.keys.delayed(name));
+        }
+        let counts: Vec<usize> = self.observe(pipe.query_async(&mut self.conn()).await)?;
+        Ok(self.limits.keys().cloned().zip(counts.chunks(2).map(|c| c.iter().sum())).collect())
+    }
+
+    /// The dead-letter list of a type, oldest first.
+    pub(crate) async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
+        let ids: Vec<String> = self.observe(self.conn().lrange(self.keys.dead(task_type), 0, 999).await)?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.keys.task(id));
+        }
+        let hashes: Vec<HashMap<String, String>> =
+            if ids.is_empty() { Vec::new() } else { self.observe(pipe.query_async(&mut self.conn()).await)? };
+        Ok(ids
+            .into_iter()
+            .zip(hashes)
+            .filter_map(|(id, h)| record_from_hash(&TaskId::from(id), &h))
+            .collect())
+    }
+
+    /// Result records dropped because their attempt had lost its lease, over all instances.
+    pub(crate) async fn stale_results_total(&self) -> Result<u64, Error> {
+        let n: Option<u64> = self.observe(self.conn().hget(self.keys.stats(), "stale_results").await)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    fn record_ttl(&self) -> u64 {
+        // Redis wants a positive expiry.
+        self.record_ttl_ms.max(1)
+    }
+
+    // ===== the bridge's side =====
+
+    /// Takes up to `n` ready tasks of a type, each with a lease. With none ready, answers
+    /// when the next delayed one is due.
+    pub(crate) async fn take(&self, task_type: &str, n: usize) -> Result<(Vec<Taken>, Option<u64>), Error> {
+        let now = now_ms();
+        let (rows, next): (Vec<Vec<String>>, String) = self.observe(
+            self.scripts
+                .take
+                .key(self.keys.queue(task_type))
+                .key(self.keys.delayed(task_type))
+                .key(self.keys.leases())
+                .arg(n)
+                .arg(now)
+                .arg(now + self.cfg.lease_ms)
+                .arg(&self.cfg.instance_id)
+                .arg(self.keys.task_prefix())
+                .invoke_async(&mut self.conn())
+                .await,
+        )?;
+        let &(_, max_retries, timeout) = self.limits.get(task_type).unwrap_or(&(0, 3, 60_000));
+        let taken = rows
+            .into_iter()
+            .filter_map(|row| {
+                let [id, data, priority, retries, task_timeout, attempt, created_at] =
+                    <[String; 7]>::try_from(row).ok()?;
+                Some(Taken {
+                    data: serde_json::from_str(&data).unwrap_or_else(|e| {
+                        log::warn!("task {id}: its data is not JSON ({e}); the worker gets it as a string");
+                        Value::String(data)
+                    }),
+                    id: TaskId::from(id),
+                    priority: priority.parse().unwrap_or(0),
+                    max_retries: retries.parse().unwrap_or(max_retries),
+                    timeout: task_timeout.parse().ok().filter(|t| *t > 0).unwrap_or(timeout),
+                    attempt: attempt.parse().unwrap_or(1),
+                    created_at: created_at.parse().unwrap_or(now),
+                })
+            })
+            .collect();
+        Ok((taken, next.parse::<f64>().ok().map(|t| t as u64)))
+    }
+
+    /// Ends (or re-queues) the attempt `attempt` of a task this instance holds.
+    pub(crate) async fn finish(
+        &self,
+        task_type: &str,
+        id: &TaskId,
+        attempt: u32,
+        how: &Finish,
+    ) -> Result<Finished, Error> {
+        let (kind, record, due) = match how {
+            Finish::Final(r) => ("final", Some(r), 0),
+            Finish::Retry { record, due } => ("retry", Some(record), *due),
+            Finish::Requeue => ("requeue", None, 0),
+        };
+        let result = record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default();
+        let progress = record
+            .and_then(|r| r.progress.as_ref())
+            .and_then(|p| serde_json::to_string(p).ok())
+            .unwrap_or_default();
+        let outcome: i64 = self.observe(
+            self.scripts
+                .finish
+                .key(self.keys.task(id.as_str()))
+                .key(self.keys.leases())
+                .key(self.keys.queue(task_type))
+                .key(self.keys.delayed(task_type))
+                .key(self.keys.dead(task_type))
+                .key(self.keys.stats())
+                .arg(id.as_str())
+                .arg(attempt)
+                .arg(&self.cfg.instance_id)
+                .arg(kind)
+                .arg(record.map_or("queued", |r| r.status.as_str()))
+                .arg(result)
+                .arg(record.and_then(|r| r.error.as_deref()).unwrap_or_default())
+                .arg(record.and_then(|r| r.worker_id.as_deref()).unwrap_or_default())
+                .arg(record.and_then(|r| r.finished_at).unwrap_or_else(now_ms))
+                .arg(self.record_ttl())
+                .arg(due)
+                .arg(self.keys.done_channel())
+                .arg(self.keys.wake_channel())
+                .arg(task_type)
+                .arg(progress)
+                .invoke_async(&mut self.conn())
+                .await,
+        )?;
+        Ok(match outcome {
+            1 => Finished::Recorded,
+            2 => Finished::Cancelled,
+            -1 => Finished::Stale,
+            _ => Finished::Gone,
+        })
+    }
+
+    /// Extends the leases of the tasks this instance holds; returns those it lost.
+    pub(crate) async fn renew(&self) -> Result<Vec<TaskId>, Error> {
+        let held: Vec<(TaskId, u32)> = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, a)| (id.clone(), *a))
+            .collect();
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut lost = Vec::new();
+        for chunk in held.chunks(500) {
+            let mut call = self.scripts.renew.key(self.keys.leases());
+            call.arg(now_ms() + self.cfg.lease_ms).arg(self.keys.task_prefix()).arg(&self.cfg.instance_id);
+            for (id, attempt) in chunk {
+                call.arg(id.as_str()).arg(*attempt);
+            }
+            let ids: Vec<String> = self.observe(call.invoke_async(&mut self.conn()).await)?;
+            lost.extend(ids.into_iter().map(TaskId::from));
+        }
+        Ok(lost)
+    }
+
+    /// Sends tasks whose lease ran out (their instance died or was cut off) back to their
+    /// queues; returns how many.
+    pub(crate) async fn reap(&self) -> Result<u64, Error> {
+        self.observe(
+            self.scripts
+                .reap
+                .key(self.keys.leases())
+                .arg(now_ms())
+                .arg(&self.keys.base)
+                .arg(self.keys.done_channel())
+                .arg(self.keys.wake_channel())
+                .invoke_async(&mut self.conn())
+                .await,
+        )
+    }
+
+    /// Says this instance is alive (with what it serves), and reads who else is.
+    pub(crate) async fn heartbeat(&self, me: &InstanceInfo) -> Result<(), Error> {
+        let now = me.heartbeat_at;
+        let ttl = 3 * self.cfg.heartbeat_ms;
+        let info = serde_json::to_string(me).unwrap_or_default();
+        let (_, _, _, ids): ((), (), (), Vec<String>) = self.observe(
+            redis::pipe()
+                .zadd(self.keys.instances(), &me.instance_id, now)
+                .pset_ex(self.keys.instance(&me.instance_id), info, ttl)
+                .zrembyscore(self.keys.instances(), "-inf", now.saturating_sub(60_000))
+                .zrangebyscore(self.keys.instances(), now.saturating_sub(ttl), "+inf")
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        let mut live = Vec::new();
+        if !ids.is_empty() {
+            let keys: Vec<String> = ids.iter().map(|id| self.keys.instance(id)).collect();
+            let infos: Vec<Option<String>> = self.observe(self.conn().mget(keys).await)?;
+            live.extend(infos.into_iter().flatten().filter_map(|text| serde_json::from_str(&text).ok()));
+        }
+        *self.instances.lock().unwrap_or_else(|e| e.into_inner()) = live;
+        Ok(())
+    }
+
+    /// Removes this instance from the live list (at shutdown).
+    pub(crate) async fn deregister(&self) -> Result<(), Error> {
+        let _: ((), ()) = self.observe(
+            redis::pipe()
+                .zrem(self.keys.instances(), &self.cfg.instance_id)
+                .del(self.keys.instance(&self.cfg.instance_id))
+                .query_async(&mut self.conn())
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// Publishes pool events and progress (pipelined, one round trip for the batch).
+    pub(crate) async fn publish(
+        &self,
+        messages: Vec<(&'static str, String)>,
+        progress: Vec<(TaskId, String)>,
+    ) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        for (channel, text) in &messages {
+            pipe.publish(*channel, text).ignore();
+        }
+        for (id, text) in &progress {
+            pipe.hset(self.keys.task(id.as_str()), "progress", text).ignore();
+        }
+        self.observe(pipe.query_async::<()>(&mut self.conn()).await)
+    }
+}
+
+/// A task record from its hash; `None` for a missing (or unreadable) task.
+fn record_from_hash(id: &TaskId, h: &HashMap<String, String>) -> Option<TaskRecord> {
+    let status = match h.get("status")?.as_str() {
+        "queued" => TaskStatus::Queued,
+        "running" => TaskStatus::Running,
+        "completed" => TaskStatus::Completed,
+        "failed" => TaskStatus::Failed,
+        "timed_out" => TaskStatus::TimedOut,
+        "cancelled" => TaskStatus::Cancelled,
+        "dead" => TaskStatus::Dead,
+        _ => return None,
+    };
+    let num = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+    let json = |k: &str| h.get(k).and_then(|v| serde_json::from_str::<Value>(v).ok());
+    Some(TaskRecord {
+        id: id.clone(),
+        task_type: h.get("type").cloned().unwrap_or_default(),
+        status,
+        priority: h.get("priority").and_then(|v| v.parse().ok()).unwrap_or(0),
+        attempts: num("attempts").unwrap_or(0) as u32,
+        max_retries: num("max_retries").unwrap_or(0) as u32,
+        created_at: num("created_at").unwrap_or(0),
+        started_at: num("started_at"),
+        finished_at: num("finished_at"),
+        progress: h.get("progress").and_then(|v| serde_json::from_str::<Progress>(v).ok()),
+        result: if status == TaskStatus::Completed { json("result") } else { None },
+        error: h.get("error").filter(|e| !e.is_empty()).cloned(),
+        worker_id: h.get("worker_id").filter(|w| !w.is_empty()).cloned(),
+        worker_pid: None,
+        instance_id: h.get("instance").filter(|i| !i.is_empty()).cloned(),
+    })
+}

@@ -1,0 +1,355 @@
+//! Shared queues in Redis, end to end: real `workerpool` servers sharing a real
+//! `redis-server`, with real kills, signals and restarts.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use redis::Commands;
+use serde_json::{Value, json};
+use support::redis_server::RedisServer;
+use support::server::*;
+
+/// Two workers of `text_processing`; short leases and heartbeats so a lost instance is
+/// noticed within seconds.
+fn config(extra_redis: &str) -> String {
+    format!(
+        "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 300\n\n\
+         [types.text_processing]\nmax_concurrent = 2\nqueue_size = 1000\nretry_delay_ms = 50\n\n\
+         [redis]\nlease_ms = 1200\nheartbeat_ms = 200\n{extra_redis}"
+    )
+}
+
+fn instance(redis: &RedisServer, id: &str, extra_redis: &str) -> Server {
+    Server::start(&config(extra_redis), &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", id)])
+}
+
+/// Queues a task without waiting; returns its id.
+fn enqueue(server: &Server, data: Value, options: Value) -> String {
+    let mut options = options;
+    options["wait"] = json!(false);
+    let reply = execute(server, json!({"type": "text_processing", "data": data, "options": options}));
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    reply.body["id"].as_str().expect("an id").to_string()
+}
+
+fn record(server: &Server, id: &str) -> Value {
+    get(&server.url(&format!("/api/tasks/{id}"))).body
+}
+
+/// Waits until every task has ended; returns their records.
+fn wait_all(server: &Server, ids: &[String], limit: Duration) -> BTreeMap<String, Value> {
+    let mut done = BTreeMap::new();
+    let ended = wait_for(limit, || {
+        for id in ids {
+            if !done.contains_key(id) {
+                let r = record(server, id);
+                if !matches!(r["status"].as_str(), Some("queued" | "running") | None) {
+                    done.insert(id.clone(), r);
+                }
+            }
+        }
+        done.len() == ids.len()
+    });
+    assert!(ended, "{} of {} tasks ended", done.len(), ids.len());
+    done
+}
+
+fn sleep_task(ms: u64) -> Value {
+    json!({"op": "sleep", "ms": ms})
+}
+
+/// The fields of a task's hash in Redis.
+fn hash(redis: &RedisServer, id: &str) -> BTreeMap<String, String> {
+    redis.conn().hgetall(format!("{{workerpool}}:t:{id}")).expect("HGETALL")
+}
+
+#[test]
+fn two_instances_share_a_burst_and_each_result_is_read_anywhere() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let a = instance(&redis, "a", "");
+    let b = instance(&redis, "b", "");
+    let ids: Vec<String> =
+        (0..40).map(|i| enqueue(if i % 2 == 0 { &a } else { &b }, sleep_task(40), json!({}))).collect();
+    let records = wait_all(&b, &ids, Duration::from_secs(60));
+    let mut by_instance = BTreeMap::<String, usize>::new();
+    for r in records.values() {
+        assert_eq!(r["status"], "completed", "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+        *by_instance.entry(r["instance_id"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+    }
+    assert_eq!(by_instance.keys().cloned().collect::<Vec<_>>(), ["a", "b"], "{by_instance:?}");
+    // A waited execute on one instance returns the result whichever instance ran it.
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "one two three"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["result"]["words"], 3);
+    // Both instances are listed as live.
+    let status = get(&a.url("/api/workers/status")).body;
+    let live: BTreeSet<&str> = status["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["instance_id"].as_str())
+        .collect();
+    assert_eq!(live, BTreeSet::from(["a", "b"]), "{status}");
+    assert_eq!(status["redis"]["status"], "up");
+}
+
+#[test]
+fn a_killed_instance_loses_its_tasks_to_the_other_and_each_completes_once() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let mut a = instance(&redis, "a", "");
+    let b = instance(&redis, "b", "");
+    let ids: Vec<String> = (0..30).map(|_| enqueue(&b, sleep_task(150), json!({"max_retries": 2}))).collect();
+    // Kill `a` while it holds tasks.
+    let holding = wait_for(Duration::from_secs(20), || {
+        ids.iter().any(|id| {
+            let h = hash(&redis, id);
+            h.get("status").map(String::as_str) == Some("running")
+                && h.get("instance").map(String::as_str) == Some("a")
+        })
+    });
+    assert!(holding, "instance a never took a task");
+    a.kill();
+    let records = wait_all(&b, &ids, Duration::from_secs(60));
+    let rescued =
+        records.values().filter(|r| r["error"].as_str().is_some_and(|e| e.contains("lease expired"))).count();
+    assert!(rescued >= 1, "no task was taken over from the killed instance: {records:#?}");
+    for r in records.values() {
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    // Count the final records in Redis itself: one per task, each completed, nothing left
+    // queued or leased.
+    let mut conn = redis.conn();
+    let keys: Vec<String> = conn.keys("{workerpool}:t:*").expect("KEYS");
+    assert_eq!(keys.len(), ids.len());
+    for key in &keys {
+        let status: String = conn.hget(key, "status").expect("status");
+        assert_eq!(status, "completed", "{key}");
+    }
+    assert_eq!(conn.zcard::<_, usize>("{workerpool}:leases").unwrap(), 0);
+    assert_eq!(conn.zcard::<_, usize>("{workerpool}:q:text_processing").unwrap(), 0);
+}
+
+#[test]
+fn sigterm_requeues_a_running_task_at_the_head_without_spending_an_attempt() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let mut a = instance(&redis, "a", "");
+    let long = enqueue(&a, sleep_task(5_000), json!({}));
+    let second = enqueue(&a, sleep_task(5_000), json!({}));
+    assert!(wait_for(Duration::from_secs(20), || hash(&redis, &second).get("status").map(String::as_str)
+        == Some("running")));
+    let third = enqueue(&a, sleep_task(10), json!({}));
+    assert_eq!(a.signal_and_wait("-TERM", Duration::from_secs(15)), Some(0));
+    for id in [&long, &second] {
+        let h = hash(&redis, id);
+        assert_eq!(h.get("status").map(String::as_str), Some("queued"), "{h:?}");
+        assert_eq!(h.get("attempts").map(String::as_str), Some("0"), "{h:?}");
+    }
+    // Both go before the task that was queued behind them all along.
+    let order: Vec<String> = redis.conn().zrange("{workerpool}:q:text_processing", 0, -1).unwrap();
+    let position = |id: &str| order.iter().position(|m| m.ends_with(id));
+    assert!(position(&long) < position(&third) && position(&second) < position(&third), "{order:?}");
+    // Another instance finishes them, on their first counted attempt.
+    let b = instance(&redis, "b", "");
+    let records = wait_all(&b, &[long, second, third], Duration::from_secs(30));
+    for r in records.values() {
+        assert_eq!(
+            (r["status"].as_str(), r["attempts"].as_u64(), r["instance_id"].as_str()),
+            (Some("completed"), Some(1), Some("b")),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn redis_restarted_mid_run_loses_nothing_and_health_follows_it() {
+    let Some(mut redis) = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]) else {
+        return;
+    };
+    let a = instance(&redis, "a", "");
+    let ids: Vec<String> = (0..8).map(|_| enqueue(&a, sleep_task(150), json!({}))).collect();
+    redis.kill();
+    assert!(
+        wait_for(Duration::from_secs(10), || get(&a.url("/api/workers/health")).status == 503),
+        "health stayed up without Redis"
+    );
+    let health = get(&a.url("/api/workers/health")).body;
+    assert!(health["reasons"].to_string().contains("Redis unavailable"), "{health}");
+    let refused = execute(&a, json!({"type": "text_processing", "data": {"text": "x"}}));
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap_or_default().contains("Redis"), "{:?}", refused.body);
+    std::thread::sleep(Duration::from_millis(500));
+    redis.restart();
+    let records = wait_all(&a, &ids, Duration::from_secs(60));
+    for r in records.values() {
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    assert!(wait_for(Duration::from_secs(10), || get(&a.url("/api/workers/health")).status == 200));
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "back again"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[test]
+fn priority_and_delay_hold_across_instances() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let front = instance(&redis, "front", "consume = false\n");
+    let worker = Server::start(
+        &config("").replace("max_concurrent = 2", "max_concurrent = 1"),
+        &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "worker")],
+    );
+    let blocker = enqueue(&front, sleep_task(600), json!({}));
+    assert!(wait_for(Duration::from_secs(20), || record(&front, &blocker)["status"] == "running"));
+    let low = enqueue(&front, sleep_task(10), json!({"priority": 0}));
+    let delayed = enqueue(&front, sleep_task(10), json!({"priority": 100, "delay": 1_500}));
+    let high = enqueue(&front, sleep_task(10), json!({"priority": 10}));
+    let mid = enqueue(&front, sleep_task(10), json!({"priority": 5}));
+    let queue = get(&front.url("/api/workers/queues")).body;
+    assert_eq!(queue["queues"]["text_processing"]["length"], 4, "{queue}");
+    let records = wait_all(
+        &front,
+        &[blocker, low.clone(), delayed.clone(), high.clone(), mid.clone()],
+        Duration::from_secs(30),
+    );
+    let started = |id: &str| records[id]["started_at"].as_u64().expect("started_at");
+    assert!(started(&high) < started(&mid) && started(&mid) < started(&low), "{records:#?}");
+    let d = &records[&delayed];
+    assert!(started(&delayed) >= d["created_at"].as_u64().unwrap() + 1_500, "{d}");
+    for r in records.values() {
+        assert_eq!(r["instance_id"], "worker", "{r}");
+    }
+    drop(worker);
+}
+
+#[test]
+fn cancel_works_whichever_instance_runs_the_task() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let front = instance(&redis, "front", "consume = false\n");
+    let worker = instance(&redis, "worker", "");
+    let running = enqueue(&front, sleep_task(20_000), json!({}));
+    assert!(wait_for(Duration::from_secs(20), || record(&front, &running)["status"] == "running"));
+    assert!(wait_for(Duration::from_secs(5), || text_busy(&worker)));
+    let reply = delete(&front.url(&format!("/api/tasks/{running}")), None);
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["status"], "cancelled");
+    // The running worker is stopped on the other instance.
+    assert!(
+        wait_for(Duration::from_secs(10), || get(&worker.url("/api/workers/stats")).body["busy"] == 0),
+        "the cancelled task kept its worker busy"
+    );
+    assert_eq!(record(&worker, &running)["status"], "cancelled");
+    // A waiting one leaves its queue.
+    let later = enqueue(&front, sleep_task(10), json!({"delay": 60_000}));
+    assert_eq!(delete(&front.url(&format!("/api/tasks/{later}")), None).body["status"], "cancelled");
+    assert_eq!(redis.conn().zcard::<_, usize>("{workerpool}:delayed:text_processing").unwrap(), 0);
+    assert_eq!(delete(&worker.url(&format!("/api/tasks/{later}")), None).status, 409);
+}
+
+#[test]
+fn retries_keep_their_attempt_count_across_instances() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let a = instance(&redis, "a", "");
+    let b = instance(&redis, "b", "");
+    let ids: Vec<String> = (0..6)
+        .map(|_| enqueue(&a, json!({"op": "crash", "until_attempt": 2}), json!({"max_retries": 3})))
+        .collect();
+    let records = wait_all(&b, &ids, Duration::from_secs(60));
+    for r in records.values() {
+        assert_eq!(r["status"], "completed", "{r}");
+        assert_eq!(r["attempts"], 3, "{r}");
+        assert_eq!(r["result"]["recovered_on_attempt"], 3, "{r}");
+    }
+    // Out of attempts: dead-lettered in Redis, listed and re-queued from any instance.
+    let dead = enqueue(&a, json!({"op": "fail", "retryable": true}), json!({"max_retries": 1}));
+    let r = &wait_all(&b, std::slice::from_ref(&dead), Duration::from_secs(30))[&dead];
+    assert_eq!((r["status"].as_str(), r["attempts"].as_u64()), (Some("dead"), Some(2)), "{r}");
+    let letters = get(&b.url("/api/workers/dead-letters/text_processing")).body;
+    assert_eq!(letters["tasks"][0]["id"], dead.as_str(), "{letters}");
+    let requeued = post(&a.url(&format!("/api/tasks/{dead}/requeue")), "", None);
+    assert_eq!(requeued.status, 202, "{:?}", requeued.body);
+}
+
+#[test]
+fn a_slow_lease_holder_cannot_record_a_second_completion() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let a = instance(&redis, "a", "");
+    let id = enqueue(&a, sleep_task(1_500), json!({}));
+    assert!(wait_for(Duration::from_secs(20), || record(&a, &id)["status"] == "running"));
+    // `a` stalls (its worker keeps running): its lease runs out and `b` takes the task.
+    a.signal("-STOP");
+    let b = instance(&redis, "b", "");
+    let taken = wait_for(Duration::from_secs(20), || {
+        hash(&redis, &id).get("instance").map(String::as_str) == Some("b")
+    });
+    a.signal("-CONT");
+    assert!(taken, "b never took the task over");
+    let r = &wait_all(&b, std::slice::from_ref(&id), Duration::from_secs(30))[&id];
+    assert_eq!(
+        (r["status"].as_str(), r["instance_id"].as_str(), r["attempts"].as_u64()),
+        (Some("completed"), Some("b"), Some(2)),
+        "{r}"
+    );
+    // `a` woke up with the first attempt's result: dropped and counted, not recorded.
+    assert!(
+        wait_for(
+            Duration::from_secs(10),
+            || get(&a.url("/api/workers/status")).body["redis"]["stale_results"] == 1
+        ),
+        "the stale result was not counted"
+    );
+    let metrics =
+        agent().get(&a.url("/metrics")).call().expect("metrics").into_body().read_to_string().expect("text");
+    assert!(metrics.contains("workerpool_stale_results_total 1"), "{metrics}");
+    assert_eq!(record(&b, &id)["instance_id"], "b");
+}
+
+#[test]
+fn a_password_protected_redis_works_and_a_wrong_password_is_refused_clearly() {
+    let Some(redis) = RedisServer::start(&["--requirepass", "s3cret"]) else { return };
+    let port = redis.port.to_string();
+    let env = |pw: &'static str| {
+        vec![
+            ("REDIS_HOST", "127.0.0.1".to_string()),
+            ("REDIS_PORT", port.clone()),
+            ("REDIS_PASSWORD", pw.to_string()),
+        ]
+    };
+    let good: Vec<(&str, String)> = env("s3cret");
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Server::start(&config(""), &good);
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "secret words"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let bad: Vec<(&str, String)> = env("wrong");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b = Server::start(&config(""), &bad);
+    let refused = execute(&b, json!({"type": "text_processing", "data": {"text": "x"}}));
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert!(wait_for(Duration::from_secs(10), || get(&b.url("/api/workers/health")).status == 503));
+}
+
+#[test]
+fn the_python_example_queues_a_task_with_redis_py_and_reads_its_result() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let python = std::env::var("WORKERPOOL_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_redis_py =
+        std::process::Command::new(&python).args(["-c", "import redis"]).status().is_ok_and(|s| s.success());
+    if !has_redis_py {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{python} cannot import redis; scripts/test.sh installs redis-py"
+        );
+        eprintln!("skipped: {python} cannot import redis (scripts/test.sh installs redis-py)");
+        return;
+    }
+    let _a = instance(&redis, "a", "");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/redis_producer.py");
+    let out = std::process::Command::new(&python).arg(script).arg(redis.url()).output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(printed["status"], "completed", "{printed}");
+    assert_eq!(printed["attempts"], 1, "{printed}");
+    assert_eq!(printed["instance"], "a", "{printed}");
+    assert_eq!(printed["result"]["words"], 6, "{printed}");
+}

@@ -1,0 +1,108 @@
+//! A private `redis-server` per test, on a free loopback port with a directory of its own, so
+//! a test can stop, restart or password-protect it without disturbing the others.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `redis-server`; stopped and its directory removed when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    password: Option<String>,
+}
+
+/// Whether missing tools must fail the test (CI) rather than skip it (a developer machine).
+fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+impl RedisServer {
+    /// Starts `redis-server` with `extra` arguments. Without the program, `None` (the test
+    /// returns early) on a developer machine, and a failure under `CI=true`.
+    pub fn start(extra: &[&str]) -> Option<RedisServer> {
+        if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+            assert!(!required(), "redis-server is not installed; scripts/test.sh installs it");
+            eprintln!("skipped: redis-server is not installed (scripts/test.sh installs it)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("wp-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis directory");
+        let mut args: Vec<String> = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let password = extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].to_string());
+        let mut server = RedisServer { port, dir, args, child: None, password };
+        server.launch();
+        Some(server)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--dir"])
+            .arg(&self.dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.ping().is_err() {
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.client().get_connection_with_timeout(Duration::from_millis(200))?;
+        redis::cmd("PING").query::<String>(&mut conn).map(drop)
+    }
+
+    /// `redis://[:password@]127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("redis://127.0.0.1:{}/", self.port),
+        }
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("redis url")
+    }
+
+    /// A fresh synchronous connection.
+    pub fn conn(&self) -> redis::Connection {
+        self.client().get_connection_with_timeout(Duration::from_secs(2)).expect("connect to redis")
+    }
+
+    /// Kills the server at once (SIGKILL): only what it already wrote to its AOF survives.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
