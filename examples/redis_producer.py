@@ -32,6 +32,8 @@ def enqueue(r, prefix, task_type, data, priority=0, max_retries=3, timeout_ms=60
             "status": "queued",
             "created_at": int(time.time() * 1000),
             "member": member,
+            # Ask for the end to be announced on the done channel.
+            "watcher": "*",
         })
         # Higher priorities first: the score is minus the priority.
         p.zadd(f"{base}:q:{task_type}", {member: -priority})

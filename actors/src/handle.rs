@@ -333,7 +333,7 @@ impl PoolHandle {
         if let Some(remote) = &self.inner.remote {
             let id = TaskId::new();
             return match self.availability(&request.task_type) {
-                Ok(()) => match remote.enqueue(&id, &request).await {
+                Ok(()) => match remote.enqueue(&id, &request, false).await {
                     Ok(()) => Ok(id),
                     Err(e) => Err(SubmitError::new(e, request)),
                 },
@@ -349,7 +349,7 @@ impl PoolHandle {
         let id = TaskId::new();
         // Watch before queueing, so a quick end cannot be missed.
         let rx = remote.watch(&id);
-        if let Err(e) = remote.enqueue(&id, &request).await {
+        if let Err(e) = remote.enqueue(&id, &request, true).await {
             remote.wake_waiters(&id, None);
             return Err(e);
         }

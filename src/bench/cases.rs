@@ -48,6 +48,8 @@ pub(crate) fn run(case: Case, args: &BenchArgs) -> anyhow::Result<Outcome> {
         Case::HttpExecute => http::http_execute(args).map(Outcome::Runs),
         Case::MonitorTick => monitors::monitor_tick(args).map(Outcome::Runs),
         Case::MonitorsIdleCpu => monitors::monitors_idle_cpu(args).map(Outcome::IdleCpu),
+        Case::RedisNoop => redis_noop(args, 1).map(Outcome::Runs),
+        Case::RedisNoop2i => redis_noop(args, 2).map(Outcome::Runs),
     }
 }
 
@@ -126,13 +128,32 @@ fn inproc_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
         .context("cannot start the in-process pool")?;
     let details =
         format!("client=current-thread pool=own-thread slots={} handler=returns-input", args.inproc_slots);
-    measure_pool(Case::InprocNoop, pool, args, payload, |result, i| result["i"] == i, details)
+    measure_pool(Case::InprocNoop, &[pool], args.tasks, args, payload, |result, i| result["i"] == i, details)
 }
 
 /// The prefetch window of `process-noop-prefetch`.
 const PREFETCH: usize = 8;
 
 fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult> {
+    let config = process_config(prefetch, args.window)?;
+    let pool = PoolBuilder::new(config).start().context("cannot start the process pool")?;
+    let details = format!(
+        "client=current-thread pool=own-thread workers={PROCESS_WORKERS} prefetch={prefetch} worker=demo-worker op=echo"
+    );
+    let case = if prefetch == 0 { Case::ProcessNoop } else { Case::ProcessNoopPrefetch };
+    measure_pool(
+        case,
+        &[pool],
+        args.tasks,
+        args,
+        |i| json!({ "op": "echo", "i": i }),
+        |result, i| result["echo"]["i"] == i,
+        details,
+    )
+}
+
+/// Two `demo-worker` processes serving type `noop`.
+fn process_config(prefetch: usize, queue_size: usize) -> anyhow::Result<PoolConfig> {
     let exe = current_exe()?;
     let mut config = PoolConfig::default();
     config.types.clear();
@@ -141,19 +162,40 @@ fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult>
     t.command = Some(vec![exe.to_string_lossy().into_owned(), "demo-worker".into()]);
     t.max_concurrent = PROCESS_WORKERS;
     t.min_workers = PROCESS_WORKERS;
-    t.queue_size = args.window;
+    t.queue_size = queue_size;
     t.prefetch = prefetch;
     config.max_workers = PROCESS_WORKERS;
     config.min_workers = PROCESS_WORKERS;
     config.types.insert(NOOP.into(), t);
-    let pool = PoolBuilder::new(config).start().context("cannot start the process pool")?;
+    Ok(config)
+}
+
+// ===== redis-noop =====
+
+/// The key prefix of the Redis cases: their keys are cleared before each run.
+const REDIS_PREFIX: &str = "workerpool-bench";
+/// Tasks each instance of the Redis cases takes beyond its two free workers.
+const REDIS_TAKE_AHEAD: usize = 64;
+
+fn redis_noop(args: &BenchArgs, instances: usize) -> anyhow::Result<CaseResult> {
+    let url = args.redis.clone().context("the redis-* cases need --redis URL")?;
+    let mut pools = Vec::new();
+    for n in 1..=instances {
+        let mut config = process_config(PREFETCH, usize::try_from(args.redis_tasks).unwrap_or(usize::MAX))?;
+        config.redis.url = Some(url.clone());
+        config.redis.prefix = REDIS_PREFIX.into();
+        config.redis.instance_id = format!("bench-{n}");
+        config.redis.take_ahead = REDIS_TAKE_AHEAD;
+        pools.push(PoolBuilder::new(config).start().context("cannot start the pool")?);
+    }
     let details = format!(
-        "client=current-thread pool=own-thread workers={PROCESS_WORKERS} prefetch={prefetch} worker=demo-worker op=echo"
+        "client=current-thread instances={instances} workers-per-instance={PROCESS_WORKERS} prefetch={PREFETCH} take_ahead={REDIS_TAKE_AHEAD} worker=demo-worker op=echo prefix={{{REDIS_PREFIX}}}"
     );
-    let case = if prefetch == 0 { Case::ProcessNoop } else { Case::ProcessNoopPrefetch };
+    let case = if instances == 1 { Case::RedisNoop } else { Case::RedisNoop2i };
     measure_pool(
         case,
-        pool,
+        &pools,
+        args.redis_tasks,
         args,
         |i| json!({ "op": "echo", "i": i }),
         |result, i| result["echo"]["i"] == i,
@@ -161,34 +203,62 @@ fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult>
     )
 }
 
-/// Drives `pool`'s type `noop` with `data(i)` as the input of task `i`, checks each result
-/// with `expect`, then shuts the pool down, whatever the runs did.
+/// Removes every key under the bench prefix, so each run starts from an empty Redis.
+async fn clear_bench_keys(url: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url).context("--redis")?;
+    let mut conn = client.get_multiplexed_async_connection().await.context("cannot connect to Redis")?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{REDIS_PREFIX}}}:*"))
+        .query_async(&mut conn)
+        .await
+        .context("KEYS")?;
+    for chunk in keys.chunks(1000) {
+        redis::cmd("UNLINK").arg(chunk).query_async::<()>(&mut conn).await.context("UNLINK")?;
+    }
+    Ok(())
+}
+
+/// Drives the first pool's type `noop` with `data(i)` as the input of task `i` (`tasks` per
+/// measured run), checks each result with `expect`, then shuts every pool down, whatever the
+/// runs did. With `--redis`, the bench keys are cleared before each run.
 fn measure_pool(
     case: Case,
-    pool: PoolHandle,
+    pools: &[PoolHandle],
+    tasks: u64,
     args: &BenchArgs,
     data: fn(u64) -> Value,
     expect: fn(&Value, u64) -> bool,
     details: String,
 ) -> anyhow::Result<CaseResult> {
     let rt = client_runtime()?;
-    let warmup = args.tasks.min(WARMUP_TASKS);
+    let warmup = tasks.min(WARMUP_TASKS);
+    let pool = pools.first().context("no pool to measure")?.clone();
+    let redis = args.redis.clone().filter(|_| matches!(case, Case::RedisNoop | Case::RedisNoop2i));
     let (runs, stats) = LocalSet::new().block_on(&rt, async {
         let client = pool.clone();
-        let runs = warm_then_measure(warmup, args.tasks, args.runs, move |n| {
+        let runs = warm_then_measure(warmup, tasks, args.runs, move |n| {
             let pool = client.clone();
-            drive(n, args.window, move |i| {
-                let pool = pool.clone();
-                async move {
-                    let record =
-                        pool.execute(TaskRequest::new(NOOP, data(i))).await.map_err(|e| e.to_string())?;
-                    check(record, |result| expect(result, i))
+            let redis = redis.clone();
+            async move {
+                if let Some(url) = &redis {
+                    clear_bench_keys(url).await?;
                 }
-            })
+                drive(n, args.window, move |i| {
+                    let pool = pool.clone();
+                    async move {
+                        let record =
+                            pool.execute(TaskRequest::new(NOOP, data(i))).await.map_err(|e| e.to_string())?;
+                        check(record, |result| expect(result, i))
+                    }
+                })
+                .await
+            }
         })
         .await;
         let stats = pool.stats().await;
-        pool.shutdown().await;
+        for pool in pools {
+            pool.shutdown().await;
+        }
         (runs, stats)
     });
     let runs = runs?;

@@ -24,6 +24,8 @@
 //! | `http-execute` | the real server (`workerpool serve`, a child process, two prefetching demo workers) executing `echo` tasks over the same 64 connections |
 //! | `monitor-tick` | one resource-monitor sample (`SysinfoProbe`) over 50 demo-worker processes (rate in samples/s), plus the cost of NVML and of the pure scaling and health decisions |
 //! | `monitors-idle-cpu` | the CPU an idle pool of 50 process workers uses with the monitors at their default intervals and at one second (its own line: `<x>% of one core \| default-intervals=… fast-intervals=…`) |
+//! | `redis-noop` | with `--redis URL`: `--redis-tasks` `echo` tasks through the shared queue in Redis (keys under `{workerpool-bench}`, cleared before each run), one instance with two process workers; from the first enqueue to the last result |
+//! | `redis-noop-2i` | the same with two instances (two actor trees with their own connections, in this process) taking from the one queue; tasks are submitted through the first |
 //!
 //! Every task's outcome is checked (status `completed` and the echoed input); a run with a
 //! failed task is an error, never a figure. Figures are only meaningful from a release build.
@@ -54,13 +56,15 @@ pub const DEFAULT_INPROC_SLOTS: usize = 8;
 pub const DEFAULT_HTTP_SECS: u64 = 10;
 /// Seconds `monitors-idle-cpu` measures each monitor setting by default.
 pub const DEFAULT_IDLE_SECS: u64 = 10;
+/// Tasks per run of the Redis cases by default (as the BullMQ peer benchmark).
+pub const DEFAULT_REDIS_TASKS: u64 = 20_000;
 
 /// Arguments of `workerpool bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Cases to run, in this order (default: all): channel-roundtrip, inproc-noop,
     /// process-noop, process-noop-prefetch, spawn-per-task, http-ceiling, http-execute,
-    /// monitor-tick, monitors-idle-cpu.
+    /// monitor-tick, monitors-idle-cpu, redis-noop, redis-noop-2i (these two with --redis).
     #[arg(value_name = "CASE")]
     pub cases: Vec<String>,
     /// Measured runs per case, after one warm-up run; the figures are the median run's.
@@ -84,6 +88,12 @@ pub struct BenchArgs {
     /// Seconds monitors-idle-cpu measures each of its two monitor settings.
     #[arg(long, default_value_t = DEFAULT_IDLE_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub idle_secs: u64,
+    /// Redis for the redis-* cases (which run only with it), e.g. redis://127.0.0.1:6390/.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Tasks per run of the redis-* cases.
+    #[arg(long, default_value_t = DEFAULT_REDIS_TASKS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_tasks: u64,
 }
 
 impl Default for BenchArgs {
@@ -97,6 +107,8 @@ impl Default for BenchArgs {
             inproc_slots: DEFAULT_INPROC_SLOTS,
             http_secs: DEFAULT_HTTP_SECS,
             idle_secs: DEFAULT_IDLE_SECS,
+            redis: None,
+            redis_tasks: DEFAULT_REDIS_TASKS,
         }
     }
 }
@@ -120,11 +132,13 @@ pub(crate) enum Case {
     HttpExecute,
     MonitorTick,
     MonitorsIdleCpu,
+    RedisNoop,
+    RedisNoop2i,
 }
 
 impl Case {
     /// Every case, in the order they run by default.
-    const ALL: [Case; 9] = [
+    const ALL: [Case; 11] = [
         Case::ChannelRoundtrip,
         Case::InprocNoop,
         Case::ProcessNoop,
@@ -134,6 +148,8 @@ impl Case {
         Case::HttpExecute,
         Case::MonitorTick,
         Case::MonitorsIdleCpu,
+        Case::RedisNoop,
+        Case::RedisNoop2i,
     ];
 
     /// The case's name on the command line and in the output.
@@ -148,6 +164,8 @@ impl Case {
             Case::HttpExecute => "http-execute",
             Case::MonitorTick => "monitor-tick",
             Case::MonitorsIdleCpu => "monitors-idle-cpu",
+            Case::RedisNoop => "redis-noop",
+            Case::RedisNoop2i => "redis-noop-2i",
         }
     }
 
@@ -182,7 +200,15 @@ fn select_cases(names: &[String]) -> anyhow::Result<Vec<Case>> {
 /// ratios. A case that fails (a task that did not complete, a worker that did not start) is
 /// reported on stderr; the other cases still run, and the whole command then fails.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let cases = select_cases(&args.cases)?;
+    let mut cases = select_cases(&args.cases)?;
+    let redis_cases = [Case::RedisNoop, Case::RedisNoop2i];
+    if args.redis.is_none() {
+        if args.cases.is_empty() {
+            cases.retain(|c| !redis_cases.contains(c));
+        } else if cases.iter().any(|c| redis_cases.contains(c)) {
+            bail!("the redis-* cases need --redis URL");
+        }
+    }
     if cfg!(debug_assertions) {
         eprintln!(
             "warning: workerpool was built without optimisations; build with --release for real figures"

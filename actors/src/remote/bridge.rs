@@ -300,12 +300,21 @@ async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
         }
         let mut messages = Vec::with_capacity(batch.len());
         let mut progress = Vec::new();
+        // Channels nobody listens on (as of the last heartbeat) are skipped; a task's
+        // progress is always stored in its record.
+        let events_wanted = remote.events_wanted.load(Ordering::Relaxed);
+        let progress_wanted = remote.progress_wanted.load(Ordering::Relaxed);
         for event in batch {
             if let EventKind::TaskProgress { task_id, worker_id, progress: pct, stage, .. } = &event.kind {
-                let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
-                messages.push((PROGRESS_CHANNEL, p.to_string()));
+                if progress_wanted {
+                    let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
+                    messages.push((PROGRESS_CHANNEL, p.to_string()));
+                }
                 let stored = serde_json::json!({"progress": pct, "stage": stage});
                 progress.push((task_id.as_str().into(), stored.to_string()));
+            }
+            if !events_wanted {
+                continue;
             }
             let mut value = serde_json::to_value(&event).unwrap_or_default();
             if let Some(map) = value.as_object_mut() {
@@ -314,6 +323,8 @@ async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
             messages.push((EVENTS_CHANNEL, value.to_string()));
         }
         // Events are best effort: while Redis is away they are dropped, not queued.
-        let _ = remote.publish(messages, progress).await;
+        if !messages.is_empty() || !progress.is_empty() {
+            let _ = remote.publish(messages, progress).await;
+        }
     }
 }

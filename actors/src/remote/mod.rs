@@ -125,6 +125,10 @@ pub(crate) struct Remote {
     pub(crate) held: Mutex<FxHashMap<TaskId, u32>>,
     /// Set at shutdown: no more tasks are taken.
     pub(crate) stopping: AtomicBool,
+    /// Whether anyone listens on the events / progress channels (read at each heartbeat):
+    /// events nobody would receive are not serialised and sent.
+    pub(crate) events_wanted: AtomicBool,
+    pub(crate) progress_wanted: AtomicBool,
     /// Results of attempts whose lease had passed to another attempt, dropped.
     pub(crate) stale_results: AtomicU64,
     pub(crate) started_at: u64,
@@ -140,6 +144,7 @@ struct Scripts {
     reap: redis::Script,
     cancel: redis::Script,
     requeue: redis::Script,
+    announce: redis::Script,
 }
 
 /// A task taken from the shared queue, with its lease.
@@ -211,6 +216,8 @@ impl Remote {
             instances: Mutex::default(),
             held: Mutex::default(),
             stopping: AtomicBool::new(false),
+            events_wanted: AtomicBool::new(true),
+            progress_wanted: AtomicBool::new(true),
             stale_results: AtomicU64::new(0),
             started_at: now_ms(),
             record_ttl_ms: config.record_ttl_ms,
@@ -222,6 +229,7 @@ impl Remote {
                 reap: redis::Script::new(scripts::REAP),
                 cancel: redis::Script::new(scripts::CANCEL),
                 requeue: redis::Script::new(scripts::REQUEUE),
+                announce: redis::Script::new(scripts::ANNOUNCE),
             },
         })
     }
@@ -286,8 +294,13 @@ impl Remote {
 
     // ===== producers =====
 
-    /// Queues a task in Redis under `id`.
-    pub(crate) async fn enqueue(&self, id: &TaskId, request: &TaskRequest) -> Result<(), Error> {
+    /// Queues a task in Redis under `id`; `watched` when this instance waits for its end.
+    pub(crate) async fn enqueue(
+        &self,
+        id: &TaskId,
+        request: &TaskRequest,
+        watched: bool,
+    ) -> Result<(), Error> {
         let task_type = &request.task_type;
         let &(limit, max_retries, timeout) = self
             .limits
@@ -315,6 +328,7 @@ impl Remote {
                 .arg(due)
                 .arg(self.keys.wake_channel())
                 .arg(limit)
+                .arg(if watched { self.cfg.instance_id.as_str() } else { "" })
                 .invoke_async(&mut self.conn())
                 .await,
         )?;
@@ -355,8 +369,16 @@ impl Remote {
         }
     }
 
+    /// Asks to be told on the done channel when `id` ends (a task queued by someone else).
+    async fn announce(&self, id: &TaskId) -> Result<(), Error> {
+        self.observe(
+            self.scripts.announce.key(self.keys.task(id.as_str())).invoke_async::<()>(&mut self.conn()).await,
+        )
+    }
+
     /// Waits for `id` to end, reading its record when told it ended (or every second, in
-    /// case a notification was lost); `check_first` reads it once before waiting.
+    /// case a notification was lost); `check_first` marks the task as watched by everyone and
+    /// reads it once before waiting.
     pub(crate) async fn wait(
         &self,
         id: &TaskId,
@@ -364,6 +386,9 @@ impl Remote {
         check_first: bool,
     ) -> Result<TaskRecord, Error> {
         let mut check_now = check_first;
+        if check_first {
+            let _ = self.announce(id).await;
+        }
         loop {
             let told = if check_now {
                 check_now = false;
@@ -700,15 +725,22 @@ impl Remote {
         let now = me.heartbeat_at;
         let ttl = 3 * self.cfg.heartbeat_ms;
         let info = serde_json::to_string(me).unwrap_or_default();
-        let (_, _, _, ids): ((), (), (), Vec<String>) = self.observe(
+        let (_, _, _, ids, listeners): ((), (), (), Vec<String>, Vec<(String, u64)>) = self.observe(
             redis::pipe()
                 .zadd(self.keys.instances(), &me.instance_id, now)
                 .pset_ex(self.keys.instance(&me.instance_id), info, ttl)
                 .zrembyscore(self.keys.instances(), "-inf", now.saturating_sub(60_000))
                 .zrangebyscore(self.keys.instances(), now.saturating_sub(ttl), "+inf")
+                .cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(EVENTS_CHANNEL)
+                .arg(PROGRESS_CHANNEL)
                 .query_async(&mut self.conn())
                 .await,
         )?;
+        let listening = |channel: &str| listeners.iter().any(|(c, n)| c == channel && *n > 0);
+        self.events_wanted.store(listening(EVENTS_CHANNEL), Ordering::Relaxed);
+        self.progress_wanted.store(listening(PROGRESS_CHANNEL), Ordering::Relaxed);
         let mut live = Vec::new();
         if !ids.is_empty() {
             let keys: Vec<String> = ids.iter().map(|id| self.keys.instance(id)).collect();

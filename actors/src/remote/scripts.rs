@@ -9,7 +9,8 @@
 //! `leases` (score: when the lease ends); `dead:<type>` list; `seq` counter; `stats` hash.
 
 /// KEYS: task, queue, delayed, seq. ARGV: id, type, data, priority, max_retries, timeout,
-/// now, due (0: ready now), wake channel, queue limit.
+/// now, due (0: ready now), wake channel, queue limit, watcher (who is told on the done
+/// channel when the task ends: an instance id, `*` for everyone, '' for no one).
 /// Returns 1 queued, -1 queue full, -2 id taken.
 pub(super) const ENQUEUE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
@@ -18,7 +19,7 @@ local seq = redis.call('INCR', KEYS[4])
 local member = string.format('%016d:%s', seq, ARGV[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'data', ARGV[3], 'priority', ARGV[4],
   'max_retries', ARGV[5], 'timeout', ARGV[6], 'attempts', 0, 'status', 'queued',
-  'created_at', ARGV[7], 'member', member)
+  'created_at', ARGV[7], 'member', member, 'watcher', ARGV[11])
 if tonumber(ARGV[8]) > 0 then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
   redis.call('PUBLISH', ARGV[9], ARGV[2])
@@ -114,7 +115,9 @@ if ARGV[5] == 'dead' or ARGV[5] == 'timed_out' then
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[10])
 end
-redis.call('PUBLISH', ARGV[12], ARGV[1])
+-- Only watched tasks are announced; an instance's own waiters hear from it directly.
+local watcher = redis.call('HGET', KEYS[1], 'watcher')
+if watcher and watcher ~= '' and watcher ~= ARGV[3] then redis.call('PUBLISH', ARGV[12], ARGV[1]) end
 return 1
 ";
 
@@ -198,4 +201,10 @@ redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', ARGV[2] .. ':q:' .. f[2], -(tonumber(f[3]) or 0), m)
 redis.call('PUBLISH', ARGV[3], f[2])
 return 'queued'
+";
+
+/// KEYS: task. Marks an existing task as watched by everyone: its end is announced on the
+/// done channel whoever ends it.
+pub(super) const ANNOUNCE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'watcher', '*') end
 ";
