@@ -27,6 +27,10 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
         let room = t.max_concurrent + remote.cfg.take_ahead.min(t.queue_size);
         actix_rt::spawn(feed(remote.clone(), pool.clone(), name.clone(), room));
     }
+    let batches = remote.clone();
+    actix_rt::spawn(async move { batches.finish_batches().await });
+    let batches = remote.clone();
+    actix_rt::spawn(async move { batches.enqueue_batches().await });
     actix_rt::spawn(heartbeat(remote.clone(), pool.clone()));
     actix_rt::spawn(listen(remote.clone(), pool.clone()));
     actix_rt::spawn(publish(remote, pool));

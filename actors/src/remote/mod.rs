@@ -133,6 +133,12 @@ pub(crate) struct Remote {
     pub(crate) stale_results: AtomicU64,
     pub(crate) started_at: u64,
     record_ttl_ms: u64,
+    /// `finish` calls waiting for the next batch, and the bell of the batcher.
+    finishing: Mutex<Vec<FinishCall>>,
+    finish_ready: Notify,
+    /// `enqueue` calls waiting for the next batch, and the bell of the batcher.
+    enqueuing: Mutex<Vec<EnqueueCall>>,
+    enqueue_ready: Notify,
     scripts: Scripts,
 }
 
@@ -157,6 +163,34 @@ pub(crate) struct Taken {
     pub(crate) timeout: u64,
     pub(crate) attempt: u32,
     pub(crate) created_at: u64,
+}
+
+/// One waiting `finish` call: its script arguments and who waits for the answer.
+type FinishCall = ([String; 10], oneshot::Sender<Result<Finished, Error>>);
+/// One waiting `enqueue` call.
+type EnqueueCall = ([String; 9], oneshot::Sender<Result<i64, Error>>);
+
+/// Most calls sent in one script call.
+const BATCH: usize = 256;
+
+/// Answers each call of a batch with its code, mapped by `answer`, or all with the error.
+fn answer_batch<A, T>(
+    batch: Vec<(A, oneshot::Sender<Result<T, Error>>)>,
+    outcome: Result<Vec<i64>, Error>,
+    answer: impl Fn(i64) -> T,
+) {
+    match outcome {
+        Ok(codes) => {
+            for ((_, reply), code) in batch.into_iter().zip(codes.into_iter().chain(std::iter::repeat(0))) {
+                let _ = reply.send(Ok(answer(code)));
+            }
+        }
+        Err(e) => {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 /// How an attempt ends, as written to Redis.
@@ -221,6 +255,10 @@ impl Remote {
             stale_results: AtomicU64::new(0),
             started_at: now_ms(),
             record_ttl_ms: config.record_ttl_ms,
+            finishing: Mutex::default(),
+            finish_ready: Notify::new(),
+            enqueuing: Mutex::default(),
+            enqueue_ready: Notify::new(),
             scripts: Scripts {
                 enqueue: redis::Script::new(scripts::ENQUEUE),
                 take: redis::Script::new(scripts::TAKE),
@@ -295,6 +333,7 @@ impl Remote {
     // ===== producers =====
 
     /// Queues a task in Redis under `id`; `watched` when this instance waits for its end.
+    /// Calls made while a batch is on its way to Redis go together in the next one.
     pub(crate) async fn enqueue(
         &self,
         id: &TaskId,
@@ -307,38 +346,61 @@ impl Remote {
             .get(task_type)
             .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))?;
         let o = &request.options;
-        let now = now_ms();
-        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now + d);
+        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now_ms() + d);
         let data = serde_json::to_string(&request.data)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("data: {e}")))?;
-        let outcome: i64 = self.observe(
-            self.scripts
-                .enqueue
-                .key(self.keys.task(id.as_str()))
-                .key(self.keys.queue(task_type))
-                .key(self.keys.delayed(task_type))
-                .key(self.keys.seq())
-                .arg(id.as_str())
-                .arg(task_type)
-                .arg(data)
-                .arg(o.priority.unwrap_or(0))
-                .arg(o.max_retries.unwrap_or(max_retries))
-                .arg(o.timeout.unwrap_or(timeout))
-                .arg(now)
-                .arg(due)
-                .arg(self.keys.wake_channel())
-                .arg(limit)
-                .arg(if watched { self.cfg.instance_id.as_str() } else { "" })
-                .invoke_async(&mut self.conn())
-                .await,
-        )?;
-        match outcome {
+        let args = [
+            id.as_str().to_string(),
+            task_type.clone(),
+            data,
+            o.priority.unwrap_or(0).to_string(),
+            o.max_retries.unwrap_or(max_retries).to_string(),
+            o.timeout.unwrap_or(timeout).to_string(),
+            due.to_string(),
+            limit.to_string(),
+            if watched { self.cfg.instance_id.clone() } else { String::new() },
+        ];
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut batch = self.enqueuing.lock().unwrap_or_else(|e| e.into_inner());
+            batch.push((args, reply));
+            batch.len() == 1
+        };
+        if first {
+            self.enqueue_ready.notify_one();
+        }
+        match answer.await.unwrap_or_else(|_| Err(Error::stopped()))? {
             1 => Ok(()),
-            -1 => Err(Error::new(
+            _ => Err(Error::new(
                 ErrorKind::QueueFull,
                 format!("the queue of {task_type} is full ({limit} tasks)"),
             )),
-            _ => Err(Error::new(ErrorKind::InvalidRequest, format!("task {id} already exists"))),
+        }
+    }
+
+    /// Sends the waiting `enqueue` calls in batches, one script call each; runs until the
+    /// instance stops.
+    pub(crate) async fn enqueue_batches(&self) {
+        loop {
+            self.enqueue_ready.notified().await;
+            loop {
+                let batch: Vec<EnqueueCall> = {
+                    let mut waiting = self.enqueuing.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = waiting.len().min(BATCH);
+                    waiting.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let mut call = self.scripts.enqueue.key(self.keys.seq());
+                call.arg(&self.keys.base).arg(now_ms()).arg(self.keys.wake_channel());
+                for (args, _) in &batch {
+                    call.arg(&args[..]);
+                }
+                let outcome: Result<Vec<i64>, Error> =
+                    self.observe(call.invoke_async(&mut self.conn()).await);
+                answer_batch(batch, outcome, |code| code);
+            }
         }
     }
 
@@ -626,7 +688,8 @@ impl Remote {
         Ok((taken, next.parse::<f64>().ok().map(|t| t as u64)))
     }
 
-    /// Ends (or re-queues) the attempt `attempt` of a task this instance holds.
+    /// Ends (or re-queues) the attempt `attempt` of a task this instance holds. Calls made
+    /// while a batch is on its way to Redis go together in the next one.
     pub(crate) async fn finish(
         &self,
         task_type: &str,
@@ -634,49 +697,74 @@ impl Remote {
         attempt: u32,
         how: &Finish,
     ) -> Result<Finished, Error> {
-        let (kind, record, due) = match how {
-            Finish::Final(r) => ("final", Some(r), 0),
+        let (kind, record, when) = match how {
+            Finish::Final(r) => ("final", Some(r), r.finished_at.unwrap_or_else(now_ms)),
             Finish::Retry { record, due } => ("retry", Some(record), *due),
             Finish::Requeue => ("requeue", None, 0),
         };
-        let result = record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default();
         let progress = record
             .and_then(|r| r.progress.as_ref())
             .and_then(|p| serde_json::to_string(p).ok())
             .unwrap_or_default();
-        let outcome: i64 = self.observe(
-            self.scripts
-                .finish
-                .key(self.keys.task(id.as_str()))
-                .key(self.keys.leases())
-                .key(self.keys.queue(task_type))
-                .key(self.keys.delayed(task_type))
-                .key(self.keys.dead(task_type))
-                .key(self.keys.stats())
-                .arg(id.as_str())
-                .arg(attempt)
-                .arg(&self.cfg.instance_id)
-                .arg(kind)
-                .arg(record.map_or("queued", |r| r.status.as_str()))
-                .arg(result)
-                .arg(record.and_then(|r| r.error.as_deref()).unwrap_or_default())
-                .arg(record.and_then(|r| r.worker_id.as_deref()).unwrap_or_default())
-                .arg(record.and_then(|r| r.finished_at).unwrap_or_else(now_ms))
-                .arg(self.record_ttl())
-                .arg(due)
-                .arg(self.keys.done_channel())
-                .arg(self.keys.wake_channel())
-                .arg(task_type)
-                .arg(progress)
-                .invoke_async(&mut self.conn())
-                .await,
-        )?;
-        Ok(match outcome {
-            1 => Finished::Recorded,
-            2 => Finished::Cancelled,
-            -1 => Finished::Stale,
-            _ => Finished::Gone,
-        })
+        let args = [
+            id.as_str().to_string(),
+            task_type.to_string(),
+            attempt.to_string(),
+            kind.to_string(),
+            record.map_or("queued", |r| r.status.as_str()).to_string(),
+            record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default(),
+            record.and_then(|r| r.error.clone()).unwrap_or_default(),
+            record.and_then(|r| r.worker_id.clone()).unwrap_or_default(),
+            when.to_string(),
+            progress,
+        ];
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut batch = self.finishing.lock().unwrap_or_else(|e| e.into_inner());
+            batch.push((args, reply));
+            batch.len() == 1
+        };
+        if first {
+            self.finish_ready.notify_one();
+        }
+        answer.await.unwrap_or_else(|_| Err(Error::stopped()))
+    }
+
+    /// Sends the waiting `finish` calls in batches, one script call each; runs until the
+    /// instance stops.
+    pub(crate) async fn finish_batches(&self) {
+        loop {
+            self.finish_ready.notified().await;
+            loop {
+                let batch: Vec<FinishCall> = {
+                    let mut waiting = self.finishing.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = waiting.len().min(BATCH);
+                    waiting.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let mut call = self.scripts.finish.key(self.keys.leases());
+                call.key(self.keys.stats())
+                    .arg(&self.keys.base)
+                    .arg(&self.cfg.instance_id)
+                    .arg(now_ms())
+                    .arg(self.record_ttl())
+                    .arg(self.keys.done_channel())
+                    .arg(self.keys.wake_channel());
+                for (args, _) in &batch {
+                    call.arg(&args[..]);
+                }
+                let outcome: Result<Vec<i64>, Error> =
+                    self.observe(call.invoke_async(&mut self.conn()).await);
+                answer_batch(batch, outcome, |code| match code {
+                    1 => Finished::Recorded,
+                    2 => Finished::Cancelled,
+                    -1 => Finished::Stale,
+                    _ => Finished::Gone,
+                });
+            }
+        }
     }
 
     /// Extends the leases of the tasks this instance holds; returns those it lost.

@@ -8,26 +8,45 @@
 //! a member starting with `!` goes before them); `delayed:<type>` (score: when due);
 //! `leases` (score: when the lease ends); `dead:<type>` list; `seq` counter; `stats` hash.
 
-/// KEYS: task, queue, delayed, seq. ARGV: id, type, data, priority, max_retries, timeout,
-/// now, due (0: ready now), wake channel, queue limit, watcher (who is told on the done
-/// channel when the task ends: an instance id, `*` for everyone, '' for no one).
-/// Returns 1 queued, -1 queue full, -2 id taken.
+/// KEYS: seq. ARGV: key base, now, wake channel, then per task 9 values: id, type, data,
+/// priority, max_retries, timeout, due (0: ready now), queue limit, watcher (who is told on
+/// the done channel when the task ends: an instance id, `*` for everyone, '' for no one).
+/// Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never reused.)
 pub(super) const ENQUEUE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
-if redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[10]) then return -1 end
-local seq = redis.call('INCR', KEYS[4])
-local member = string.format('%016d:%s', seq, ARGV[1])
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'type', ARGV[2], 'data', ARGV[3], 'priority', ARGV[4],
-  'max_retries', ARGV[5], 'timeout', ARGV[6], 'attempts', 0, 'status', 'queued',
-  'created_at', ARGV[7], 'member', member, 'watcher', ARGV[11])
-if tonumber(ARGV[8]) > 0 then
-  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
-  redis.call('PUBLISH', ARGV[9], ARGV[2])
-else
-  redis.call('ZADD', KEYS[2], -tonumber(ARGV[4]), member)
-  if redis.call('ZCARD', KEYS[2]) == 1 then redis.call('PUBLISH', ARGV[9], ARGV[2]) end
+local base, now = ARGV[1], ARGV[2]
+local n = (#ARGV - 3) / 9
+local seq = redis.call('INCRBY', KEYS[1], n) - n
+local waiting, was_empty, out = {}, {}, {}
+for i = 4, #ARGV, 9 do
+  local id, ttype, priority, due = ARGV[i], ARGV[i + 1], ARGV[i + 3], tonumber(ARGV[i + 6])
+  local q, d = base .. ':q:' .. ttype, base .. ':delayed:' .. ttype
+  if waiting[ttype] == nil then
+    local ready = redis.call('ZCARD', q)
+    was_empty[ttype] = ready == 0
+    waiting[ttype] = ready + redis.call('ZCARD', d)
+  end
+  if waiting[ttype] >= tonumber(ARGV[i + 7]) then
+    out[#out + 1] = -1
+  else
+    seq = seq + 1
+    local member = string.format('%016d:%s', seq, id)
+    redis.call('HSET', base .. ':t:' .. id, 'id', id, 'type', ttype, 'data', ARGV[i + 2], 'priority', priority,
+      'max_retries', ARGV[i + 4], 'timeout', ARGV[i + 5], 'attempts', '0', 'status', 'queued',
+      'created_at', now, 'member', member, 'watcher', ARGV[i + 8])
+    if due > 0 then
+      redis.call('ZADD', d, due, id)
+      redis.call('PUBLISH', ARGV[3], ttype)
+    else
+      redis.call('ZADD', q, -tonumber(priority), member)
+    end
+    waiting[ttype] = waiting[ttype] + 1
+    out[#out + 1] = 1
+  end
 end
-return 1
+for ttype, empty in pairs(was_empty) do
+  if empty then redis.call('PUBLISH', ARGV[3], ttype) end
+end
+return out
 ";
 
 /// KEYS: queue, delayed, leases. ARGV: most to take, now, lease end, instance, task key
@@ -42,20 +61,21 @@ for _, id in ipairs(due) do
   if f[1] == 'queued' then redis.call('ZADD', KEYS[1], -(tonumber(f[2]) or 0), f[3]) end
 end
 local out = {}
-local n = tonumber(ARGV[1])
-while #out < n do
-  local popped = redis.call('ZPOPMIN', KEYS[1])
-  if #popped == 0 then break end
-  local id = string.match(popped[1], '([^:]+)$')
+local leases = {}
+local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
+for i = 1, #popped, 2 do
+  local id = string.match(popped[i], '([^:]+)$')
   local h = ARGV[5] .. id
   local f = redis.call('HMGET', h, 'status', 'data', 'priority', 'max_retries', 'timeout', 'attempts', 'created_at')
   if f[1] == 'queued' then
-    local attempt = (tonumber(f[6]) or 0) + 1
+    local attempt = tostring((tonumber(f[6]) or 0) + 1)
     redis.call('HSET', h, 'status', 'running', 'attempts', attempt, 'started_at', ARGV[2], 'instance', ARGV[4])
-    redis.call('ZADD', KEYS[3], ARGV[3], id)
-    out[#out + 1] = {id, f[2] or 'null', f[3] or '0', f[4] or '', f[5] or '', tostring(attempt), f[7] or ARGV[2]}
+    leases[#leases + 1] = ARGV[3]
+    leases[#leases + 1] = id
+    out[#out + 1] = {id, f[2] or 'null', f[3] or '0', f[4] or '', f[5] or '', attempt, f[7] or ARGV[2]}
   end
 end
+if #leases > 0 then redis.call('ZADD', KEYS[3], unpack(leases)) end
 if #out == 0 then
   local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {out, nxt[2] or ''}
@@ -63,62 +83,74 @@ end
 return {out, ''}
 ";
 
-/// KEYS: task, leases, queue, delayed, dead, stats. ARGV: id, attempt, instance, kind
-/// (`final`, `retry`, `requeue`), status, result, error, worker, now, record ttl, due, done
-/// channel, wake channel, type, progress.
-/// Only the holder of the attempt may end it: returns 1 when recorded, 2 when the task was
-/// cancelled meanwhile, -1 for a stale attempt (counted in `stats`), 0 when the task is gone.
+/// KEYS: leases, stats. ARGV: key base, instance, now, record ttl, done channel, wake channel,
+/// then per attempt 10 values: id, type, attempt, kind (`final`, `retry`, `requeue`), status,
+/// result, error, worker, when (a retry: when due; a final status: when it ended), progress.
+/// Only the holder of an attempt may end it. Returns per attempt: 1 recorded, 2 cancelled
+/// meanwhile, -1 stale (counted in `stats`), 0 task gone.
 pub(super) const FINISH: &str = r"
-local f = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'instance', 'member', 'priority')
-if not f[1] then return 0 end
-local attempts = tonumber(f[2]) or 0
-if f[1] == 'cancelled' then return 2 end
-if attempts ~= tonumber(ARGV[2]) or (f[1] == 'running' and f[3] ~= ARGV[3]) then
-  redis.call('HINCRBY', KEYS[6], 'stale_results', 1)
-  return -1
+local base, instance, ttl = ARGV[1], ARGV[2], ARGV[4]
+local out = {}
+local ended = {}
+for i = 7, #ARGV, 10 do
+  local id, ttype, attempt, kind, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local h = base .. ':t:' .. id
+  local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'member', 'priority', 'watcher')
+  local code = 1
+  if not f[1] then
+    code = 0
+  elseif f[1] == 'cancelled' then
+    code = 2
+  elseif f[2] ~= attempt or (f[1] == 'running' and f[3] ~= instance) or (f[1] ~= 'running' and f[1] ~= 'queued') then
+    redis.call('HINCRBY', KEYS[2], 'stale_results', 1)
+    code = -1
+  else
+    if f[1] == 'queued' then
+      -- The lease ran out and the task was queued again, but nobody has taken it since:
+      -- this attempt still ends it.
+      redis.call('ZREM', base .. ':q:' .. ttype, f[4])
+      redis.call('ZREM', base .. ':delayed:' .. ttype, id)
+    end
+    ended[#ended + 1] = id
+    if kind == 'requeue' then
+      local m = f[4]
+      if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+      redis.call('HSET', h, 'status', 'queued', 'attempts', tostring(tonumber(attempt) - 1), 'member', m)
+      redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
+      redis.call('PUBLISH', ARGV[6], ttype)
+    else
+      local fields = {'worker_id', ARGV[i + 7]}
+      if ARGV[i + 9] ~= '' then fields[#fields + 1] = 'progress'; fields[#fields + 1] = ARGV[i + 9] end
+      if kind == 'retry' then
+        fields[#fields + 1] = 'status'; fields[#fields + 1] = 'queued'
+        fields[#fields + 1] = 'error'; fields[#fields + 1] = ARGV[i + 6]
+        redis.call('HSET', h, unpack(fields))
+        redis.call('ZADD', base .. ':delayed:' .. ttype, ARGV[i + 8], id)
+        redis.call('PUBLISH', ARGV[6], ttype)
+      else
+        fields[#fields + 1] = 'status'; fields[#fields + 1] = status
+        fields[#fields + 1] = 'finished_at'; fields[#fields + 1] = ARGV[i + 8]
+        if status == 'completed' then
+          fields[#fields + 1] = 'result'; fields[#fields + 1] = ARGV[i + 5]
+        else
+          fields[#fields + 1] = 'error'; fields[#fields + 1] = ARGV[i + 6]
+        end
+        redis.call('HSET', h, unpack(fields))
+        if status == 'dead' or status == 'timed_out' then
+          redis.call('RPUSH', base .. ':dead:' .. ttype, id)
+        else
+          redis.call('PEXPIRE', h, ttl)
+        end
+        -- Only watched tasks are announced; an instance's own waiters hear from it directly.
+        local watcher = f[6]
+        if watcher and watcher ~= '' and watcher ~= instance then redis.call('PUBLISH', ARGV[5], id) end
+      end
+    end
+  end
+  out[#out + 1] = code
 end
-if f[1] == 'queued' then
-  -- The lease ran out and the task was queued again, but nobody has taken it since: this
-  -- attempt still ends it.
-  redis.call('ZREM', KEYS[3], f[4])
-  redis.call('ZREM', KEYS[4], ARGV[1])
-elseif f[1] ~= 'running' then
-  redis.call('HINCRBY', KEYS[6], 'stale_results', 1)
-  return -1
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-local kind = ARGV[4]
-if kind == 'requeue' then
-  local m = f[4]
-  if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', attempts - 1, 'member', m)
-  redis.call('ZADD', KEYS[3], -(tonumber(f[5]) or 0), m)
-  redis.call('PUBLISH', ARGV[13], ARGV[14])
-  return 1
-end
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'worker_id', ARGV[8]) end
-if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[15]) end
-if kind == 'retry' then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'error', ARGV[7])
-  redis.call('ZADD', KEYS[4], ARGV[11], ARGV[1])
-  redis.call('PUBLISH', ARGV[13], ARGV[14])
-  return 1
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[5], 'finished_at', ARGV[9])
-if ARGV[5] == 'completed' then
-  redis.call('HSET', KEYS[1], 'result', ARGV[6])
-else
-  redis.call('HSET', KEYS[1], 'error', ARGV[7])
-end
-if ARGV[5] == 'dead' or ARGV[5] == 'timed_out' then
-  redis.call('RPUSH', KEYS[5], ARGV[1])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[10])
-end
--- Only watched tasks are announced; an instance's own waiters hear from it directly.
-local watcher = redis.call('HGET', KEYS[1], 'watcher')
-if watcher and watcher ~= '' and watcher ~= ARGV[3] then redis.call('PUBLISH', ARGV[12], ARGV[1]) end
-return 1
+if #ended > 0 then redis.call('ZREM', KEYS[1], unpack(ended)) end
+return out
 ";
 
 /// KEYS: leases. ARGV: lease end, task key prefix, instance, then (id, attempt) pairs.
