@@ -7,6 +7,8 @@ need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 # Each Redis test starts its own redis-server on a free loopback port.
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# The TLS test makes its certificates with openssl.
+command -v openssl >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -353,3 +353,21 @@ fn the_python_example_queues_a_task_with_redis_py_and_reads_its_result() {
     assert_eq!(printed["instance"], "a", "{printed}");
     assert_eq!(printed["result"]["words"], 6, "{printed}");
 }
+
+#[test]
+fn rediss_with_a_private_certificate_authority_works() {
+    let Some(redis) = RedisServer::start_tls() else { return };
+    let ca = redis.tls_ca().expect("a TLS server").display().to_string();
+    let a = instance(&redis, "a", &format!("tls_ca_file = {ca:?}\n"));
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "over tls"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["instance_id"], "a");
+    assert_eq!(
+        hash(&redis, reply.body["id"].as_str().unwrap()).get("status").map(String::as_str),
+        Some("completed")
+    );
+    // Without the authority the server's certificate is not trusted: refused, and said so.
+    let b = instance(&redis, "b", "");
+    let refused = execute(&b, json!({"type": "text_processing", "data": {"text": "x"}}));
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+}

@@ -122,6 +122,14 @@ pub struct RedisConfig {
     /// Whether this instance runs tasks. `false` makes an API front end that only queues,
     /// looks up and cancels tasks; other instances run them.
     pub consume: bool,
+    /// With `rediss://`: a PEM file of the certificate authority to trust instead of the
+    /// system's (a private CA).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// With `rediss://`: a PEM file of this instance's client certificate, for servers that
+    /// authenticate clients (`tls-auth-clients yes`); with `tls_key_file`.
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The PEM file of the client certificate's private key.
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -134,6 +142,9 @@ impl Default for RedisConfig {
             heartbeat_ms: 1_000,
             take_ahead: 0,
             consume: true,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -237,6 +248,9 @@ pub struct RedisSection {
     pub heartbeat_ms: Option<u64>,
     pub take_ahead: Option<usize>,
     pub consume: Option<bool>,
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 /// The `[pool]` table of a configuration file.
@@ -307,6 +321,9 @@ impl PoolConfig {
         let (r, redis) = (&mut cfg.redis, file.redis);
         overlay!(r, redis, prefix, instance_id, lease_ms, heartbeat_ms, take_ahead, consume);
         r.url = redis.url.or(r.url.take());
+        r.tls_ca_file = redis.tls_ca_file.or(r.tls_ca_file.take());
+        r.tls_cert_file = redis.tls_cert_file.or(r.tls_cert_file.take());
+        r.tls_key_file = redis.tls_key_file.or(r.tls_key_file.take());
         if !file.types.is_empty() {
             cfg.types = file
                 .types
@@ -386,6 +403,9 @@ impl PoolConfig {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return bad("redis.url".into(), "a redis:// or rediss:// URL");
+        }
+        if r.tls_cert_file.is_some() != r.tls_key_file.is_some() {
+            return bad("redis.tls_key_file".into(), "tls_cert_file and tls_key_file together");
         }
         for (name, t) in &self.types {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {

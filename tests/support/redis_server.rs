@@ -13,6 +13,8 @@ pub struct RedisServer {
     args: Vec<String>,
     child: Option<Child>,
     password: Option<String>,
+    /// With TLS: the certificate authority's PEM file.
+    tls_ca: Option<PathBuf>,
 }
 
 /// Whether missing tools must fail the test (CI) rather than skip it (a developer machine).
@@ -41,14 +43,106 @@ impl RedisServer {
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let password = extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].to_string());
-        let mut server = RedisServer { port, dir, args, child: None, password };
+        let mut server = RedisServer { port, dir, args, child: None, password, tls_ca: None };
         server.launch();
         Some(server)
     }
 
+    /// Starts `redis-server` speaking TLS only, with a certificate for 127.0.0.1 signed by a
+    /// fresh certificate authority (made with the `openssl` command) in its directory.
+    pub fn start_tls() -> Option<RedisServer> {
+        let Some(mut plain) = RedisServer::start(&[]) else { return None };
+        plain.kill();
+        let dir = plain.dir.clone();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&dir).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => panic!("openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
+                Err(e) => panic!("openssl is needed for the TLS test (scripts/test.sh installs it): {e}"),
+            }
+        };
+        let subject = |cn: &str| format!("/CN={cn}");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            &subject("workerpool test CA"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &subject("127.0.0.1"),
+        ]);
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext.cnf");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        plain.args =
+            ["--port", "0", "--tls-port", &plain.port.to_string(), "--bind", "127.0.0.1", "--save", ""]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([
+                    "--tls-cert-file".into(),
+                    file("server.pem"),
+                    "--tls-key-file".into(),
+                    file("server.key"),
+                ])
+                .chain([
+                    "--tls-ca-cert-file".into(),
+                    file("ca.pem"),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ])
+                .collect();
+        plain.tls_ca = Some(dir.join("ca.pem"));
+        plain.launch();
+        Some(plain)
+    }
+
+    /// The PEM file of the certificate authority that signed a TLS server's certificate.
+    pub fn tls_ca(&self) -> Option<&std::path::Path> {
+        self.tls_ca.as_deref()
+    }
+
     fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--dir"])
+        let mut cmd = Command::new("redis-server");
+        if self.tls_ca.is_none() {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
+            .arg("--dir")
             .arg(&self.dir)
             .args(&self.args)
             .stdout(Stdio::null())
@@ -68,16 +162,27 @@ impl RedisServer {
         redis::cmd("PING").query::<String>(&mut conn).map(drop)
     }
 
-    /// `redis://[:password@]127.0.0.1:PORT/`.
+    /// `redis://[:password@]127.0.0.1:PORT/` (`rediss://` with TLS).
     pub fn url(&self) -> String {
+        let scheme = if self.tls_ca.is_some() { "rediss" } else { "redis" };
         match &self.password {
-            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/", self.port),
-            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(pw) => format!("{scheme}://:{pw}@127.0.0.1:{}/", self.port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.port),
         }
     }
 
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("redis url")
+        match &self.tls_ca {
+            Some(ca) => {
+                let root_cert = Some(std::fs::read(ca).expect("read the CA"));
+                redis::Client::build_with_tls(
+                    self.url(),
+                    redis::TlsCertificates { client_tls: None, root_cert },
+                )
+                .expect("redis url")
+            }
+            None => redis::Client::open(self.url()).expect("redis url"),
+        }
     }
 
     /// A fresh synchronous connection.

@@ -222,9 +222,7 @@ impl Remote {
     /// inside a tokio runtime (the connection's driver is spawned there).
     pub(crate) fn new(config: &PoolConfig) -> Result<Remote, Error> {
         let cfg = config.redis.clone();
-        let url = cfg.url.clone().unwrap_or_default();
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| Error::new(ErrorKind::Config, format!("redis.url: {e}")))?;
+        let client = client_for(&cfg)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(5)))
@@ -866,6 +864,33 @@ impl Remote {
         }
         self.observe(pipe.query_async::<()>(&mut self.conn()).await)
     }
+}
+
+/// A client for the configured URL, with the configured certificates for `rediss://`.
+fn client_for(cfg: &RedisConfig) -> Result<redis::Client, Error> {
+    let url = cfg.url.clone().unwrap_or_default();
+    let bad_url = |e: redis::RedisError| Error::new(ErrorKind::Config, format!("redis.url: {e}"));
+    if cfg.tls_ca_file.is_none() && cfg.tls_cert_file.is_none() {
+        return redis::Client::open(url.as_str()).map_err(bad_url);
+    }
+    if !url.starts_with("rediss://") {
+        return Err(Error::new(ErrorKind::Config, "redis.tls_ca_file: TLS files need a rediss:// URL"));
+    }
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("redis.{key}: cannot read {}: {e}", path.display()))
+        })
+    };
+    let root_cert = cfg.tls_ca_file.as_deref().map(|p| read("tls_ca_file", p)).transpose()?;
+    let client_tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("tls_cert_file", cert)?,
+            client_key: read("tls_key_file", key)?,
+        }),
+        _ => None,
+    };
+    redis::Client::build_with_tls(url.as_str(), redis::TlsCertificates { client_tls, root_cert })
+        .map_err(bad_url)
 }
 
 /// A task record from its hash; `None` for a missing (or unreadable) task.
