@@ -51,7 +51,7 @@ impl RedisServer {
     /// Starts `redis-server` speaking TLS only, with a certificate for 127.0.0.1 signed by a
     /// fresh certificate authority (made with the `openssl` command) in its directory.
     pub fn start_tls() -> Option<RedisServer> {
-        let Some(mut plain) = RedisServer::start(&[]) else { return None };
+        let mut plain = RedisServer::start(&[])?;
         plain.kill();
         let dir = plain.dir.clone();
         let openssl = |args: &[&str]| {
