@@ -170,6 +170,7 @@ fn redis_restarted_mid_run_loses_nothing_and_health_follows_it() {
     };
     let a = instance(&redis, "a", "");
     let ids: Vec<String> = (0..8).map(|_| enqueue(&a, sleep_task(150), json!({}))).collect();
+    assert!(wait_for(Duration::from_secs(20), || get(&a.url("/api/workers/stats")).body["total"] == 2));
     redis.kill();
     assert!(
         wait_for(Duration::from_secs(10), || get(&a.url("/api/workers/health")).status == 503),
@@ -180,6 +181,8 @@ fn redis_restarted_mid_run_loses_nothing_and_health_follows_it() {
     let refused = execute(&a, json!({"type": "text_processing", "data": {"text": "x"}}));
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert!(refused.body["error"].as_str().unwrap_or_default().contains("Redis"), "{:?}", refused.body);
+    // The instance keeps its workers through the outage.
+    assert_eq!(get(&a.url("/api/workers/stats")).body["total"], 2);
     std::thread::sleep(Duration::from_millis(500));
     redis.restart();
     let records = wait_all(&a, &ids, Duration::from_secs(60));
@@ -370,4 +373,60 @@ fn rediss_with_a_private_certificate_authority_works() {
     let b = instance(&redis, "b", "");
     let refused = execute(&b, json!({"type": "text_processing", "data": {"text": "x"}}));
     assert_eq!(refused.status, 503, "{:?}", refused.body);
+}
+
+#[test]
+fn events_and_progress_reach_the_contract_channels_and_the_record() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Value)>();
+    let mut conn = redis.conn();
+    std::thread::spawn(move || {
+        let mut sub = conn.as_pubsub();
+        sub.subscribe(&["worker_pool_events", "task_progress"]).expect("SUBSCRIBE");
+        sub.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        while let Ok(msg) = sub.get_message() {
+            let payload: String = msg.get_payload().unwrap_or_default();
+            let value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+            if tx.send((msg.get_channel_name().to_string(), value)).is_err() {
+                return;
+            }
+        }
+    });
+    let front = instance(&redis, "front", "consume = false\n");
+    let a = instance(&redis, "a", "");
+    // Instances publish while someone listens; they look at each heartbeat (200 ms here).
+    std::thread::sleep(Duration::from_millis(600));
+    let reply = execute(
+        &front,
+        json!({"type": "text_processing", "data": {"op": "progress", "steps": 3, "step_ms": 50}}),
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let id = reply.body["id"].as_str().expect("id").to_string();
+    assert_eq!(reply.body["progress"]["progress"], 100, "{:?}", reply.body);
+    let mut progress = Vec::new();
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !events.iter().any(|e: &Value| e["event"] == "task_completed")
+        && std::time::Instant::now() < deadline
+    {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok((channel, v)) if channel == "task_progress" && v["job_id"] == id.as_str() => progress.push(v),
+            Ok((channel, v)) if channel == "worker_pool_events" && v["data"]["task_id"] == id.as_str() => {
+                events.push(v)
+            }
+            _ => {}
+        }
+    }
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(names.contains(&"task_assigned") && names.contains(&"task_completed"), "{events:#?}");
+    for e in &events {
+        assert_eq!(e["instance_id"], "a", "{e}");
+        assert!(e["timestamp"].as_u64().is_some(), "{e}");
+    }
+    assert!(progress.len() >= 3, "{progress:#?}");
+    let last = progress.last().expect("progress");
+    assert_eq!(last["progress"], 100, "{last}");
+    assert!(last["worker_id"].as_str().is_some_and(|w| w.starts_with("text_processing-")), "{last}");
+    assert!(last.get("stage").is_some(), "{last}");
+    drop(a);
 }

@@ -545,6 +545,7 @@ impl PoolHandle {
                 if let Some(t) = stats.by_type.get_mut(&name) {
                     t.queued = queued;
                 }
+                self.metrics().queue_length.with_label_values(&[name.as_str()]).set(queued as i64);
             }
         }
         Ok(stats)

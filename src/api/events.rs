@@ -17,6 +17,8 @@ use super::{ApiError, AppState, tasks::unknown};
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// With shared queues, how often a task stream reads the task's record when no event came.
+const SHARED_TICK: Duration = Duration::from_secs(1);
 
 fn sse_message(name: &str, data: &serde_json::Value) -> web::Bytes {
     web::Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
@@ -35,13 +37,17 @@ where
 
 /// What a stream listens to: the pool's events, and the server's closing.
 struct Feed {
+    /// How long to wait for an event before a keep-alive (shorter with shared queues, whose
+    /// tasks may end on another instance: the task stream then looks at the record).
+    tick: Duration,
     rx: EventReceiver,
     closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Feed {
     fn new(state: &AppState) -> Feed {
-        Feed { rx: state.pool.subscribe(), closing: state.closing.subscribe() }
+        let tick = if state.pool.redis_status().is_some() { SHARED_TICK } else { KEEP_ALIVE };
+        Feed { tick, rx: state.pool.subscribe(), closing: state.closing.subscribe() }
     }
 }
 
@@ -53,7 +59,7 @@ async fn next_event(feed: &mut Feed) -> Result<Option<Event>, u64> {
     }
     tokio::select! {
         _ = feed.closing.changed() => Err(0),
-        next = tokio::time::timeout(KEEP_ALIVE, feed.rx.recv()) => match next {
+        next = tokio::time::timeout(feed.tick, feed.rx.recv()) => match next {
             Err(_) => Ok(None),
             Ok(Ok(event)) => Ok(Some(event)),
             Ok(Err(RecvError::Lagged(n))) => Err(n),
