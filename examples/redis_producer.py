@@ -17,9 +17,9 @@ def enqueue(r, prefix, task_type, data, priority=0, max_retries=3, timeout_ms=60
     """Queues a task in one MULTI/EXEC transaction; returns its id."""
     base = "{" + prefix + "}"
     task_id = str(uuid.uuid4())
-    # Equal priorities run in order of this sequence number.
-    seq = r.incr(f"{base}:seq")
-    member = f"{seq:016d}:{task_id}"
+    # Equal priorities run in submission order: the member starts with the time in ms
+    # (13 digits) and a 6-digit counter for tasks of the same millisecond.
+    member = f"{int(time.time() * 1000):013d}{0:06d}:{task_id}"
     with r.pipeline(transaction=True) as p:
         p.hset(f"{base}:t:{task_id}", mapping={
             "id": task_id,

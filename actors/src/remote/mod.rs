@@ -54,9 +54,6 @@ impl Keys {
     fn leases(&self) -> String {
         format!("{}:leases", self.base)
     }
-    fn seq(&self) -> String {
-        format!("{}:seq", self.base)
-    }
     fn stats(&self) -> String {
         format!("{}:stats", self.base)
     }
@@ -125,6 +122,8 @@ pub(crate) struct Remote {
     pub(crate) held: Mutex<FxHashMap<TaskId, u32>>,
     /// Set at shutdown: no more tasks are taken.
     pub(crate) stopping: AtomicBool,
+    /// Orders the queue members this instance makes within one millisecond.
+    member_counter: AtomicU64,
     /// Whether anyone listens on the events / progress channels (read at each heartbeat):
     /// events nobody would receive are not serialised and sent.
     pub(crate) events_wanted: AtomicBool,
@@ -168,7 +167,7 @@ pub(crate) struct Taken {
 /// One waiting `finish` call: its script arguments and who waits for the answer.
 type FinishCall = ([String; 10], oneshot::Sender<Result<Finished, Error>>);
 /// One waiting `enqueue` call.
-type EnqueueCall = ([String; 9], oneshot::Sender<Result<i64, Error>>);
+type EnqueueCall = ([String; 10], oneshot::Sender<Result<i64, Error>>);
 
 /// Most calls sent in one script call.
 const BATCH: usize = 256;
@@ -248,6 +247,7 @@ impl Remote {
             instances: Mutex::default(),
             held: Mutex::default(),
             stopping: AtomicBool::new(false),
+            member_counter: AtomicU64::new(0),
             events_wanted: AtomicBool::new(true),
             progress_wanted: AtomicBool::new(true),
             stale_results: AtomicU64::new(0),
@@ -357,6 +357,7 @@ impl Remote {
             due.to_string(),
             limit.to_string(),
             if watched { self.cfg.instance_id.clone() } else { String::new() },
+            self.member(id),
         ];
         let (reply, answer) = oneshot::channel();
         let first = {
@@ -390,7 +391,7 @@ impl Remote {
                 if batch.is_empty() {
                     break;
                 }
-                let mut call = self.scripts.enqueue.key(self.keys.seq());
+                let mut call = self.scripts.enqueue.prepare_invoke();
                 call.arg(&self.keys.base).arg(now_ms()).arg(self.keys.wake_channel());
                 for (args, _) in &batch {
                     call.arg(&args[..]);
@@ -400,6 +401,14 @@ impl Remote {
                 answer_batch(batch, outcome, |code| code);
             }
         }
+    }
+
+    /// A task's member in its queue: the wall-clock millisecond and a counter of this
+    /// instance, so equal priorities run in submission order (across instances, to the
+    /// millisecond).
+    fn member(&self, id: &TaskId) -> String {
+        let n = self.member_counter.fetch_add(1, Ordering::Relaxed) % 1_000_000;
+        format!("{:013}{n:06}:{id}", now_ms())
     }
 
     /// Registers a waiter for `id` (before it is queued, so its end cannot be missed).
@@ -545,10 +554,10 @@ impl Remote {
             self.scripts
                 .requeue
                 .key(self.keys.task(id.as_str()))
-                .key(self.keys.seq())
                 .arg(id.as_str())
                 .arg(&self.keys.base)
                 .arg(self.keys.wake_channel())
+                .arg(self.member(id))
                 .invoke_async(&mut self.conn())
                 .await,
         )?;

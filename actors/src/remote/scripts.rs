@@ -4,20 +4,18 @@
 //! derives from a task's type (`{prefix}:q:<type>`, …) are in that same slot.
 //!
 //! Layout (see `docs/REDIS.md`): `t:<id>` hash per task; `q:<type>` ready tasks (sorted set,
-//! score `-priority`, member `<seq:016>:<id>`, so equal priorities run in submission order and
-//! a member starting with `!` goes before them); `delayed:<type>` (score: when due);
-//! `leases` (score: when the lease ends); `dead:<type>` list; `seq` counter; `stats` hash.
+//! score `-priority`, member `<ms:013><n:06>:<id>`, so equal priorities run in submission
+//! order and a member starting with `!` goes before them); `delayed:<type>` (score: when
+//! due); `leases` (score: when the lease ends); `dead:<type>` list; `stats` hash.
 
-/// KEYS: seq. ARGV: key base, now, wake channel, then per task 9 values: id, type, data,
-/// priority, max_retries, timeout, due (0: ready now), queue limit, watcher (who is told on
-/// the done channel when the task ends: an instance id, `*` for everyone, '' for no one).
+/// ARGV: key base, now, wake channel, then per task 10 values: id, type, data, priority,
+/// max_retries, timeout, due (0: ready now), queue limit, watcher (who is told on the done
+/// channel when the task ends: an instance id, `*` for everyone, '' for no one), queue member.
 /// Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never reused.)
 pub(super) const ENQUEUE: &str = r"
 local base, now = ARGV[1], ARGV[2]
-local n = (#ARGV - 3) / 9
-local seq = redis.call('INCRBY', KEYS[1], n) - n
 local waiting, was_empty, out = {}, {}, {}
-for i = 4, #ARGV, 9 do
+for i = 4, #ARGV, 10 do
   local id, ttype, priority, due = ARGV[i], ARGV[i + 1], ARGV[i + 3], tonumber(ARGV[i + 6])
   local q, d = base .. ':q:' .. ttype, base .. ':delayed:' .. ttype
   if waiting[ttype] == nil then
@@ -28,8 +26,7 @@ for i = 4, #ARGV, 9 do
   if waiting[ttype] >= tonumber(ARGV[i + 7]) then
     out[#out + 1] = -1
   else
-    seq = seq + 1
-    local member = string.format('%016d:%s', seq, id)
+    local member = ARGV[i + 9]
     redis.call('HSET', base .. ':t:' .. id, 'id', id, 'type', ttype, 'data', ARGV[i + 2], 'priority', priority,
       'max_retries', ARGV[i + 4], 'timeout', ARGV[i + 5], 'attempts', '0', 'status', 'queued',
       'created_at', now, 'member', member, 'watcher', ARGV[i + 8])
@@ -64,7 +61,8 @@ local out = {}
 local leases = {}
 local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
 for i = 1, #popped, 2 do
-  local id = string.match(popped[i], '([^:]+)$')
+  local m = popped[i]
+  local id = string.sub(m, (string.find(m, ':', 1, true) or 0) + 1)
   local h = ARGV[5] .. id
   local f = redis.call('HMGET', h, 'status', 'data', 'priority', 'max_retries', 'timeout', 'attempts', 'created_at')
   if f[1] == 'queued' then
@@ -119,23 +117,17 @@ for i = 7, #ARGV, 10 do
       redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
       redis.call('PUBLISH', ARGV[6], ttype)
     else
-      local fields = {'worker_id', ARGV[i + 7]}
-      if ARGV[i + 9] ~= '' then fields[#fields + 1] = 'progress'; fields[#fields + 1] = ARGV[i + 9] end
+      if ARGV[i + 9] ~= '' then redis.call('HSET', h, 'progress', ARGV[i + 9]) end
       if kind == 'retry' then
-        fields[#fields + 1] = 'status'; fields[#fields + 1] = 'queued'
-        fields[#fields + 1] = 'error'; fields[#fields + 1] = ARGV[i + 6]
-        redis.call('HSET', h, unpack(fields))
+        redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', 'queued', 'error', ARGV[i + 6])
         redis.call('ZADD', base .. ':delayed:' .. ttype, ARGV[i + 8], id)
         redis.call('PUBLISH', ARGV[6], ttype)
       else
-        fields[#fields + 1] = 'status'; fields[#fields + 1] = status
-        fields[#fields + 1] = 'finished_at'; fields[#fields + 1] = ARGV[i + 8]
         if status == 'completed' then
-          fields[#fields + 1] = 'result'; fields[#fields + 1] = ARGV[i + 5]
+          redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', status, 'finished_at', ARGV[i + 8], 'result', ARGV[i + 5])
         else
-          fields[#fields + 1] = 'error'; fields[#fields + 1] = ARGV[i + 6]
+          redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', status, 'finished_at', ARGV[i + 8], 'error', ARGV[i + 6])
         end
-        redis.call('HSET', h, unpack(fields))
         if status == 'dead' or status == 'timed_out' then
           redis.call('RPUSH', base .. ':dead:' .. ttype, id)
         else
@@ -218,16 +210,15 @@ redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 'cancelled:' .. f[1]
 ";
 
-/// KEYS: task, seq. ARGV: id, key base, wake channel.
+/// KEYS: task. ARGV: id, key base, wake channel, new queue member.
 /// Moves a dead-lettered task back to its queue with fresh attempts. Returns `queued`, the
 /// status of a task that is not dead-lettered, or nil.
 pub(super) const REQUEUE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'status', 'type', 'priority')
 if not f[1] then return false end
 if redis.call('LREM', ARGV[2] .. ':dead:' .. f[2], 0, ARGV[1]) == 0 then return f[1] end
-local seq = redis.call('INCR', KEYS[2])
-local m = string.format('%016d:%s', seq, ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'member', m)
+local m = ARGV[4]
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', '0', 'member', m)
 redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'started_at', 'progress')
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', ARGV[2] .. ':q:' .. f[2], -(tonumber(f[3]) or 0), m)
