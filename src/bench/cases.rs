@@ -175,7 +175,7 @@ fn process_config(prefetch: usize, queue_size: usize) -> anyhow::Result<PoolConf
 /// The key prefix of the Redis cases: their keys are cleared before each run.
 const REDIS_PREFIX: &str = "workerpool-bench";
 /// Tasks each instance of the Redis cases takes beyond its two free workers.
-const REDIS_TAKE_AHEAD: usize = 256;
+const REDIS_TAKE_AHEAD: usize = 512;
 
 fn redis_noop(args: &BenchArgs, instances: usize) -> anyhow::Result<CaseResult> {
     let url = args.redis.clone().context("the redis-* cases need --redis URL")?;
