@@ -132,12 +132,10 @@ pub(crate) struct Remote {
     pub(crate) stale_results: AtomicU64,
     pub(crate) started_at: u64,
     record_ttl_ms: u64,
-    /// `finish` calls waiting for the next batch, and the bell of the batcher.
-    finishing: Mutex<Vec<FinishCall>>,
-    finish_ready: Notify,
-    /// `enqueue` calls waiting for the next batch, and the bell of the batcher.
-    enqueuing: Mutex<Vec<EnqueueCall>>,
-    enqueue_ready: Notify,
+    /// `finish` calls waiting for the next batch.
+    finishing: Batcher<10>,
+    /// `enqueue` calls waiting for the next batch.
+    enqueuing: Batcher<10>,
     scripts: Scripts,
 }
 
@@ -164,29 +162,73 @@ pub(crate) struct Taken {
     pub(crate) created_at: u64,
 }
 
-/// One waiting `finish` call: its script arguments and who waits for the answer.
-type FinishCall = ([String; 10], oneshot::Sender<Result<Finished, Error>>);
-/// One waiting `enqueue` call.
-type EnqueueCall = ([String; 10], oneshot::Sender<Result<i64, Error>>);
+/// Calls of one script that wait for the next batch: while a batch is on its way to Redis,
+/// the calls made meanwhile gather for the next one, so a burst costs a few script calls.
+struct Batcher<const N: usize> {
+    waiting: Mutex<Vec<Call<N>>>,
+    ready: Notify,
+}
+
+/// One waiting call: its script arguments, and who waits for its code.
+type Call<const N: usize> = ([String; N], oneshot::Sender<Result<i64, Error>>);
+
+impl<const N: usize> Default for Batcher<N> {
+    fn default() -> Self {
+        Batcher { waiting: Mutex::default(), ready: Notify::new() }
+    }
+}
 
 /// Most calls sent in one script call.
 const BATCH: usize = 256;
 
-/// Answers each call of a batch with its code, mapped by `answer`, or all with the error.
-fn answer_batch<A, T>(
-    batch: Vec<(A, oneshot::Sender<Result<T, Error>>)>,
-    outcome: Result<Vec<i64>, Error>,
-    answer: impl Fn(i64) -> T,
-) {
-    match outcome {
-        Ok(codes) => {
-            for ((_, reply), code) in batch.into_iter().zip(codes.into_iter().chain(std::iter::repeat(0))) {
-                let _ = reply.send(Ok(answer(code)));
-            }
+impl<const N: usize> Batcher<N> {
+    /// Queues one call's arguments and waits for its code.
+    async fn call(&self, args: [String; N]) -> Result<i64, Error> {
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.push((args, reply));
+            waiting.len() == 1
+        };
+        if first {
+            self.ready.notify_one();
         }
-        Err(e) => {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(e.clone()));
+        answer.await.unwrap_or_else(|_| Err(Error::stopped()))
+    }
+
+    /// Sends the waiting calls, a batch at a time, through `send` (which answers one code per
+    /// call); runs as long as the instance.
+    async fn run<F, Fut>(&self, send: F)
+    where
+        F: Fn(Vec<[String; N]>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<i64>, Error>>,
+    {
+        loop {
+            self.ready.notified().await;
+            loop {
+                let batch: Vec<_> = {
+                    let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = waiting.len().min(BATCH);
+                    waiting.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let (args, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match send(args).await {
+                    Ok(codes) => {
+                        for (reply, code) in
+                            replies.into_iter().zip(codes.into_iter().chain(std::iter::repeat(0)))
+                        {
+                            let _ = reply.send(Ok(code));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
             }
         }
     }
@@ -253,10 +295,8 @@ impl Remote {
             stale_results: AtomicU64::new(0),
             started_at: now_ms(),
             record_ttl_ms: config.record_ttl_ms,
-            finishing: Mutex::default(),
-            finish_ready: Notify::new(),
-            enqueuing: Mutex::default(),
-            enqueue_ready: Notify::new(),
+            finishing: Batcher::default(),
+            enqueuing: Batcher::default(),
             scripts: Scripts {
                 enqueue: redis::Script::new(scripts::ENQUEUE),
                 take: redis::Script::new(scripts::TAKE),
@@ -359,16 +399,7 @@ impl Remote {
             if watched { self.cfg.instance_id.clone() } else { String::new() },
             self.member(id),
         ];
-        let (reply, answer) = oneshot::channel();
-        let first = {
-            let mut batch = self.enqueuing.lock().unwrap_or_else(|e| e.into_inner());
-            batch.push((args, reply));
-            batch.len() == 1
-        };
-        if first {
-            self.enqueue_ready.notify_one();
-        }
-        match answer.await.unwrap_or_else(|_| Err(Error::stopped()))? {
+        match self.enqueuing.call(args).await? {
             1 => Ok(()),
             _ => Err(Error::new(
                 ErrorKind::QueueFull,
@@ -380,27 +411,16 @@ impl Remote {
     /// Sends the waiting `enqueue` calls in batches, one script call each; runs until the
     /// instance stops.
     pub(crate) async fn enqueue_batches(&self) {
-        loop {
-            self.enqueue_ready.notified().await;
-            loop {
-                let batch: Vec<EnqueueCall> = {
-                    let mut waiting = self.enqueuing.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = waiting.len().min(BATCH);
-                    waiting.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
-                }
+        self.enqueuing
+            .run(|batch| async move {
                 let mut call = self.scripts.enqueue.prepare_invoke();
                 call.arg(&self.keys.base).arg(now_ms()).arg(self.keys.wake_channel());
-                for (args, _) in &batch {
+                for args in &batch {
                     call.arg(&args[..]);
                 }
-                let outcome: Result<Vec<i64>, Error> =
-                    self.observe(call.invoke_async(&mut self.conn()).await);
-                answer_batch(batch, outcome, |code| code);
-            }
-        }
+                self.observe(call.invoke_async(&mut self.conn()).await)
+            })
+            .await;
     }
 
     /// A task's member in its queue: the wall-clock millisecond and a counter of this
@@ -725,32 +745,19 @@ impl Remote {
             when.to_string(),
             progress,
         ];
-        let (reply, answer) = oneshot::channel();
-        let first = {
-            let mut batch = self.finishing.lock().unwrap_or_else(|e| e.into_inner());
-            batch.push((args, reply));
-            batch.len() == 1
-        };
-        if first {
-            self.finish_ready.notify_one();
-        }
-        answer.await.unwrap_or_else(|_| Err(Error::stopped()))
+        Ok(match self.finishing.call(args).await? {
+            1 => Finished::Recorded,
+            2 => Finished::Cancelled,
+            -1 => Finished::Stale,
+            _ => Finished::Gone,
+        })
     }
 
     /// Sends the waiting `finish` calls in batches, one script call each; runs until the
     /// instance stops.
     pub(crate) async fn finish_batches(&self) {
-        loop {
-            self.finish_ready.notified().await;
-            loop {
-                let batch: Vec<FinishCall> = {
-                    let mut waiting = self.finishing.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = waiting.len().min(BATCH);
-                    waiting.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
-                }
+        self.finishing
+            .run(|batch| async move {
                 let mut call = self.scripts.finish.key(self.keys.leases());
                 call.key(self.keys.stats())
                     .arg(&self.keys.base)
@@ -759,19 +766,12 @@ impl Remote {
                     .arg(self.record_ttl())
                     .arg(self.keys.done_channel())
                     .arg(self.keys.wake_channel());
-                for (args, _) in &batch {
+                for args in &batch {
                     call.arg(&args[..]);
                 }
-                let outcome: Result<Vec<i64>, Error> =
-                    self.observe(call.invoke_async(&mut self.conn()).await);
-                answer_batch(batch, outcome, |code| match code {
-                    1 => Finished::Recorded,
-                    2 => Finished::Cancelled,
-                    -1 => Finished::Stale,
-                    _ => Finished::Gone,
-                });
-            }
-        }
+                self.observe(call.invoke_async(&mut self.conn()).await)
+            })
+            .await;
     }
 
     /// Extends the leases of the tasks this instance holds; returns those it lost.
