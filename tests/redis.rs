@@ -430,3 +430,54 @@ fn events_and_progress_reach_the_contract_channels_and_the_record() {
     assert!(last.get("stage").is_some(), "{last}");
     drop(a);
 }
+
+#[test]
+fn an_instance_cut_off_past_its_lease_takes_back_a_task_nobody_took() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    // `front` runs nothing but reaps; `a` is the only instance that runs tasks.
+    let front = instance(&redis, "front", "consume = false\n");
+    let a = instance(&redis, "a", "");
+    let id = enqueue(&front, sleep_task(2_500), json!({}));
+    assert!(wait_for(Duration::from_secs(20), || record(&front, &id)["status"] == "running"));
+    a.signal("-STOP");
+    // `front` reaps the lease: the task is queued again, and nobody can take it.
+    let reaped = wait_for(Duration::from_secs(10), || record(&front, &id)["status"] == "queued");
+    a.signal("-CONT");
+    assert!(reaped, "the lease was not reaped");
+    // `a` comes back and holds the task again: its renewal takes it back (attempt 1), or its
+    // feeder takes it first (attempt 2, the lost lease counted) and the run already going on
+    // carries that attempt. Either way it is not cancelled, and it runs once.
+    let r = &wait_all(&front, std::slice::from_ref(&id), Duration::from_secs(30))[&id];
+    assert_eq!((r["status"].as_str(), r["instance_id"].as_str()), (Some("completed"), Some("a")), "{r}");
+    assert!(matches!(r["attempts"].as_u64(), Some(1 | 2)), "{r}");
+    assert_eq!(r["result"]["slept_ms"], 2_500, "{r}");
+    let stats = get(&a.url("/api/workers/stats")).body;
+    assert_eq!(
+        (stats["tasks_completed"].as_u64(), stats["tasks_failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
+    assert_eq!(redis.conn().zcard::<_, usize>("{workerpool}:q:text_processing").unwrap(), 0);
+}
+
+#[test]
+fn leases_survive_a_redis_outage_longer_than_the_lease() {
+    let Some(mut redis) = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]) else {
+        return;
+    };
+    let front = instance(&redis, "front", "consume = false\n");
+    let a = instance(&redis, "a", "");
+    let id = enqueue(&front, sleep_task(3_000), json!({"max_retries": 0}));
+    assert!(wait_for(Duration::from_secs(20), || record(&front, &id)["status"] == "running"));
+    redis.kill();
+    // Down for twice the lease: nobody could renew, so nobody may reap it when Redis returns.
+    std::thread::sleep(Duration::from_millis(2_400));
+    redis.restart();
+    let r = &wait_all(&front, std::slice::from_ref(&id), Duration::from_secs(30))[&id];
+    assert_eq!(
+        (r["status"].as_str(), r["instance_id"].as_str(), r["attempts"].as_u64()),
+        (Some("completed"), Some("a"), Some(1)),
+        "{r}"
+    );
+    drop(a);
+}

@@ -22,6 +22,15 @@ use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
 pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
+    // Tasks still leased to this name from before a restart go back to their queues.
+    let reconciling = remote.clone();
+    actix_rt::spawn(async move {
+        if let Ok(n) = reconciling.reconcile().await
+            && n > 0
+        {
+            log::warn!("{n} tasks leased to this instance before it restarted were queued again");
+        }
+    });
     let consume = remote.cfg.consume;
     for (name, t) in pool.config().types.iter().filter(|_| consume) {
         let room = t.max_concurrent + remote.cfg.take_ahead.min(t.queue_size);
@@ -55,14 +64,36 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        match remote.take(&task_type, permits.len()).await {
-            Ok((taken, _)) if !taken.is_empty() => {
-                for task in taken {
-                    let Some(permit) = permits.pop() else { break };
-                    actix_rt::spawn(run(remote.clone(), pool.clone(), task_type.clone(), task, permit));
-                }
-            }
-            Ok((_, next_due)) => {
+        // Taken tasks are held before the gate opens again, so a reconcile (which holds the
+        // gate alone) never mistakes a task on its way here for a lost one.
+        let took = {
+            let _gate = remote.take_gate.read().await;
+            remote.taking.fetch_add(1, Ordering::AcqRel);
+            let took = remote.take(&task_type, permits.len()).await.map(|(taken, next_due)| {
+                let mut held = remote.held.lock().unwrap_or_else(|e| e.into_inner());
+                let fresh: Vec<Taken> = taken
+                    .into_iter()
+                    .filter(|task| match held.insert(task.id.clone(), task.attempt) {
+                        // Taken again while an earlier attempt still runs here (its lease ran
+                        // out while Redis was away): that run now carries this attempt.
+                        Some(_) => {
+                            log::info!(
+                                "task {} still runs here; it goes on as attempt {}",
+                                task.id,
+                                task.attempt
+                            );
+                            false
+                        }
+                        None => true,
+                    })
+                    .collect();
+                (fresh, next_due)
+            });
+            remote.taking.fetch_sub(1, Ordering::AcqRel);
+            took
+        };
+        match took {
+            Ok((taken, next_due)) if taken.is_empty() => {
                 drop(permits);
                 let now = now_ms();
                 let idle = next_due.map_or(1000, |due| due.saturating_sub(now).clamp(1, 1000));
@@ -70,8 +101,18 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
                 // and notifications lost while the listener reconnects.
                 let _ = tokio::time::timeout(Duration::from_millis(idle), wake.notified()).await;
             }
+            Ok((taken, _)) => {
+                for (task, permit) in taken.into_iter().zip(permits.drain(..)) {
+                    actix_rt::spawn(run(remote.clone(), pool.clone(), task_type.clone(), task, permit));
+                }
+            }
             Err(_) => {
                 drop(permits);
+                // The TAKE may have run without its reply reaching us: what it leased here
+                // and nobody holds goes back, without spending an attempt.
+                if let Err(e) = remote.reconcile().await {
+                    log::debug!("cannot reconcile leases yet: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -87,7 +128,6 @@ async fn run(
     permit: OwnedSemaphorePermit,
 ) {
     let Taken { id, data, priority, max_retries, timeout, attempt, created_at } = task;
-    remote.held.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), attempt);
     let prior = attempt.saturating_sub(1);
     let mut request = TaskRequest::new(task_type.clone(), data).priority(priority).timeout_ms(timeout);
     // Locally this is the last attempt: retries go back through Redis, where any instance
@@ -110,12 +150,21 @@ async fn run(
     let mut warned = false;
     let give_up = std::time::Instant::now() + Duration::from_millis(remote.cfg.lease_ms);
     loop {
+        // The attempt this instance holds now: a later one when the task was taken again
+        // while this run went on; none when the task was lost (another instance has it).
+        let Some(attempt) = remote.held_attempt(&id) else {
+            log::info!("task {id} is no longer held here; its outcome is not recorded");
+            return;
+        };
         match remote.finish(&task_type, &id, attempt, &how).await {
             Ok(Finished::Recorded) => {
                 if let Finish::Final(record) = &how {
-                    remote.wake_waiters(&id, Some(record));
+                    let mut record = record.clone();
+                    record.attempts = attempt;
+                    remote.wake_waiters(&id, Some(&record));
                 }
-                break;
+                remote.release_held(&id, attempt);
+                return;
             }
             Ok(Finished::Stale) => {
                 remote.stale_results.fetch_add(1, Ordering::Relaxed);
@@ -123,9 +172,13 @@ async fn run(
                 log::warn!(
                     "task {id}: the result of attempt {attempt} came after its lease passed to another attempt; dropped"
                 );
-                break;
+                remote.release_held(&id, attempt);
+                return;
             }
-            Ok(Finished::Cancelled | Finished::Gone) => break,
+            Ok(Finished::Cancelled | Finished::Gone) => {
+                remote.release_held(&id, attempt);
+                return;
+            }
             Err(e) if e.kind() == ErrorKind::Unavailable => {
                 // Keep the outcome until Redis is back; the lease keeps the task ours
                 // meanwhile. Past the lease another instance may run it again anyway.
@@ -137,17 +190,18 @@ async fn run(
                     log::error!(
                         "task {id}: gave up recording attempt {attempt}; its lease will send it to another instance"
                     );
-                    break;
+                    remote.release_held(&id, attempt);
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => {
                 log::error!("task {id}: cannot record how attempt {attempt} ended: {e}");
-                break;
+                remote.release_held(&id, attempt);
+                return;
             }
         }
     }
-    remote.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
 }
 
 /// What a local attempt's record means for the shared task.
@@ -196,7 +250,8 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
             busy: stats.busy,
             running: remote.held.lock().unwrap_or_else(|e| e.into_inner()).len(),
         };
-        let beat = remote.heartbeat(&me).await;
+        // A stopping instance leaves the live list (in `release`) and must not re-enter it.
+        let beat = if stopping { remote.ping().await } else { remote.heartbeat(&me).await };
         if beat.is_ok() {
             if was_down {
                 // Notifications may have been lost meanwhile.
@@ -205,20 +260,31 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
                     wake.notify_one();
                 }
             }
-            match remote.renew().await {
+            let renewed = match remote.renew().await {
                 Ok(lost) => {
-                    for id in lost {
-                        if remote.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
-                            log::info!("task {id} is no longer held by this instance; stopping it here");
-                            let _ = pool.cancel_local(&id).await;
-                        }
+                    for (id, attempt, status) in lost {
+                        // Cancelled, or another attempt has it: stop it here. Its FINISH then
+                        // finds the task cancelled, or counts its result as stale.
+                        log::info!(
+                            "task {id} ({status}) is no longer held here at attempt {attempt}; stopping it"
+                        );
+                        let _ = pool.cancel_local(&id).await;
+                    }
+                    true
+                }
+                Err(e) => {
+                    log::debug!("lease renewal failed: {e}");
+                    false
+                }
+            };
+            // Reaping only once this instance's own leases are safe.
+            if renewed && !stopping {
+                match remote.reap().await {
+                    Ok(0) | Err(_) => {}
+                    Ok(n) => {
+                        log::warn!("{n} tasks lost their instance (lease expired) and were queued again")
                     }
                 }
-                Err(e) => log::debug!("lease renewal failed: {e}"),
-            }
-            match remote.reap().await {
-                Ok(0) | Err(_) => {}
-                Ok(n) => log::warn!("{n} tasks lost their instance (lease expired) and were queued again"),
             }
         }
         was_down = beat.is_err();

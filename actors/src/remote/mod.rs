@@ -122,6 +122,10 @@ pub(crate) struct Remote {
     pub(crate) held: Mutex<FxHashMap<TaskId, u32>>,
     /// Set at shutdown: no more tasks are taken.
     pub(crate) stopping: AtomicBool,
+    /// TAKE calls on their way (their tasks are not in `held` yet).
+    pub(crate) taking: std::sync::atomic::AtomicUsize,
+    /// Held shared by TAKE calls until their tasks are in `held`, and alone by a reconcile.
+    pub(crate) take_gate: tokio::sync::RwLock<()>,
     /// Orders the queue members this instance makes within one millisecond.
     member_counter: AtomicU64,
     /// Whether anyone listens on the events / progress channels (read at each heartbeat):
@@ -148,6 +152,8 @@ struct Scripts {
     cancel: redis::Script,
     requeue: redis::Script,
     announce: redis::Script,
+    reconcile: redis::Script,
+    progress: redis::Script,
 }
 
 /// A task taken from the shared queue, with its lease.
@@ -289,6 +295,8 @@ impl Remote {
             instances: Mutex::default(),
             held: Mutex::default(),
             stopping: AtomicBool::new(false),
+            taking: std::sync::atomic::AtomicUsize::new(0),
+            take_gate: tokio::sync::RwLock::new(()),
             member_counter: AtomicU64::new(0),
             events_wanted: AtomicBool::new(true),
             progress_wanted: AtomicBool::new(true),
@@ -306,6 +314,8 @@ impl Remote {
                 cancel: redis::Script::new(scripts::CANCEL),
                 requeue: redis::Script::new(scripts::REQUEUE),
                 announce: redis::Script::new(scripts::ANNOUNCE),
+                reconcile: redis::Script::new(scripts::RECONCILE),
+                progress: redis::Script::new(scripts::PROGRESS),
             },
         })
     }
@@ -328,9 +338,11 @@ impl Remote {
                 }
                 Ok(v)
             }
+            // Unreachable, or refusing this client (a wrong password): Redis is down for us.
             Err(e)
                 if e.is_io_error()
                     || e.is_connection_dropped()
+                    || e.is_connection_refusal()
                     || e.is_timeout()
                     || e.is_unrecoverable_error() =>
             {
@@ -340,13 +352,12 @@ impl Remote {
                 *down = Some(e.to_string());
                 Err(unavailable(&e))
             }
-            // Refused (a wrong password, a full memory, …): not the caller's fault either.
+            // One command refused (still loading, out of memory, a script error on odd data):
+            // not the caller's fault, and not a sign that Redis is gone.
             Err(e) => {
-                if down.is_none() {
-                    log::warn!("Redis refuses commands: {e}");
-                }
-                *down = Some(e.to_string());
-                Err(unavailable(&e))
+                drop(down);
+                log::warn!("Redis refused a command: {e}");
+                Err(Error::new(ErrorKind::Unavailable, format!("Redis refused the command: {e}")))
             }
         }
     }
@@ -384,7 +395,7 @@ impl Remote {
             .get(task_type)
             .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))?;
         let o = &request.options;
-        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now_ms() + d);
+        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now_ms().saturating_add(d));
         let data = serde_json::to_string(&request.data)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("data: {e}")))?;
         let args = [
@@ -413,7 +424,7 @@ impl Remote {
     pub(crate) async fn enqueue_batches(&self) {
         self.enqueuing
             .run(|batch| async move {
-                let mut call = self.scripts.enqueue.prepare_invoke();
+                let mut call = self.scripts.enqueue.key(self.keys.stats());
                 call.arg(&self.keys.base).arg(now_ms()).arg(self.keys.wake_channel());
                 for args in &batch {
                     call.arg(&args[..]);
@@ -521,7 +532,9 @@ impl Remote {
     /// written, then leaves the live list.
     pub(crate) async fn release(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.cfg.lease_ms.min(10_000));
-        while !self.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        while self.taking.load(Ordering::Acquire) > 0
+            || !self.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        {
             if tokio::time::Instant::now() >= deadline {
                 log::warn!("leaving with tasks whose end is not written; their leases will re-queue them");
                 break;
@@ -775,7 +788,7 @@ impl Remote {
     }
 
     /// Extends the leases of the tasks this instance holds; returns those it lost.
-    pub(crate) async fn renew(&self) -> Result<Vec<TaskId>, Error> {
+    pub(crate) async fn renew(&self) -> Result<Vec<(TaskId, u32, String)>, Error> {
         let held: Vec<(TaskId, u32)> = self
             .held
             .lock()
@@ -789,14 +802,44 @@ impl Remote {
         let mut lost = Vec::new();
         for chunk in held.chunks(500) {
             let mut call = self.scripts.renew.key(self.keys.leases());
-            call.arg(now_ms() + self.cfg.lease_ms).arg(self.keys.task_prefix()).arg(&self.cfg.instance_id);
+            call.arg(now_ms() + self.cfg.lease_ms).arg(&self.keys.base).arg(&self.cfg.instance_id);
             for (id, attempt) in chunk {
                 call.arg(id.as_str()).arg(*attempt);
             }
-            let ids: Vec<String> = self.observe(call.invoke_async(&mut self.conn()).await)?;
-            lost.extend(ids.into_iter().map(TaskId::from));
+            let gone: Vec<(String, String)> = self.observe(call.invoke_async(&mut self.conn()).await)?;
+            let attempts: FxHashMap<&str, u32> = chunk.iter().map(|(id, a)| (id.as_str(), *a)).collect();
+            lost.extend(gone.into_iter().map(|(id, status)| {
+                let attempt = attempts.get(id.as_str()).copied().unwrap_or(0);
+                (TaskId::from(id), attempt, status)
+            }));
         }
         Ok(lost)
+    }
+
+    /// Sends tasks leased to this instance that it does not hold (a lost reply, a restart
+    /// under the same name) back to their queue without spending an attempt.
+    pub(crate) async fn reconcile(&self) -> Result<u64, Error> {
+        let _gate = self.take_gate.write().await;
+        let held: Vec<TaskId> = self.held.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let mut call = self.scripts.reconcile.key(self.keys.leases());
+        call.arg(&self.keys.base).arg(&self.cfg.instance_id);
+        for id in &held {
+            call.arg(id.as_str());
+        }
+        self.observe(call.invoke_async(&mut self.conn()).await)
+    }
+
+    /// The attempt of `id` this instance holds, if it holds it.
+    pub(crate) fn held_attempt(&self, id: &TaskId) -> Option<u32> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
+    }
+
+    /// Stops holding `id`, if it still holds that attempt.
+    pub(crate) fn release_held(&self, id: &TaskId, attempt: u32) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.get(id) == Some(&attempt) {
+            held.remove(id);
+        }
     }
 
     /// Sends tasks whose lease ran out (their instance died or was cut off) back to their
@@ -806,10 +849,12 @@ impl Remote {
             self.scripts
                 .reap
                 .key(self.keys.leases())
+                .key(self.keys.stats())
                 .arg(now_ms())
                 .arg(&self.keys.base)
                 .arg(self.keys.done_channel())
                 .arg(self.keys.wake_channel())
+                .arg(self.cfg.lease_ms)
                 .invoke_async(&mut self.conn())
                 .await,
         )
@@ -846,6 +891,11 @@ impl Remote {
         Ok(())
     }
 
+    /// Whether Redis answers.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        self.observe(redis::cmd("PING").query_async::<()>(&mut self.conn()).await)
+    }
+
     /// Removes this instance from the live list (at shutdown).
     pub(crate) async fn deregister(&self) -> Result<(), Error> {
         let _: ((), ()) = self.observe(
@@ -868,10 +918,15 @@ impl Remote {
         for (channel, text) in &messages {
             pipe.publish(*channel, text).ignore();
         }
-        for (id, text) in &progress {
-            pipe.hset(self.keys.task(id.as_str()), "progress", text).ignore();
+        if !messages.is_empty() {
+            self.observe(pipe.query_async::<()>(&mut self.conn()).await)?;
         }
-        self.observe(pipe.query_async::<()>(&mut self.conn()).await)
+        for (id, text) in &progress {
+            let mut call = self.scripts.progress.key(self.keys.task(id.as_str()));
+            call.arg(text);
+            self.observe(call.invoke_async::<()>(&mut self.conn()).await)?;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,8 @@
 //! order and a member starting with `!` goes before them); `delayed:<type>` (score: when
 //! due); `leases` (score: when the lease ends); `dead:<type>` list; `stats` hash.
 
-/// ARGV: key base, now, wake channel, then per task 10 values: id, type, data, priority,
+/// KEYS: stats (only so the call goes to the keys' slot). ARGV: key base, now, wake channel,
+/// then per task 10 values: id, type, data, priority,
 /// max_retries, timeout, due (0: ready now), queue limit, watcher (who is told on the done
 /// channel when the task ends: an instance id, `*` for everyone, '' for no one), queue member.
 /// Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never reused.)
@@ -106,12 +107,12 @@ for i = 7, #ARGV, 10 do
     if f[1] == 'queued' then
       -- The lease ran out and the task was queued again, but nobody has taken it since:
       -- this attempt still ends it.
-      redis.call('ZREM', base .. ':q:' .. ttype, f[4])
+      redis.call('ZREM', base .. ':q:' .. ttype, f[4] or '')
       redis.call('ZREM', base .. ':delayed:' .. ttype, id)
     end
     ended[#ended + 1] = id
     if kind == 'requeue' then
-      local m = f[4]
+      local m = f[4] or ('0000000000000000000:' .. id)
       if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
       redis.call('HSET', h, 'status', 'queued', 'attempts', tostring(tonumber(attempt) - 1), 'member', m)
       redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
@@ -145,33 +146,77 @@ if #ended > 0 then redis.call('ZREM', KEYS[1], unpack(ended)) end
 return out
 ";
 
-/// KEYS: leases. ARGV: lease end, task key prefix, instance, then (id, attempt) pairs.
-/// Extends the leases this instance still holds; returns the ids it no longer holds.
+/// KEYS: leases. ARGV: lease end, key base, instance, then (id, attempt) pairs.
+/// Extends the leases this instance still holds. A task whose lease ran out (this instance
+/// was cut off) but that nobody has taken since is this instance's again: it leaves its
+/// queue and is leased anew. Returns `{id, status}` of each task it no longer holds.
 pub(super) const RENEW: &str = r"
-local lost = {}
+local base, lost = ARGV[2], {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
-  local f = redis.call('HMGET', ARGV[2] .. id, 'status', 'attempts', 'instance')
-  if f[1] == 'running' and f[2] == ARGV[i + 1] and f[3] == ARGV[3] then
+  local h = base .. ':t:' .. id
+  local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'type', 'member')
+  if f[2] == ARGV[i + 1] and f[3] == ARGV[3] and (f[1] == 'running' or f[1] == 'queued') then
+    if f[1] == 'queued' and f[4] then
+      redis.call('ZREM', base .. ':q:' .. f[4], f[5] or '')
+      redis.call('ZREM', base .. ':delayed:' .. f[4], id)
+      redis.call('HSET', h, 'status', 'running')
+    end
     redis.call('ZADD', KEYS[1], ARGV[1], id)
   else
-    lost[#lost + 1] = id
+    lost[#lost + 1] = {id, f[1] or 'gone'}
   end
 end
 return lost
 ";
 
-/// KEYS: leases. ARGV: now, key base (`{prefix}`), done channel, wake channel.
+/// KEYS: leases. ARGV: key base, instance, then the ids this instance holds.
+/// Tasks leased to this instance that it does not hold (a reply that never came back, a
+/// restart under the same name) go back to the head of their queue without spending the
+/// attempt. Returns how many.
+pub(super) const RECONCILE: &str = r"
+local base, instance, held = ARGV[1], ARGV[2], {}
+for i = 3, #ARGV do held[ARGV[i]] = true end
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not held[id] then
+    local h = base .. ':t:' .. id
+    local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'type', 'member', 'priority')
+    if f[1] == 'running' and f[3] == instance and f[4] and f[5] then
+      local m = f[5]
+      if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+      redis.call('HSET', h, 'status', 'queued', 'member', m, 'attempts', tostring(math.max((tonumber(f[2]) or 1) - 1, 0)))
+      redis.call('ZADD', base .. ':q:' .. f[4], -(tonumber(f[6]) or 0), m)
+      redis.call('ZREM', KEYS[1], id)
+      n = n + 1
+    end
+  end
+end
+return n
+";
+
+/// KEYS: leases, stats. ARGV: now, key base (`{prefix}`), done channel, wake channel, lease.
 /// Tasks whose lease ran out go back to the head of their queue, or to the dead-letter list
-/// when that was their last attempt. Returns how many were reaped.
+/// when that was their last attempt. When no instance has reaped for half a lease (Redis
+/// was away, or every instance was), every lease first moves on by that gap: their holders
+/// could not renew meanwhile. Returns how many were reaped.
 pub(super) const REAP: &str = r"
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[5])
+local last = tonumber(redis.call('HGET', KEYS[2], 'reaped_at') or '0') or 0
+redis.call('HSET', KEYS[2], 'reaped_at', ARGV[1])
+if last > 0 and now - last > lease / 2 then
+  local gap = now - last
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) + gap, all[i]) end
+  return 0
+end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
 local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local h = ARGV[2] .. ':t:' .. id
   local f = redis.call('HMGET', h, 'status', 'attempts', 'max_retries', 'type', 'priority', 'member', 'instance')
-  if f[1] == 'running' then
+  if f[1] == 'running' and f[4] and f[6] then
     local why = 'lease expired: instance ' .. (f[7] or '?') .. ' stopped renewing it'
     if (tonumber(f[2]) or 0) >= (tonumber(f[3]) or 3) + 1 then
       redis.call('HSET', h, 'status', 'dead', 'finished_at', ARGV[1], 'error', why)
@@ -196,8 +241,8 @@ pub(super) const CANCEL: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'status', 'type', 'member')
 if not f[1] then return false end
 if f[1] == 'queued' then
-  redis.call('ZREM', ARGV[3] .. ':q:' .. f[2], f[3])
-  redis.call('ZREM', ARGV[3] .. ':delayed:' .. f[2], ARGV[1])
+  redis.call('ZREM', ARGV[3] .. ':q:' .. (f[2] or ''), f[3] or '')
+  redis.call('ZREM', ARGV[3] .. ':delayed:' .. (f[2] or ''), ARGV[1])
 elseif f[1] == 'running' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('PUBLISH', ARGV[5], ARGV[1])
@@ -215,7 +260,7 @@ return 'cancelled:' .. f[1]
 /// status of a task that is not dead-lettered, or nil.
 pub(super) const REQUEUE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'status', 'type', 'priority')
-if not f[1] then return false end
+if not f[1] or not f[2] then return false end
 if redis.call('LREM', ARGV[2] .. ':dead:' .. f[2], 0, ARGV[1]) == 0 then return f[1] end
 local m = ARGV[4]
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', '0', 'member', m)
@@ -230,4 +275,9 @@ return 'queued'
 /// done channel whoever ends it.
 pub(super) const ANNOUNCE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'watcher', '*') end
+";
+
+/// KEYS: task. ARGV: progress JSON. Stores a running task's progress (never creates a record).
+pub(super) const PROGRESS: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
 ";
