@@ -33,7 +33,8 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
     });
     let consume = remote.cfg.consume;
     for (name, t) in pool.config().types.iter().filter(|_| consume) {
-        let room = t.max_concurrent + remote.cfg.take_ahead.min(t.queue_size);
+        // Never more running here than workers may start (`max_workers` caps every type).
+        let room = t.max_concurrent.min(pool.config().max_workers) + remote.cfg.take_ahead.min(t.queue_size);
         actix_rt::spawn(feed(remote.clone(), pool.clone(), name.clone(), room));
     }
     let batches = remote.clone();
