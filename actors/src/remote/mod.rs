@@ -691,7 +691,7 @@ impl Remote {
     /// when the next delayed one is due.
     pub(crate) async fn take(&self, task_type: &str, n: usize) -> Result<(Vec<Taken>, Option<u64>), Error> {
         let now = now_ms();
-        let (rows, next): (Vec<Vec<String>>, String) = self.observe(
+        let reply: Vec<String> = self.observe(
             self.scripts
                 .take
                 .key(self.keys.queue(task_type))
@@ -706,25 +706,33 @@ impl Remote {
                 .await,
         )?;
         let &(_, max_retries, timeout) = self.limits.get(task_type).unwrap_or(&(0, 3, 60_000));
-        let taken = rows
-            .into_iter()
-            .filter_map(|row| {
-                let [id, data, priority, retries, task_timeout, attempt, created_at] =
-                    <[String; 7]>::try_from(row).ok()?;
-                Some(Taken {
-                    data: serde_json::from_str(&data).unwrap_or_else(|e| {
-                        log::warn!("task {id}: its data is not JSON ({e}); the worker gets it as a string");
-                        Value::String(data)
-                    }),
-                    id: TaskId::from(id),
-                    priority: priority.parse().unwrap_or(0),
-                    max_retries: retries.parse().unwrap_or(max_retries),
-                    timeout: task_timeout.parse().ok().filter(|t| *t > 0).unwrap_or(timeout),
-                    attempt: attempt.parse().unwrap_or(1),
-                    created_at: created_at.parse().unwrap_or(now),
-                })
-            })
-            .collect();
+        let mut reply = reply.into_iter();
+        let next = reply.next().unwrap_or_default();
+        let mut taken = Vec::with_capacity(reply.len() / 7);
+        while let (
+            Some(id),
+            Some(data),
+            Some(priority),
+            Some(retries),
+            Some(task_timeout),
+            Some(attempt),
+            Some(created_at),
+        ) =
+            (reply.next(), reply.next(), reply.next(), reply.next(), reply.next(), reply.next(), reply.next())
+        {
+            taken.push(Taken {
+                data: serde_json::from_str(&data).unwrap_or_else(|e| {
+                    log::warn!("task {id}: its data is not JSON ({e}); the worker gets it as a string");
+                    Value::String(data)
+                }),
+                id: TaskId::from(id),
+                priority: priority.parse().unwrap_or(0),
+                max_retries: retries.parse().unwrap_or(max_retries),
+                timeout: task_timeout.parse().ok().filter(|t| *t > 0).unwrap_or(timeout),
+                attempt: attempt.parse().unwrap_or(1),
+                created_at: created_at.parse().unwrap_or(now),
+            });
+        }
         Ok((taken, next.parse::<f64>().ok().map(|t| t as u64)))
     }
 
