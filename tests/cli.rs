@@ -37,6 +37,17 @@ fn a_bad_config_file_exits_2_naming_file_and_key() {
     let out = bin().args(["--config", "/nonexistent/x.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
+
+    let out = bin().args(["serve", "--redis", "http://127.0.0.1:6379/"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis.url: expected a redis:// or rediss:// URL"), "{err}");
+
+    let path = temp_file("lease.toml", "[redis]\nlease_ms = 100\nheartbeat_ms = 100\n");
+    let out = bin().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("redis.lease_ms: expected at least twice redis.heartbeat_ms"), "{err}");
 }
 
 #[test]

@@ -481,3 +481,37 @@ fn leases_survive_a_redis_outage_longer_than_the_lease() {
     );
     drop(a);
 }
+
+#[test]
+fn an_instance_started_before_redis_waits_for_it_then_works() {
+    let Some(mut redis) = RedisServer::start(&[]) else { return };
+    redis.kill();
+    let a = instance(&redis, "a", "");
+    assert!(wait_for(Duration::from_secs(10), || get(&a.url("/api/workers/health")).status == 503));
+    assert_eq!(execute(&a, json!({"type": "text_processing", "data": {"text": "x"}})).status, 503);
+    redis.restart();
+    assert!(
+        wait_for(Duration::from_secs(15), || get(&a.url("/api/workers/health")).status == 200),
+        "the instance did not connect once Redis came up"
+    );
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "late start"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[test]
+fn an_instance_restarted_under_its_name_requeues_what_it_held_without_spending_attempts() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    // A long lease: only the restart itself can give the task back this soon.
+    let long_lease = config("").replace("lease_ms = 1200", "lease_ms = 60000");
+    let start = || Server::start(&long_lease, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "a")]);
+    let mut a = start();
+    let id = enqueue(&a, sleep_task(2_000), json!({"max_retries": 0}));
+    assert!(wait_for(Duration::from_secs(20), || record(&a, &id)["status"] == "running"));
+    a.kill();
+    // Started again under the same name, with a task it can finish quickly this time.
+    let again = start();
+    let quick = enqueue(&again, sleep_task(10), json!({}));
+    let records = wait_all(&again, &[quick, id.clone()], Duration::from_secs(60));
+    let r = &records[&id];
+    assert_eq!((r["status"].as_str(), r["attempts"].as_u64()), (Some("completed"), Some(1)), "{r}");
+}
