@@ -92,7 +92,8 @@ pub struct PoolConfig {
     pub graceful_shutdown_timeout_ms: u64,
     /// How long finished task records are kept for look-up.
     pub record_ttl_ms: u64,
-    /// Most finished task records kept (the oldest go first).
+    /// Most finished task records kept (the oldest go first). With shared queues the records
+    /// live in Redis, and each instance keeps at most 1,000 finished ones in memory.
     pub max_records: usize,
     /// Most entries in each type's dead-letter list (the oldest go first).
     pub max_dead_letters: usize,

@@ -31,7 +31,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(cfg: &PoolConfig, metrics: PoolMetrics) -> Shared {
         Shared {
-            store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), cfg.max_records),
+            store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), local_records(cfg)),
             events: EventBus::new(),
             metrics,
             max_workers: cfg.max_workers,
@@ -130,3 +130,12 @@ impl Shared {
         self.starved().iter().cloned().collect()
     }
 }
+
+/// Finished records kept in this process: `max_records`, or with shared queues (whose
+/// records live in Redis) only the most recent few, for local diagnostics.
+fn local_records(cfg: &PoolConfig) -> usize {
+    if cfg.redis.url.is_some() { cfg.max_records.min(LOCAL_RECORDS_WITH_REDIS) } else { cfg.max_records }
+}
+
+/// See [`local_records`].
+const LOCAL_RECORDS_WITH_REDIS: usize = 1_000;
