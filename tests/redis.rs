@@ -38,6 +38,20 @@ fn record(server: &Server, id: &str) -> Value {
     get(&server.url(&format!("/api/tasks/{id}"))).body
 }
 
+/// An API front end that runs nothing (`consume = false`) and an instance named `name`
+/// that runs the tasks.
+fn front_and(redis: &RedisServer, name: &str) -> (Server, Server) {
+    (instance(redis, "front", "consume = false\n"), instance(redis, name, ""))
+}
+
+/// Waits (at most 20 s) until a task runs somewhere.
+fn wait_running(server: &Server, id: &str) {
+    assert!(
+        wait_for(Duration::from_secs(20), || record(server, id)["status"] == "running"),
+        "{id} never ran"
+    );
+}
+
 /// Waits until every task has ended; returns their records.
 fn wait_all(server: &Server, ids: &[String], limit: Duration) -> BTreeMap<String, Value> {
     let mut done = BTreeMap::new();
@@ -203,7 +217,7 @@ fn priority_and_delay_hold_across_instances() {
         &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "worker")],
     );
     let blocker = enqueue(&front, sleep_task(600), json!({}));
-    assert!(wait_for(Duration::from_secs(20), || record(&front, &blocker)["status"] == "running"));
+    wait_running(&front, &blocker);
     let low = enqueue(&front, sleep_task(10), json!({"priority": 0}));
     let delayed = enqueue(&front, sleep_task(10), json!({"priority": 100, "delay": 1_500}));
     let high = enqueue(&front, sleep_task(10), json!({"priority": 10}));
@@ -228,10 +242,9 @@ fn priority_and_delay_hold_across_instances() {
 #[test]
 fn cancel_works_whichever_instance_runs_the_task() {
     let Some(redis) = RedisServer::start(&[]) else { return };
-    let front = instance(&redis, "front", "consume = false\n");
-    let worker = instance(&redis, "worker", "");
+    let (front, worker) = front_and(&redis, "worker");
     let running = enqueue(&front, sleep_task(20_000), json!({}));
-    assert!(wait_for(Duration::from_secs(20), || record(&front, &running)["status"] == "running"));
+    wait_running(&front, &running);
     assert!(wait_for(Duration::from_secs(5), || text_busy(&worker)));
     let reply = delete(&front.url(&format!("/api/tasks/{running}")), None);
     assert_eq!(reply.status, 200, "{:?}", reply.body);
@@ -278,7 +291,7 @@ fn a_slow_lease_holder_cannot_record_a_second_completion() {
     let Some(redis) = RedisServer::start(&[]) else { return };
     let a = instance(&redis, "a", "");
     let id = enqueue(&a, sleep_task(1_500), json!({}));
-    assert!(wait_for(Duration::from_secs(20), || record(&a, &id)["status"] == "running"));
+    wait_running(&a, &id);
     // `a` stalls (its worker keeps running): its lease runs out and `b` takes the task.
     a.signal("-STOP");
     let b = instance(&redis, "b", "");
@@ -392,8 +405,7 @@ fn events_and_progress_reach_the_contract_channels_and_the_record() {
             }
         }
     });
-    let front = instance(&redis, "front", "consume = false\n");
-    let a = instance(&redis, "a", "");
+    let (front, a) = front_and(&redis, "a");
     // Instances publish while someone listens; they look at each heartbeat (200 ms here).
     std::thread::sleep(Duration::from_millis(600));
     let reply = execute(
@@ -435,10 +447,9 @@ fn events_and_progress_reach_the_contract_channels_and_the_record() {
 fn an_instance_cut_off_past_its_lease_takes_back_a_task_nobody_took() {
     let Some(redis) = RedisServer::start(&[]) else { return };
     // `front` runs nothing but reaps; `a` is the only instance that runs tasks.
-    let front = instance(&redis, "front", "consume = false\n");
-    let a = instance(&redis, "a", "");
+    let (front, a) = front_and(&redis, "a");
     let id = enqueue(&front, sleep_task(2_500), json!({}));
-    assert!(wait_for(Duration::from_secs(20), || record(&front, &id)["status"] == "running"));
+    wait_running(&front, &id);
     a.signal("-STOP");
     // `front` reaps the lease: the task is queued again, and nobody can take it.
     let reaped = wait_for(Duration::from_secs(10), || record(&front, &id)["status"] == "queued");
@@ -465,10 +476,9 @@ fn leases_survive_a_redis_outage_longer_than_the_lease() {
     let Some(mut redis) = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]) else {
         return;
     };
-    let front = instance(&redis, "front", "consume = false\n");
-    let a = instance(&redis, "a", "");
+    let (front, a) = front_and(&redis, "a");
     let id = enqueue(&front, sleep_task(3_000), json!({"max_retries": 0}));
-    assert!(wait_for(Duration::from_secs(20), || record(&front, &id)["status"] == "running"));
+    wait_running(&front, &id);
     redis.kill();
     // Down for twice the lease: nobody could renew, so nobody may reap it when Redis returns.
     std::thread::sleep(Duration::from_millis(2_400));
@@ -506,7 +516,7 @@ fn an_instance_restarted_under_its_name_requeues_what_it_held_without_spending_a
     let start = || Server::start(&long_lease, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "a")]);
     let mut a = start();
     let id = enqueue(&a, sleep_task(2_000), json!({"max_retries": 0}));
-    assert!(wait_for(Duration::from_secs(20), || record(&a, &id)["status"] == "running"));
+    wait_running(&a, &id);
     a.kill();
     // Started again under the same name, with a task it can finish quickly this time.
     let again = start();
