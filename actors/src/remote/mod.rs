@@ -699,7 +699,7 @@ impl Remote {
                 .key(self.keys.leases())
                 .arg(n)
                 .arg(now)
-                .arg(now + self.cfg.lease_ms)
+                .arg(self.cfg.lease_ms)
                 .arg(&self.cfg.instance_id)
                 .arg(self.keys.task_prefix())
                 .invoke_async(&mut self.conn())
@@ -810,7 +810,7 @@ impl Remote {
         let mut lost = Vec::new();
         for chunk in held.chunks(500) {
             let mut call = self.scripts.renew.key(self.keys.leases());
-            call.arg(now_ms() + self.cfg.lease_ms).arg(&self.keys.base).arg(&self.cfg.instance_id);
+            call.arg(self.cfg.lease_ms).arg(&self.keys.base).arg(&self.cfg.instance_id);
             for (id, attempt) in chunk {
                 call.arg(id.as_str()).arg(*attempt);
             }

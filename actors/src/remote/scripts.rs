@@ -47,8 +47,9 @@ end
 return out
 ";
 
-/// KEYS: queue, delayed, leases. ARGV: most to take, now, lease end, instance, task key
-/// prefix. Moves due delayed tasks to the queue, then takes up to n tasks, each with a lease.
+/// KEYS: queue, delayed, leases. ARGV: most to take, now, lease length (ms), instance, task
+/// key prefix. Leases are timed by the Redis server's clock, so instances whose clocks differ
+/// still agree on when one ends. Moves due delayed tasks to the queue, then takes up to n tasks, each with a lease.
 /// Returns one flat array (cheaper to build than one per task): first, when nothing was
 /// taken, when the next delayed task is due ('' otherwise or if none); then per task
 /// id, data, priority, max_retries, timeout, attempt, created_at.
@@ -61,6 +62,8 @@ for _, id in ipairs(due) do
 end
 local out = {''}
 local leases = {}
+local t = redis.call('TIME')
+local lease_end = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3]))
 local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
 for i = 1, #popped, 2 do
   local m = popped[i]
@@ -70,7 +73,7 @@ for i = 1, #popped, 2 do
   if f[1] == 'queued' then
     local attempt = tostring((tonumber(f[6]) or 0) + 1)
     redis.call('HSET', h, 'status', 'running', 'attempts', attempt, 'started_at', ARGV[2], 'instance', ARGV[4])
-    leases[#leases + 1] = ARGV[3]
+    leases[#leases + 1] = lease_end
     leases[#leases + 1] = id
     local n = #out
     out[n + 1] = id
@@ -154,12 +157,14 @@ if #ended > 0 then redis.call('ZREM', KEYS[1], unpack(ended)) end
 return out
 ";
 
-/// KEYS: leases. ARGV: lease end, key base, instance, then (id, attempt) pairs.
+/// KEYS: leases. ARGV: lease length (ms), key base, instance, then (id, attempt) pairs.
 /// Extends the leases this instance still holds. A task whose lease ran out (this instance
 /// was cut off) but that nobody has taken since is this instance's again: it leaves its
 /// queue and is leased anew. Returns `{id, status}` of each task it no longer holds.
 pub(super) const RENEW: &str = r"
 local base, lost = ARGV[2], {}
+local t = redis.call('TIME')
+local lease_end = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1]))
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local h = base .. ':t:' .. id
@@ -170,7 +175,7 @@ for i = 4, #ARGV, 2 do
       redis.call('ZREM', base .. ':delayed:' .. f[4], id)
       redis.call('HSET', h, 'status', 'running')
     end
-    redis.call('ZADD', KEYS[1], ARGV[1], id)
+    redis.call('ZADD', KEYS[1], lease_end, id)
   else
     lost[#lost + 1] = {id, f[1] or 'gone'}
   end
@@ -203,22 +208,25 @@ end
 return n
 ";
 
-/// KEYS: leases, stats. ARGV: now, key base (`{prefix}`), done channel, wake channel, lease.
+/// KEYS: leases, stats. ARGV: now (for the records), key base (`{prefix}`), done channel, wake
+/// channel, lease length. Lease ends are compared with the Redis server's clock.
 /// Tasks whose lease ran out go back to the head of their queue, or to the dead-letter list
 /// when that was their last attempt. When no instance has reaped for half a lease (Redis
 /// was away, or every instance was), every lease first moves on by that gap: their holders
 /// could not renew meanwhile. Returns how many were reaped.
 pub(super) const REAP: &str = r"
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[5])
 local last = tonumber(redis.call('HGET', KEYS[2], 'reaped_at') or '0') or 0
-redis.call('HSET', KEYS[2], 'reaped_at', ARGV[1])
+redis.call('HSET', KEYS[2], 'reaped_at', tostring(now))
 if last > 0 and now - last > lease / 2 then
   local gap = now - last
   local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
   for i = 1, #all, 2 do redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) + gap, all[i]) end
   return 0
 end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tostring(now), 'LIMIT', 0, 500)
 local n = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
