@@ -332,13 +332,11 @@ impl PoolHandle {
     pub async fn enqueue(&self, request: TaskRequest) -> Result<TaskId, SubmitError> {
         if let Some(remote) = &self.inner.remote {
             let id = TaskId::new();
-            return match self.availability(&request.task_type) {
-                Ok(()) => match remote.enqueue(&id, &request, false).await {
-                    Ok(()) => Ok(id),
-                    Err(e) => Err(SubmitError::new(e, request)),
-                },
-                Err(e) => Err(SubmitError::new(e, request)),
+            let queued = match self.availability(&request.task_type) {
+                Ok(()) => remote.enqueue(&id, &request, false).await,
+                Err(e) => Err(e),
             };
+            return queued.map(|()| id).map_err(|e| SubmitError::new(e, request));
         }
         self.enqueue_with(TaskId::new(), request, None).await
     }
@@ -350,10 +348,10 @@ impl PoolHandle {
         // Watch before queueing, so a quick end cannot be missed.
         let rx = remote.watch(&id);
         if let Err(e) = remote.enqueue(&id, &request, true).await {
-            remote.wake_waiters(&id, None);
+            remote.unwatch(&id);
             return Err(e);
         }
-        remote.wait(&id, rx, false).await
+        remote.wait(&id, Some(rx)).await
     }
 
     async fn enqueue_with(
@@ -450,9 +448,8 @@ impl PoolHandle {
             Some(remote) => {
                 let id = self.enqueue(request).await?;
                 let (remote, watched) = (remote.clone(), id.clone());
-                let waiter = remote.watch(&id);
                 tokio::spawn(async move {
-                    if let Ok(record) = remote.wait(&watched, waiter, true).await {
+                    if let Ok(record) = remote.wait(&watched, None).await {
                         let _ = tx.send(record);
                     }
                 });
@@ -481,8 +478,7 @@ impl PoolHandle {
     /// Waits for a task (submitted by anyone) to end.
     pub async fn wait(&self, id: &TaskId) -> Result<TaskRecord, Error> {
         if let Some(remote) = &self.inner.remote {
-            let waiter = remote.watch(id);
-            return remote.wait(id, waiter, true).await;
+            return remote.wait(id, None).await;
         }
         let record =
             self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))?;

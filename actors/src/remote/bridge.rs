@@ -18,7 +18,7 @@ use crate::error::ErrorKind;
 use crate::events::EventKind;
 use crate::handle::PoolHandle;
 use crate::policy::retry_backoff;
-use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
+use crate::task::{Progress, TaskRecord, TaskRequest, TaskStatus, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
 pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
@@ -150,7 +150,8 @@ async fn run(
     drop(permit);
     let mut warned = false;
     let give_up = std::time::Instant::now() + Duration::from_millis(remote.cfg.lease_ms);
-    loop {
+    // Write the outcome, retrying while Redis is away; the attempt then stops being held.
+    let attempt = loop {
         // The attempt this instance holds now: a later one when the task was taken again
         // while this run went on; none when the task was lost (another instance has it).
         let Some(attempt) = remote.held_attempt(&id) else {
@@ -164,22 +165,16 @@ async fn run(
                     record.attempts = attempt;
                     remote.wake_waiters(&id, Some(&record));
                 }
-                remote.release_held(&id, attempt);
-                return;
+                break attempt;
             }
             Ok(Finished::Stale) => {
-                remote.stale_results.fetch_add(1, Ordering::Relaxed);
                 pool.metrics().stale_results.inc();
                 log::warn!(
                     "task {id}: the result of attempt {attempt} came after its lease passed to another attempt; dropped"
                 );
-                remote.release_held(&id, attempt);
-                return;
+                break attempt;
             }
-            Ok(Finished::Cancelled | Finished::Gone) => {
-                remote.release_held(&id, attempt);
-                return;
-            }
+            Ok(Finished::Cancelled | Finished::Gone) => break attempt,
             Err(e) if e.kind() == ErrorKind::Unavailable => {
                 // Keep the outcome until Redis is back; the lease keeps the task ours
                 // meanwhile. Past the lease another instance may run it again anyway.
@@ -191,18 +186,17 @@ async fn run(
                     log::error!(
                         "task {id}: gave up recording attempt {attempt}; its lease will send it to another instance"
                     );
-                    remote.release_held(&id, attempt);
-                    return;
+                    break attempt;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(e) => {
                 log::error!("task {id}: cannot record how attempt {attempt} ended: {e}");
-                remote.release_held(&id, attempt);
-                return;
+                break attempt;
             }
         }
-    }
+    };
+    remote.release_held(&id, attempt);
 }
 
 /// What a local attempt's record means for the shared task.
@@ -256,10 +250,7 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
         if beat.is_ok() {
             if was_down {
                 // Notifications may have been lost meanwhile.
-                remote.recheck_waiters();
-                for wake in remote.wakes.values() {
-                    wake.notify_one();
-                }
+                remote.resync();
             }
             let renewed = match remote.renew().await {
                 Ok(lost) => {
@@ -318,10 +309,7 @@ async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
         };
         if !first {
             // Notifications may have been lost while disconnected.
-            remote.recheck_waiters();
-            for wake in remote.wakes.values() {
-                wake.notify_one();
-            }
+            remote.resync();
         }
         first = false;
         let mut messages = sub.on_message();
@@ -381,8 +369,9 @@ async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
                     let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
                     messages.push((PROGRESS_CHANNEL, p.to_string()));
                 }
-                let stored = serde_json::json!({"progress": pct, "stage": stage});
-                progress.push((task_id.as_str().into(), stored.to_string()));
+                // The record's own shape, as FINISH stores it and look-ups read it.
+                let stored = Progress { progress: *pct, stage: stage.clone() };
+                progress.push((task_id.as_str().into(), serde_json::to_string(&stored).unwrap_or_default()));
             }
             if !events_wanted {
                 continue;

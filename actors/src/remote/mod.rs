@@ -132,8 +132,6 @@ pub(crate) struct Remote {
     /// events nobody would receive are not serialised and sent.
     pub(crate) events_wanted: AtomicBool,
     pub(crate) progress_wanted: AtomicBool,
-    /// Results of attempts whose lease had passed to another attempt, dropped.
-    pub(crate) stale_results: AtomicU64,
     pub(crate) started_at: u64,
     record_ttl_ms: u64,
     /// `finish` calls waiting for the next batch.
@@ -300,7 +298,6 @@ impl Remote {
             member_counter: AtomicU64::new(0),
             events_wanted: AtomicBool::new(true),
             progress_wanted: AtomicBool::new(true),
-            stale_results: AtomicU64::new(0),
             started_at: now_ms(),
             record_ttl_ms: config.record_ttl_ms,
             finishing: Batcher::default(),
@@ -449,7 +446,8 @@ impl Remote {
         rx
     }
 
-    fn unwatch(&self, id: &TaskId) {
+    /// Forgets the waiters of `id` (its queueing failed, or its end was read).
+    pub(crate) fn unwatch(&self, id: &TaskId) {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
@@ -462,7 +460,7 @@ impl Remote {
     }
 
     /// Wakes every waiter to read its task again (after a gap in the notifications).
-    pub(crate) fn recheck_waiters(&self) {
+    fn recheck_waiters(&self) {
         let all = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
         for tx in all.into_values().flatten() {
             let _ = tx.send(None);
@@ -477,18 +475,23 @@ impl Remote {
     }
 
     /// Waits for `id` to end, reading its record when told it ended (or every second, in
-    /// case a notification was lost); `check_first` marks the task as watched by everyone and
-    /// reads it once before waiting.
+    /// case a notification was lost). `watching` is the waiter registered before the task was
+    /// queued by this instance; without one (a task queued by anyone), the task is marked as
+    /// watched by everyone and read once before waiting.
     pub(crate) async fn wait(
         &self,
         id: &TaskId,
-        mut rx: oneshot::Receiver<Option<TaskRecord>>,
-        check_first: bool,
+        watching: Option<oneshot::Receiver<Option<TaskRecord>>>,
     ) -> Result<TaskRecord, Error> {
-        let mut check_now = check_first;
-        if check_first {
-            let _ = self.announce(id).await;
-        }
+        let mut check_now = watching.is_none();
+        let mut rx = match watching {
+            Some(rx) => rx,
+            None => {
+                let rx = self.watch(id);
+                let _ = self.announce(id).await;
+                rx
+            }
+        };
         loop {
             let told = if check_now {
                 check_now = false;
@@ -523,9 +526,21 @@ impl Remote {
     /// Stops taking tasks (shutdown) and wakes the feeders so they see it.
     pub(crate) fn stop_taking(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.wake_feeders();
+    }
+
+    /// Wakes every type's feeder to look at its queue now.
+    fn wake_feeders(&self) {
         for wake in self.wakes.values() {
             wake.notify_one();
         }
+    }
+
+    /// After a gap in the notifications (Redis or the subscription was away): every waiter
+    /// reads its task again and every feeder looks at its queue.
+    pub(crate) fn resync(&self) {
+        self.recheck_waiters();
+        self.wake_feeders();
     }
 
     /// After the drain: waits (a bounded time) until every held task's end or re-queue is
