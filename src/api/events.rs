@@ -11,9 +11,9 @@ use actix_web::{HttpResponse, web};
 use futures_util::stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use workerpool_actors::{ErrorKind, Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
+use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
 
-use super::{ApiError, AppState, tasks::unknown};
+use super::{AppState, tasks::task_error};
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -107,8 +107,7 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
     // Subscribe before reading the record, so nothing between the two is missed.
     let rx = Feed::new(&state);
     if let Err(e) = state.pool.lookup(&id).await {
-        let e = if e.kind() == ErrorKind::UnknownTask { unknown(&id) } else { ApiError::from(e) };
-        return actix_web::ResponseError::error_response(&e);
+        return actix_web::ResponseError::error_response(&task_error(e, &id));
     }
     let pool = state.pool.clone();
     let body = stream::unfold((TaskStream::Start(rx), pool, id), |(phase, pool, id)| async move {

@@ -10,7 +10,7 @@ type State = web::Data<AppState>;
 /// `GET /api/tasks/{id}`: the record (status, attempts, progress, result or error).
 pub(super) async fn get(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = TaskId::from(path.into_inner());
-    let record = state.pool.lookup(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;
+    let record = state.pool.lookup(&id).await.map_err(|e| task_error(e, &id))?;
     Ok(HttpResponse::Ok().json(record))
 }
 
@@ -22,7 +22,7 @@ pub(super) async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let id = TaskId::from(path.into_inner());
-    let record = state.pool.cancel(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;
+    let record = state.pool.cancel(&id).await.map_err(|e| task_error(e, &id))?;
     Ok(HttpResponse::Ok().json(record))
 }
 
@@ -34,10 +34,11 @@ pub(super) async fn requeue(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let id = TaskId::from(path.into_inner());
-    let id = state.pool.requeue(&id).await.map_err(|e| ApiError::from(e).with("id", id.as_str()))?;
+    let id = state.pool.requeue(&id).await.map_err(|e| task_error(e, &id))?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id, "status": "queued" })))
 }
 
-pub(super) fn unknown(id: &TaskId) -> ApiError {
-    ApiError::new(actix_web::http::StatusCode::NOT_FOUND, format!("no task {id}")).with("id", id.as_str())
+/// A library error about task `id` as an API error naming the task (404 for an unknown one).
+pub(super) fn task_error(e: workerpool_actors::Error, id: &TaskId) -> ApiError {
+    ApiError::from(e).with("id", id.as_str())
 }
