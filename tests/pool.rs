@@ -427,3 +427,51 @@ async fn prefetch_respects_recycling_and_queue_listing() {
     assert_eq!(pids[3], pids[5]);
     pool.shutdown().await;
 }
+
+/// A tree with one in-process type `fast` whose handler returns its input.
+fn inproc_pool(record_ttl_ms: u64, max_records: usize) -> workerpool_actors::PoolHandle {
+    let mut t = workerpool_actors::TypeConfig::defaults_for("fast");
+    t.executor = workerpool_actors::ExecutorKind::InProcess;
+    t.max_concurrent = 2;
+    let mut cfg = config(vec![("fast", t)]);
+    cfg.record_ttl_ms = record_ttl_ms;
+    cfg.max_records = max_records;
+    PoolBuilder::new(cfg)
+        .handler("fast", |ctx| async move { Ok(ctx.data().clone()) })
+        .start()
+        .expect("pool starts")
+}
+
+#[tokio::test]
+async fn finished_records_go_after_record_ttl_ms() {
+    let pool = inproc_pool(300, 1_000);
+    let record = pool.execute(workerpool_actors::TaskRequest::new("fast", json!({ "n": 1 }))).await.unwrap();
+    assert_eq!(record.status, TaskStatus::Completed);
+    let kept = pool.task(&record.id).expect("the record is kept at first");
+    assert_eq!(kept.result, Some(json!({ "n": 1 })));
+    // Expiry runs every 100 ms: the record goes between 300 ms and about half a second.
+    assert!(
+        wait_until(Duration::from_secs(5), || pool.task(&record.id).is_none()).await,
+        "the record stayed"
+    );
+    let err = pool.lookup(&record.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownTask);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn at_most_max_records_finished_records_are_kept_newest_first() {
+    let pool = inproc_pool(3_600_000, 64);
+    let mut ids = Vec::new();
+    for n in 0..1_000 {
+        let request = workerpool_actors::TaskRequest::new("fast", json!({ "n": n }));
+        ids.push(pool.execute(request).await.unwrap().id);
+    }
+    let kept: Vec<bool> = ids.iter().map(|id| pool.task(id).is_some()).collect();
+    let count = kept.iter().filter(|k| **k).count();
+    // A generation (a thirty-second of the room, here 2 records) goes at a time.
+    assert!((60..=64).contains(&count), "{count} records kept");
+    assert!(kept[kept.len() - count..].iter().all(|k| *k), "the newest are kept");
+    assert!(!kept[0], "the oldest went");
+    pool.shutdown().await;
+}

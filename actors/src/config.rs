@@ -90,9 +90,11 @@ pub struct PoolConfig {
     pub resource_monitor_interval_ms: u64,
     /// How long running tasks may finish after a shutdown request.
     pub graceful_shutdown_timeout_ms: u64,
-    /// How long finished task records are kept for look-up.
+    /// How long finished task records are kept for look-up (at least; they go within a
+    /// thirty-second of it plus one expiry round, every tenth of it between 0.1 s and 60 s).
     pub record_ttl_ms: u64,
-    /// Most finished task records kept (the oldest go first). With shared queues the records
+    /// Most finished task records kept (the oldest go first, a thirty-second of them at a
+    /// time). With shared queues the records
     /// live in Redis, and each instance keeps at most 1,000 finished ones in memory.
     pub max_records: usize,
     /// Most entries in each type's dead-letter list (the oldest go first).

@@ -413,7 +413,8 @@ impl PoolHandle {
             None => pool.do_send(call),
         }
         match rx.await {
-            Ok(Ok(record)) => Ok(record),
+            // Copied here, on the caller's thread, if the pool still keeps it.
+            Ok(Ok(record)) => Ok(Arc::unwrap_or_clone(record)),
             Ok(Err(refused)) => Err(refused.into()),
             Err(_) => Err(Error::stopped()),
         }
@@ -450,7 +451,7 @@ impl PoolHandle {
                 let (remote, watched) = (remote.clone(), id.clone());
                 tokio::spawn(async move {
                     if let Ok(record) = remote.wait(&watched, None).await {
-                        let _ = tx.send(record);
+                        let _ = tx.send(Arc::new(record));
                     }
                 });
                 id
@@ -490,7 +491,7 @@ impl PoolHandle {
             // It ended between the look-up and the watch.
             return self.task(id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
         }
-        rx.await.map_err(|_| Error::stopped())
+        rx.await.map(Arc::unwrap_or_clone).map_err(|_| Error::stopped())
     }
 
     /// Cancels a waiting or running task (a running one's worker is killed and replaced),
@@ -659,8 +660,8 @@ impl PoolHandle {
 pub struct TaskHandle {
     id: TaskId,
     task_type: String,
-    result: oneshot::Receiver<TaskRecord>,
-    done: Option<TaskRecord>,
+    result: oneshot::Receiver<Arc<TaskRecord>>,
+    done: Option<Arc<TaskRecord>>,
     events: EventReceiver,
     pool: PoolHandle,
 }
@@ -703,8 +704,8 @@ impl TaskHandle {
     /// Waits for the task to end.
     pub async fn wait(self) -> Result<TaskRecord, Error> {
         match self.done {
-            Some(record) => Ok(record),
-            None => self.result.await.map_err(|_| Error::stopped()),
+            Some(record) => Ok(Arc::unwrap_or_clone(record)),
+            None => self.result.await.map(Arc::unwrap_or_clone).map_err(|_| Error::stopped()),
         }
     }
 

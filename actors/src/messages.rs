@@ -55,7 +55,7 @@ pub(crate) struct Enqueue {
 pub(crate) struct Execute {
     pub(crate) id: TaskId,
     pub(crate) request: TaskRequest,
-    pub(crate) reply: oneshot::Sender<Result<TaskRecord, SubmitError>>,
+    pub(crate) reply: oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>,
     /// See [`Enqueue::prior_attempts`].
     pub(crate) prior_attempts: u32,
 }
@@ -82,11 +82,12 @@ impl Intake {
         Ok(!self.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel))
     }
 
-    /// Takes every queued call. The flag is cleared first, so a call pushed after the take
-    /// schedules another drain.
-    pub(crate) fn take(&self) -> Vec<Execute> {
+    /// Takes every queued call into `calls` (empty), whose buffer the intake keeps for the
+    /// next burst. The flag is cleared first, so a call pushed after the take schedules
+    /// another drain.
+    pub(crate) fn take_into(&self, calls: &mut Vec<Execute>) {
         self.scheduled.store(false, std::sync::atomic::Ordering::Release);
-        std::mem::take(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()).0)
+        std::mem::swap(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()).0, calls);
     }
 
     /// The pool is gone: queued calls are dropped (their callers hear "stopped") and later
@@ -113,13 +114,13 @@ pub(crate) struct DrainIntake;
 /// Who waits for a task's final record.
 pub(crate) enum Waiter {
     /// A watcher (`submit`, `wait`).
-    Record(oneshot::Sender<TaskRecord>),
+    Record(oneshot::Sender<Arc<TaskRecord>>),
     /// An `execute` call.
-    Execute(oneshot::Sender<Result<TaskRecord, SubmitError>>),
+    Execute(oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>),
 }
 
 impl Waiter {
-    pub(crate) fn send(self, record: TaskRecord) {
+    pub(crate) fn send(self, record: Arc<TaskRecord>) {
         // A waiter that went away no longer needs the record.
         let _ = match self {
             Waiter::Record(tx) => tx.send(record).map_err(drop),
@@ -131,7 +132,7 @@ impl Waiter {
 /// Send the final record of a live task to `waiter`; answers false when the task is not live.
 #[derive(Message)]
 #[rtype(result = "bool")]
-pub(crate) struct Watch(pub(crate) TaskId, pub(crate) oneshot::Sender<TaskRecord>);
+pub(crate) struct Watch(pub(crate) TaskId, pub(crate) oneshot::Sender<Arc<TaskRecord>>);
 
 /// Cancel a task: a waiting one leaves its queue, a running one's worker is killed.
 #[derive(Message)]

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Most calls (and answers) whose room the pool keeps between two batches of its intake.
+const MAX_BATCH_KEPT: usize = 4096;
+
 impl Handler<Enqueue> for TypePool {
     type Result = Result<TaskId, SubmitError>;
 
@@ -16,13 +19,21 @@ impl Handler<DrainIntake> for TypePool {
     fn handle(&mut self, _: DrainIntake, ctx: &mut Context<Self>) {
         // Answers of tasks that end within this batch go out together at its end: the
         // callers' thread is then woken once per batch rather than once per task.
-        self.answers = Some(Vec::new());
-        for call in self.intake.take() {
+        // Both buffers keep their capacity from batch to batch (up to a bound): a burst
+        // allocates nothing.
+        self.batching = true;
+        let mut calls = std::mem::take(&mut self.calls);
+        self.intake.take_into(&mut calls);
+        for call in calls.drain(..) {
             self.handle(call, ctx);
         }
-        for (waiter, record) in self.answers.take().unwrap_or_default() {
+        calls.shrink_to(MAX_BATCH_KEPT);
+        self.calls = calls;
+        self.batching = false;
+        for (waiter, record) in self.answers.drain(..) {
             waiter.send(record);
         }
+        self.answers.shrink_to(MAX_BATCH_KEPT);
     }
 }
 

@@ -192,7 +192,11 @@ pub(crate) struct TypePool {
     /// Set while the dispatch loop runs, so that nested calls return at once.
     dispatching: bool,
     /// While a batch of calls is handled: the answers to send at its end.
-    answers: Option<Vec<(Waiter, TaskRecord)>>,
+    answers: Vec<(Waiter, Arc<TaskRecord>)>,
+    /// Set while a batch of calls is handled (answers wait in `answers`).
+    batching: bool,
+    /// The calls of the batch being handled, taken from the intake.
+    calls: Vec<Execute>,
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
@@ -242,7 +246,9 @@ impl TypePool {
             alarm: None,
             immediate: Default::default(),
             dispatching: false,
-            answers: None,
+            answers: Vec::new(),
+            batching: false,
+            calls: Vec::new(),
             completed: 0,
             failed: 0,
             busy_ms_total: 0,

@@ -115,10 +115,11 @@ impl TypePool {
     }
 
     /// Answers a waiter now, or at the end of the batch being handled (see `DrainIntake`).
-    fn answer(&mut self, waiter: Waiter, record: TaskRecord) {
-        match &mut self.answers {
-            Some(batch) => batch.push((waiter, record)),
-            None => waiter.send(record),
+    fn answer(&mut self, waiter: Waiter, record: Arc<TaskRecord>) {
+        if self.batching {
+            self.answers.push((waiter, record));
+        } else {
+            waiter.send(record);
         }
     }
 
@@ -300,7 +301,7 @@ impl TypePool {
                     Err(e) => r.error = Some(e),
                 }
             },
-            // Copied only for someone who waits.
+            // Shared with whoever waits; each copies it on its own thread.
             |r| (!p.waiters.is_empty()).then(|| r.clone()),
         );
         if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) {
