@@ -24,6 +24,17 @@ struct Cli {
     serve: ServeArgs,
 }
 
+/// Turns transparent huge pages off for this process and the workers it starts. With them, a
+/// heap that grows faults in 2 MiB at a time, each cleared while the pool's thread waits
+/// (under a hypervisor that first touches the memory, for milliseconds): a pool that keeps a
+/// hundred thousand records ran its first hundred thousand process tasks at a third of its
+/// usual rate. Redis gives the same advice for the same reason. A kernel without the flag
+/// keeps its default.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
+}
+
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
     /// Configuration file (default: config/default.toml when it exists).
@@ -52,6 +63,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::DemoWorker) => return demo_worker(),

@@ -254,6 +254,11 @@ impl TypePool {
         let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
         let live = self.live_workers();
         let demand = self.ready.saturating_sub(starting + self.idle.len());
+        if demand == 0 && live >= self.min_workers().max(self.cfg.min_workers) {
+            // The usual case under load: nothing to start, whoever is starved.
+            self.blocked = None;
+            return;
+        }
         // Warm workers beyond the type's own minimum wait while another type needs a slot.
         let floor =
             if self.shared.others_starved(&self.name) { self.cfg.min_workers } else { self.min_workers() };
