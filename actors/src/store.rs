@@ -46,11 +46,8 @@ struct Inner {
 
 impl Inner {
     /// The newest copy of a record, finished or not.
-    fn find_mut(&mut self, id: &TaskId) -> Option<&mut Arc<TaskRecord>> {
-        if self.live.contains_key(id) {
-            return self.live.get_mut(id);
-        }
-        self.finished.iter_mut().rev().find_map(|g| g.records.get_mut(id))
+    fn find(&self, id: &TaskId) -> Option<&Arc<TaskRecord>> {
+        self.live.get(id).or_else(|| self.finished.iter().rev().find_map(|g| g.records.get(id)))
     }
 
     fn drop_oldest(&mut self) {
@@ -104,7 +101,7 @@ impl TaskStore {
 
     pub(crate) fn get(&self, id: &TaskId) -> Option<TaskRecord> {
         // Copied after the lock is released.
-        let record = self.lock().find_mut(id).cloned();
+        let record = self.lock().find(id).cloned();
         record.map(Arc::unwrap_or_clone)
     }
 
