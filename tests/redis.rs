@@ -525,3 +525,106 @@ fn an_instance_restarted_under_its_name_requeues_what_it_held_without_spending_a
     let r = &records[&id];
     assert_eq!((r["status"].as_str(), r["attempts"].as_u64()), (Some("completed"), Some(1)), "{r}");
 }
+
+#[test]
+fn a_task_stream_on_a_busy_instance_follows_a_task_that_runs_elsewhere() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    // `busy` runs only type `busy`, whose progress events keep its event bus lively; the
+    // watched task is `text_processing`, which only `b` runs.
+    let busy_config = "[pool]\nmax_workers = 1\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 300\n\n\
+                       [types.busy]\nmax_concurrent = 1\n\n[redis]\nlease_ms = 1200\nheartbeat_ms = 200\n";
+    let busy = Server::start(busy_config, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "busy")]);
+    let b = instance(&redis, "b", "");
+    let chatter = execute(
+        &busy,
+        json!({"type": "busy", "data": {"op": "progress", "steps": 300, "step_ms": 50}, "options": {"wait": false}}),
+    );
+    assert_eq!(chatter.status, 202, "{:?}", chatter.body);
+    let chatter = chatter.body["id"].as_str().expect("id").to_string();
+    assert!(
+        wait_for(Duration::from_secs(20), || record(&busy, &chatter)["status"] == "running"),
+        "the busy task never ran"
+    );
+    let id = enqueue(&b, json!({"op": "progress", "steps": 4, "step_ms": 500}), json!({}));
+    // The stream of `busy`, which runs nothing of this task and hears its own events all the
+    // time, reports the task's progress and its end from the shared record.
+    let (head, mut reader) = sse(&busy, &format!("/api/tasks/{id}/events"), Duration::from_secs(8));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let events = read_events(&mut reader, 50, |name, _| name == "result");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"status"), "{events:?}");
+    assert_eq!(names.last(), Some(&"result"), "the stream did not end: {events:?}");
+    let (_, result) = events.last().expect("result");
+    assert_eq!(result["status"], "completed", "{result}");
+    assert_eq!(result["instance_id"], "b", "{result}");
+    let progress: Vec<&Value> = events.iter().filter(|(n, _)| n == "progress").map(|(_, v)| v).collect();
+    assert!(!progress.is_empty(), "no progress from the other instance: {events:?}");
+    for p in &progress {
+        assert_eq!(p["id"], id.as_str(), "{p}");
+        assert!(p["progress"].as_u64().is_some_and(|n| n <= 100), "{p}");
+        assert!(p["worker_id"].as_str().is_some_and(|w| w.starts_with("text_processing-")), "{p}");
+    }
+    // Each value once, in order.
+    let values: Vec<u64> = progress.iter().filter_map(|p| p["progress"].as_u64()).collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    // The busy instance's own task was running all along.
+    assert_eq!(record(&busy, &chatter)["status"], "running");
+}
+
+#[tokio::test]
+async fn a_task_handle_follows_the_progress_of_a_task_that_runs_elsewhere() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let b = instance(&redis, "b", "");
+    // An embedded front end that runs nothing: the task runs on `b`.
+    let mut t = workerpool_actors::TypeConfig::defaults_for("text_processing");
+    t.command = Some(vec![env!("CARGO_BIN_EXE_workerpool").to_string(), "demo-worker".to_string()]);
+    let mut cfg = workerpool_actors::PoolConfig {
+        max_workers: 2,
+        min_workers: 0,
+        types: [("text_processing".to_string(), t)].into_iter().collect(),
+        ..workerpool_actors::PoolConfig::default()
+    };
+    cfg.redis.url = Some(redis.url());
+    cfg.redis.instance_id = "front".into();
+    cfg.redis.consume = false;
+    cfg.redis.lease_ms = 1200;
+    cfg.redis.heartbeat_ms = 200;
+    let front = workerpool_actors::PoolBuilder::new(cfg).start().expect("the front end starts");
+    let request = workerpool_actors::TaskRequest::new(
+        "text_processing",
+        json!({"op": "progress", "steps": 4, "step_ms": 500}),
+    );
+    let mut handle = front.submit(request).await.expect("queued");
+    let mut seen = Vec::new();
+    while let Some(p) = tokio::time::timeout(Duration::from_secs(10), handle.progress())
+        .await
+        .expect("progress or the end in time")
+    {
+        seen.push(p.progress);
+    }
+    let record =
+        tokio::time::timeout(Duration::from_secs(10), handle.wait()).await.expect("in time").expect("record");
+    assert_eq!(record.status, workerpool_actors::TaskStatus::Completed, "{record:?}");
+    assert_eq!(record.instance_id.as_deref(), Some("b"), "{record:?}");
+    assert!(!seen.is_empty(), "no progress from the other instance");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]) && seen.iter().all(|p| *p <= 100), "{seen:?}");
+    front.shutdown().await;
+    drop(b);
+}
+
+#[test]
+fn a_task_stream_outlasts_an_attempt_that_failed_here_and_is_retried() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let a = instance(&redis, "a", "");
+    // The first attempt fails (retryably) on `a` itself, after the stream has opened (the
+    // delay); Redis queues the retry.
+    let id = enqueue(&a, json!({"op": "fail", "until_attempt": 1}), json!({"delay": 700}));
+    let (head, mut reader) = sse(&a, &format!("/api/tasks/{id}/events"), Duration::from_secs(10));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let events = read_events(&mut reader, 50, |name, _| name == "result");
+    let (name, last) = events.last().expect("events");
+    assert_eq!(name, "result", "{events:?}");
+    assert_eq!(last["status"], "completed", "{events:?}");
+    assert_eq!(last["attempts"], 2, "{last}");
+    assert_eq!(last["result"]["recovered_on_attempt"], 2, "{last}");
+}

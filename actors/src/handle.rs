@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::Addr;
 use serde::Serialize;
@@ -458,7 +459,16 @@ impl PoolHandle {
             }
             None => self.enqueue_with(TaskId::new(), request, Some(Waiter::Record(tx))).await?,
         };
-        Ok(TaskHandle { id, task_type, result: rx, done: None, events, pool: self.clone() })
+        Ok(TaskHandle {
+            id,
+            task_type,
+            result: rx,
+            done: None,
+            events,
+            pool: self.clone(),
+            last: None,
+            next_look: tokio::time::Instant::now() + SHARED_LOOK,
+        })
     }
 
     /// The record of a task this instance ran or queued, while it is kept here. With shared
@@ -664,7 +674,15 @@ pub struct TaskHandle {
     done: Option<Arc<TaskRecord>>,
     events: EventReceiver,
     pool: PoolHandle,
+    /// The progress last returned.
+    last: Option<Progress>,
+    /// With shared queues: when [`TaskHandle::progress`] next reads the task's record.
+    next_look: tokio::time::Instant,
 }
+
+/// With shared queues, how often [`TaskHandle::progress`] reads the record of a task that
+/// may run on another instance (whose events do not come here).
+const SHARED_LOOK: Duration = Duration::from_secs(1);
 
 impl TaskHandle {
     /// The task's id.
@@ -677,8 +695,11 @@ impl TaskHandle {
         &self.task_type
     }
 
-    /// The next progress report of the task; `None` once it has ended.
+    /// The next progress report of the task; `None` once it has ended. With shared queues,
+    /// the progress of a task that runs on another instance is read from its record every
+    /// second (reports in between are not seen).
     pub async fn progress(&mut self) -> Option<Progress> {
+        let shared = self.pool.inner.remote.is_some();
         loop {
             if self.done.is_some() {
                 return None;
@@ -688,7 +709,7 @@ impl TaskHandle {
                 event = self.events.recv() => match event {
                     Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
                         if let EventKind::TaskProgress { progress, stage, .. } = e.kind {
-                            return Some(Progress { progress, stage });
+                            return Some(self.report(Progress { progress, stage }));
                         }
                     }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -697,8 +718,23 @@ impl TaskHandle {
                 record = &mut self.result => {
                     self.done = Some(record.ok()?);
                 }
+                _ = tokio::time::sleep_until(self.next_look), if shared => {
+                    self.next_look = tokio::time::Instant::now() + SHARED_LOOK;
+                    if let Ok(record) = self.pool.lookup(&self.id).await
+                        && let Some(progress) = record.progress
+                        && self.last.as_ref() != Some(&progress)
+                    {
+                        return Some(self.report(progress));
+                    }
+                }
             }
         }
+    }
+
+    /// Notes a progress report as the last one returned.
+    fn report(&mut self, progress: Progress) -> Progress {
+        self.last = Some(progress.clone());
+        progress
     }
 
     /// Waits for the task to end.

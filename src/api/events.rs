@@ -5,13 +5,13 @@
 //! `{"event","data","instance_id","timestamp"}`. A comment line is sent every
 //! [`KEEP_ALIVE`] so proxies keep the stream open.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use futures_util::stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, TaskId, TaskStatus};
+use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, Progress, TaskId, TaskStatus};
 
 use super::{AppState, tasks::task_error};
 
@@ -94,10 +94,41 @@ pub(super) async fn pool_events(state: web::Data<AppState>) -> HttpResponse {
 enum TaskStream {
     /// Send the current record first.
     Start(Feed),
-    /// Follow the events of the task.
-    Follow(Feed),
+    /// Follow the task.
+    Follow(Follow),
     /// The final record was sent.
     Done,
+}
+
+/// What a stream that follows a task knows.
+struct Follow {
+    feed: Feed,
+    /// With shared queues: the task may run on another instance, whose events do not come
+    /// here, and a local attempt's end is not the task's (Redis decides on retries), so the
+    /// stream reads the shared record every [`SHARED_TICK`], however busy this instance is.
+    shared: bool,
+    looked: Instant,
+    /// The progress last sent, so one read from the record is not sent twice.
+    progress: Option<Progress>,
+}
+
+impl Follow {
+    fn new(feed: Feed, shared: bool, progress: Option<Progress>) -> Follow {
+        Follow { feed, shared, looked: Instant::now(), progress }
+    }
+
+    /// Reads the shared record: its end, or progress not sent yet.
+    async fn look(&mut self, pool: &PoolHandle, id: &TaskId) -> Option<(web::Bytes, bool)> {
+        self.looked = Instant::now();
+        let record = pool.lookup(id).await.ok()?;
+        if record.status.is_final() {
+            return Some((sse_message("result", &serde_json::to_value(&record).unwrap_or_default()), true));
+        }
+        let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;
+        let chunk = progress_message(id, &progress, record.worker_id.as_deref());
+        self.progress = Some(progress);
+        Some((chunk, false))
+    }
 }
 
 /// `GET /api/tasks/{id}/events`: the record now (`status`), then `progress` events, then the
@@ -118,36 +149,46 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
                 let done = record.status.is_final();
                 let name = if done { "result" } else { "status" };
                 let chunk = sse_message(name, &serde_json::to_value(&record).unwrap_or_default());
-                let next = if done { TaskStream::Done } else { TaskStream::Follow(rx) };
+                let shared = pool.redis_status().is_some();
+                let next = if done {
+                    TaskStream::Done
+                } else {
+                    TaskStream::Follow(Follow::new(rx, shared, record.progress))
+                };
                 Some((Ok(chunk), (next, pool, id)))
             }
-            TaskStream::Follow(mut rx) => loop {
-                match next_event(&mut rx).await {
+            TaskStream::Follow(mut follow) => loop {
+                let next = next_event(&mut follow.feed).await;
+                let ended_here = matches!(&next, Ok(Some(e)) if e.kind.task_id() == Some(id.as_str()) && ends_task(&e.kind));
+                if follow.shared && (ended_here || follow.looked.elapsed() >= SHARED_TICK) {
+                    if let Some((chunk, done)) = follow.look(&pool, &id).await {
+                        let next = if done { TaskStream::Done } else { TaskStream::Follow(follow) };
+                        return Some((Ok(chunk), (next, pool, id)));
+                    }
+                    if ended_here {
+                        // Redis has not heard of the end yet: the next look will.
+                        continue;
+                    }
+                }
+                match next {
                     Ok(None) => {
-                        // With shared queues the task may run on another instance, whose
-                        // events do not come here: its record says when it ends.
-                        if pool.redis_status().is_some()
-                            && let Ok(record) = pool.lookup(&id).await
-                            && record.status.is_final()
-                        {
-                            let chunk =
-                                sse_message("result", &serde_json::to_value(&record).unwrap_or_default());
-                            return Some((Ok(chunk), (TaskStream::Done, pool, id)));
-                        }
                         let chunk = web::Bytes::from_static(b": keep-alive\n\n");
-                        return Some((Ok(chunk), (TaskStream::Follow(rx), pool, id)));
+                        return Some((Ok(chunk), (TaskStream::Follow(follow), pool, id)));
                     }
                     Ok(Some(event)) if event.kind.task_id() == Some(id.as_str()) => {
+                        if let EventKind::TaskProgress { progress, stage, .. } = &event.kind {
+                            follow.progress = Some(Progress { progress: *progress, stage: stage.clone() });
+                        }
                         if let Some(chunk) = task_chunk(&pool, &id, &event) {
                             let done = ends_task(&event.kind);
-                            let next = if done { TaskStream::Done } else { TaskStream::Follow(rx) };
+                            let next = if done { TaskStream::Done } else { TaskStream::Follow(follow) };
                             return Some((Ok(chunk), (next, pool, id)));
                         }
                     }
                     Ok(Some(_)) => {}
                     // Events were lost: the record says where the task is now.
                     Err(n) if n > 0 => {
-                        return Some((Ok(web::Bytes::new()), (TaskStream::Start(rx), pool, id)));
+                        return Some((Ok(web::Bytes::new()), (TaskStream::Start(follow.feed), pool, id)));
                     }
                     Err(_) => return None,
                 }
@@ -155,6 +196,13 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
         }
     });
     sse_response(body)
+}
+
+fn progress_message(id: &TaskId, progress: &Progress, worker_id: Option<&str>) -> web::Bytes {
+    sse_message(
+        "progress",
+        &json!({ "id": id, "progress": progress.progress, "stage": progress.stage, "worker_id": worker_id }),
+    )
 }
 
 fn ends_task(kind: &EventKind) -> bool {
@@ -167,9 +215,10 @@ fn ends_task(kind: &EventKind) -> bool {
 
 fn task_chunk(pool: &PoolHandle, id: &TaskId, event: &Event) -> Option<web::Bytes> {
     match &event.kind {
-        EventKind::TaskProgress { progress, stage, worker_id, .. } => Some(sse_message(
-            "progress",
-            &json!({ "id": id, "progress": progress, "stage": stage, "worker_id": worker_id }),
+        EventKind::TaskProgress { progress, stage, worker_id, .. } => Some(progress_message(
+            id,
+            &Progress { progress: *progress, stage: stage.clone() },
+            Some(worker_id),
         )),
         kind if ends_task(kind) => {
             let record = pool.task(id)?;

@@ -371,7 +371,8 @@ async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
                 }
                 // The record's own shape, as FINISH stores it and look-ups read it.
                 let stored = Progress { progress: *pct, stage: stage.clone() };
-                progress.push((task_id.as_str().into(), serde_json::to_string(&stored).unwrap_or_default()));
+                let stored = serde_json::to_string(&stored).unwrap_or_default();
+                progress.push((task_id.as_str().into(), stored, worker_id.clone()));
             }
             if !events_wanted {
                 continue;

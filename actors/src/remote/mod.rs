@@ -935,7 +935,7 @@ impl Remote {
     pub(crate) async fn publish(
         &self,
         messages: Vec<(&'static str, String)>,
-        progress: Vec<(TaskId, String)>,
+        progress: Vec<(TaskId, String, String)>,
     ) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         for (channel, text) in &messages {
@@ -944,9 +944,9 @@ impl Remote {
         if !messages.is_empty() {
             self.observe(pipe.query_async::<()>(&mut self.conn()).await)?;
         }
-        for (id, text) in &progress {
+        for (id, text, worker) in &progress {
             let mut call = self.scripts.progress.key(self.keys.task(id.as_str()));
-            call.arg(text);
+            call.arg(text).arg(worker);
             self.observe(call.invoke_async::<()>(&mut self.conn()).await)?;
         }
         Ok(())

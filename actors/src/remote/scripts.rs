@@ -293,7 +293,8 @@ pub(super) const ANNOUNCE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'watcher', '*') end
 ";
 
-/// KEYS: task. ARGV: progress JSON. Stores a running task's progress (never creates a record).
+/// KEYS: task. ARGV: progress JSON, worker id. Stores a running task's progress and the worker
+/// that reports it (never creates a record).
 pub(super) const PROGRESS: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'worker_id', ARGV[2]) end
 ";
