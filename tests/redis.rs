@@ -372,7 +372,7 @@ fn the_python_example_queues_a_task_with_redis_py_and_reads_its_result() {
 
 #[test]
 fn rediss_with_a_private_certificate_authority_works() {
-    let Some(redis) = RedisServer::start_tls() else { return };
+    let Some(redis) = RedisServer::start_tls(false) else { return };
     let ca = redis.tls_ca().expect("a TLS server").display().to_string();
     let a = instance(&redis, "a", &format!("tls_ca_file = {ca:?}\n"));
     let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "over tls"}}));
@@ -386,6 +386,31 @@ fn rediss_with_a_private_certificate_authority_works() {
     let b = instance(&redis, "b", "");
     let refused = execute(&b, json!({"type": "text_processing", "data": {"text": "x"}}));
     assert_eq!(refused.status, 503, "{:?}", refused.body);
+}
+
+#[test]
+fn rediss_with_client_certificates_works_and_an_instance_without_one_is_refused() {
+    let Some(redis) = RedisServer::start_tls(true) else { return };
+    let ca = redis.tls_ca().expect("a TLS server").display().to_string();
+    let (cert, key) = redis.tls_client().expect("a client certificate");
+    let files = format!(
+        "tls_ca_file = {ca:?}\ntls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let a = instance(&redis, "a", &files);
+    let reply = execute(&a, json!({"type": "text_processing", "data": {"text": "mutual tls"}}));
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["result"]["words"], 2, "{:?}", reply.body);
+    assert_eq!(
+        hash(&redis, reply.body["id"].as_str().unwrap()).get("status").map(String::as_str),
+        Some("completed")
+    );
+    // The authority alone is not enough for a server that wants to know its clients.
+    let b = instance(&redis, "b", &format!("tls_ca_file = {ca:?}\n"));
+    let refused = execute(&b, json!({"type": "text_processing", "data": {"text": "x"}}));
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(get(&b.url("/api/workers/health")).status, 503);
 }
 
 #[test]

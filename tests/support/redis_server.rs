@@ -15,6 +15,8 @@ pub struct RedisServer {
     password: Option<String>,
     /// With TLS: the certificate authority's PEM file.
     tls_ca: Option<PathBuf>,
+    /// With TLS and client authentication: the client's certificate and key (PEM files).
+    tls_client: Option<(PathBuf, PathBuf)>,
 }
 
 /// Whether missing tools must fail the test (CI) rather than skip it (a developer machine).
@@ -43,14 +45,17 @@ impl RedisServer {
             .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let password = extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].to_string());
-        let mut server = RedisServer { port, dir, args, child: None, password, tls_ca: None };
+        let mut server =
+            RedisServer { port, dir, args, child: None, password, tls_ca: None, tls_client: None };
         server.launch();
         Some(server)
     }
 
     /// Starts `redis-server` speaking TLS only, with a certificate for 127.0.0.1 signed by a
-    /// fresh certificate authority (made with the `openssl` command) in its directory.
-    pub fn start_tls() -> Option<RedisServer> {
+    /// fresh certificate authority (made with the `openssl` command) in its directory. With
+    /// `client_auth` it accepts only clients with a certificate of that authority, and makes
+    /// one (see [`RedisServer::tls_client`]).
+    pub fn start_tls(client_auth: bool) -> Option<RedisServer> {
         let mut plain = RedisServer::start(&[])?;
         plain.kill();
         let dir = plain.dir.clone();
@@ -78,36 +83,45 @@ impl RedisServer {
             "-subj",
             &subject("workerpool test CA"),
         ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            &subject("127.0.0.1"),
-        ]);
+        // A key and a certificate signed by the authority, for `name` (`server`, `client`).
+        let signed = |name: &str, cn: &str| {
+            let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subject(cn),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ]);
+        };
         std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext.cnf");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
+        signed("server", "127.0.0.1");
+        if client_auth {
+            signed("client", "workerpool test client");
+            plain.tls_client = Some((dir.join("client.pem"), dir.join("client.key")));
+        }
         let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
         plain.args =
             ["--port", "0", "--tls-port", &plain.port.to_string(), "--bind", "127.0.0.1", "--save", ""]
@@ -123,12 +137,17 @@ impl RedisServer {
                     "--tls-ca-cert-file".into(),
                     file("ca.pem"),
                     "--tls-auth-clients".into(),
-                    "no".into(),
+                    if client_auth { "yes" } else { "no" }.into(),
                 ])
                 .collect();
         plain.tls_ca = Some(dir.join("ca.pem"));
         plain.launch();
         Some(plain)
+    }
+
+    /// With client authentication: the client's certificate and key files.
+    pub fn tls_client(&self) -> Option<&(PathBuf, PathBuf)> {
+        self.tls_client.as_ref()
     }
 
     /// The PEM file of the certificate authority that signed a TLS server's certificate.
@@ -175,11 +194,12 @@ impl RedisServer {
         match &self.tls_ca {
             Some(ca) => {
                 let root_cert = Some(std::fs::read(ca).expect("read the CA"));
-                redis::Client::build_with_tls(
-                    self.url(),
-                    redis::TlsCertificates { client_tls: None, root_cert },
-                )
-                .expect("redis url")
+                let client_tls = self.tls_client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: std::fs::read(cert).expect("read the client certificate"),
+                    client_key: std::fs::read(key).expect("read the client key"),
+                });
+                redis::Client::build_with_tls(self.url(), redis::TlsCertificates { client_tls, root_cert })
+                    .expect("redis url")
             }
             None => redis::Client::open(self.url()).expect("redis url"),
         }
