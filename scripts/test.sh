@@ -9,6 +9,8 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 # The TLS test makes its certificates with openssl.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The clock-skew test runs an instance under libfaketime.
+dpkg -s libfaketime >/dev/null 2>&1 || need_apt+=(libfaketime)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

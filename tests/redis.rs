@@ -653,3 +653,55 @@ fn a_task_stream_outlasts_an_attempt_that_failed_here_and_is_retried() {
     assert_eq!(last["attempts"], 2, "{last}");
     assert_eq!(last["result"]["recovered_on_attempt"], 2, "{last}");
 }
+
+/// libfaketime, to run an instance whose clock is wrong; `None` (skip) on a developer
+/// machine without it, a failure under CI (`scripts/test.sh` installs it).
+fn faketime_library() -> Option<String> {
+    let found = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketimeMT.so.1"))
+        .find(|path| std::path::Path::new(path).exists());
+    if found.is_none() {
+        assert!(!support::redis_server::required(), "libfaketime is needed (scripts/test.sh installs it)");
+        eprintln!("skipped: libfaketime is not installed");
+    }
+    found
+}
+
+#[test]
+fn instances_whose_clocks_differ_agree_on_delays_and_submission_order() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let Some(faketime) = faketime_library() else { return };
+    // `b` runs the tasks, one at a time; `behind` only queues them, with a clock a minute slow.
+    let one_at_a_time = config("").replace("max_concurrent = 2", "max_concurrent = 1");
+    let b = Server::start(&one_at_a_time, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "b")]);
+    let behind = Server::start(
+        &config("consume = false\n"),
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("INSTANCE_ID", "behind"),
+            ("LD_PRELOAD", &faketime),
+            ("FAKETIME", "-60s"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let blocker = enqueue(&b, sleep_task(800), json!({}));
+    wait_running(&b, &blocker);
+    // Queued in this order, they run in this order, whatever the queuing instances' clocks.
+    let first = enqueue(&b, sleep_task(200), json!({}));
+    let second = enqueue(&behind, sleep_task(200), json!({}));
+    let records = wait_all(&b, &[blocker, first.clone(), second.clone()], Duration::from_secs(20));
+    let ms =
+        |id: &String, field: &str| records[id][field].as_u64().unwrap_or_else(|| panic!("{field} of {id}"));
+    assert!(ms(&second, "created_at") + 50_000 < ms(&first, "created_at"), "the slow clock did not apply");
+    assert!(ms(&first, "started_at") < ms(&second, "started_at"), "{records:#?}");
+    // A delay asked for by the slow instance is a delay all the same.
+    let asked = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .expect("the time");
+    let delayed = enqueue(&behind, sleep_task(10), json!({"delay": 1000}));
+    let records = wait_all(&b, std::slice::from_ref(&delayed), Duration::from_secs(20));
+    let started = records[&delayed]["started_at"].as_u64().expect("started_at");
+    assert!(started >= asked + 900, "started {} ms after it was asked for", started.saturating_sub(asked));
+}

@@ -20,7 +20,7 @@ pub struct RedisServer {
 }
 
 /// Whether missing tools must fail the test (CI) rather than skip it (a developer machine).
-fn required() -> bool {
+pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 

@@ -96,8 +96,7 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
         match took {
             Ok((taken, next_due)) if taken.is_empty() => {
                 drop(permits);
-                let now = now_ms();
-                let idle = next_due.map_or(1000, |due| due.saturating_sub(now).clamp(1, 1000));
+                let idle = next_due.map_or(1000, |in_ms| in_ms.clamp(1, 1000));
                 // Told when a task of the type becomes ready; the timer covers delayed tasks
                 // and notifications lost while the listener reconnects.
                 let _ = tokio::time::timeout(Duration::from_millis(idle), wake.notified()).await;
@@ -216,9 +215,9 @@ fn decide(
         }
         TaskStatus::Dead | TaskStatus::TimedOut if attempt <= max_retries => {
             let base = pool.config().types.get(task_type).map_or(1000, |t| t.retry_delay_ms);
-            let due = now_ms() + retry_backoff(base, attempt).as_millis() as u64;
+            let backoff_ms = retry_backoff(base, attempt).as_millis() as u64;
             record.status = TaskStatus::Queued;
-            Finish::Retry { record, due }
+            Finish::Retry { record, backoff_ms }
         }
         TaskStatus::Queued | TaskStatus::Running => Finish::Requeue,
         _ => Finish::Final(record),

@@ -243,8 +243,9 @@ impl<const N: usize> Batcher<N> {
 pub(crate) enum Finish {
     /// A final status, with the record to answer local waiters.
     Final(TaskRecord),
-    /// Queued again after `delay`, keeping its attempt count.
-    Retry { record: TaskRecord, due: u64 },
+    /// Queued again after its backoff (timed by the Redis server's clock), keeping its
+    /// attempt count.
+    Retry { record: TaskRecord, backoff_ms: u64 },
     /// Back at the head of its queue without spending the attempt (shutdown).
     Requeue,
 }
@@ -392,7 +393,7 @@ impl Remote {
             .get(task_type)
             .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))?;
         let o = &request.options;
-        let due = o.delay.filter(|d| *d > 0).map_or(0, |d| now_ms().saturating_add(d));
+        let delay = o.delay.unwrap_or(0);
         let data = serde_json::to_string(&request.data)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("data: {e}")))?;
         let args = [
@@ -402,7 +403,7 @@ impl Remote {
             o.priority.unwrap_or(0).to_string(),
             o.max_retries.unwrap_or(max_retries).to_string(),
             o.timeout.unwrap_or(timeout).to_string(),
-            due.to_string(),
+            delay.to_string(),
             limit.to_string(),
             if watched { self.cfg.instance_id.clone() } else { String::new() },
             self.member(id),
@@ -431,12 +432,12 @@ impl Remote {
             .await;
     }
 
-    /// A task's member in its queue: the wall-clock millisecond and a counter of this
-    /// instance, so equal priorities run in submission order (across instances, to the
-    /// millisecond).
+    /// A task's member in its queue, less the millisecond the script puts in front (by the
+    /// Redis server's clock): a counter of this instance and the id, so equal priorities run
+    /// in submission order (across instances, to the millisecond).
     fn member(&self, id: &TaskId) -> String {
         let n = self.member_counter.fetch_add(1, Ordering::Relaxed) % 1_000_000;
-        format!("{:013}{n:06}:{id}", now_ms())
+        format!("{n:06}:{id}")
     }
 
     /// Registers a waiter for `id` (before it is queued, so its end cannot be missed).
@@ -703,7 +704,7 @@ impl Remote {
     // ===== the bridge's side =====
 
     /// Takes up to `n` ready tasks of a type, each with a lease. With none ready, answers
-    /// when the next delayed one is due.
+    /// in how many ms the next delayed one is due.
     pub(crate) async fn take(&self, task_type: &str, n: usize) -> Result<(Vec<Taken>, Option<u64>), Error> {
         let now = now_ms();
         let reply: Vec<String> = self.observe(
@@ -762,7 +763,7 @@ impl Remote {
     ) -> Result<Finished, Error> {
         let (kind, record, when) = match how {
             Finish::Final(r) => ("final", Some(r), r.finished_at.unwrap_or_else(now_ms)),
-            Finish::Retry { record, due } => ("retry", Some(record), *due),
+            Finish::Retry { record, backoff_ms } => ("retry", Some(record), *backoff_ms),
             Finish::Requeue => ("requeue", None, 0),
         };
         let progress = record

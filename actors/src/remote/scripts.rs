@@ -8,16 +8,22 @@
 //! order and a member starting with `!` goes before them); `delayed:<type>` (score: when
 //! due); `leases` (score: when the lease ends); `dead:<type>` list; `stats` hash.
 
-/// KEYS: stats (only so the call goes to the keys' slot). ARGV: key base, now, wake channel,
-/// then per task 10 values: id, type, data, priority,
-/// max_retries, timeout, due (0: ready now), queue limit, watcher (who is told on the done
-/// channel when the task ends: an instance id, `*` for everyone, '' for no one), queue member.
-/// Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never reused.)
+/// KEYS: stats (only so the call goes to the keys' slot). ARGV: key base, now (for the
+/// record), wake channel, then per task 10 values: id, type, data, priority, max_retries,
+/// timeout, delay (ms; 0: ready now), queue limit, watcher (who is told on the done channel
+/// when the task ends: an instance id, `*` for everyone, '' for no one), queue member without
+/// its time (`<counter:06>:<id>`). Delays and the time in front of the member are the Redis
+/// server's, so instances whose clocks differ still agree on when a task is due and on
+/// submission order. Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never
+/// reused.)
 pub(super) const ENQUEUE: &str = r"
 local base, now = ARGV[1], ARGV[2]
+local t = redis.call('TIME')
+local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stamp = string.format('%013d', snow)
 local waiting, was_empty, out = {}, {}, {}
 for i = 4, #ARGV, 10 do
-  local id, ttype, priority, due = ARGV[i], ARGV[i + 1], ARGV[i + 3], tonumber(ARGV[i + 6])
+  local id, ttype, priority, delay = ARGV[i], ARGV[i + 1], ARGV[i + 3], tonumber(ARGV[i + 6])
   local q, d = base .. ':q:' .. ttype, base .. ':delayed:' .. ttype
   if waiting[ttype] == nil then
     local ready = redis.call('ZCARD', q)
@@ -27,12 +33,12 @@ for i = 4, #ARGV, 10 do
   if waiting[ttype] >= tonumber(ARGV[i + 7]) then
     out[#out + 1] = -1
   else
-    local member = ARGV[i + 9]
+    local member = stamp .. ARGV[i + 9]
     redis.call('HSET', base .. ':t:' .. id, 'id', id, 'type', ttype, 'data', ARGV[i + 2], 'priority', priority,
       'max_retries', ARGV[i + 4], 'timeout', ARGV[i + 5], 'attempts', '0', 'status', 'queued',
       'created_at', now, 'member', member, 'watcher', ARGV[i + 8])
-    if due > 0 then
-      redis.call('ZADD', d, due, id)
+    if delay > 0 then
+      redis.call('ZADD', d, snow + delay, id)
       redis.call('PUBLISH', ARGV[3], ttype)
     else
       redis.call('ZADD', q, -tonumber(priority), member)
@@ -47,14 +53,17 @@ end
 return out
 ";
 
-/// KEYS: queue, delayed, leases. ARGV: most to take, now, lease length (ms), instance, task
-/// key prefix. Leases are timed by the Redis server's clock, so instances whose clocks differ
-/// still agree on when one ends. Moves due delayed tasks to the queue, then takes up to n tasks, each with a lease.
+/// KEYS: queue, delayed, leases. ARGV: most to take, now (for the records), lease length
+/// (ms), instance, task key prefix. Due dates and leases are timed by the Redis server's
+/// clock, so instances whose clocks differ still agree on them. Moves due delayed tasks to
+/// the queue, then takes up to n tasks, each with a lease.
 /// Returns one flat array (cheaper to build than one per task): first, when nothing was
-/// taken, when the next delayed task is due ('' otherwise or if none); then per task
-/// id, data, priority, max_retries, timeout, attempt, created_at.
+/// taken, in how many ms the next delayed task is due ('' otherwise or if none); then per
+/// task id, data, priority, max_retries, timeout, attempt, created_at.
 pub(super) const TAKE: &str = r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, 1000)
+local t = redis.call('TIME')
+local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', snow, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[2], id)
   local f = redis.call('HMGET', ARGV[5] .. id, 'status', 'priority', 'member')
@@ -62,8 +71,7 @@ for _, id in ipairs(due) do
 end
 local out = {''}
 local leases = {}
-local t = redis.call('TIME')
-local lease_end = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3]))
+local lease_end = tostring(snow + tonumber(ARGV[3]))
 local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
 for i = 1, #popped, 2 do
   local m = popped[i]
@@ -88,18 +96,21 @@ end
 if #leases > 0 then redis.call('ZADD', KEYS[3], unpack(leases)) end
 if #out == 1 then
   local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  out[1] = nxt[2] or ''
+  if nxt[2] then out[1] = tostring(math.max(tonumber(nxt[2]) - snow, 0)) end
 end
 return out
 ";
 
 /// KEYS: leases, stats. ARGV: key base, instance, now, record ttl, done channel, wake channel,
 /// then per attempt 10 values: id, type, attempt, kind (`final`, `retry`, `requeue`), status,
-/// result, error, worker, when (a retry: when due; a final status: when it ended), progress.
+/// result, error, worker, when (a retry: its backoff in ms, from now by the Redis server's
+/// clock; a final status: when it ended), progress.
 /// Only the holder of an attempt may end it. Returns per attempt: 1 recorded, 2 cancelled
 /// meanwhile, -1 stale (counted in `stats`), 0 task gone.
 pub(super) const FINISH: &str = r"
 local base, instance, ttl = ARGV[1], ARGV[2], ARGV[4]
+local t = redis.call('TIME')
+local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local ended = {}
 for i = 7, #ARGV, 10 do
@@ -132,7 +143,7 @@ for i = 7, #ARGV, 10 do
       if ARGV[i + 9] ~= '' then redis.call('HSET', h, 'progress', ARGV[i + 9]) end
       if kind == 'retry' then
         redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', 'queued', 'error', ARGV[i + 6])
-        redis.call('ZADD', base .. ':delayed:' .. ttype, ARGV[i + 8], id)
+        redis.call('ZADD', base .. ':delayed:' .. ttype, snow + (tonumber(ARGV[i + 8]) or 0), id)
         redis.call('PUBLISH', ARGV[6], ttype)
       else
         if status == 'completed' then
@@ -271,14 +282,16 @@ redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 'cancelled:' .. f[1]
 ";
 
-/// KEYS: task. ARGV: id, key base, wake channel, new queue member.
+/// KEYS: task. ARGV: id, key base, wake channel, new queue member without its time (the
+/// Redis server's, as in ENQUEUE).
 /// Moves a dead-lettered task back to its queue with fresh attempts. Returns `queued`, the
 /// status of a task that is not dead-lettered, or nil.
 pub(super) const REQUEUE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'status', 'type', 'priority')
 if not f[1] or not f[2] then return false end
 if redis.call('LREM', ARGV[2] .. ':dead:' .. f[2], 0, ARGV[1]) == 0 then return f[1] end
-local m = ARGV[4]
+local t = redis.call('TIME')
+local m = string.format('%013d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ARGV[4]
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', '0', 'member', m)
 redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'started_at', 'progress')
 redis.call('PERSIST', KEYS[1])
