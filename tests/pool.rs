@@ -475,3 +475,58 @@ async fn at_most_max_records_finished_records_are_kept_newest_first() {
     assert!(!kept[0], "the oldest went");
     pool.shutdown().await;
 }
+
+/// How many of the type's waiting tasks sit in a worker's pipe.
+async fn sent_ahead(pool: &workerpool_actors::PoolHandle) -> usize {
+    pool.queue("work", 10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
+}
+
+/// A sleep of `ms` and three echo tasks behind it, on the type's one worker; answers how many
+/// of the echo tasks were in the worker's pipe while the sleep ran.
+async fn echoes_behind_a_sleep(pool: &workerpool_actors::PoolHandle, ms: u64) -> usize {
+    let blocker = pool.submit(op("sleep", json!({ "ms": ms }))).await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        handles.push(pool.submit(op("echo", json!({}))).await.unwrap());
+    }
+    // Read once all three wait (while the sleep runs); at most for a second.
+    let mut sent = None;
+    for _ in 0..200 {
+        if pool.queue("work", 10).await.unwrap().length == 3 {
+            sent = Some(sent_ahead(pool).await);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sent = sent.expect("the three echo tasks waited behind the sleep");
+    within(LIMIT, blocker.wait()).await.unwrap();
+    for h in handles {
+        assert_eq!(within(LIMIT, h.wait()).await.unwrap().status, TaskStatus::Completed);
+    }
+    sent
+}
+
+#[tokio::test]
+async fn short_tasks_get_one_task_sent_ahead_and_a_long_one_stops_it() {
+    let pool = demo_pool(1, |_| {});
+    // No history yet: nothing is sent ahead of the first sleep.
+    assert_eq!(echoes_behind_a_sleep(&pool, 300).await, 0);
+    // Echo tasks take well under a millisecond: one task now waits in the worker's pipe.
+    for _ in 0..40 {
+        within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    }
+    assert_eq!(echoes_behind_a_sleep(&pool, 300).await, 1);
+    // That sleep (300 ms) made the recent average long: nothing is sent ahead of the next.
+    assert_eq!(echoes_behind_a_sleep(&pool, 300).await, 0);
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn auto_prefetch_off_sends_nothing_ahead() {
+    let pool = demo_pool(1, |t| t.auto_prefetch = false);
+    for _ in 0..40 {
+        within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
+    }
+    assert_eq!(echoes_behind_a_sleep(&pool, 300).await, 0);
+    pool.shutdown().await;
+}

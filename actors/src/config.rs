@@ -64,6 +64,11 @@ pub struct TypeConfig {
     /// sent ahead starts its timeout when the worker reaches it; cancelling it does not stop
     /// the worker from running it (its result is dropped).
     pub prefetch: usize,
+    /// With `prefetch = 0`: a busy process worker of a type whose recent attempts took under
+    /// a millisecond on average gets one task sent ahead while a backlog waits, so that it
+    /// does not wait for the pool between tasks (for such tasks that wait is most of their
+    /// cost). A longer task, or none, turns it off again. Default on.
+    pub auto_prefetch: bool,
     /// A worker is recycled after this many tasks (`None`: never).
     pub max_tasks_per_worker: Option<u64>,
     /// Whether a task whose worker passed `memory_limit_mb` is retried (default: it fails).
@@ -193,6 +198,7 @@ impl TypeConfig {
             idle_timeout_ms: 300_000,
             max_tasks_per_worker: None,
             prefetch: 0,
+            auto_prefetch: true,
             retry_on_memory_limit: false,
             executor: ExecutorKind::Process,
             command: None,
@@ -290,6 +296,7 @@ pub struct TypeSection {
     pub idle_timeout_ms: Option<u64>,
     pub max_tasks_per_worker: Option<u64>,
     pub prefetch: Option<usize>,
+    pub auto_prefetch: Option<bool>,
     pub retry_on_memory_limit: Option<bool>,
     pub executor: Option<ExecutorKind>,
     pub command: Option<Vec<String>>,
@@ -349,6 +356,7 @@ impl PoolConfig {
                         idle_timeout_ms,
                         retry_on_memory_limit,
                         prefetch,
+                        auto_prefetch,
                         executor
                     );
                     t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);
@@ -479,6 +487,10 @@ mod tests {
         assert_eq!(cfg.types.len(), 1);
         let audio = &cfg.types["audio_synthesis"];
         assert_eq!((audio.max_concurrent, audio.memory_limit_mb), (1, 2048));
+        assert!(audio.auto_prefetch, "on by default");
+        let mut file = ConfigFile::default();
+        file.types.insert("x".into(), TypeSection { auto_prefetch: Some(false), ..TypeSection::default() });
+        assert!(!PoolConfig::from_file(file).unwrap().types["x"].auto_prefetch);
     }
 
     #[test]

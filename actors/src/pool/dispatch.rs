@@ -185,13 +185,14 @@ impl TypePool {
         });
     }
 
-    /// Prefetch: hands ready tasks to busy process workers with room in their `prefetch`
-    /// window, so a worker finds its next task in its pipe the moment it finishes one.
+    /// Prefetch: hands ready tasks to busy process workers with room in their prefetch
+    /// window (see [`TypePool::prefetch_window`]), so a worker finds its next task in its pipe the moment it finishes one.
     fn send_ahead(&mut self) {
-        if self.cfg.prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.ready == 0 {
+        let prefetch = self.prefetch_window();
+        if prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.ready == 0 {
             return;
         }
-        let (max_tasks, prefetch) = (self.cfg.max_tasks_per_worker, self.cfg.prefetch);
+        let max_tasks = self.cfg.max_tasks_per_worker;
         // Room for one more: busy, staying, under the window, and (with recycling) the task
         // running, those sent and this one all within the worker's task budget.
         let has_room = |w: &Slot| {

@@ -47,6 +47,10 @@ const HEALTH_WINDOW: Duration = Duration::from_secs(300);
 const MAX_RECENT: usize = 1000;
 /// Workers that exit before they are ready, in a row, before waiting tasks are failed.
 const MAX_EARLY_EXITS: u32 = 3;
+/// `auto_prefetch` sends a task ahead while recent attempts average less than this.
+const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
+/// Weight of the newest attempt in the running average of attempt durations.
+const RECENT_WEIGHT: f64 = 0.2;
 
 /// Where a live task is.
 enum State {
@@ -200,6 +204,8 @@ pub(crate) struct TypePool {
     completed: u64,
     failed: u64,
     busy_ms_total: u64,
+    /// Running average of how long recent attempts took, in seconds (`None` before the first).
+    recent_secs: Option<f64>,
     draining: Option<DrainState>,
 }
 
@@ -252,6 +258,7 @@ impl TypePool {
             completed: 0,
             failed: 0,
             busy_ms_total: 0,
+            recent_secs: None,
             draining: None,
         }
     }
@@ -259,6 +266,22 @@ impl TypePool {
     /// Workers kept even when idle.
     fn min_workers(&self) -> usize {
         self.warm
+    }
+
+    /// Tasks a busy process worker may hold in its pipe now: `prefetch`, or with
+    /// `auto_prefetch` one while recent attempts are short.
+    fn prefetch_window(&self) -> usize {
+        if self.cfg.prefetch > 0 {
+            return self.cfg.prefetch;
+        }
+        let short = self.recent_secs.is_some_and(|s| s < AUTO_PREFETCH_BELOW.as_secs_f64());
+        usize::from(self.cfg.auto_prefetch && short)
+    }
+
+    /// Notes how long an attempt took (or ran before it timed out).
+    fn note_duration(&mut self, took: Duration) {
+        let took = took.as_secs_f64();
+        self.recent_secs = Some(self.recent_secs.map_or(took, |avg| avg + RECENT_WEIGHT * (took - avg)));
     }
 
     fn waiting(&self) -> usize {

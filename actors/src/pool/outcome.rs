@@ -160,6 +160,7 @@ impl TypePool {
             self.deadlines.remove(&deadline);
             let took = now.saturating_duration_since(started);
             self.metrics.duration.observe(took.as_secs_f64());
+            self.note_duration(took);
             ms = took.as_millis() as u64;
             self.busy_ms_total += ms;
         }
@@ -191,6 +192,9 @@ impl TypePool {
             return;
         }
         let worker = worker.clone();
+        // A timed-out attempt counts as long as its timeout: no task is sent ahead behind one.
+        let timeout = p.timeout;
+        self.note_duration(timeout);
         self.stop_worker(&worker, true, "timeout");
         self.fail_attempt(&id, Failure::Timeout, ctx);
         // Tasks it had been sent went back to the queue: another worker may take them.
