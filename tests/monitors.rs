@@ -93,8 +93,12 @@ impl ResourceProbe for FakeCpu {
             memory_available_bytes: 16 << 30,
             memory_total_bytes: 17 << 30,
         };
-        let procs =
-            pids.iter().map(|&p| (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20 })).collect();
+        let procs = pids
+            .iter()
+            .map(|&p| {
+                (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20, peak_memory_bytes: 10 << 20 })
+            })
+            .collect();
         (system, procs)
     }
 }

@@ -73,6 +73,21 @@ pub struct TypeConfig {
     pub max_tasks_per_worker: Option<u64>,
     /// Whether a task whose worker passed `memory_limit_mb` is retried (default: it fails).
     pub retry_on_memory_limit: bool,
+    /// Longest line a process worker may write to stdout, in MiB; a worker that writes a
+    /// longer one is killed and its task fails with `output_too_large`.
+    pub max_output_line_mb: u64,
+    /// How long a new worker may take to answer its first ping; one that does not is killed,
+    /// and counts as a failed start.
+    pub start_timeout_ms: u64,
+    /// Wait before trying again after a worker failed to start (its program cannot run, it
+    /// exited or never answered before it was ready); doubled for every further failure in a
+    /// row.
+    pub start_retry_delay_ms: u64,
+    /// The longest wait between start tries.
+    pub start_retry_max_delay_ms: u64,
+    /// Failed starts in a row after which the type's waiting tasks fail with the reason and
+    /// new ones are refused, until a worker starts again.
+    pub max_start_failures: u32,
     /// Where tasks run.
     pub executor: ExecutorKind,
     /// The worker command for the process executor, program first; no shell.
@@ -200,6 +215,11 @@ impl TypeConfig {
             prefetch: 0,
             auto_prefetch: true,
             retry_on_memory_limit: false,
+            max_output_line_mb: 64,
+            start_timeout_ms: 30_000,
+            start_retry_delay_ms: 500,
+            start_retry_max_delay_ms: 30_000,
+            max_start_failures: 5,
             executor: ExecutorKind::Process,
             command: None,
         }
@@ -298,6 +318,11 @@ pub struct TypeSection {
     pub prefetch: Option<usize>,
     pub auto_prefetch: Option<bool>,
     pub retry_on_memory_limit: Option<bool>,
+    pub max_output_line_mb: Option<u64>,
+    pub start_timeout_ms: Option<u64>,
+    pub start_retry_delay_ms: Option<u64>,
+    pub start_retry_max_delay_ms: Option<u64>,
+    pub max_start_failures: Option<u32>,
     pub executor: Option<ExecutorKind>,
     pub command: Option<Vec<String>>,
 }
@@ -357,6 +382,11 @@ impl PoolConfig {
                         retry_on_memory_limit,
                         prefetch,
                         auto_prefetch,
+                        max_output_line_mb,
+                        start_timeout_ms,
+                        start_retry_delay_ms,
+                        start_retry_max_delay_ms,
+                        max_start_failures,
                         executor
                     );
                     t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);
@@ -443,6 +473,21 @@ impl PoolConfig {
             }
             if t.prefetch > 64 {
                 return bad(key("prefetch"), "at most 64");
+            }
+            if !(1..=4096).contains(&t.max_output_line_mb) {
+                return bad(key("max_output_line_mb"), "from 1 to 4096");
+            }
+            if t.start_timeout_ms == 0 {
+                return bad(key("start_timeout_ms"), "a positive number of milliseconds");
+            }
+            if t.start_retry_delay_ms == 0 {
+                return bad(key("start_retry_delay_ms"), "a positive number of milliseconds");
+            }
+            if t.start_retry_max_delay_ms < t.start_retry_delay_ms {
+                return bad(key("start_retry_max_delay_ms"), "at least start_retry_delay_ms");
+            }
+            if t.max_start_failures == 0 {
+                return bad(key("max_start_failures"), "at least 1");
             }
             if t.max_retries > 32 {
                 return bad(key("max_retries"), "at most 32");

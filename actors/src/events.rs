@@ -64,6 +64,10 @@ pub enum EventKind {
     ScaleDown { task_type: String, workers: usize, reason: String },
     /// A periodic summary of the pool.
     PoolStatus { total: usize, busy: usize, queued: usize },
+    /// Workers of a type failed to start `failures` times in a row: the next try waits
+    /// `retry_in_ms`. With `gave_up`, the type's waiting tasks failed with `error` and new
+    /// ones are refused until a worker starts again.
+    StartBackoff { task_type: String, failures: u32, retry_in_ms: u64, gave_up: bool, error: String },
 }
 
 impl EventKind {
@@ -82,6 +86,7 @@ impl EventKind {
             EventKind::ScaleUp { .. } => "scale_up",
             EventKind::ScaleDown { .. } => "scale_down",
             EventKind::PoolStatus { .. } => "pool_status",
+            EventKind::StartBackoff { .. } => "start_backoff",
         }
     }
 

@@ -150,10 +150,13 @@ pub(crate) fn encode_ping(n: u64) -> Vec<u8> {
     format!("{{\"ping\":{n}}}\n").into_bytes()
 }
 
-/// Reads one line written by a process worker.
-pub(crate) fn parse_line(line: &str) -> Line {
-    let invalid = |why: &str| Line::Invalid(format!("{why}: {}", truncate(line, 200)));
-    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(line) else {
+/// Reads one line written by a process worker (its bytes, without the newline).
+pub(crate) fn parse_line(line: &[u8]) -> Line {
+    let invalid = |why: &str| {
+        let shown = String::from_utf8_lossy(&line[..line.len().min(800)]);
+        Line::Invalid(format!("{why}: {}", truncate(&shown, 200)))
+    };
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(line) else {
         return invalid("not a JSON object");
     };
     if let Some(pong) = map.get("pong") {
@@ -206,26 +209,28 @@ mod tests {
 
     #[test]
     fn parses_every_kind_of_line() {
-        assert_eq!(parse_line(r#"{"pong":7}"#), Line::Pong(7));
+        assert_eq!(parse_line(br#"{"pong":7}"#), Line::Pong(7));
         assert_eq!(
-            parse_line(r#"{"id":"a","progress":150,"stage":"x"}"#),
+            parse_line(br#"{"id":"a","progress":150,"stage":"x"}"#),
             Line::Progress { id: "a".into(), progress: 100, stage: Some("x".into()) }
         );
         assert_eq!(
-            parse_line(r#"{"id":"a","result":null}"#),
+            parse_line(br#"{"id":"a","result":null}"#),
             Line::Result { id: "a".into(), result: Value::Null }
         );
         assert_eq!(
-            parse_line(r#"{"id":"a","error":"boom","retryable":false}"#),
+            parse_line(br#"{"id":"a","error":"boom","retryable":false}"#),
             Line::Error { id: "a".into(), error: "boom".into(), retryable: false }
         );
         assert_eq!(
-            parse_line(r#"{"id":"a","error":"boom"}"#),
+            parse_line(br#"{"id":"a","error":"boom"}"#),
             Line::Error { id: "a".into(), error: "boom".into(), retryable: true }
         );
-        for bad in ["", "[]", "{\"id\":1,\"result\":2}", "{\"id\":\"a\"}", "{\"pong\":\"x\"}"] {
-            assert!(matches!(parse_line(bad), Line::Invalid(_)), "{bad}");
+        for bad in ["", "[]", "{\"id\":1,\"result\":2}", "{\"id\":\"a\"}", "{\"pong\":\"x\"}", "\u{fffd}"] {
+            assert!(matches!(parse_line(bad.as_bytes()), Line::Invalid(_)), "{bad}");
         }
+        // Bytes that are not UTF-8 are an invalid line, not an error of the reader.
+        assert!(matches!(parse_line(b"{\"id\":\"\xff\"}"), Line::Invalid(_)));
     }
 
     #[test]

@@ -308,12 +308,16 @@ impl PoolHandle {
         }
     }
 
-    /// Whether this instance can run tasks of a type now (it exists; a GPU when needed).
+    /// Whether this instance can run tasks of a type now (it exists; its workers can start; a
+    /// GPU when needed).
     pub(crate) fn serves_now(&self, task_type: &str) -> Result<(), Error> {
         let t =
             self.inner.config.types.get(task_type).ok_or_else(|| {
                 Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
             })?;
+        if let Some(why) = self.inner.shared.unstartable(task_type) {
+            return Err(Error::new(ErrorKind::Unavailable, why));
+        }
         if t.gpu_required {
             let gpu = self.inner.shared.gpu_status();
             if !gpu.available {

@@ -103,6 +103,14 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
             status = status.max(HealthStatus::Degraded);
             reasons.push(format!("{} workers replaced in five minutes", t.recent_restarts));
         }
+        if t.start_failures > 0 {
+            let status_now = if t.cannot_start { HealthStatus::Unhealthy } else { HealthStatus::Degraded };
+            status = status.max(status_now);
+            let why = t.start_blocked.clone();
+            reasons.push(
+                why.unwrap_or_else(|| format!("{} workers failed to start in a row", t.start_failures)),
+            );
+        }
         if t.oldest_wait_ms > DEGRADED_WAIT_MS {
             status = status.max(HealthStatus::Degraded);
             reasons.push(format!("the oldest task has waited {} s", t.oldest_wait_ms / 1000));
@@ -119,7 +127,10 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
         types.insert(name.clone(), health);
     }
     let mut reasons = Vec::new();
-    let active: Vec<&TypeHealth> = types.values().filter(|t| t.finished > 0 || t.restarts > 0).collect();
+    let active: Vec<&TypeHealth> = types
+        .values()
+        .filter(|t| t.finished > 0 || t.restarts > 0 || t.status != HealthStatus::Healthy)
+        .collect();
     let status = if shutting_down {
         reasons.push("shutting down".to_string());
         HealthStatus::Unhealthy
@@ -177,5 +188,21 @@ mod tests {
         let r = assess_health(&s, false);
         assert_eq!(r.status, HealthStatus::Unhealthy);
         assert!(r.reasons.iter().any(|x| x.contains("10 workers replaced")), "{:?}", r.reasons);
+    }
+
+    #[test]
+    fn failed_starts_degrade_then_make_a_type_unhealthy() {
+        let mut s = stats(&[("a", 0, 0, 0), ("b", 20, 0, 0)]);
+        let a = s.by_type.get_mut("a").unwrap();
+        a.start_failures = 2;
+        a.start_blocked = Some("workers of a cannot start (2 failed starts in a row, last: boom)".into());
+        let r = assess_health(&s, false);
+        assert_eq!((r.types["a"].status, r.status), (HealthStatus::Degraded, HealthStatus::Degraded));
+        assert!(r.reasons.iter().any(|x| x.starts_with("a: workers of a cannot start")), "{:?}", r.reasons);
+        s.by_type.get_mut("a").unwrap().cannot_start = true;
+        let r = assess_health(&s, false);
+        assert_eq!((r.types["a"].status, r.status), (HealthStatus::Unhealthy, HealthStatus::Degraded));
+        s.by_type.remove("b");
+        assert_eq!(assess_health(&s, false).status, HealthStatus::Unhealthy, "its only type cannot start");
     }
 }

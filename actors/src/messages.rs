@@ -296,6 +296,11 @@ pub(crate) enum Report {
         message: String,
     },
     Invalid(String),
+    /// The worker wrote a stdout line longer than its type's `max_output_line_mb`; it is
+    /// being killed.
+    OutputTooLarge {
+        limit_bytes: usize,
+    },
     Exited {
         code: Option<i32>,
         signal: Option<i32>,
@@ -333,8 +338,13 @@ pub struct TypeStats {
     pub recent_failed: u64,
     /// Workers replaced in the health window (crashes, timeouts, memory, no pong, …).
     pub recent_restarts: u64,
-    /// Why no worker can start now (CPU threshold or memory), if so.
+    /// Why no worker can start now (failed starts, CPU threshold or memory), if so.
     pub start_blocked: Option<String>,
+    /// Workers that failed to start, in a row (0 once one starts).
+    pub start_failures: u32,
+    /// The type gave up starting workers (`max_start_failures` in a row): it takes no tasks
+    /// until a worker starts again.
+    pub cannot_start: bool,
 }
 
 /// The waiting tasks of one type (the contract's `/queues` entry).

@@ -1,8 +1,8 @@
 //! What every actor of one tree shares: task records, the event bus, worker ids and the
 //! tree-wide worker slots (`max_workers`).
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub(crate) struct Shared {
     resources: RwLock<ResourceSnapshot>,
     /// Types that want a worker but found every slot taken.
     starved: Mutex<BTreeSet<Arc<str>>>,
+    /// Types that gave up starting workers, and why; written by each type's pool.
+    unstartable: RwLock<BTreeMap<Arc<str>, String>>,
+    /// Whether `unstartable` has an entry, read first so that submissions skip its lock.
+    any_unstartable: AtomicBool,
 }
 
 impl Shared {
@@ -40,6 +44,8 @@ impl Shared {
             next_worker: AtomicU64::new(1),
             starved: Mutex::new(BTreeSet::new()),
             resources: RwLock::new(ResourceSnapshot::default()),
+            unstartable: RwLock::new(BTreeMap::new()),
+            any_unstartable: AtomicBool::new(false),
         }
     }
 
@@ -83,6 +89,24 @@ impl Shared {
             ));
         }
         Ok(())
+    }
+
+    /// Marks a type as unable to start workers (`Some(why)`), or able again (`None`).
+    pub(crate) fn set_unstartable(&self, task_type: &Arc<str>, why: Option<String>) {
+        let mut map = self.unstartable.write().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(why) => map.insert(task_type.clone(), why),
+            None => map.remove(task_type),
+        };
+        self.any_unstartable.store(!map.is_empty(), Ordering::Release);
+    }
+
+    /// Why a type cannot start workers, when it gave up.
+    pub(crate) fn unstartable(&self, task_type: &str) -> Option<String> {
+        if !self.any_unstartable.load(Ordering::Acquire) {
+            return None;
+        }
+        self.unstartable.read().unwrap_or_else(|e| e.into_inner()).get(task_type).cloned()
     }
 
     /// A fresh worker id, never handed out before in this tree.

@@ -19,6 +19,10 @@ use crate::monitor::scaling::ScalingMonitor;
 use crate::pool::TypePool;
 use crate::shared::Shared;
 
+/// How long past the grace period a shutdown waits for the pools at most: a killed worker's
+/// grace before `SIGKILL`, reading its last output, and a margin.
+const DRAIN_BOUND: Duration = Duration::from_secs(5);
+
 /// The pools of a tree, by type name.
 pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;
 
@@ -154,9 +158,19 @@ impl Handler<Shutdown> for Supervisor {
         let drains: Vec<_> = self.pools.values().map(|p| p.send(Drain { timeout })).collect();
         Box::pin(async move {
             let mut total = ShutdownReport::default();
+            // Workers are killed when the grace period ends and their exit is seen by waiting
+            // on them, so every drain ends soon after it; this bound holds whatever happens.
+            let bound = tokio::time::sleep(timeout + DRAIN_BOUND);
+            tokio::pin!(bound);
             for drain in drains {
-                if let Ok(report) = drain.await {
-                    total.add(&report);
+                tokio::select! {
+                    report = drain => if let Ok(report) = report {
+                        total.add(&report);
+                    },
+                    () = &mut bound => {
+                        log::warn!("shutdown: a pool did not finish draining within {} ms of the grace period", DRAIN_BOUND.as_millis());
+                        break;
+                    }
                 }
             }
             total

@@ -32,6 +32,10 @@ pub struct ProcessUsage {
     pub cpu_percent: f32,
     /// Resident memory.
     pub memory_bytes: u64,
+    /// The highest resident memory since the previous sample of the process (on Linux the
+    /// kernel's high-water mark, reset at each sample), so that a spike between two samples
+    /// is seen; elsewhere the resident memory.
+    pub peak_memory_bytes: u64,
 }
 
 /// One GPU's figures.
@@ -101,7 +105,9 @@ impl ResourceProbe for SysinfoProbe {
             .iter()
             .filter_map(|&pid| {
                 let p = self.system.process(Pid::from_u32(pid))?;
-                Some((pid, ProcessUsage { cpu_percent: p.cpu_usage(), memory_bytes: p.memory() }))
+                let memory_bytes = p.memory();
+                let peak_memory_bytes = take_peak_rss(pid).unwrap_or(0).max(memory_bytes);
+                Some((pid, ProcessUsage { cpu_percent: p.cpu_usage(), memory_bytes, peak_memory_bytes }))
             })
             .collect();
         let system = SystemUsage {
@@ -113,6 +119,29 @@ impl ResourceProbe for SysinfoProbe {
         };
         (system, processes)
     }
+}
+
+/// The peak resident memory of `pid` since the last call (`VmHWM`), and the mark reset to the
+/// present (`clear_refs` 5, Linux 4.0 on). `None` where the kernel does not say.
+#[cfg(target_os = "linux")]
+fn take_peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    // Without the reset the mark would keep the highest value of the worker's whole life.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    Some(kb << 10)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn take_peak_rss(_: u32) -> Option<u64> {
+    None
 }
 
 // ===== NVML =====
@@ -198,6 +227,7 @@ mod tests {
         let (system, procs) = probe.sample(&[me, u32::MAX - 1]);
         assert!(system.memory_total_bytes > 0 && system.cpus > 0);
         assert!(procs[&me].memory_bytes > 0);
+        assert!(procs[&me].peak_memory_bytes >= procs[&me].memory_bytes);
         assert!(!procs.contains_key(&(u32::MAX - 1)));
     }
 

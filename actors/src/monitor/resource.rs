@@ -31,6 +31,8 @@ pub struct WorkerUsage {
     pub cpu_percent: f32,
     /// Resident memory.
     pub memory_bytes: u64,
+    /// Highest resident memory since the previous sample (see [`ProcessUsage`]).
+    pub peak_memory_bytes: u64,
     /// GPU memory, when NVML reports it.
     pub gpu_memory_bytes: Option<u64>,
 }
@@ -140,6 +142,7 @@ impl ResourceMonitor {
                     pid,
                     cpu_percent: p.cpu_percent,
                     memory_bytes: p.memory_bytes,
+                    peak_memory_bytes: p.peak_memory_bytes.max(p.memory_bytes),
                     gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
                 })
             })
@@ -169,19 +172,17 @@ impl ResourceMonitor {
 }
 
 impl ResourceMonitor {
-    /// Kills workers over their memory limit, and lets pools waiting for CPU or memory look
-    /// again.
+    /// Kills workers whose memory passed their limit since the previous sample (the peak,
+    /// so that a spike between samples counts), and lets pools waiting for CPU or memory
+    /// look again.
     fn enforce(&self) {
         for w in self.shared.resources().workers {
             let Some(&limit_mb) = self.limits.get(&w.task_type) else { continue };
-            if w.memory_bytes > limit_mb.saturating_mul(1 << 20)
+            let peak = w.peak_memory_bytes.max(w.memory_bytes);
+            if peak > limit_mb.saturating_mul(1 << 20)
                 && let Some(pool) = self.pools.get(&w.task_type)
             {
-                pool.do_send(MemoryExceeded {
-                    worker: w.worker_id.clone(),
-                    rss_bytes: w.memory_bytes,
-                    limit_mb,
-                });
+                pool.do_send(MemoryExceeded { worker: w.worker_id.clone(), rss_bytes: peak, limit_mb });
             }
         }
         for pool in self.pools.values() {

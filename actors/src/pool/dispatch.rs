@@ -255,7 +255,8 @@ impl TypePool {
         let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
         let live = self.live_workers();
         let demand = self.ready.saturating_sub(starting + self.idle.len());
-        if demand == 0 && live >= self.min_workers().max(self.cfg.min_workers) {
+        let probe = self.wants_probe();
+        if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
             // The usual case under load: nothing to start, whoever is starved.
             self.blocked = None;
             return;
@@ -264,9 +265,20 @@ impl TypePool {
         let floor =
             if self.shared.others_starved(&self.name) { self.cfg.min_workers } else { self.min_workers() };
         let below_min = floor.saturating_sub(live);
-        let want = demand.max(below_min).min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
+        let want = demand
+            .max(below_min)
+            .max(usize::from(probe))
+            .min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
         if want == 0 {
             self.blocked = None;
+            return;
+        }
+        // After failed starts, one try at a time, when the wait is over.
+        if self.start_wait().is_some() {
+            return;
+        }
+        let want = if self.starts.failures() > 0 { want.min(1).saturating_sub(starting) } else { want };
+        if want == 0 {
             return;
         }
         if let Err(why) = self.shared.can_start(&self.cfg, live) {
@@ -306,18 +318,22 @@ impl TypePool {
     /// Starts one worker in a slot already taken.
     pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
         let id = self.shared.next_worker_id(&self.name);
+        let max_line_bytes = usize::try_from(self.cfg.max_output_line_mb << 20).unwrap_or(usize::MAX);
         let kind = match (&self.handler, &self.command) {
             (Some(_), _) => WorkerKind::InProcess,
-            (None, Some(command)) => WorkerKind::Process { command: command.clone() },
+            (None, Some(command)) => WorkerKind::Process { command: command.clone(), max_line_bytes },
             // Validation at start-up rules this out; a worker without a way to run fails to spawn.
-            (None, None) => WorkerKind::Process { command: Arc::from(vec![String::new()]) },
+            (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes },
         };
         let addr = Worker::new(id.clone(), self.name.clone(), ctx.address(), kind).start();
         let timer_id = id.clone();
-        let startup_timer = ctx.run_later(STARTUP_TIMEOUT, move |act, _| {
+        let start_timeout = Duration::from_millis(self.cfg.start_timeout_ms);
+        let startup_timer = ctx.run_later(start_timeout, move |act, ctx| {
             if act.workers.get(&timer_id).is_some_and(|w| w.state == WState::Starting) {
-                act.worker_error(&timer_id, "did not answer its first ping in time".into());
+                let why = format!("did not answer its first ping within {} ms", start_timeout.as_millis());
+                act.worker_error(&timer_id, why.clone());
                 act.stop_worker(&timer_id, true, "startup_timeout");
+                act.start_failed(format!("worker {timer_id} {why}"), false, ctx);
             }
         });
         let now = Instant::now();
@@ -473,17 +489,14 @@ impl TypePool {
             code,
         });
         if slot.state == WState::Starting {
-            self.early_exits += 1;
-            if self.early_exits >= MAX_EARLY_EXITS {
-                self.early_exits = 0;
-                self.fail_ready(&format!("worker of {} {how} before it was ready", self.name));
-            }
+            self.start_failed(format!("worker {id} {how} before it was ready"), false, ctx);
         }
         if let (WState::Busy, Some(task)) = (slot.state, slot.task) {
             self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
         }
         if slot.replace
             && self.draining.is_none()
+            && self.start_wait().is_none()
             && self.workers.len() < self.cfg.max_concurrent
             && self.shared.try_take_slot()
         {

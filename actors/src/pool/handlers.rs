@@ -215,6 +215,11 @@ impl Handler<Scale> for TypePool {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
         let live = self.live_workers();
+        if msg.up
+            && let Some(why) = self.start_wait()
+        {
+            return Err(Error::new(ErrorKind::Unavailable, format!("cannot add workers: {why}")));
+        }
         if msg.up {
             if self.cfg.gpu_required
                 && let Err(why) = self.shared.can_start(&self.cfg, 0)

@@ -26,6 +26,7 @@ use crate::events::EventKind;
 use crate::executor::{HandlerFn as TaskHandlerFn, TaskError};
 use crate::messages::*;
 use crate::metrics::TypeMetrics;
+use crate::policy::starts::StartBackoff;
 use crate::policy::{QueueKey, retry_backoff};
 use crate::shared::Shared;
 use crate::supervisor::Supervisor;
@@ -37,16 +38,13 @@ mod handlers;
 mod inproc;
 mod monitoring;
 mod outcome;
+mod starts;
 mod timeouts;
 
-/// How long a new worker may take to answer its first ping.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How far back task outcomes and restarts count for health.
 const HEALTH_WINDOW: Duration = Duration::from_secs(300);
 /// Most task outcomes kept for the health window.
 const MAX_RECENT: usize = 1000;
-/// Workers that exit before they are ready, in a row, before waiting tasks are failed.
-const MAX_EARLY_EXITS: u32 = 3;
 /// `auto_prefetch` sends a task ahead while recent attempts average less than this.
 const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// Weight of the newest attempt in the running average of attempt durations.
@@ -142,6 +140,8 @@ enum Failure {
     Shutdown,
     /// The worker passed the type's memory limit and was killed.
     MemoryLimit(String),
+    /// The worker wrote a stdout line past `max_output_line_mb` and was killed.
+    OutputTooLarge(String),
 }
 
 /// A dead-lettered task: enough to run it again.
@@ -175,7 +175,10 @@ pub(crate) struct TypePool {
     workers: FxHashMap<WorkerId, Slot>,
     idle: Vec<WorkerId>,
     dead: VecDeque<DeadLetter>,
-    early_exits: u32,
+    /// Workers that failed to start, in a row, and the wait before the next try.
+    starts: StartBackoff,
+    /// Wakes the pool when the wait of `starts` is over.
+    start_timer: Option<SpawnHandle>,
     starved: bool,
     /// Workers kept warm: the type's `min_workers`, or more from the pool-wide `min_workers`.
     warm: usize,
@@ -224,6 +227,7 @@ impl TypePool {
             ExecutorKind::Process => cfg.command.clone().map(Arc::from),
             ExecutorKind::InProcess => None,
         };
+        let starts = StartBackoff::new(&cfg);
         TypePool {
             name: Arc::from(name),
             cfg,
@@ -240,7 +244,8 @@ impl TypePool {
             workers: FxHashMap::default(),
             idle: Vec::new(),
             dead: VecDeque::new(),
-            early_exits: 0,
+            starts,
+            start_timer: None,
             starved: false,
             warm: cfg_min,
             blocked: None,
@@ -338,7 +343,9 @@ impl TypePool {
             recent_finished: self.recent.len() as u64,
             recent_failed: self.recent.iter().filter(|(_, failed)| *failed).count() as u64,
             recent_restarts: self.restarts.len() as u64,
-            start_blocked: self.blocked.clone(),
+            start_blocked: self.starts.reason(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
+            start_failures: self.starts.failures(),
+            cannot_start: self.starts.gave_up(),
         }
     }
 }
@@ -356,6 +363,7 @@ impl Actor for TypePool {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many handles talk to one pool; the mailbox bound only applies to `send`.
         ctx.set_mailbox_capacity(4096);
+        self.check_command(ctx);
         self.ensure_workers(ctx);
     }
 }

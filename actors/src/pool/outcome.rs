@@ -35,7 +35,7 @@ impl TypePool {
                     slot.state = WState::Stopping;
                     slot.stop_reason = Some("failed_to_start");
                 }
-                self.fail_ready(&e);
+                self.start_failed(e, false, ctx);
                 self.on_exit(&worker, None, None, ctx);
             }
             Report::Pong(n) => {
@@ -48,7 +48,7 @@ impl TypePool {
                     if let Some(t) = slot.startup_timer.take() {
                         ctx.cancel_future(t);
                     }
-                    self.early_exits = 0;
+                    self.start_succeeded(ctx);
                     self.idle.push(worker.clone());
                     log::info!("worker {worker} ready");
                     self.shared.events.emit(|| EventKind::WorkerReady {
@@ -98,6 +98,19 @@ impl TypePool {
                 }
             }
             Report::Invalid(why) => self.worker_error(&worker, format!("invalid line: {why}")),
+            Report::OutputTooLarge { limit_bytes } => {
+                let detail = format!(
+                    "worker {worker} wrote a stdout line longer than max_output_line_mb ({} MiB)",
+                    limit_bytes >> 20
+                );
+                self.worker_error(&worker, detail.clone());
+                let task = self.workers.get(&worker).and_then(|w| w.task.clone());
+                self.stop_worker(&worker, true, "output_too_large");
+                if let Some(task) = task.filter(|t| self.runs_on(t, &worker)) {
+                    self.fail_attempt(&task, Failure::OutputTooLarge(detail), ctx);
+                }
+                self.dispatch(ctx);
+            }
             Report::Exited { code, signal } => self.on_exit(&worker, code, signal, ctx),
         }
     }
@@ -228,6 +241,9 @@ impl TypePool {
             }
             Failure::Cancelled => ("cancelled".to_string(), false, TaskStatus::Cancelled),
             Failure::Shutdown => ("shutdown".to_string(), false, TaskStatus::Failed),
+            Failure::OutputTooLarge(detail) => {
+                (format!("output_too_large: {detail}"), false, TaskStatus::Failed)
+            }
             Failure::MemoryLimit(detail) => {
                 let retry = self.cfg.retry_on_memory_limit;
                 (

@@ -1,30 +1,40 @@
 //! `Worker`: one long-lived child process, or one in-process handler slot.
 //!
 //! A worker runs one task at a time; its pool decides what it runs and when it is killed.
-//! For a process worker the actor owns the input side; two local tasks own the rest:
-//! the reader (stdout lines, then the exit status) and the stderr logger. The reader owns the
-//! `Child`, so the process is reaped by whoever sees it end, and it reports every line and,
-//! last, the exit straight to the pool, so a result written just before exiting is never lost.
+//! For a process worker the actor owns the input side; two local tasks own the rest (see
+//! [`process`]): the supervisor (stdout lines, the exit, the kill of the process group) and
+//! the stderr logger. The supervisor owns the `Child`, so the process is reaped by whoever
+//! sees it end, and it reports every line and, last, the exit straight to the pool, so a
+//! result written just before exiting is never lost. What a worker writes is read through
+//! bounded buffers (see [`output`]).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::process::ChildStdin;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::executor::{self, Line, TaskError};
+use crate::executor;
 use crate::messages::{Ping, Report, Run, StopWorker, WorkerId, WorkerReport};
 use crate::pool::TypePool;
+
+mod output;
+mod process;
+
+pub(crate) use process::runnable;
 
 /// How long a worker whose input was closed may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How the worker runs tasks.
 pub(crate) enum WorkerKind {
-    Process { command: Arc<[String]> },
+    /// A child process; a stdout line past `max_line_bytes` kills it.
+    Process {
+        command: Arc<[String]>,
+        max_line_bytes: usize,
+    },
     InProcess,
 }
 
@@ -47,43 +57,24 @@ impl Worker {
         self.pool.do_send(WorkerReport { worker: self.id.clone(), report });
     }
 
-    fn spawn_process(&mut self, command: &[String]) -> Result<(), String> {
-        let mut cmd = Command::new(&command[0]);
-        cmd.args(&command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("WORKERPOOL_WORKER_ID", &*self.id)
-            .env("WORKERPOOL_TASK_TYPE", &*self.task_type)
-            .kill_on_drop(true);
-        // Its own process group: a Ctrl-C in the terminal reaches the pool, which drains, and
-        // not the workers, which would die under their tasks. A worker whose pool is gone sees
-        // its stdin close and exits.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err("the child's pipes were not opened".into());
-        };
-        self.report(Report::Spawned { pid: child.id() });
+    fn spawn_process(&mut self, command: &[String], max_line_bytes: usize) -> Result<(), String> {
+        let spawned = process::spawn(command, &self.id, &self.task_type)?;
+        self.report(Report::Spawned { pid: Some(spawned.pid) });
 
         let (input_tx, input_rx) = mpsc::unbounded_channel();
-        actix_rt::spawn(write_lines(stdin, input_rx));
+        actix_rt::spawn(write_lines(spawned.stdin, input_rx));
         self.input = Some(input_tx);
 
         let (kill_tx, kill_rx) = oneshot::channel();
         self.kill = Some(kill_tx);
-        actix_rt::spawn(read_lines(child, stdout, kill_rx, self.pool.clone(), self.id.clone()));
-
-        let id = self.id.clone();
+        let (exited_tx, exited_rx) = oneshot::channel();
+        let watch = process::Watch { pool: self.pool.clone(), worker: self.id.clone(), max_line_bytes };
+        let (child, pid, key, stdout) = (spawned.child, spawned.pid, spawned.key, spawned.stdout);
         actix_rt::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log::warn!(target: "workerpool::worker", "worker {id} stderr: {line}");
-            }
+            process::supervise(child, pid, key, stdout, kill_rx, watch).await;
+            let _ = exited_tx.send(());
         });
+        actix_rt::spawn(process::log_stderr(spawned.stderr, self.id.clone(), exited_rx));
         Ok(())
     }
 
@@ -100,9 +91,9 @@ impl Actor for Worker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         match &self.kind {
-            WorkerKind::Process { command } => {
-                let command = command.clone();
-                if let Err(e) = self.spawn_process(&command) {
+            WorkerKind::Process { command, max_line_bytes } => {
+                let (command, max) = (command.clone(), *max_line_bytes);
+                if let Err(e) = self.spawn_process(&command, max) {
                     self.report(Report::SpawnFailed(e));
                     ctx.stop();
                     return;
@@ -189,60 +180,4 @@ async fn write_lines(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>
         }
     }
     // The sender is gone: dropping `out` closes the pipe, which tells the worker to exit.
-}
-
-/// Reads the child's stdout until it closes, then waits for (or forces) its exit.
-async fn read_lines(
-    mut child: Child,
-    stdout: tokio::process::ChildStdout,
-    mut kill: oneshot::Receiver<()>,
-    pool: Addr<TypePool>,
-    worker: WorkerId,
-) {
-    let report = |report: Report| pool.do_send(WorkerReport { worker: worker.clone(), report });
-    let mut lines = BufReader::with_capacity(64 * 1024, stdout).lines();
-    let mut killed = false;
-    loop {
-        tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) => report(match executor::parse_line(&line) {
-                    Line::Pong(n) => Report::Pong(n),
-                    Line::Progress { id, progress, stage } => Report::Progress { id, progress, stage },
-                    Line::Result { id, result } => Report::Done { id, outcome: Ok(result) },
-                    Line::Error { id, error, retryable } => {
-                        Report::Done { id, outcome: Err(TaskError { message: error, retryable }) }
-                    }
-                    Line::Invalid(why) => Report::Invalid(why),
-                }),
-                Ok(None) | Err(_) => break,
-            },
-            _ = &mut kill, if !killed => {
-                // Also reached when the worker actor is dropped without a word: kill then too.
-                killed = true;
-                let _ = child.start_kill();
-            }
-        }
-    }
-    let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            let _ = child.start_kill();
-            child.wait().await
-        }
-    };
-    let (code, signal) = match status {
-        Ok(status) => (status.code(), exit_signal(&status)),
-        Err(_) => (None, None),
-    };
-    report(Report::Exited { code, signal });
-}
-
-#[cfg(unix)]
-fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
-    std::os::unix::process::ExitStatusExt::signal(status)
-}
-
-#[cfg(not(unix))]
-fn exit_signal(_: &std::process::ExitStatus) -> Option<i32> {
-    None
 }

@@ -1,8 +1,11 @@
-//! Pure decisions, kept apart from the actors that carry them out: retry backoff and queue
-//! order.
+//! Pure decisions, kept apart from the actors that carry them out: retry backoff, queue
+//! order, scaling, warm workers, and when a type may try to start a worker again
+//! ([`starts`]).
 
 use std::cmp::Ordering;
 use std::time::Duration;
+
+pub(crate) mod starts;
 
 /// The delay before retry number `attempt` (1 = the first retry): `base · 2^(attempt-1)`,
 /// capped at one hour.

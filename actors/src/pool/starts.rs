@@ -1,0 +1,79 @@
+//! Workers that fail to start: the pool's side of [`StartBackoff`] (see `policy::starts`).
+
+use super::*;
+use crate::worker::runnable;
+
+impl TypePool {
+    /// At start: a process type whose program cannot be run gives up at once (logged once,
+    /// marked unavailable) instead of spawning workers that fail.
+    pub(super) fn check_command(&mut self, ctx: &mut Context<Self>) {
+        let Some(command) = self.command.clone().filter(|_| self.handler.is_none()) else { return };
+        if let Err(why) = runnable(&command) {
+            log::error!("{}: {why}; the type takes no tasks until its command can run", self.name);
+            self.start_failed(why, true, ctx);
+        }
+    }
+
+    /// A worker failed to start (`unusable`: its program cannot be run at all): wait before
+    /// the next try, and fail the waiting tasks once the type gives up.
+    pub(super) fn start_failed(&mut self, error: String, unusable: bool, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let already_gave_up = self.starts.gave_up();
+        let f = if unusable {
+            self.starts.unusable(now, error.clone())
+        } else {
+            self.starts.failed(now, error.clone())
+        };
+        let reason = self.starts.reason(&self.name, now).unwrap_or_else(|| error.clone());
+        if already_gave_up {
+            log::debug!("{reason}");
+        } else {
+            log::warn!("{reason}");
+        }
+        self.shared.events.emit(|| EventKind::StartBackoff {
+            task_type: self.name.to_string(),
+            failures: f.failures,
+            retry_in_ms: f.retry_in.as_millis() as u64,
+            gave_up: f.give_up,
+            error: error.clone(),
+        });
+        if f.give_up {
+            self.shared.set_unstartable(&self.name, Some(reason.clone()));
+            self.fail_ready(&reason);
+        }
+        if let Some(timer) = self.start_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.start_timer = Some(ctx.run_later(f.retry_in, |act, ctx| {
+            act.start_timer = None;
+            act.dispatch(ctx);
+        }));
+    }
+
+    /// A worker became ready: the type starts workers again.
+    pub(super) fn start_succeeded(&mut self, ctx: &mut Context<Self>) {
+        if self.starts.failures() == 0 {
+            return;
+        }
+        if self.starts.gave_up() {
+            log::info!("{}: workers start again", self.name);
+            self.shared.set_unstartable(&self.name, None);
+        }
+        self.starts.ready();
+        if let Some(timer) = self.start_timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+
+    /// Why no worker may start now because of failed starts: the wait is not over.
+    pub(super) fn start_wait(&self) -> Option<String> {
+        let now = Instant::now();
+        self.starts.wait(now).and_then(|_| self.starts.reason(&self.name, now))
+    }
+
+    /// Whether a type that gave up should try one worker now, without demand: that is how it
+    /// finds out that its workers can start again.
+    pub(super) fn wants_probe(&self) -> bool {
+        self.starts.gave_up() && self.workers.is_empty() && self.start_wait().is_none()
+    }
+}

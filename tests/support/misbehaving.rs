@@ -1,0 +1,82 @@
+//! Servers whose types run `tests/fixtures/misbehaving_worker.py`, one mode each, and what
+//! the hardening tests read of them: the server's peak memory, its log, processes by pid.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use super::server::{Server, get, wait_for};
+
+/// The fixture worker.
+pub const WORKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misbehaving_worker.py");
+
+/// One type table: `[types.NAME]` running the fixture in `mode`, with extra TOML lines.
+pub fn type_table(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        "[types.{name}]\nmax_concurrent = 1\nmax_retries = 0\nqueue_size = 50\ntimeout_ms = 30000\n\
+         command = [\"python3\", \"{WORKER}\", \"{mode}\"]\n{extra}\n"
+    )
+}
+
+/// A whole configuration: small intervals, a short grace period, and the given types.
+pub fn config(grace_ms: u64, types: &[String]) -> String {
+    format!(
+        "[pool]\nmax_workers = 8\nmin_workers = 0\nhealth_check_interval_ms = 500\n\
+         resource_monitor_interval_ms = 500\ngraceful_shutdown_timeout_ms = {grace_ms}\n\n{}",
+        types.concat()
+    )
+}
+
+/// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`), if the process is there.
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb << 10)
+}
+
+/// Whether a process exists (a zombie counts as gone).
+pub fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
+}
+
+/// Reads the pid a fixture wrote to `path`, waiting for it (at most 10 s).
+pub fn read_pid(path: &std::path::Path) -> u32 {
+    let mut pid = None;
+    wait_for(Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap_or_else(|| panic!("no pid in {}", path.display()))
+}
+
+/// A path for a pid file, unique to this test process.
+pub fn pid_file(name: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("wp-{}-{name}.pid", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Kills a process the test caused to exist, if it is still there (so that a failed
+/// assertion leaves nothing behind).
+pub struct Reap(pub u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if running(self.0) {
+            let _ = std::process::Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+}
+
+/// Lines of the server's log that contain `needle`.
+pub fn log_lines(server: &Server, needle: &str) -> Vec<String> {
+    server.log().into_iter().filter(|l| l.contains(needle)).collect()
+}
+
+/// The `by_type` entry of `/api/workers/stats` for `name`.
+pub fn type_stats(server: &Server, name: &str) -> serde_json::Value {
+    get(&server.url("/api/workers/stats")).body["by_type"][name].clone()
+}
