@@ -67,6 +67,25 @@ async fn a_worker_over_its_memory_limit_is_killed_and_its_task_fails() {
 }
 
 #[tokio::test]
+async fn a_memory_spike_between_two_samples_is_caught() {
+    // 400 MiB for 150 ms, then back to a few MiB: a one-second sample of the resident
+    // memory alone would miss it most of the time; the peak since the last sample does not.
+    let mut t = demo_type(1);
+    t.command = Some(vec!["python3".into(), support::misbehaving::WORKER.into(), "spike".into()]);
+    t.memory_limit_mb = 128;
+    let mut cfg = fast(config(vec![("work", t)]));
+    cfg.resource_monitor_interval_ms = 1000;
+    let pool = PoolBuilder::new(cfg).start().unwrap();
+    let spike = TaskRequest::new("work", json!({ "mb": 400, "ms": 150, "then_ms": 4000 }));
+    let record = within(LIMIT, pool.execute(spike)).await.unwrap();
+    assert_eq!(record.status, TaskStatus::Failed, "{record:?}");
+    let error = record.error.clone().unwrap();
+    assert!(error.starts_with("memory_limit_exceeded"), "{error}");
+    assert!(error.contains("over the limit of 128 MiB"), "{error}");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
 async fn resources_report_worker_memory_and_gauges() {
     let pool = PoolBuilder::new(fast(config(vec![("work", demo_type(1))]))).start().unwrap();
     let r = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();

@@ -9,12 +9,26 @@ use super::server::{Server, get, wait_for};
 /// The fixture worker.
 pub const WORKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/misbehaving_worker.py");
 
-/// One type table: `[types.NAME]` running the fixture in `mode`, with extra TOML lines.
+/// One type table: `[types.NAME]` running the fixture in `mode`, with extra `key = value`
+/// lines that add to or replace the defaults here.
 pub fn type_table(name: &str, mode: &str, extra: &str) -> String {
-    format!(
-        "[types.{name}]\nmax_concurrent = 1\nmax_retries = 0\nqueue_size = 50\ntimeout_ms = 30000\n\
-         command = [\"python3\", \"{WORKER}\", \"{mode}\"]\n{extra}\n"
-    )
+    let defaults =
+        [("max_concurrent", "1"), ("max_retries", "0"), ("queue_size", "50"), ("timeout_ms", "30000")];
+    let mut keys: Vec<(String, String)> =
+        defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        let (k, v) = line.split_once('=').expect("key = value");
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        match keys.iter_mut().find(|(key, _)| *key == k) {
+            Some(entry) => entry.1 = v,
+            None => keys.push((k, v)),
+        }
+    }
+    let mut table = format!("[types.{name}]\ncommand = [\"python3\", \"{WORKER}\", \"{mode}\"]\n");
+    for (k, v) in keys {
+        table.push_str(&format!("{k} = {v}\n"));
+    }
+    table
 }
 
 /// A whole configuration: small intervals, a short grace period, and the given types.

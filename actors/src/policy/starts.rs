@@ -84,18 +84,21 @@ impl StartBackoff {
         self.failures
     }
 
-    /// The reason to show while failures are counted (`/types`, `/health`, refusals).
-    pub(crate) fn reason(&self, task_type: &str, now: Instant) -> Option<String> {
+    /// Why the type cannot start workers, while failures are counted (refusals, failed tasks).
+    pub(crate) fn reason(&self, task_type: &str) -> Option<String> {
         let error = self.error.as_deref()?;
-        let next = match self.wait(now) {
-            Some(d) => format!("next try in {} ms", d.as_millis()),
-            None => "trying again".to_string(),
-        };
         let n = self.failures;
         let starts = if n == 1 { "start" } else { "starts" };
-        Some(format!(
-            "workers of {task_type} cannot start ({n} failed {starts} in a row, last: {error}); {next}"
-        ))
+        Some(format!("workers of {task_type} cannot start ({n} failed {starts} in a row, last: {error})"))
+    }
+
+    /// [`StartBackoff::reason`] with when the next try comes (`/types`, `/health`).
+    pub(crate) fn status(&self, task_type: &str, now: Instant) -> Option<String> {
+        let reason = self.reason(task_type)?;
+        Some(match self.wait(now) {
+            Some(d) => format!("{reason}; next try in {} ms", d.as_millis()),
+            None => format!("{reason}; trying again"),
+        })
     }
 }
 
@@ -135,7 +138,7 @@ mod tests {
         b.failed(t0, "exited with code 1".into());
         assert_eq!(b.failures(), 2);
         b.ready();
-        assert_eq!((b.failures(), b.wait(t0), b.reason("x", t0)), (0, None, None));
+        assert_eq!((b.failures(), b.wait(t0), b.reason("x")), (0, None, None));
         assert_eq!(b.failed(t0, "again".into()).retry_in, Duration::from_millis(100));
     }
 
@@ -149,12 +152,14 @@ mod tests {
         assert!(third.give_up && b.gave_up());
         assert_eq!(third.failures, 3);
         assert!(b.failed(t0, "e".into()).give_up, "and stays given up while failures go on");
-        let reason = b.reason("video", t0).unwrap();
-        assert!(
-            reason.contains("workers of video cannot start (4 failed starts in a row, last: e)"),
-            "{reason}"
+        let reason = b.reason("video").unwrap();
+        assert_eq!(reason, "workers of video cannot start (4 failed starts in a row, last: e)");
+        let status = b.status("video", t0).unwrap();
+        assert_eq!(status, format!("{reason}; next try in 80 ms"));
+        assert_eq!(
+            b.status("video", t0 + Duration::from_secs(1)).unwrap(),
+            format!("{reason}; trying again")
         );
-        assert!(reason.contains("next try in 80 ms"), "{reason}");
     }
 
     #[test]

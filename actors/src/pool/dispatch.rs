@@ -278,7 +278,7 @@ impl TypePool {
             return;
         }
         let want = if self.starts.failures() > 0 { want.min(1).saturating_sub(starting) } else { want };
-        if want == 0 {
+        if want == 0 || (probe && !self.check_command(ctx)) {
             return;
         }
         if let Err(why) = self.shared.can_start(&self.cfg, live) {

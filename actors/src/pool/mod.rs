@@ -343,7 +343,7 @@ impl TypePool {
             recent_finished: self.recent.len() as u64,
             recent_failed: self.recent.iter().filter(|(_, failed)| *failed).count() as u64,
             recent_restarts: self.restarts.len() as u64,
-            start_blocked: self.starts.reason(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
+            start_blocked: self.starts.status(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
             start_failures: self.starts.failures(),
             cannot_start: self.starts.gave_up(),
         }
@@ -363,7 +363,8 @@ impl Actor for TypePool {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Many handles talk to one pool; the mailbox bound only applies to `send`.
         ctx.set_mailbox_capacity(4096);
-        self.check_command(ctx);
-        self.ensure_workers(ctx);
+        if self.check_command(ctx) {
+            self.ensure_workers(ctx);
+        }
     }
 }

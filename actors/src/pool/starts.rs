@@ -4,14 +4,17 @@ use super::*;
 use crate::worker::runnable;
 
 impl TypePool {
-    /// At start: a process type whose program cannot be run gives up at once (logged once,
-    /// marked unavailable) instead of spawning workers that fail.
-    pub(super) fn check_command(&mut self, ctx: &mut Context<Self>) {
-        let Some(command) = self.command.clone().filter(|_| self.handler.is_none()) else { return };
-        if let Err(why) = runnable(&command) {
+    /// Whether a process type's program can be run. One that cannot gives up at once
+    /// (logged once, marked unavailable) instead of spawning workers that fail; checked at
+    /// start and, while it gives up, instead of each try.
+    pub(super) fn check_command(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(command) = self.command.clone().filter(|_| self.handler.is_none()) else { return true };
+        let Err(why) = runnable(&command) else { return true };
+        if !self.starts.gave_up() {
             log::error!("{}: {why}; the type takes no tasks until its command can run", self.name);
-            self.start_failed(why, true, ctx);
         }
+        self.start_failed(why, true, ctx);
+        false
     }
 
     /// A worker failed to start (`unusable`: its program cannot be run at all): wait before
@@ -24,8 +27,8 @@ impl TypePool {
         } else {
             self.starts.failed(now, error.clone())
         };
-        let reason = self.starts.reason(&self.name, now).unwrap_or_else(|| error.clone());
-        if already_gave_up {
+        let reason = self.starts.reason(&self.name).unwrap_or_else(|| error.clone());
+        if already_gave_up || unusable {
             log::debug!("{reason}");
         } else {
             log::warn!("{reason}");
@@ -68,7 +71,7 @@ impl TypePool {
     /// Why no worker may start now because of failed starts: the wait is not over.
     pub(super) fn start_wait(&self) -> Option<String> {
         let now = Instant::now();
-        self.starts.wait(now).and_then(|_| self.starts.reason(&self.name, now))
+        self.starts.wait(now).and_then(|_| self.starts.status(&self.name, now))
     }
 
     /// Whether a type that gave up should try one worker now, without demand: that is how it
