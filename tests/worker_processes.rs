@@ -99,6 +99,22 @@ fn a_crash_loop_backs_off_then_fails_the_queue_with_the_reason() {
         }
     });
     assert!(backing_off, "{:#?}", get(&server.url("/api/workers/health")).body);
+    // Before it gives up: the task (read first) is still queued and the type available.
+    let mut before = None;
+    let seen = wait_for(Duration::from_secs(10), || {
+        let t = task();
+        let types = get(&server.url("/api/workers/types")).body;
+        let entry = types["types"]["broken"].clone();
+        let backing = entry["start_failures"]["gave_up"] == false;
+        before = backing.then_some((t, entry));
+        backing
+    });
+    let (t, entry) = before.unwrap_or_default();
+    assert!(seen, "the type gave up before it was seen backing off");
+    assert_eq!(t["status"], "queued", "{t}");
+    assert_eq!(entry["available"], true, "{entry}");
+    let reason = entry["start_failures"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("before it was ready"), "{entry}");
     let gave_up =
         read_events(&mut events, 200, |name, e| name == "start_backoff" && e["data"]["gave_up"] == true);
     let backoffs: Vec<_> = gave_up.iter().filter(|(name, _)| name == "start_backoff").collect();
@@ -114,6 +130,7 @@ fn a_crash_loop_backs_off_then_fails_the_queue_with_the_reason() {
     assert_eq!(task()["attempts"], 0, "{}", task());
     let types = get(&server.url("/api/workers/types")).body;
     assert_eq!(types["types"]["broken"]["available"], false, "{types}");
+    assert_eq!(types["types"]["broken"]["start_failures"]["gave_up"], true, "{types}");
     let refused = execute(&server, json!({"type": "broken", "data": {}}));
     assert_eq!(refused.status, 503, "{refused:?}");
     let health = get(&server.url("/api/workers/health"));

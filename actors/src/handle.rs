@@ -25,6 +25,7 @@ use crate::monitor::resource::{GpuStatus, ResourceSnapshot};
 use crate::pool::TypePool;
 use crate::remote::{InstanceInfo, Remote};
 use crate::shared::Shared;
+use crate::shared::StartFailures;
 use crate::supervisor::{Plugins, Pools, Supervisor};
 use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus};
 
@@ -315,8 +316,8 @@ impl PoolHandle {
             self.inner.config.types.get(task_type).ok_or_else(|| {
                 Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
             })?;
-        if let Some(why) = self.inner.shared.unstartable(task_type) {
-            return Err(Error::new(ErrorKind::Unavailable, why));
+        if let Some(f) = self.inner.shared.start_failures(task_type).filter(|f| f.gave_up) {
+            return Err(Error::new(ErrorKind::Unavailable, f.reason));
         }
         if t.gpu_required {
             let gpu = self.inner.shared.gpu_status();
@@ -326,6 +327,12 @@ impl PoolHandle {
             }
         }
         Ok(())
+    }
+
+    /// Workers of a type that failed to start, in a row, while that lasts: how many, whether
+    /// the type gave up (then it takes no tasks), and why.
+    pub fn start_failures(&self, task_type: &str) -> Option<StartFailures> {
+        self.inner.shared.start_failures(task_type)
     }
 
     /// The configuration the pool runs with.

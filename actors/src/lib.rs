@@ -70,4 +70,5 @@ pub use monitor::probe::{
 pub use monitor::resource::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
 pub use remote::InstanceInfo;
+pub use shared::StartFailures;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

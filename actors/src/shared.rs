@@ -13,6 +13,17 @@ use crate::metrics::PoolMetrics;
 use crate::monitor::resource::ResourceSnapshot;
 use crate::store::TaskStore;
 
+/// Workers of a type that failed to start, in a row (see `policy::starts`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StartFailures {
+    /// Failed starts in a row.
+    pub failures: u32,
+    /// Whether the type gave up: it takes no tasks until a worker starts.
+    pub gave_up: bool,
+    /// Why, with the last failure.
+    pub reason: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) store: TaskStore,
@@ -26,10 +37,10 @@ pub(crate) struct Shared {
     resources: RwLock<ResourceSnapshot>,
     /// Types that want a worker but found every slot taken.
     starved: Mutex<BTreeSet<Arc<str>>>,
-    /// Types that gave up starting workers, and why; written by each type's pool.
-    unstartable: RwLock<BTreeMap<Arc<str>, String>>,
-    /// Whether `unstartable` has an entry, read first so that submissions skip its lock.
-    any_unstartable: AtomicBool,
+    /// Types whose workers failed to start, in a row; written by each type's pool.
+    start_failures: RwLock<BTreeMap<Arc<str>, StartFailures>>,
+    /// Whether `start_failures` has an entry, read first so that submissions skip its lock.
+    any_start_failures: AtomicBool,
 }
 
 impl Shared {
@@ -44,8 +55,8 @@ impl Shared {
             next_worker: AtomicU64::new(1),
             starved: Mutex::new(BTreeSet::new()),
             resources: RwLock::new(ResourceSnapshot::default()),
-            unstartable: RwLock::new(BTreeMap::new()),
-            any_unstartable: AtomicBool::new(false),
+            start_failures: RwLock::new(BTreeMap::new()),
+            any_start_failures: AtomicBool::new(false),
         }
     }
 
@@ -91,22 +102,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Marks a type as unable to start workers (`Some(why)`), or able again (`None`).
-    pub(crate) fn set_unstartable(&self, task_type: &Arc<str>, why: Option<String>) {
-        let mut map = self.unstartable.write().unwrap_or_else(|e| e.into_inner());
-        match why {
-            Some(why) => map.insert(task_type.clone(), why),
+    /// Publishes a type's failed starts (`None` once a worker started).
+    pub(crate) fn set_start_failures(&self, task_type: &Arc<str>, failures: Option<StartFailures>) {
+        let mut map = self.start_failures.write().unwrap_or_else(|e| e.into_inner());
+        match failures {
+            Some(f) => map.insert(task_type.clone(), f),
             None => map.remove(task_type),
         };
-        self.any_unstartable.store(!map.is_empty(), Ordering::Release);
+        self.any_start_failures.store(!map.is_empty(), Ordering::Release);
     }
 
-    /// Why a type cannot start workers, when it gave up.
-    pub(crate) fn unstartable(&self, task_type: &str) -> Option<String> {
-        if !self.any_unstartable.load(Ordering::Acquire) {
+    /// A type's failed starts in a row, if any.
+    pub(crate) fn start_failures(&self, task_type: &str) -> Option<StartFailures> {
+        if !self.any_start_failures.load(Ordering::Acquire) {
             return None;
         }
-        self.unstartable.read().unwrap_or_else(|e| e.into_inner()).get(task_type).cloned()
+        self.start_failures.read().unwrap_or_else(|e| e.into_inner()).get(task_type).cloned()
     }
 
     /// A fresh worker id, never handed out before in this tree.

@@ -80,6 +80,7 @@ pub(super) async fn types(state: State) -> Result<HttpResponse, ApiError> {
                 Ok(()) => None,
             };
             map.insert("unavailable_reason".into(), json!(reason));
+            map.insert("start_failures".into(), json!(state.pool.start_failures(name)));
         }
         types.insert(name.clone(), entry);
     }

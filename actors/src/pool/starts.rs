@@ -1,6 +1,7 @@
 //! Workers that fail to start: the pool's side of [`StartBackoff`] (see `policy::starts`).
 
 use super::*;
+use crate::shared::StartFailures;
 use crate::worker::runnable;
 
 impl TypePool {
@@ -40,8 +41,9 @@ impl TypePool {
             gave_up: f.give_up,
             error: error.clone(),
         });
+        let published = StartFailures { failures: f.failures, gave_up: f.give_up, reason: reason.clone() };
+        self.shared.set_start_failures(&self.name, Some(published));
         if f.give_up {
-            self.shared.set_unstartable(&self.name, Some(reason.clone()));
             self.fail_ready(&reason);
         }
         if let Some(timer) = self.start_timer.take() {
@@ -60,8 +62,8 @@ impl TypePool {
         }
         if self.starts.gave_up() {
             log::info!("{}: workers start again", self.name);
-            self.shared.set_unstartable(&self.name, None);
         }
+        self.shared.set_start_failures(&self.name, None);
         self.starts.ready();
         if let Some(timer) = self.start_timer.take() {
             ctx.cancel_future(timer);
