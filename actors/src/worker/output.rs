@@ -12,6 +12,9 @@ use tokio_util::codec::Decoder;
 
 /// How much of a worker's output is read at a time.
 pub(crate) const CHUNK: usize = 64 * 1024;
+/// Below this much room, the read buffer makes room (moving a line's start to its front)
+/// before the next read, so that reads stay large.
+const MIN_READ: usize = 8 * 1024;
 
 /// The worker's stdout as protocol lines of at most `max` bytes each.
 ///
@@ -19,7 +22,7 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 /// allocation. A line longer than the buffer is kept as a list of full chunks, never as one
 /// buffer that doubles as it grows, and joined once, at its exact size, when it ends: the
 /// memory a line costs is its own size (twice while it is joined), and one past `max` costs
-/// at most `max` before it is refused. (tokio-util's line codecs keep a growing contiguous
+/// at most `max` and a chunk before it is refused. (tokio-util's line codecs keep a growing contiguous
 /// buffer: reading a 64 MiB line that way took the server past 180 MiB.)
 pub(crate) struct StdoutLines<R> {
     reader: R,
@@ -42,7 +45,7 @@ impl<R: AsyncRead + Unpin> StdoutLines<R> {
     /// Reads what the worker wrote next; `false` at the end of the pipe (or on a read error).
     /// Cancel-safe: nothing read is lost when the future is dropped.
     pub(crate) async fn fill(&mut self) -> bool {
-        if self.buf.len() == self.buf.capacity() {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
             if self.buf.len() >= CHUNK {
                 // A full chunk with no line end: set it aside and read into a fresh one.
                 self.long_len += self.buf.len();
