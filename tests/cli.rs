@@ -57,6 +57,48 @@ fn a_bad_environment_override_exits_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_WORKERS"));
 }
 
+/// Runs `cmd` to its end, killing it if it is still running after `limit`.
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `serve --bind ADDR` that cannot listen: exit 2, one line naming the address and the cause,
+/// no panic, and no worker started (the fixture keeps one warm, which would log its pid).
+fn serve_cannot_listen(bind: &str, cause: &str) {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.toml");
+    let out =
+        output_within(bin().args(["serve", "--config", fixture, "--bind", bind]), Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(lines[0].contains(&format!("cannot listen on {bind}")), "{err}");
+    assert!(lines[0].to_lowercase().contains(cause), "{err}");
+}
+
+#[test]
+fn serve_on_a_port_in_use_exits_2_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    serve_cannot_listen(&addr, "address already in use");
+}
+
+#[test]
+fn serve_on_an_address_without_a_port_exits_2_with_one_line() {
+    serve_cannot_listen("localhost", "no port");
+}
+
 fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
