@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
-    cmd.env("RUST_LOG", "info").env_remove("MAX_WORKERS").env_remove("WORKERPOOL_BIND");
+    cmd.env("RUST_LOG", "info")
+        .env_remove("MAX_WORKERS")
+        .env_remove("WORKER_POOL_SIZE")
+        .env_remove("WORKERPOOL_BIND");
     cmd
 }
 
