@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: pools of real demo-worker processes, bounded waits.
 #![allow(dead_code)]
 
+pub mod openapi;
 pub mod redis_server;
 pub mod server;
 
