@@ -102,6 +102,27 @@ fn serve_on_an_address_without_a_port_exits_2_with_one_line() {
     serve_cannot_listen("localhost", "no port");
 }
 
+#[test]
+fn max_workers_wins_over_worker_pool_size_with_one_warning() {
+    // Without a port the server stops right after reading its settings.
+    let out = output_within(
+        bin().env("MAX_WORKERS", "3").env("WORKER_POOL_SIZE", "5").args(["serve", "--bind", "localhost"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WORKER_POOL_SIZE")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("MAX_WORKERS=3") && warnings[0].contains("using MAX_WORKERS"), "{err}");
+    let out = output_within(
+        bin().env("WORKER_POOL_SIZE", "none").args(["serve", "--bind", "localhost"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("environment variable WORKER_POOL_SIZE=\"none\""), "{err}");
+}
+
 fn pid_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
