@@ -89,7 +89,7 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
 
 /// Binds every address `bind` names (`HOST:PORT`; a host name may resolve to several), as
 /// actix-web's own `bind` does; fails when none can be bound, naming the address and why.
-pub fn listen(bind: &str) -> Result<Vec<TcpListener>, ConfigError> {
+fn listen(bind: &str) -> Result<Vec<TcpListener>, ConfigError> {
     let refuse = |why: String| ConfigError(format!("cannot listen on {bind}: {why}"));
     let has_port = bind.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && !port.is_empty());
     if !has_port {
