@@ -4,7 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
+# Python venvs (redis-py, Schemathesis) need the venv module with ensurepip.
+if ! command -v python3 >/dev/null; then
+    need_apt+=(python3 python3-venv)
+elif ! python3 -c 'import ensurepip' 2>/dev/null; then
+    need_apt+=(python3-venv)
+fi
 # Each Redis test starts its own redis-server on a free loopback port.
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 # The TLS test makes its certificates with openssl.
@@ -27,6 +32,21 @@ if ! "$py_env/bin/python" -c 'import redis' 2>/dev/null; then
     fi
 fi
 export WORKERPOOL_TEST_PYTHON="$PWD/$py_env/bin/python"
+
+# Schemathesis, for tests/schemathesis.rs; pinned, so that a seed generates the same requests
+# on every machine. Installed once; a run that cannot install it leaves the test to fail under
+# CI=true (and to skip elsewhere).
+st_version=4.32.5
+st_env=target/schemathesis
+if [[ "$("$st_env/bin/st" --version 2>/dev/null)" != *"version $st_version" ]]; then
+    echo "installing schemathesis $st_version into $st_env" >&2
+    rm -rf "$st_env"
+    if ! { python3 -m venv "$st_env" && "$st_env/bin/pip" install -q "schemathesis==$st_version"; }; then
+        echo "cannot install schemathesis $st_version" >&2
+        rm -rf "$st_env"
+    fi
+fi
+export WORKERPOOL_TEST_SCHEMATHESIS="$PWD/$st_env/bin/st"
 
 cargo test --workspace --all-targets "$@"
 # Doc tests (README and API examples) run separately: --all-targets leaves them out.

@@ -1,6 +1,12 @@
 //! `workerpool serve`: the actor tree behind actix-web, until SIGTERM or SIGINT, then a
 //! graceful shutdown (contract §2).
+//!
+//! What can fail at start fails before the pool starts: the listening sockets are bound and
+//! the signal handlers installed first, so a server that cannot listen exits with code 2
+//! and one line, having started no worker.
 
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use actix_web::{App, HttpServer, middleware};
@@ -8,10 +14,15 @@ use anyhow::Context as _;
 use workerpool_actors::{EventKind, PoolBuilder, PoolHandle};
 
 use crate::api::{self, AppState};
-use crate::settings::Settings;
+use crate::settings::{ConfigError, Settings};
+
+/// Pending connections the kernel keeps per listening socket (actix-web's default).
+const BACKLOG: i32 = 1024;
 
 /// Runs the server until a termination signal; returns after the graceful shutdown.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let listeners = listen(&settings.bind)?;
+    let signals = Signals::new()?;
     if let Some(url) = &settings.redis_url {
         // The password, if any, stays out of the log.
         let host = url.rsplit('@').next().unwrap_or(url);
@@ -24,27 +35,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = start(&settings)?;
     actix_rt::spawn(log_events(pool.clone()));
     let state = AppState::new(pool.clone(), settings.clone());
-    let app_state = state.clone();
-    let protect_reads = settings.protect_reads && settings.api_token.is_some();
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(api::json_errors())
-            .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
-            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
-            .configure(api::configure(app_state.clone()))
-    })
-    .disable_signals()
-    .shutdown_timeout(5)
-    .bind(&settings.bind)
-    .with_context(|| format!("cannot listen on {}", settings.bind))?;
-    for addr in server.addrs() {
-        log::info!("listening on http://{addr}");
-    }
-    let server = server.run();
+    let server = match http_server(&state, listeners) {
+        Ok(server) => server,
+        Err(e) => {
+            // The workers run already: stop them before the error ends the process.
+            pool.shutdown().await;
+            return Err(e);
+        }
+    };
     let handle = server.handle();
     let serving = actix_rt::spawn(server);
 
-    let signal = wait_for_signal().await?;
+    let signal = signals.recv().await;
     log::info!("{signal} received: shutting down (grace {} ms)", settings.pool.graceful_shutdown_timeout_ms);
     state.shutting_down.store(true, Ordering::Release);
     let report = pool.shutdown().await;
@@ -60,6 +62,64 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     handle.stop(true).await;
     let _ = serving.await;
     Ok(())
+}
+
+/// The HTTP server on `listeners`, running once polled.
+fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Result<actix_web::dev::Server> {
+    let settings = &state.settings;
+    let protect_reads = settings.protect_reads && settings.api_token.is_some();
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(api::json_errors())
+            .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
+            .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
+            .configure(api::configure(app_state.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(5);
+    for listener in listeners {
+        server = server.listen(listener).with_context(|| format!("cannot listen on {}", settings.bind))?;
+    }
+    for addr in server.addrs() {
+        log::info!("listening on http://{addr}");
+    }
+    Ok(server.run())
+}
+
+/// Binds every address `bind` names (`HOST:PORT`; a host name may resolve to several), as
+/// actix-web's own `bind` does; fails when none can be bound, naming the address and why.
+fn listen(bind: &str) -> Result<Vec<TcpListener>, ConfigError> {
+    let refuse = |why: String| ConfigError(format!("cannot listen on {bind}: {why}"));
+    let has_port = bind.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && !port.is_empty());
+    if !has_port {
+        return Err(refuse("no port given (expected HOST:PORT, e.g. 127.0.0.1:3002)".into()));
+    }
+    let addrs: Vec<SocketAddr> = bind.to_socket_addrs().map_err(|e| refuse(e.to_string()))?.collect();
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for addr in &addrs {
+        match bind_one(*addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match last_error {
+        Some(e) if listeners.is_empty() => Err(refuse(e.to_string())),
+        _ if listeners.is_empty() => Err(refuse("the name resolves to no address".into())),
+        _ => Ok(listeners),
+    }
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restarted server can listen at once although connections of the last one linger.
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Starts the actor tree with the settings' configuration and its metrics.
@@ -101,21 +161,40 @@ async fn log_events(pool: PoolHandle) {
     }
 }
 
-/// Waits for SIGTERM or SIGINT and says which came.
-pub async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// The termination signals, listened for from the start so that none is missed.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            _ = int.recv() => Ok("SIGINT"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+            let int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+            Ok(Signals { term, int })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
-        Ok("Ctrl-C")
+
+    /// Waits for SIGTERM or SIGINT and says which came.
+    async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }

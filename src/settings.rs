@@ -124,7 +124,11 @@ fn parse_env<T: std::str::FromStr>(
 }
 
 fn apply_env(pool: &mut PoolConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    if let Some(n) = parse_env(env, "MAX_WORKERS", "a positive whole number")? {
+    let (max_workers, warning) = max_workers_from_env(env)?;
+    if let Some(warning) = warning {
+        log::warn!("{warning}");
+    }
+    if let Some(n) = max_workers {
         pool.max_workers = n;
     }
     if let Some(n) = parse_env(env, "MIN_WORKERS", "a whole number")? {
@@ -141,6 +145,26 @@ fn apply_env(pool: &mut PoolConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
     }
     Ok(())
+}
+
+/// `MAX_WORKERS`, or its other name `WORKER_POOL_SIZE` (seed 004). When both are set,
+/// `MAX_WORKERS` wins and the warning returned names both; the other is not read.
+fn max_workers_from_env(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Option<usize>, Option<String>), ConfigError> {
+    const EXPECTED: &str = "a positive whole number";
+    let max_workers = parse_env(env, "MAX_WORKERS", EXPECTED)?;
+    match (max_workers, env("WORKER_POOL_SIZE")) {
+        (Some(n), Some(other)) => Ok((
+            Some(n),
+            Some(format!(
+                "MAX_WORKERS={n} and WORKER_POOL_SIZE={other:?} are both set: using MAX_WORKERS \
+                 (WORKER_POOL_SIZE is another name for it)"
+            )),
+        )),
+        (Some(n), None) => Ok((Some(n), None)),
+        (None, _) => Ok((parse_env(env, "WORKER_POOL_SIZE", EXPECTED)?, None)),
+    }
 }
 
 fn redis_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -247,6 +271,26 @@ mod tests {
         let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "lots")])).unwrap_err().0;
         assert!(err.contains("MAX_WORKERS"), "{err}");
         let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "0")])).unwrap_err().0;
+        assert!(err.contains("pool.max_workers"), "{err}");
+    }
+
+    #[test]
+    fn worker_pool_size_is_another_name_for_max_workers() {
+        let load = |pairs: &[(&str, &str)]| Settings::load(&Overrides::default(), &env_of(pairs));
+        assert_eq!(load(&[("WORKER_POOL_SIZE", "6")]).unwrap().pool.max_workers, 6);
+        // Both set: MAX_WORKERS wins, with a warning that names both.
+        let both = env_of(&[("MAX_WORKERS", "5"), ("WORKER_POOL_SIZE", "6")]);
+        assert_eq!(Settings::load(&Overrides::default(), &both).unwrap().pool.max_workers, 5);
+        let (n, warning) = max_workers_from_env(&both).unwrap();
+        assert_eq!(n, Some(5));
+        let warning = warning.expect("a warning");
+        assert!(warning.contains("MAX_WORKERS=5") && warning.contains("WORKER_POOL_SIZE=\"6\""), "{warning}");
+        assert_eq!(max_workers_from_env(&env_of(&[("MAX_WORKERS", "5")])).unwrap(), (Some(5), None));
+        assert_eq!(max_workers_from_env(&env_of(&[])).unwrap(), (None, None));
+        // A bad value is named by the name it was given under.
+        let err = load(&[("WORKER_POOL_SIZE", "lots")]).unwrap_err().0;
+        assert!(err.contains("WORKER_POOL_SIZE") && !err.contains("MAX_WORKERS"), "{err}");
+        let err = load(&[("WORKER_POOL_SIZE", "0")]).unwrap_err().0;
         assert!(err.contains("pool.max_workers"), "{err}");
     }
 

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
-    cmd.env("RUST_LOG", "info").env_remove("MAX_WORKERS").env_remove("WORKERPOOL_BIND");
+    cmd.env("RUST_LOG", "info")
+        .env_remove("MAX_WORKERS")
+        .env_remove("WORKER_POOL_SIZE")
+        .env_remove("WORKERPOOL_BIND");
     cmd
 }
 
@@ -55,6 +58,69 @@ fn a_bad_environment_override_exits_2() {
     let out = bin().env("MAX_WORKERS", "many").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_WORKERS"));
+}
+
+/// Runs `cmd` to its end, killing it if it is still running after `limit`.
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `serve --bind ADDR` that cannot listen: exit 2, one line naming the address and the cause,
+/// no panic, and no worker started (the fixture keeps one warm, which would log its pid).
+fn serve_cannot_listen(bind: &str, cause: &str) {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny.toml");
+    let out =
+        output_within(bin().args(["serve", "--config", fixture, "--bind", bind]), Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line: {err}");
+    assert!(lines[0].contains(&format!("cannot listen on {bind}")), "{err}");
+    assert!(lines[0].to_lowercase().contains(cause), "{err}");
+}
+
+#[test]
+fn serve_on_a_port_in_use_exits_2_with_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    serve_cannot_listen(&addr, "address already in use");
+}
+
+#[test]
+fn serve_on_an_address_without_a_port_exits_2_with_one_line() {
+    serve_cannot_listen("localhost", "no port");
+}
+
+#[test]
+fn max_workers_wins_over_worker_pool_size_with_one_warning() {
+    // Without a port the server stops right after reading its settings.
+    let out = output_within(
+        bin().env("MAX_WORKERS", "3").env("WORKER_POOL_SIZE", "5").args(["serve", "--bind", "localhost"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WORKER_POOL_SIZE")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("MAX_WORKERS=3") && warnings[0].contains("using MAX_WORKERS"), "{err}");
+    let out = output_within(
+        bin().env("WORKER_POOL_SIZE", "none").args(["serve", "--bind", "localhost"]),
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("environment variable WORKER_POOL_SIZE=\"none\""), "{err}");
 }
 
 fn pid_alive(pid: u32) -> bool {

@@ -13,7 +13,8 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use workerpool_actors::{Event, EventKind, EventReceiver, PoolHandle, Progress, TaskId, TaskStatus};
 
-use super::{AppState, tasks::task_error};
+use super::AppState;
+use super::tasks::{task_error, task_id};
 
 /// How often an idle stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -134,7 +135,10 @@ impl Follow {
 /// `GET /api/tasks/{id}/events`: the record now (`status`), then `progress` events, then the
 /// final record (`result`), then the stream ends.
 pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let id = TaskId::from(path.into_inner());
+    let id = match task_id(path) {
+        Ok(id) => id,
+        Err(e) => return actix_web::ResponseError::error_response(&e),
+    };
     // Subscribe before reading the record, so nothing between the two is missed.
     let rx = Feed::new(&state);
     if let Err(e) = state.pool.lookup(&id).await {

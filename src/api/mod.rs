@@ -4,6 +4,7 @@
 //! gets a 500. The status of each library error kind is decided in one place,
 //! [`ApiError::from`].
 
+mod body;
 mod events;
 mod tasks;
 mod workers;
@@ -238,7 +239,7 @@ impl From<workerpool_actors::SubmitError> for ApiError {
 
 // ===== requests =====
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`]; the error names the field at fault.
+/// Reads a JSON object body of at most [`MAX_BODY_BYTES`]; the error names the field at fault.
 pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -251,8 +252,13 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
         }
         body.extend_from_slice(&chunk);
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::bad_request("the body is empty: expected a JSON object"));
+    };
+    // Every body is an object; serde's derived struct reader would also take an array of the
+    // fields in order.
+    if *first == b'[' {
+        return Err(ApiError::bad_request("invalid JSON body: expected a JSON object, got an array"));
     }
     let de = &mut serde_json::Deserializer::from_slice(&body);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {

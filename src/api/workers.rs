@@ -5,22 +5,14 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use workerpool_actors::{
-    HealthStatus, ScaleAction, TaskOptions, TaskRecord, TaskRequest, TaskStatus, assess_health,
-};
+use workerpool_actors::{HealthStatus, ScaleAction, TaskRecord, TaskStatus, assess_health};
 
+use super::body::{ExecuteBody, ScaleBody, ScaleDirection};
 use super::{ApiError, AppState, authorize, read_json};
 
 type State = web::Data<AppState>;
 
-/// The longest task timeout a request may ask for (one day).
-const MAX_TIMEOUT_MS: u64 = 86_400_000;
-/// The longest delay a request may ask for (seven days).
-const MAX_DELAY_MS: u64 = 7 * 86_400_000;
-/// The most retries a request may ask for.
-const MAX_RETRIES: u32 = 32;
 /// Waiting tasks listed per type by `/queues` and `/status`.
 const QUEUE_LISTING: usize = 50;
 
@@ -87,51 +79,6 @@ pub(super) async fn types(state: State) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({ "types": types })))
 }
 
-/// The body of `POST /api/workers/execute`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ExecuteBody {
-    #[serde(rename = "type")]
-    task_type: String,
-    #[serde(default)]
-    data: Value,
-    #[serde(default)]
-    options: TaskOptions,
-}
-
-impl ExecuteBody {
-    fn validate(&self) -> Result<(), ApiError> {
-        let field =
-            |name: &str, msg: String| ApiError::bad_request(format!("{name}: {msg}")).with("field", name);
-        if self.task_type.trim().is_empty() {
-            return Err(field("type", "must name a task type".into()));
-        }
-        let o = &self.options;
-        if let Some(t) = o.timeout
-            && !(1..=MAX_TIMEOUT_MS).contains(&t)
-        {
-            return Err(field(
-                "options.timeout",
-                format!("expected 1 to {MAX_TIMEOUT_MS} milliseconds, got {t}"),
-            ));
-        }
-        if let Some(d) = o.delay
-            && d > MAX_DELAY_MS
-        {
-            return Err(field(
-                "options.delay",
-                format!("expected at most {MAX_DELAY_MS} milliseconds, got {d}"),
-            ));
-        }
-        if let Some(r) = o.max_retries
-            && r > MAX_RETRIES
-        {
-            return Err(field("options.max_retries", format!("expected at most {MAX_RETRIES}, got {r}")));
-        }
-        Ok(())
-    }
-}
-
 /// `POST /api/workers/execute`: waits for the result unless `options.wait` is false.
 pub(super) async fn execute(
     state: State,
@@ -144,8 +91,8 @@ pub(super) async fn execute(
     if state.stopping() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"));
     }
-    let wait = body.options.wait.unwrap_or(true);
-    let request = TaskRequest { task_type: body.task_type, data: body.data, options: body.options };
+    let wait = body.wait();
+    let request = body.into_request();
     if let Err(e) = state.pool.availability(&request.task_type) {
         return Err(ApiError::from(e).with("type", request.task_type));
     }
@@ -167,26 +114,6 @@ pub(super) fn record_response(record: &TaskRecord) -> HttpResponse {
         TaskStatus::Queued | TaskStatus::Running => StatusCode::ACCEPTED,
     };
     HttpResponse::build(status).json(record)
-}
-
-/// The body of `POST /api/workers/scale/{type}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ScaleBody {
-    action: ScaleDirection,
-    #[serde(default = "one")]
-    count: usize,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum ScaleDirection {
-    Up,
-    Down,
-}
-
-fn one() -> usize {
-    1
 }
 
 /// `POST /api/workers/scale/{type}`.

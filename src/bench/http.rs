@@ -360,10 +360,11 @@ prefetch = 8
 ";
 
 /// Variables of the server's settings that would change what is measured.
-const SERVER_ENV_REMOVED: [&str; 12] = [
+const SERVER_ENV_REMOVED: [&str; 13] = [
     "WORKERPOOL_API_TOKEN",
     "WORKERPOOL_BIND",
     "MAX_WORKERS",
+    "WORKER_POOL_SIZE",
     "MIN_WORKERS",
     "WORKER_TIMEOUT",
     "WORKER_QUEUE_SIZE",

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod misbehaving;
+pub mod openapi;
 pub mod redis_server;
 pub mod server;
 

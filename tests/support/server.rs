@@ -50,6 +50,7 @@ impl Server {
             .env("RUST_LOG", "info")
             .env_remove("WORKERPOOL_API_TOKEN")
             .env_remove("MAX_WORKERS")
+            .env_remove("WORKER_POOL_SIZE")
             .env_remove("LOG_FORMAT")
             .env_remove("REDIS_URL")
             .env_remove("REDIS_HOST")
