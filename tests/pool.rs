@@ -336,11 +336,14 @@ async fn shutdown_fails_tasks_still_running_after_the_grace_period() {
 }
 
 #[tokio::test]
-async fn a_bad_command_fails_tasks_with_a_clear_error() {
+async fn a_bad_command_refuses_tasks_with_a_clear_error() {
+    // Found when the pool starts: the type is unavailable, and no worker is spawned for it.
     let pool = demo_pool(1, |t| t.command = Some(vec!["/nonexistent/worker".into()]));
-    let record = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
-    assert_eq!(record.status, TaskStatus::Failed);
-    assert!(record.error.as_deref().unwrap().contains("/nonexistent/worker"), "{:?}", record.error);
+    let err = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.message().contains("cannot run \"/nonexistent/worker\""), "{err}");
+    let stats = pool.stats().await.unwrap();
+    assert_eq!(stats.by_type["work"].total, 0, "no worker was started");
     pool.shutdown().await;
 }
 

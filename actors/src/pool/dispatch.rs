@@ -8,6 +8,11 @@ impl TypePool {
         if self.draining.is_some() {
             return Some(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
+        if self.starts.gave_up()
+            && let Some(why) = self.starts.reason(&self.name)
+        {
+            return Some(Error::new(ErrorKind::Unavailable, why));
+        }
         if self.waiting() >= self.cfg.queue_size {
             let msg = format!("the queue of {} is full ({} tasks)", self.name, self.cfg.queue_size);
             return Some(Error::new(ErrorKind::QueueFull, msg));
