@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use super::{EVENTS_CHANNEL, Finish, Finished, InstanceInfo, PROGRESS_CHANNEL, Remote, Taken};
 use crate::error::ErrorKind;
-use crate::events::EventKind;
+use crate::events::{Event, EventKind};
 use crate::handle::PoolHandle;
 use crate::policy::retry_backoff;
 use crate::task::{Progress, TaskRecord, TaskRequest, TaskStatus, now_ms};
@@ -108,12 +108,18 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
             }
             Err(_) => {
                 drop(permits);
-                // The TAKE may have run without its reply reaching us: what it leased here
-                // and nobody holds goes back, without spending an attempt.
+                // Redis is down (nothing was sent), or the TAKE may have run without its reply
+                // reaching us: once Redis answers again, what it leased here and nobody holds
+                // goes back, without spending an attempt.
+                while !remote.link.until_up(Duration::from_millis(500)).await {
+                    if remote.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
                 if let Err(e) = remote.reconcile().await {
                     log::debug!("cannot reconcile leases yet: {e}");
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -133,17 +139,18 @@ async fn run(
     // Locally this is the last attempt: retries go back through Redis, where any instance
     // may take them.
     request.options.max_retries = Some(prior);
-    let how = match pool.run_attempt(id.clone(), request, prior).await {
+    let (how, worker) = match pool.run_attempt(id.clone(), request, prior).await {
         Ok(mut record) => {
             record.max_retries = max_retries;
             record.created_at = created_at;
             record.instance_id = Some(remote.cfg.instance_id.clone());
-            decide(&remote, &pool, &task_type, record, attempt, max_retries)
+            let worker = record.worker_id.clone();
+            (decide(&remote, &pool, &task_type, record, attempt, max_retries), worker)
         }
         // Refused here (shutting down, stopped): back to the queue for another instance.
         Err(e) => {
             log::info!("task {id} goes back to the shared queue: {e}");
-            Finish::Requeue
+            (Finish::Requeue, None)
         }
     };
     drop(permit);
@@ -159,10 +166,14 @@ async fn run(
         };
         match remote.finish(&task_type, &id, attempt, &how).await {
             Ok(Finished::Recorded) => {
-                if let Finish::Final(record) = &how {
-                    let mut record = record.clone();
-                    record.attempts = attempt;
-                    remote.wake_waiters(&id, Some(&record));
+                match &how {
+                    Finish::Final(record) => {
+                        let mut record = record.clone();
+                        record.attempts = attempt;
+                        remote.wake_waiters(&id, Some(&record));
+                    }
+                    Finish::Requeue => announce_requeued(&remote, &pool, &id, &task_type, worker).await,
+                    Finish::Retry { .. } => {}
                 }
                 break attempt;
             }
@@ -174,7 +185,7 @@ async fn run(
                 break attempt;
             }
             Ok(Finished::Cancelled | Finished::Gone) => break attempt,
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
+            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::OutcomeUnknown) => {
                 // Keep the outcome until Redis is back; the lease keeps the task ours
                 // meanwhile. Past the lease another instance may run it again anyway.
                 if !warned {
@@ -196,6 +207,42 @@ async fn run(
         }
     };
     remote.release_held(&id, attempt);
+}
+
+/// Announces a task put back in its queue without spending an attempt, once that is written:
+/// on this instance's bus, and at once on `worker_pool_events` (the publisher leaves these to
+/// this), so that a stopping instance has sent it before it leaves.
+async fn announce_requeued(
+    remote: &Remote,
+    pool: &PoolHandle,
+    id: &crate::task::TaskId,
+    task_type: &str,
+    worker_id: Option<String>,
+) {
+    let reason = if remote.stopping.load(Ordering::Acquire) { "shutdown" } else { "refused" };
+    let kind = EventKind::TaskRequeued {
+        task_id: id.to_string(),
+        task_type: task_type.to_string(),
+        worker_id,
+        reason: reason.to_string(),
+    };
+    pool.emit(kind.clone());
+    if remote.events_wanted.load(Ordering::Relaxed) {
+        let event = Event { timestamp: now_ms(), kind };
+        let message = event_message(&event, &remote.cfg.instance_id);
+        if let Err(e) = remote.publish(vec![(EVENTS_CHANNEL, message)], Vec::new()).await {
+            log::debug!("task {id}: its task_requeued event was not published: {e}");
+        }
+    }
+}
+
+/// An event as the contract's channel carries it: `{"event", "data", "instance_id", "timestamp"}`.
+fn event_message(event: &Event, instance: &str) -> String {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("instance_id".into(), instance.into());
+    }
+    value.to_string()
 }
 
 /// What a local attempt's record means for the shared task.
@@ -373,14 +420,11 @@ async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
                 let stored = serde_json::to_string(&stored).unwrap_or_default();
                 progress.push((task_id.as_str().into(), stored, worker_id.clone()));
             }
-            if !events_wanted {
+            // Re-queues are published where they are written (`announce_requeued`).
+            if !events_wanted || matches!(event.kind, EventKind::TaskRequeued { .. }) {
                 continue;
             }
-            let mut value = serde_json::to_value(&event).unwrap_or_default();
-            if let Some(map) = value.as_object_mut() {
-                map.insert("instance_id".into(), instance.clone().into());
-            }
-            messages.push((EVENTS_CHANNEL, value.to_string()));
+            messages.push((EVENTS_CHANNEL, event_message(&event, &instance)));
         }
         // Events are best effort: while Redis is away they are dropped, not queued.
         if !messages.is_empty() || !progress.is_empty() {
