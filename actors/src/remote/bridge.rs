@@ -5,20 +5,19 @@
 //! - the heartbeat says the instance is alive, renews its leases and reaps expired ones;
 //! - the listener hears which types have ready tasks, which tasks ended and which were
 //!   cancelled;
-//! - the publisher copies pool events to the contract's channels.
+//! - the publisher copies pool events to the contract's channels ([`publisher`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{EVENTS_CHANNEL, Finish, Finished, InstanceInfo, PROGRESS_CHANNEL, Remote, Taken};
+use super::{Finish, Finished, InstanceInfo, Remote, Taken, publisher};
 use crate::error::ErrorKind;
-use crate::events::{Event, EventKind};
 use crate::handle::PoolHandle;
 use crate::policy::retry_backoff;
-use crate::task::{Progress, TaskRecord, TaskRequest, TaskStatus, now_ms};
+use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
 pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
@@ -43,7 +42,7 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
     actix_rt::spawn(async move { batches.enqueue_batches().await });
     actix_rt::spawn(heartbeat(remote.clone(), pool.clone()));
     actix_rt::spawn(listen(remote.clone(), pool.clone()));
-    actix_rt::spawn(publish(remote, pool));
+    actix_rt::spawn(publisher::publish(remote, pool));
 }
 
 /// Takes tasks of one type while its pool has room for them.
@@ -172,7 +171,9 @@ async fn run(
                         record.attempts = attempt;
                         remote.wake_waiters(&id, Some(&record));
                     }
-                    Finish::Requeue => announce_requeued(&remote, &pool, &id, &task_type, worker).await,
+                    Finish::Requeue => {
+                        publisher::announce_requeued(&remote, &pool, &id, &task_type, worker).await
+                    }
                     Finish::Retry { .. } => {}
                 }
                 break attempt;
@@ -207,42 +208,6 @@ async fn run(
         }
     };
     remote.release_held(&id, attempt);
-}
-
-/// Announces a task put back in its queue without spending an attempt, once that is written:
-/// on this instance's bus, and at once on `worker_pool_events` (the publisher leaves these to
-/// this), so that a stopping instance has sent it before it leaves.
-async fn announce_requeued(
-    remote: &Remote,
-    pool: &PoolHandle,
-    id: &crate::task::TaskId,
-    task_type: &str,
-    worker_id: Option<String>,
-) {
-    let reason = if remote.stopping.load(Ordering::Acquire) { "shutdown" } else { "refused" };
-    let kind = EventKind::TaskRequeued {
-        task_id: id.to_string(),
-        task_type: task_type.to_string(),
-        worker_id,
-        reason: reason.to_string(),
-    };
-    pool.emit(kind.clone());
-    if remote.events_wanted.load(Ordering::Relaxed) {
-        let event = Event { timestamp: now_ms(), kind };
-        let message = event_message(&event, &remote.cfg.instance_id);
-        if let Err(e) = remote.publish(vec![(EVENTS_CHANNEL, message)], Vec::new()).await {
-            log::debug!("task {id}: its task_requeued event was not published: {e}");
-        }
-    }
-}
-
-/// An event as the contract's channel carries it: `{"event", "data", "instance_id", "timestamp"}`.
-fn event_message(event: &Event, instance: &str) -> String {
-    let mut value = serde_json::to_value(event).unwrap_or_default();
-    if let Some(map) = value.as_object_mut() {
-        map.insert("instance_id".into(), instance.into());
-    }
-    value.to_string()
 }
 
 /// What a local attempt's record means for the shared task.
@@ -380,55 +345,5 @@ async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
             }
         }
         log::warn!("lost the Redis subscription; reconnecting");
-    }
-}
-
-/// Copies pool events to `worker_pool_events` (and progress to `task_progress` and the
-/// task's record), a batch per round trip.
-async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
-    let mut rx = pool.subscribe();
-    let instance = remote.cfg.instance_id.clone();
-    loop {
-        let first = match rx.recv().await {
-            Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                log::warn!("{n} events were not published to Redis (the publisher fell behind)");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < 512
-            && let Ok(e) = rx.try_recv()
-        {
-            batch.push(e);
-        }
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut progress = Vec::new();
-        // Channels nobody listens on (as of the last heartbeat) are skipped; a task's
-        // progress is always stored in its record.
-        let events_wanted = remote.events_wanted.load(Ordering::Relaxed);
-        let progress_wanted = remote.progress_wanted.load(Ordering::Relaxed);
-        for event in batch {
-            if let EventKind::TaskProgress { task_id, worker_id, progress: pct, stage, .. } = &event.kind {
-                if progress_wanted {
-                    let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
-                    messages.push((PROGRESS_CHANNEL, p.to_string()));
-                }
-                // The record's own shape, as FINISH stores it and look-ups read it.
-                let stored = Progress { progress: *pct, stage: stage.clone() };
-                let stored = serde_json::to_string(&stored).unwrap_or_default();
-                progress.push((task_id.as_str().into(), stored, worker_id.clone()));
-            }
-            // Re-queues are published where they are written (`announce_requeued`).
-            if !events_wanted || matches!(event.kind, EventKind::TaskRequeued { .. }) {
-                continue;
-            }
-            messages.push((EVENTS_CHANNEL, event_message(&event, &instance)));
-        }
-        // Events are best effort: while Redis is away they are dropped, not queued.
-        if !messages.is_empty() || !progress.is_empty() {
-            let _ = remote.publish(messages, progress).await;
-        }
     }
 }

@@ -10,6 +10,7 @@ mod batch;
 pub(crate) mod bridge;
 mod link;
 mod outcome;
+mod publisher;
 mod scripts;
 
 use std::collections::{BTreeMap, HashMap};
