@@ -153,6 +153,12 @@ pub struct RedisConfig {
     pub tls_cert_file: Option<std::path::PathBuf>,
     /// The PEM file of the client certificate's private key.
     pub tls_key_file: Option<std::path::PathBuf>,
+    /// How long one Redis command (or connecting) may take before Redis counts as not
+    /// answering: then the instance refuses work that needs Redis at once until it answers.
+    pub command_timeout_ms: u64,
+    /// How long a queueing whose reply did not come waits for Redis to answer again, to read
+    /// back whether the task was queued; past it the answer says the outcome is unknown.
+    pub outcome_wait_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -168,6 +174,8 @@ impl Default for RedisConfig {
             tls_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            command_timeout_ms: 1_000,
+            outcome_wait_ms: 3_000,
         }
     }
 }
@@ -280,6 +288,8 @@ pub struct RedisSection {
     pub tls_ca_file: Option<std::path::PathBuf>,
     pub tls_cert_file: Option<std::path::PathBuf>,
     pub tls_key_file: Option<std::path::PathBuf>,
+    pub command_timeout_ms: Option<u64>,
+    pub outcome_wait_ms: Option<u64>,
 }
 
 /// The `[pool]` table of a configuration file.
@@ -355,6 +365,7 @@ impl PoolConfig {
         );
         let (r, redis) = (&mut cfg.redis, file.redis);
         overlay!(r, redis, prefix, instance_id, lease_ms, heartbeat_ms, take_ahead, consume);
+        overlay!(r, redis, command_timeout_ms, outcome_wait_ms);
         r.url = redis.url.or(r.url.take());
         r.tls_ca_file = redis.tls_ca_file.or(r.tls_ca_file.take());
         r.tls_cert_file = redis.tls_cert_file.or(r.tls_cert_file.take());
@@ -436,6 +447,12 @@ impl PoolConfig {
         }
         if r.lease_ms < 2 * r.heartbeat_ms {
             return bad("redis.lease_ms".into(), "at least twice redis.heartbeat_ms");
+        }
+        if !(1..=60_000).contains(&r.command_timeout_ms) {
+            return bad("redis.command_timeout_ms".into(), "1 to 60000 milliseconds");
+        }
+        if r.outcome_wait_ms > 600_000 {
+            return bad("redis.outcome_wait_ms".into(), "at most 600000 milliseconds");
         }
         if r.take_ahead > 1024 {
             return bad("redis.take_ahead".into(), "at most 1024");

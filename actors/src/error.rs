@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::task::TaskRequest;
+use crate::task::{TaskId, TaskRequest};
 
 /// What went wrong, for callers that map errors (the server maps kinds to HTTP statuses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub enum ErrorKind {
     Decode,
     /// The actor tree could not be started or has stopped.
     Internal,
+    /// A request was sent to the shared queues but no answer came back in time, so whether it
+    /// took effect is not known. The error names the task ([`Error::task_id`]): look it up
+    /// rather than submitting it again.
+    OutcomeUnknown,
 }
 
 /// The library's error: a kind and a message (lowercase, no trailing period).
@@ -42,12 +46,19 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    task_id: Option<TaskId>,
 }
 
 impl Error {
     /// A new error.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), task_id: None }
+    }
+
+    /// The same error, naming the task it is about.
+    pub(crate) fn with_task(mut self, id: &TaskId) -> Error {
+        self.task_id = Some(id.clone());
+        self
     }
 
     /// Its kind.
@@ -58,6 +69,19 @@ impl Error {
     /// Its message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The task it is about, when it names one: with [`ErrorKind::OutcomeUnknown`], the id to
+    /// look up.
+    ///
+    /// # Examples
+    /// ```
+    /// use workerpool_actors::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::QueueFull, "the queue of text_processing is full");
+    /// assert_eq!(e.task_id(), None);
+    /// ```
+    pub fn task_id(&self) -> Option<&TaskId> {
+        self.task_id.as_ref()
     }
 
     pub(crate) fn stopped() -> Error {

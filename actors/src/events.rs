@@ -58,6 +58,9 @@ pub enum EventKind {
         error: String,
         status: TaskStatus,
     },
+    /// A task went back to its queue without spending an attempt; `reason` says why
+    /// (`shutdown`: with shared queues, what a stopping instance still held).
+    TaskRequeued { task_id: String, task_type: String, worker_id: Option<String>, reason: String },
     /// A type gained workers.
     ScaleUp { task_type: String, workers: usize, reason: String },
     /// A type lost workers.
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::TaskProgress { .. } => "task_progress",
             EventKind::TaskCompleted { .. } => "task_completed",
             EventKind::TaskFailed { .. } => "task_failed",
+            EventKind::TaskRequeued { .. } => "task_requeued",
             EventKind::ScaleUp { .. } => "scale_up",
             EventKind::ScaleDown { .. } => "scale_down",
             EventKind::PoolStatus { .. } => "pool_status",
@@ -96,7 +100,8 @@ impl EventKind {
             EventKind::TaskAssigned { task_id, .. }
             | EventKind::TaskProgress { task_id, .. }
             | EventKind::TaskCompleted { task_id, .. }
-            | EventKind::TaskFailed { task_id, .. } => Some(task_id),
+            | EventKind::TaskFailed { task_id, .. }
+            | EventKind::TaskRequeued { task_id, .. } => Some(task_id),
             _ => None,
         }
     }

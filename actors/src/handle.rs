@@ -649,6 +649,11 @@ impl PoolHandle {
         pool.send(RestartWorker(worker_id.to_string())).await?
     }
 
+    /// Tells every subscriber of this instance's events (the bridge's own events).
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.inner.shared.events.emit(|| kind);
+    }
+
     /// A new subscription to every pool event from now on.
     pub fn subscribe(&self) -> EventReceiver {
         self.inner.shared.events.subscribe()

@@ -219,11 +219,19 @@ impl From<workerpool_actors::Error> for ApiError {
             ErrorKind::ShuttingDown | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Finished => StatusCode::CONFLICT,
             ErrorKind::TaskFailed => StatusCode::BAD_GATEWAY,
+            // Sent to Redis, no answer in time: the task may or may not be queued.
+            ErrorKind::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut err = ApiError::new(status, e.message());
         if e.kind() == ErrorKind::QueueFull {
             err.retry_after = Some(1);
+        }
+        if let Some(id) = e.task_id() {
+            err = err.with("id", id.as_str());
+        }
+        if e.kind() == ErrorKind::OutcomeUnknown {
+            err = err.with("status", "unknown");
         }
         err
     }
@@ -339,11 +347,14 @@ mod tests {
             (ErrorKind::ShuttingDown, 503),
             (ErrorKind::Limit, 400),
             (ErrorKind::Finished, 409),
+            (ErrorKind::OutcomeUnknown, 504),
         ];
         for (kind, status) in cases {
             let e = ApiError::from(Error::new(kind, "x"));
             assert_eq!(e.status.as_u16(), status, "{kind:?}");
         }
+        let unknown = ApiError::from(Error::new(ErrorKind::OutcomeUnknown, "no answer"));
+        assert_eq!(unknown.body["status"], "unknown");
         let full = ApiError::from(Error::new(ErrorKind::QueueFull, "full")).error_response();
         assert_eq!(full.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }

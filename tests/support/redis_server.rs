@@ -223,6 +223,49 @@ impl RedisServer {
         self.kill();
         self.launch();
     }
+
+    /// Stalls the server (SIGSTOP): it keeps its connections but answers nothing, and the
+    /// kernel still accepts new ones, until the returned guard resumes it (SIGCONT), which it
+    /// does when dropped, so a failing test never leaves it stopped.
+    pub fn stall(&self) -> Stall {
+        let pid = self.child.as_ref().expect("a running redis-server").id();
+        assert!(signal(pid, "-STOP"), "kill -STOP {pid} failed");
+        Stall { pid, resumed: false }
+    }
+}
+
+/// A stalled `redis-server`; see [`RedisServer::stall`].
+pub struct Stall {
+    pid: u32,
+    resumed: bool,
+}
+
+impl Stall {
+    /// Lets the server run again.
+    pub fn resume(mut self) {
+        self.resume_now();
+    }
+
+    fn resume_now(&mut self) {
+        if !self.resumed {
+            self.resumed = true;
+            // No assertion here: a panic while a failing test unwinds would abort the run.
+            if !signal(self.pid, "-CONT") {
+                eprintln!("kill -CONT {} failed", self.pid);
+            }
+        }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.resume_now();
+    }
+}
+
+/// Sends `signal` to `pid`; says whether it was delivered.
+fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill").args([signal, &pid.to_string()]).status().is_ok_and(|s| s.success())
 }
 
 impl Drop for RedisServer {

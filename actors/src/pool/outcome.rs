@@ -150,6 +150,9 @@ impl TypePool {
         self.failed += 1;
         self.metrics.outcome(TaskStatus::Failed.as_str());
         self.finish(id, TaskStatus::Failed, Err(why.to_string()));
+        if why == "shutdown" && self.shared.requeues_at_shutdown {
+            return;
+        }
         self.shared.events.emit(|| EventKind::TaskFailed {
             task_id: id.to_string(),
             task_type: self.name.to_string(),
@@ -230,6 +233,8 @@ impl TypePool {
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
         }
+        // With shared queues the bridge re-queues what the drain stops, and announces it so.
+        let requeued = matches!(failure, Failure::Shutdown) && self.shared.requeues_at_shutdown;
         let (message, retryable, final_status) = match failure {
             Failure::Error(e) => {
                 let status = if e.retryable { TaskStatus::Dead } else { TaskStatus::Failed };
@@ -255,7 +260,7 @@ impl TypePool {
         };
         let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
         let status = if retry { TaskStatus::Queued } else { final_status };
-        let event_error = self.shared.events.active().then(|| message.clone());
+        let event_error = (self.shared.events.active() && !requeued).then(|| message.clone());
         self.metrics.outcome(if retry { "retried" } else { status.as_str() });
         if retry {
             let backoff = retry_backoff(self.cfg.retry_delay_ms, p.attempt);

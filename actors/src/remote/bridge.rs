@@ -5,20 +5,19 @@
 //! - the heartbeat says the instance is alive, renews its leases and reaps expired ones;
 //! - the listener hears which types have ready tasks, which tasks ended and which were
 //!   cancelled;
-//! - the publisher copies pool events to the contract's channels.
+//! - the publisher copies pool events to the contract's channels ([`publisher`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{EVENTS_CHANNEL, Finish, Finished, InstanceInfo, PROGRESS_CHANNEL, Remote, Taken};
+use super::{Finish, Finished, InstanceInfo, Remote, Taken, publisher};
 use crate::error::ErrorKind;
-use crate::events::EventKind;
 use crate::handle::PoolHandle;
 use crate::policy::retry_backoff;
-use crate::task::{Progress, TaskRecord, TaskRequest, TaskStatus, now_ms};
+use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
 pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
@@ -43,7 +42,7 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
     actix_rt::spawn(async move { batches.enqueue_batches().await });
     actix_rt::spawn(heartbeat(remote.clone(), pool.clone()));
     actix_rt::spawn(listen(remote.clone(), pool.clone()));
-    actix_rt::spawn(publish(remote, pool));
+    actix_rt::spawn(publisher::publish(remote, pool));
 }
 
 /// Takes tasks of one type while its pool has room for them.
@@ -108,12 +107,18 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
             }
             Err(_) => {
                 drop(permits);
-                // The TAKE may have run without its reply reaching us: what it leased here
-                // and nobody holds goes back, without spending an attempt.
+                // Redis is down (nothing was sent), or the TAKE may have run without its reply
+                // reaching us: once Redis answers again, what it leased here and nobody holds
+                // goes back, without spending an attempt.
+                while !remote.link.until_up(Duration::from_millis(500)).await {
+                    if remote.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
                 if let Err(e) = remote.reconcile().await {
                     log::debug!("cannot reconcile leases yet: {e}");
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
@@ -133,17 +138,18 @@ async fn run(
     // Locally this is the last attempt: retries go back through Redis, where any instance
     // may take them.
     request.options.max_retries = Some(prior);
-    let how = match pool.run_attempt(id.clone(), request, prior).await {
+    let (how, worker) = match pool.run_attempt(id.clone(), request, prior).await {
         Ok(mut record) => {
             record.max_retries = max_retries;
             record.created_at = created_at;
             record.instance_id = Some(remote.cfg.instance_id.clone());
-            decide(&remote, &pool, &task_type, record, attempt, max_retries)
+            let worker = record.worker_id.clone();
+            (decide(&remote, &pool, &task_type, record, attempt, max_retries), worker)
         }
         // Refused here (shutting down, stopped): back to the queue for another instance.
         Err(e) => {
             log::info!("task {id} goes back to the shared queue: {e}");
-            Finish::Requeue
+            (Finish::Requeue, None)
         }
     };
     drop(permit);
@@ -159,10 +165,16 @@ async fn run(
         };
         match remote.finish(&task_type, &id, attempt, &how).await {
             Ok(Finished::Recorded) => {
-                if let Finish::Final(record) = &how {
-                    let mut record = record.clone();
-                    record.attempts = attempt;
-                    remote.wake_waiters(&id, Some(&record));
+                match &how {
+                    Finish::Final(record) => {
+                        let mut record = record.clone();
+                        record.attempts = attempt;
+                        remote.wake_waiters(&id, Some(&record));
+                    }
+                    Finish::Requeue => {
+                        publisher::announce_requeued(&remote, &pool, &id, &task_type, worker).await
+                    }
+                    Finish::Retry { .. } => {}
                 }
                 break attempt;
             }
@@ -174,7 +186,7 @@ async fn run(
                 break attempt;
             }
             Ok(Finished::Cancelled | Finished::Gone) => break attempt,
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
+            Err(e) if matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::OutcomeUnknown) => {
                 // Keep the outcome until Redis is back; the lease keeps the task ours
                 // meanwhile. Past the lease another instance may run it again anyway.
                 if !warned {
@@ -333,58 +345,5 @@ async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
             }
         }
         log::warn!("lost the Redis subscription; reconnecting");
-    }
-}
-
-/// Copies pool events to `worker_pool_events` (and progress to `task_progress` and the
-/// task's record), a batch per round trip.
-async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
-    let mut rx = pool.subscribe();
-    let instance = remote.cfg.instance_id.clone();
-    loop {
-        let first = match rx.recv().await {
-            Ok(e) => e,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                log::warn!("{n} events were not published to Redis (the publisher fell behind)");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let mut batch = vec![first];
-        while batch.len() < 512
-            && let Ok(e) = rx.try_recv()
-        {
-            batch.push(e);
-        }
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut progress = Vec::new();
-        // Channels nobody listens on (as of the last heartbeat) are skipped; a task's
-        // progress is always stored in its record.
-        let events_wanted = remote.events_wanted.load(Ordering::Relaxed);
-        let progress_wanted = remote.progress_wanted.load(Ordering::Relaxed);
-        for event in batch {
-            if let EventKind::TaskProgress { task_id, worker_id, progress: pct, stage, .. } = &event.kind {
-                if progress_wanted {
-                    let p = serde_json::json!({"job_id": task_id, "stage": stage, "progress": pct, "worker_id": worker_id});
-                    messages.push((PROGRESS_CHANNEL, p.to_string()));
-                }
-                // The record's own shape, as FINISH stores it and look-ups read it.
-                let stored = Progress { progress: *pct, stage: stage.clone() };
-                let stored = serde_json::to_string(&stored).unwrap_or_default();
-                progress.push((task_id.as_str().into(), stored, worker_id.clone()));
-            }
-            if !events_wanted {
-                continue;
-            }
-            let mut value = serde_json::to_value(&event).unwrap_or_default();
-            if let Some(map) = value.as_object_mut() {
-                map.insert("instance_id".into(), instance.clone().into());
-            }
-            messages.push((EVENTS_CHANNEL, value.to_string()));
-        }
-        // Events are best effort: while Redis is away they are dropped, not queued.
-        if !messages.is_empty() || !progress.is_empty() {
-            let _ = remote.publish(messages, progress).await;
-        }
     }
 }

@@ -6,7 +6,11 @@
 //! up, cancel, requeue, list. Every change to the shared state is one Lua script
 //! ([`scripts`]), so no task is taken twice or dropped between two commands.
 
+mod batch;
 pub(crate) mod bridge;
+mod link;
+mod outcome;
+mod publisher;
 mod scripts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +29,8 @@ use crate::config::{PoolConfig, RedisConfig};
 use crate::error::{Error, ErrorKind};
 use crate::messages::{QueueInfo, QueuedTask};
 use crate::task::{Progress, TaskId, TaskRecord, TaskRequest, TaskStatus, now_ms};
+use batch::Batcher;
+use link::Link;
 
 /// The names of every key and channel, all under one `{prefix}` hash tag.
 #[derive(Clone, Debug)]
@@ -38,6 +44,11 @@ impl Keys {
     }
     fn task(&self, id: &str) -> String {
         format!("{}:t:{id}", self.base)
+    }
+    /// Set when a queueing whose reply was lost is settled as not done: a late write of the
+    /// task finds it and queues nothing.
+    fn fenced(&self, id: &str) -> String {
+        format!("{}:fenced:{id}", self.base)
     }
     fn task_prefix(&self) -> String {
         format!("{}:t:", self.base)
@@ -77,6 +88,9 @@ impl Keys {
     }
 }
 
+/// The longest that health and stats wait for Redis to count the queues.
+const QUICK_READ: Duration = Duration::from_millis(150);
+
 /// The contract's channel of pool events.
 pub(crate) const EVENTS_CHANNEL: &str = "worker_pool_events";
 /// The contract's channel of task progress.
@@ -112,8 +126,10 @@ pub(crate) struct Remote {
     /// Callers waiting for tasks to end: `Some(record)` when this instance ended it itself,
     /// `None` when they must read it.
     waiters: Mutex<FxHashMap<TaskId, Vec<oneshot::Sender<Option<TaskRecord>>>>>,
-    /// `None` while Redis answers; the last error while it does not.
-    down: Mutex<Option<String>>,
+    /// Whether Redis answers: the one state that health, admission and the loops read.
+    pub(crate) link: Link,
+    /// The waiting tasks per type at the last count, for when Redis cannot count them now.
+    counted: Mutex<BTreeMap<String, usize>>,
     /// Per type: rung when a task of the type may be ready.
     pub(crate) wakes: BTreeMap<String, Notify>,
     /// Live instances at the last heartbeat.
@@ -152,6 +168,7 @@ struct Scripts {
     announce: redis::Script,
     reconcile: redis::Script,
     progress: redis::Script,
+    resolve: redis::Script,
 }
 
 /// A task taken from the shared queue, with its lease.
@@ -164,78 +181,6 @@ pub(crate) struct Taken {
     pub(crate) timeout: u64,
     pub(crate) attempt: u32,
     pub(crate) created_at: u64,
-}
-
-/// Calls of one script that wait for the next batch: while a batch is on its way to Redis,
-/// the calls made meanwhile gather for the next one, so a burst costs a few script calls.
-struct Batcher<const N: usize> {
-    waiting: Mutex<Vec<Call<N>>>,
-    ready: Notify,
-}
-
-/// One waiting call: its script arguments, and who waits for its code.
-type Call<const N: usize> = ([String; N], oneshot::Sender<Result<i64, Error>>);
-
-impl<const N: usize> Default for Batcher<N> {
-    fn default() -> Self {
-        Batcher { waiting: Mutex::default(), ready: Notify::new() }
-    }
-}
-
-/// Most calls sent in one script call.
-const BATCH: usize = 256;
-
-impl<const N: usize> Batcher<N> {
-    /// Queues one call's arguments and waits for its code.
-    async fn call(&self, args: [String; N]) -> Result<i64, Error> {
-        let (reply, answer) = oneshot::channel();
-        let first = {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            waiting.push((args, reply));
-            waiting.len() == 1
-        };
-        if first {
-            self.ready.notify_one();
-        }
-        answer.await.unwrap_or_else(|_| Err(Error::stopped()))
-    }
-
-    /// Sends the waiting calls, a batch at a time, through `send` (which answers one code per
-    /// call); runs as long as the instance.
-    async fn run<F, Fut>(&self, send: F)
-    where
-        F: Fn(Vec<[String; N]>) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<i64>, Error>>,
-    {
-        loop {
-            self.ready.notified().await;
-            loop {
-                let batch: Vec<_> = {
-                    let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                    let n = waiting.len().min(BATCH);
-                    waiting.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                let (args, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                match send(args).await {
-                    Ok(codes) => {
-                        for (reply, code) in
-                            replies.into_iter().zip(codes.into_iter().chain(std::iter::repeat(0)))
-                        {
-                            let _ = reply.send(Ok(code));
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// How an attempt ends, as written to Redis.
@@ -269,9 +214,10 @@ impl Remote {
     pub(crate) fn new(config: &PoolConfig) -> Result<Remote, Error> {
         let cfg = config.redis.clone();
         let client = client_for(&cfg)?;
+        let command_timeout = Duration::from_millis(cfg.command_timeout_ms);
         let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_connection_timeout(Some(command_timeout))
+            .set_response_timeout(Some(command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
@@ -289,7 +235,8 @@ impl Remote {
             conn,
             limits,
             waiters: Mutex::default(),
-            down: Mutex::new(None),
+            link: Link::new(),
+            counted: Mutex::default(),
             wakes,
             instances: Mutex::default(),
             held: Mutex::default(),
@@ -314,6 +261,7 @@ impl Remote {
                 announce: redis::Script::new(scripts::ANNOUNCE),
                 reconcile: redis::Script::new(scripts::RECONCILE),
                 progress: redis::Script::new(scripts::PROGRESS),
+                resolve: redis::Script::new(scripts::RESOLVE),
             },
         })
     }
@@ -326,14 +274,18 @@ impl Remote {
         self.conn.clone()
     }
 
-    /// Notes how a command went: Redis is up, or down with this error.
+    /// The connection, unless Redis is known to be down: then the command is refused at once
+    /// and nothing is sent. The heartbeat's probe alone goes through ([`Remote::conn`]).
+    fn gated(&self) -> Result<ConnectionManager, Error> {
+        self.link.check()?;
+        Ok(self.conn())
+    }
+
+    /// Notes how a command went in the link's state: Redis answered, or is down.
     pub(crate) fn observe<T>(&self, result: redis::RedisResult<T>) -> Result<T, Error> {
-        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(v) => {
-                if let Some(was) = down.take() {
-                    log::info!("Redis answers again (it was down: {was})");
-                }
+                self.link.answered();
                 Ok(v)
             }
             // Unreachable, or refusing this client (a wrong password): Redis is down for us.
@@ -344,25 +296,31 @@ impl Remote {
                     || e.is_timeout()
                     || e.is_unrecoverable_error() =>
             {
-                if down.is_none() {
-                    log::warn!("Redis is unreachable: {e}");
-                }
-                *down = Some(e.to_string());
+                self.link.failed(e.to_string());
                 Err(unavailable(&e))
             }
             // One command refused (still loading, out of memory, a script error on odd data):
             // not the caller's fault, and not a sign that Redis is gone.
             Err(e) => {
-                drop(down);
                 log::warn!("Redis refused a command: {e}");
                 Err(Error::new(ErrorKind::Unavailable, format!("Redis refused the command: {e}")))
             }
         }
     }
 
-    /// `None` while Redis answers; why not otherwise.
+    /// As [`Remote::observe`], for a write: a failure after which the write may have been
+    /// done is [`ErrorKind::OutcomeUnknown`] (see [`outcome`]).
+    fn observe_write<T>(&self, result: redis::RedisResult<T>) -> Result<T, Error> {
+        let fate = result.as_ref().err().map(outcome::fate_of);
+        self.observe(result).map_err(|e| match fate {
+            Some(outcome::Fate::Unknown) => Error::new(ErrorKind::OutcomeUnknown, e.message()),
+            _ => e,
+        })
+    }
+
+    /// `None` while Redis answers (or before it was first asked); why not otherwise.
     pub(crate) fn down(&self) -> Option<String> {
-        self.down.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.link.down()
     }
 
     /// Live instances at the last heartbeat.
@@ -408,12 +366,22 @@ impl Remote {
             if watched { self.cfg.instance_id.clone() } else { String::new() },
             self.member(id),
         ];
-        match self.enqueuing.call(args).await? {
-            1 => Ok(()),
-            _ => Err(Error::new(
+        // Before anything was heard from Redis (just started), ask it first: a server that
+        // cannot be reached or refuses this client is then refused before anything is sent.
+        if !self.link.known() {
+            self.ping().await?;
+        }
+        match self.enqueuing.call(args).await {
+            Ok(1) => Ok(()),
+            Ok(-1) => Err(Error::new(
                 ErrorKind::QueueFull,
                 format!("the queue of {task_type} is full ({limit} tasks)"),
             )),
+            Ok(_) => {
+                Err(Error::new(ErrorKind::Unavailable, format!("task {id} was not queued")).with_task(id))
+            }
+            Err(e) if e.kind() == ErrorKind::OutcomeUnknown => self.settle(id, &e).await,
+            Err(e) => Err(e),
         }
     }
 
@@ -427,7 +395,7 @@ impl Remote {
                 for args in &batch {
                     call.arg(&args[..]);
                 }
-                self.observe(call.invoke_async(&mut self.conn()).await)
+                self.observe_write(call.invoke_async(&mut self.gated()?).await)
             })
             .await;
     }
@@ -471,7 +439,11 @@ impl Remote {
     /// Asks to be told on the done channel when `id` ends (a task queued by someone else).
     async fn announce(&self, id: &TaskId) -> Result<(), Error> {
         self.observe(
-            self.scripts.announce.key(self.keys.task(id.as_str())).invoke_async::<()>(&mut self.conn()).await,
+            self.scripts
+                .announce
+                .key(self.keys.task(id.as_str()))
+                .invoke_async::<()>(&mut self.gated()?)
+                .await,
         )
     }
 
@@ -565,7 +537,7 @@ impl Remote {
     /// The record of a task, if Redis still has it.
     pub(crate) async fn record(&self, id: &TaskId) -> Result<Option<TaskRecord>, Error> {
         let fields: HashMap<String, String> =
-            self.observe(self.conn().hgetall(self.keys.task(id.as_str())).await)?;
+            self.observe(self.gated()?.hgetall(self.keys.task(id.as_str())).await)?;
         Ok(record_from_hash(id, &fields))
     }
 
@@ -582,7 +554,7 @@ impl Remote {
                 .arg(self.keys.done_channel())
                 .arg(self.keys.cancel_channel())
                 .arg(self.record_ttl())
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.gated()?)
                 .await,
         )?;
         match outcome {
@@ -607,7 +579,7 @@ impl Remote {
                 .arg(&self.keys.base)
                 .arg(self.keys.wake_channel())
                 .arg(self.member(id))
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.gated()?)
                 .await,
         )?;
         match outcome.as_deref() {
@@ -629,7 +601,7 @@ impl Remote {
                 .zcard(self.keys.delayed(task_type))
                 .zrange(self.keys.queue(task_type), 0, stop)
                 .zrange(self.keys.delayed(task_type), 0, stop)
-                .query_async(&mut self.conn())
+                .query_async(&mut self.gated()?)
                 .await,
         )?;
         let listed: Vec<(String, &'static str)> = head
@@ -645,7 +617,7 @@ impl Remote {
         let fields: Vec<(Option<i32>, Option<u32>, Option<u64>)> = if listed.is_empty() {
             Vec::new()
         } else {
-            self.observe(pipe.query_async(&mut self.conn()).await)?
+            self.observe(pipe.query_async(&mut self.gated()?).await)?
         };
         let now = now_ms();
         let tasks: Vec<QueuedTask> = listed
@@ -665,24 +637,38 @@ impl Remote {
     }
 
     /// Waiting tasks per type (ready plus delayed).
+    /// Health and stats read them, and never wait for Redis: what Redis does not count within
+    /// [`QUICK_READ`] (or at all, while it is down) is the last count.
     pub(crate) async fn queued_counts(&self) -> Result<BTreeMap<String, usize>, Error> {
         let mut pipe = redis::pipe();
         for name in self.limits.keys() {
             pipe.zcard(self.keys.queue(name)).zcard(self.keys.delayed(name));
         }
-        let counts: Vec<usize> = self.observe(pipe.query_async(&mut self.conn()).await)?;
-        Ok(self.limits.keys().cloned().zip(counts.chunks(2).map(|c| c.iter().sum())).collect())
+        let read = async { self.observe::<Vec<usize>>(pipe.query_async(&mut self.gated()?).await) };
+        let last = || self.counted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let counts = match tokio::time::timeout(QUICK_READ, read).await {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(e)) if last().is_empty() => return Err(e),
+            _ => return Ok(last()),
+        };
+        let counts: BTreeMap<String, usize> =
+            self.limits.keys().cloned().zip(counts.chunks(2).map(|c| c.iter().sum())).collect();
+        counts.clone_into(&mut self.counted.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(counts)
     }
 
     /// The dead-letter list of a type, oldest first.
     pub(crate) async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
-        let ids: Vec<String> = self.observe(self.conn().lrange(self.keys.dead(task_type), 0, 999).await)?;
+        let ids: Vec<String> = self.observe(self.gated()?.lrange(self.keys.dead(task_type), 0, 999).await)?;
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(self.keys.task(id));
         }
-        let hashes: Vec<HashMap<String, String>> =
-            if ids.is_empty() { Vec::new() } else { self.observe(pipe.query_async(&mut self.conn()).await)? };
+        let hashes: Vec<HashMap<String, String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.observe(pipe.query_async(&mut self.gated()?).await)?
+        };
         Ok(ids
             .into_iter()
             .zip(hashes)
@@ -692,7 +678,7 @@ impl Remote {
 
     /// Result records dropped because their attempt had lost its lease, over all instances.
     pub(crate) async fn stale_results_total(&self) -> Result<u64, Error> {
-        let n: Option<u64> = self.observe(self.conn().hget(self.keys.stats(), "stale_results").await)?;
+        let n: Option<u64> = self.observe(self.gated()?.hget(self.keys.stats(), "stale_results").await)?;
         Ok(n.unwrap_or(0))
     }
 
@@ -718,7 +704,7 @@ impl Remote {
                 .arg(self.cfg.lease_ms)
                 .arg(&self.cfg.instance_id)
                 .arg(self.keys.task_prefix())
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.gated()?)
                 .await,
         )?;
         let &(_, max_retries, timeout) = self.limits.get(task_type).unwrap_or(&(0, 3, 60_000));
@@ -806,7 +792,7 @@ impl Remote {
                 for args in &batch {
                     call.arg(&args[..]);
                 }
-                self.observe(call.invoke_async(&mut self.conn()).await)
+                self.observe_write(call.invoke_async(&mut self.gated()?).await)
             })
             .await;
     }
@@ -830,7 +816,7 @@ impl Remote {
             for (id, attempt) in chunk {
                 call.arg(id.as_str()).arg(*attempt);
             }
-            let gone: Vec<(String, String)> = self.observe(call.invoke_async(&mut self.conn()).await)?;
+            let gone: Vec<(String, String)> = self.observe(call.invoke_async(&mut self.gated()?).await)?;
             let attempts: FxHashMap<&str, u32> = chunk.iter().map(|(id, a)| (id.as_str(), *a)).collect();
             lost.extend(gone.into_iter().map(|(id, status)| {
                 let attempt = attempts.get(id.as_str()).copied().unwrap_or(0);
@@ -850,7 +836,7 @@ impl Remote {
         for id in &held {
             call.arg(id.as_str());
         }
-        self.observe(call.invoke_async(&mut self.conn()).await)
+        self.observe(call.invoke_async(&mut self.gated()?).await)
     }
 
     /// The attempt of `id` this instance holds, if it holds it.
@@ -879,7 +865,7 @@ impl Remote {
                 .arg(self.keys.done_channel())
                 .arg(self.keys.wake_channel())
                 .arg(self.cfg.lease_ms)
-                .invoke_async(&mut self.conn())
+                .invoke_async(&mut self.gated()?)
                 .await,
         )
     }
@@ -926,7 +912,7 @@ impl Remote {
             redis::pipe()
                 .zrem(self.keys.instances(), &self.cfg.instance_id)
                 .del(self.keys.instance(&self.cfg.instance_id))
-                .query_async(&mut self.conn())
+                .query_async(&mut self.gated()?)
                 .await,
         )?;
         Ok(())
@@ -943,12 +929,12 @@ impl Remote {
             pipe.publish(*channel, text).ignore();
         }
         if !messages.is_empty() {
-            self.observe(pipe.query_async::<()>(&mut self.conn()).await)?;
+            self.observe(pipe.query_async::<()>(&mut self.gated()?).await)?;
         }
         for (id, text, worker) in &progress {
             let mut call = self.scripts.progress.key(self.keys.task(id.as_str()));
             call.arg(text).arg(worker);
-            self.observe(call.invoke_async::<()>(&mut self.conn()).await)?;
+            self.observe(call.invoke_async::<()>(&mut self.gated()?).await)?;
         }
         Ok(())
     }

@@ -14,8 +14,9 @@
 /// when the task ends: an instance id, `*` for everyone, '' for no one), queue member without
 /// its time (`<counter:06>:<id>`). Delays and the time in front of the member are the Redis
 /// server's, so instances whose clocks differ still agree on when a task is due and on
-/// submission order. Returns per task 1 queued or -1 queue full. (Ids are fresh UUIDs, never
-/// reused.)
+/// submission order. Returns per task 1 queued, -1 queue full, or 0 fenced: its queueing was
+/// given up as not done (`RESOLVE`), so this late write queues nothing. (Ids are fresh UUIDs,
+/// never reused.)
 pub(super) const ENQUEUE: &str = r"
 local base, now = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
@@ -30,7 +31,9 @@ for i = 4, #ARGV, 10 do
     was_empty[ttype] = ready == 0
     waiting[ttype] = ready + redis.call('ZCARD', d)
   end
-  if waiting[ttype] >= tonumber(ARGV[i + 7]) then
+  if redis.call('EXISTS', base .. ':fenced:' .. id) == 1 then
+    out[#out + 1] = 0
+  elseif waiting[ttype] >= tonumber(ARGV[i + 7]) then
     out[#out + 1] = -1
   else
     local member = stamp .. ARGV[i + 9]
@@ -51,6 +54,16 @@ for ttype, empty in pairs(was_empty) do
   if empty then redis.call('PUBLISH', ARGV[3], ttype) end
 end
 return out
+";
+
+/// KEYS: task, fence. ARGV: fence length (ms). Settles a queueing whose reply was lost:
+/// answers the task's status when it is there; otherwise fences its id, so the write, should
+/// it still arrive, queues nothing, and answers nil.
+pub(super) const RESOLVE: &str = r"
+local status = redis.call('HGET', KEYS[1], 'status')
+if status then return status end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return false
 ";
 
 /// KEYS: queue, delayed, leases. ARGV: most to take, now (for the records), lease length
@@ -105,8 +118,9 @@ return out
 /// then per attempt 10 values: id, type, attempt, kind (`final`, `retry`, `requeue`), status,
 /// result, error, worker, when (a retry: its backoff in ms, from now by the Redis server's
 /// clock; a final status: when it ended), progress.
-/// Only the holder of an attempt may end it. Returns per attempt: 1 recorded, 2 cancelled
-/// meanwhile, -1 stale (counted in `stats`), 0 task gone.
+/// Only the holder of an attempt may end it; the same end written again (a reply that was
+/// lost) changes nothing. Returns per attempt: 1 recorded, 2 cancelled meanwhile, -1 stale
+/// (counted in `stats`), 0 task gone.
 pub(super) const FINISH: &str = r"
 local base, instance, ttl = ARGV[1], ARGV[2], ARGV[4]
 local t = redis.call('TIME')
@@ -122,6 +136,10 @@ for i = 7, #ARGV, 10 do
     code = 0
   elseif f[1] == 'cancelled' then
     code = 2
+  elseif f[3] == instance and ((kind == 'final' and f[1] == status and f[2] == attempt)
+      or (kind == 'requeue' and f[1] == 'queued' and tonumber(f[2]) == tonumber(attempt) - 1)) then
+    -- This very write again (its first reply was lost, e.g. Redis stalled): already done.
+    code = 1
   elseif f[2] ~= attempt or (f[1] == 'running' and f[3] ~= instance) or (f[1] ~= 'running' and f[1] ~= 'queued') then
     redis.call('HINCRBY', KEYS[2], 'stale_results', 1)
     code = -1
