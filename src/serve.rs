@@ -145,7 +145,9 @@ async fn log_events(pool: PoolHandle) {
                 let level = match event.kind {
                     EventKind::TaskAssigned { .. }
                     | EventKind::TaskProgress { .. }
-                    | EventKind::TaskCompleted { .. } => log::Level::Debug,
+                    | EventKind::TaskCompleted { .. }
+                    // The pool logs failed starts itself, once while they repeat.
+                    | EventKind::StartBackoff { .. } => log::Level::Debug,
                     _ => log::Level::Info,
                 };
                 if log::log_enabled!(target: "workerpool::events", level) {

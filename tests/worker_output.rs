@@ -19,7 +19,8 @@ fn peak(server: &Server) -> u64 {
 
 #[test]
 fn a_stdout_line_past_the_cap_kills_the_worker_and_fails_the_task() {
-    let server = Server::start(&config(2000, &[type_table("big", "bigline", "max_output_line_mb = 2")]), &[]);
+    let extra = "max_output_line_mb = 2\nmax_retries = 2";
+    let server = Server::start(&config(2000, &[type_table("big", "bigline", extra)]), &[]);
     let reply = execute(&server, json!({"type": "big", "data": {"mb": 64}}));
     assert_eq!(reply.status, 502, "{reply:?}");
     assert_eq!(reply.body["status"], "failed", "{reply:?}");
@@ -29,8 +30,10 @@ fn a_stdout_line_past_the_cap_kills_the_worker_and_fails_the_task() {
     assert_eq!(reply.body["attempts"], 1, "a line too long is not retried");
     // The worker is gone, replaced on demand: the next task gets a fresh one.
     assert!(wait_for(std::time::Duration::from_secs(10), || type_stats(&server, "big")["total"] == 0));
-    let exits = log_lines(&server, "(output_too_large)");
-    assert!(exits.iter().any(|l| l.contains("worker big-")), "{:#?}", server.log());
+    let exited = wait_for(std::time::Duration::from_secs(10), || {
+        log_lines(&server, "(output_too_large)").iter().any(|l| l.contains("worker big-"))
+    });
+    assert!(exited, "{:#?}", server.log());
 }
 
 #[test]
@@ -55,8 +58,11 @@ fn gigabytes_on_stderr_are_cut_into_short_log_lines() {
     }
     let peak = peak(&server);
     assert!(peak < SERVER_PEAK, "the server peaked at {} MiB", peak >> 20);
+    let cut = wait_for(std::time::Duration::from_secs(10), || {
+        log_lines(&server, "stderr: ").iter().any(|l| l.ends_with("[… line cut]"))
+    });
     let stderr = log_lines(&server, "stderr: ");
-    assert!(stderr.iter().any(|l| l.ends_with("[… line cut]")), "{stderr:#?}");
+    assert!(cut, "{stderr:#?}");
     let longest = server.log().iter().map(String::len).max().unwrap_or(0);
     assert!(longest < 5000, "a log line of {longest} bytes");
 }
@@ -68,8 +74,10 @@ fn carriage_returns_end_lines_and_a_flood_is_rate_limited() {
     // A progress bar redrawn with \r: one log line per redraw, not one line for the run.
     let reply = execute(&server, json!({"type": "bar", "data": {"n": 20}}));
     assert_eq!(reply.status, 200, "{reply:?}");
+    let all_drawn =
+        wait_for(std::time::Duration::from_secs(10), || log_lines(&server, "stderr: progress ").len() >= 20);
     let drawn = log_lines(&server, "stderr: progress ");
-    assert_eq!(drawn.len(), 20, "{drawn:#?}");
+    assert!(all_drawn && drawn.len() == 20, "{drawn:#?}");
     assert!(drawn.iter().all(|l| !l.contains('\r')), "{drawn:#?}");
 
     // Hundreds of thousands of lines in three seconds: a burst, then a trickle, then a count.
@@ -89,4 +97,20 @@ fn carriage_returns_end_lines_and_a_flood_is_rate_limited() {
     assert!(counted, "{} logged and {} counted of {written}", logged(), suppressed());
     // 200 at once, then 50 a second for about three seconds.
     assert!((200..=500).contains(&logged()), "{} of {written} flood lines were logged", logged());
+}
+
+#[test]
+fn a_flood_of_empty_and_invalid_stdout_lines_is_taken_at_the_pools_pace() {
+    let server = Server::start(&config(2000, &[type_table("junk", "junk", "")]), &[]);
+    let reply = execute(&server, json!({"type": "junk", "data": {"n": 200_000}}));
+    assert_eq!((reply.status, &reply.body["result"]), (200, &json!("after junk")), "{reply:?}");
+    let counted = wait_for(std::time::Duration::from_secs(10), || {
+        !log_lines(&server, "more invalid lines not shown").is_empty()
+    });
+    assert!(counted, "the invalid lines past the budget are counted");
+    // Ten a second after a burst of ten, not two hundred thousand.
+    let shown = log_lines(&server, "invalid line: not a JSON object").len();
+    assert!((1..=100).contains(&shown), "{shown} invalid lines logged");
+    let peak = peak(&server);
+    assert!(peak < SERVER_PEAK, "the server peaked at {} MiB", peak >> 20);
 }

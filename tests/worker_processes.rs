@@ -31,9 +31,12 @@ fn a_crash_with_a_grandchild_holding_the_pipes_is_seen_at_once() {
             "setsid {setsid}: the grandchild lives on"
         );
         assert!(wait_for(Duration::from_secs(5), || type_stats(&server, "gc")["total"] == 0));
-        assert!(!log_lines(&server, "(crashed)").is_empty(), "{:#?}", server.log());
+        let crashed = wait_for(Duration::from_secs(5), || !log_lines(&server, "(crashed)").is_empty());
+        assert!(crashed, "{:#?}", server.log());
         // The next task gets a fresh worker at once.
-        let reply = execute(&server, json!({"type": "gc", "data": {"pidfile": pid_file("next")}}));
+        let next = pid_file("next");
+        let reply = execute(&server, json!({"type": "gc", "data": {"pidfile": next}}));
+        let _reap_next = Reap(read_pid(&next));
         assert_eq!((reply.status, &reply.body["result"]), (200, &json!("ok")), "{reply:?}");
     }
 }
@@ -52,8 +55,10 @@ fn a_timeout_kills_the_whole_group_even_when_the_worker_ignores_sigterm() {
     assert!(worker_pid > 0, "{reply:?}");
     // SIGTERM is ignored: SIGKILL follows after the grace, to the worker and its grandchild.
     assert!(wait_for(Duration::from_secs(8), || !running(worker_pid) && !running(grandchild)));
-    let exited = log_lines(&server, "(timeout)");
-    assert!(exited.iter().any(|l| l.contains("killed by signal 9")), "{:#?}", server.log());
+    let killed = wait_for(Duration::from_secs(5), || {
+        log_lines(&server, "(timeout)").iter().any(|l| l.contains("killed by signal 9"))
+    });
+    assert!(killed, "{:#?}", server.log());
 }
 
 #[test]
@@ -81,8 +86,8 @@ fn shutdown_is_bounded_whatever_the_workers_do() {
 
 #[test]
 fn a_crash_loop_backs_off_then_fails_the_queue_with_the_reason() {
-    let extra =
-        "min_workers = 1\nstart_retry_delay_ms = 200\nstart_retry_max_delay_ms = 800\nmax_start_failures = 4";
+    // No warm worker: the first start comes from the task, after the event stream is open.
+    let extra = "start_retry_delay_ms = 200\nstart_retry_max_delay_ms = 800\nmax_start_failures = 4";
     let server_age = Instant::now();
     let server = Server::start(&config(1000, &[type_table("broken", "crashloop", extra)]), &[]);
     let (_, mut events) = sse(&server, "/api/workers/events", Duration::from_secs(20));

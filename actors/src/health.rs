@@ -127,12 +127,13 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
         types.insert(name.clone(), health);
     }
     let mut reasons = Vec::new();
-    let active: Vec<&TypeHealth> = types
-        .values()
-        .filter(|t| t.finished > 0 || t.restarts > 0 || t.status != HealthStatus::Healthy)
-        .collect();
+    let active: Vec<&TypeHealth> = types.values().filter(|t| t.finished > 0 || t.restarts > 0).collect();
+    let none_can_start = !stats.by_type.is_empty() && stats.by_type.values().all(|t| t.cannot_start);
     let status = if shutting_down {
         reasons.push("shutting down".to_string());
+        HealthStatus::Unhealthy
+    } else if none_can_start {
+        reasons.push("no type can start workers".to_string());
         HealthStatus::Unhealthy
     } else if !active.is_empty() && active.iter().all(|t| t.status == HealthStatus::Unhealthy) {
         reasons.push("every type that ran tasks is unhealthy".to_string());
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn failed_starts_degrade_then_make_a_type_unhealthy() {
-        let mut s = stats(&[("a", 0, 0, 0), ("b", 20, 0, 0)]);
+        let mut s = stats(&[("a", 0, 0, 0), ("b", 0, 0, 0)]);
         let a = s.by_type.get_mut("a").unwrap();
         a.start_failures = 2;
         a.start_blocked = Some("workers of a cannot start (2 failed starts in a row, last: boom)".into());
@@ -203,6 +204,8 @@ mod tests {
         let r = assess_health(&s, false);
         assert_eq!((r.types["a"].status, r.status), (HealthStatus::Unhealthy, HealthStatus::Degraded));
         s.by_type.remove("b");
-        assert_eq!(assess_health(&s, false).status, HealthStatus::Unhealthy, "its only type cannot start");
+        let r = assess_health(&s, false);
+        assert_eq!(r.status, HealthStatus::Unhealthy, "its only type cannot start");
+        assert!(r.reasons.contains(&"no type can start workers".to_string()), "{:?}", r.reasons);
     }
 }

@@ -262,6 +262,9 @@ pub(crate) struct Ping(pub(crate) u64);
 #[rtype(result = "()")]
 pub(crate) struct StopWorker {
     pub(crate) kill: bool,
+    /// With `kill`: `SIGKILL` at once instead of `SIGTERM` first (a worker over its memory
+    /// limit, or one holding tasks sent ahead that must not start).
+    pub(crate) at_once: bool,
 }
 
 /// What a worker (or the I/O tasks of its process) tells its pool.
@@ -296,6 +299,9 @@ pub(crate) enum Report {
         message: String,
     },
     Invalid(String),
+    /// Nothing: sent with `send` by a worker's reader after many lines, to wait until the
+    /// pool has taken in what came before.
+    Sync,
     /// The worker wrote a stdout line longer than its type's `max_output_line_mb`; it is
     /// being killed.
     OutputTooLarge {

@@ -19,9 +19,9 @@ use crate::monitor::scaling::ScalingMonitor;
 use crate::pool::TypePool;
 use crate::shared::Shared;
 
-/// How long past the grace period a shutdown waits for the pools at most: a killed worker's
-/// grace before `SIGKILL`, reading its last output, and a margin.
-const DRAIN_BOUND: Duration = Duration::from_secs(5);
+/// How long past the grace period a shutdown waits for the pools at most: the longest stop of
+/// a worker, and a margin.
+const DRAIN_BOUND: Duration = crate::worker::STOP_BOUND.saturating_add(Duration::from_secs(1));
 
 /// The pools of a tree, by type name.
 pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;

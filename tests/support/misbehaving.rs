@@ -79,7 +79,9 @@ pub struct Reap(pub u32);
 
 impl Drop for Reap {
     fn drop(&mut self) {
-        if running(self.0) {
+        // Only the fixture's `sleep`: the pid may have gone and been reused since.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if running(self.0) && cmdline.starts_with(b"sleep\0") {
             let _ = std::process::Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
         }
     }

@@ -227,7 +227,6 @@ mod tests {
         let (system, procs) = probe.sample(&[me, u32::MAX - 1]);
         assert!(system.memory_total_bytes > 0 && system.cpus > 0);
         assert!(procs[&me].memory_bytes > 0);
-        assert!(procs[&me].peak_memory_bytes >= procs[&me].memory_bytes);
         assert!(!procs.contains_key(&(u32::MAX - 1)));
     }
 

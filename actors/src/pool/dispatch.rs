@@ -297,8 +297,9 @@ impl TypePool {
         let mut started = 0;
         for _ in 0..want {
             if !self.shared.try_take_slot() {
-                // Only real work may ask other types for a slot; keeping workers warm may not.
-                if demand > 0 && !self.starved {
+                // Only real work (or the due retry of a type that gave up) may ask other types for
+                // a slot; keeping workers warm may not.
+                if (demand > 0 || probe) && !self.starved {
                     self.starved = true;
                     self.shared.set_starved(&self.name, true);
                     self.supervisor.do_send(SlotWanted);
@@ -333,13 +334,19 @@ impl TypePool {
         let addr = Worker::new(id.clone(), self.name.clone(), ctx.address(), kind).start();
         let timer_id = id.clone();
         let start_timeout = Duration::from_millis(self.cfg.start_timeout_ms);
-        let startup_timer = ctx.run_later(start_timeout, move |act, ctx| {
-            if act.workers.get(&timer_id).is_some_and(|w| w.state == WState::Starting) {
+        // A handler slot is ready when its actor starts: only a process can fail to start.
+        let startup_timer = self.handler.is_none().then(|| {
+            ctx.run_later(start_timeout, move |act, ctx| {
+                let Some(born) =
+                    act.workers.get(&timer_id).filter(|w| w.state == WState::Starting).map(|w| w.born)
+                else {
+                    return;
+                };
                 let why = format!("did not answer its first ping within {} ms", start_timeout.as_millis());
                 act.worker_error(&timer_id, why.clone());
                 act.stop_worker(&timer_id, true, "startup_timeout");
-                act.start_failed(format!("worker {timer_id} {why}"), false, ctx);
-            }
+                act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
+            })
         });
         let now = Instant::now();
         self.workers.insert(
@@ -352,7 +359,7 @@ impl TypePool {
                 tasks_done: 0,
                 born: now,
                 idle_since: now,
-                startup_timer: Some(startup_timer),
+                startup_timer,
                 retire: false,
                 replace: false,
                 stop_reason: None,
@@ -379,7 +386,10 @@ impl TypePool {
         if let Some(abort) = slot.abort.take() {
             abort.abort();
         }
-        slot.addr.do_send(StopWorker { kill: kill || sent_ahead });
+        // Tasks sent ahead must not start once they are back in the queue, and a worker over its
+        // memory limit gets no grace to take more.
+        let at_once = sent_ahead || reason == "memory_limit_exceeded";
+        slot.addr.do_send(StopWorker { kill: kill || sent_ahead, at_once });
         self.idle.retain(|w| w != id);
         log::info!("worker {id} stopping ({reason})");
         if sent_ahead {
@@ -493,8 +503,8 @@ impl TypePool {
             reason: reason.to_string(),
             code,
         });
-        if slot.state == WState::Starting {
-            self.start_failed(format!("worker {id} {how} before it was ready"), false, ctx);
+        if slot.state == WState::Starting && self.handler.is_none() {
+            self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
         }
         if let (WState::Busy, Some(task)) = (slot.state, slot.task) {
             self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);

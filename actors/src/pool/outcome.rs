@@ -14,7 +14,7 @@ impl TypePool {
             }
         }
         match report {
-            Report::ProgressReady => {}
+            Report::ProgressReady | Report::Sync => {}
             Report::Spawned { pid } => {
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.pid = pid;
@@ -31,11 +31,13 @@ impl TypePool {
             Report::SpawnFailed(e) => {
                 // The actor stopped without a process: nothing else will report an exit.
                 self.worker_error(&worker, e.clone());
+                let mut born = Instant::now();
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.state = WState::Stopping;
                     slot.stop_reason = Some("failed_to_start");
+                    born = slot.born;
                 }
-                self.start_failed(e, false, ctx);
+                self.start_failed(e, Some(born), ctx);
                 self.on_exit(&worker, None, None, ctx);
             }
             Report::Pong(n) => {
@@ -105,7 +107,12 @@ impl TypePool {
                 );
                 self.worker_error(&worker, detail.clone());
                 let task = self.workers.get(&worker).and_then(|w| w.task.clone());
+                let starting =
+                    self.workers.get(&worker).filter(|w| w.state == WState::Starting).map(|w| w.born);
                 self.stop_worker(&worker, true, "output_too_large");
+                if let Some(born) = starting {
+                    self.start_failed(detail.clone(), Some(born), ctx);
+                }
                 if let Some(task) = task.filter(|t| self.runs_on(t, &worker)) {
                     self.fail_attempt(&task, Failure::OutputTooLarge(detail), ctx);
                 }

@@ -14,19 +14,19 @@ impl TypePool {
         if !self.starts.gave_up() {
             log::error!("{}: {why}; the type takes no tasks until its command can run", self.name);
         }
-        self.start_failed(why, true, ctx);
+        self.start_failed(why, None, ctx);
         false
     }
 
-    /// A worker failed to start (`unusable`: its program cannot be run at all): wait before
-    /// the next try, and fail the waiting tasks once the type gives up.
-    pub(super) fn start_failed(&mut self, error: String, unusable: bool, ctx: &mut Context<Self>) {
+    /// A worker started at `started` failed to start (`None`: its program cannot be run at
+    /// all): wait before the next try, and fail the waiting tasks once the type gives up.
+    pub(super) fn start_failed(&mut self, error: String, started: Option<Instant>, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let already_gave_up = self.starts.gave_up();
-        let f = if unusable {
-            self.starts.unusable(now, error.clone())
-        } else {
-            self.starts.failed(now, error.clone())
+        let unusable = started.is_none();
+        let f = match started {
+            None => self.starts.unusable(now, error.clone()),
+            Some(started) => self.starts.failed(now, started, error.clone()),
         };
         let reason = self.starts.reason(&self.name).unwrap_or_else(|| error.clone());
         if already_gave_up || unusable {

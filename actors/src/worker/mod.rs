@@ -28,6 +28,11 @@ pub(crate) use process::runnable;
 /// How long a worker whose input was closed may take to exit before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// The longest a stop takes, whatever the worker does: the grace after its input closes, the
+/// grace after `SIGTERM`, and the reading of its last output after it exited.
+pub(crate) const STOP_BOUND: Duration =
+    STOP_GRACE.saturating_add(process::KILL_GRACE).saturating_add(process::DRAIN_AFTER_EXIT);
+
 /// How the worker runs tasks.
 pub(crate) enum WorkerKind {
     /// A child process; a stdout line past `max_line_bytes` kills it.
@@ -45,7 +50,9 @@ pub(crate) struct Worker {
     pool: Addr<TypePool>,
     kind: WorkerKind,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
-    kill: Option<oneshot::Sender<()>>,
+    /// Starts the kill of the process: `true` for `SIGKILL` at once, `false` for `SIGTERM`
+    /// first.
+    kill: Option<oneshot::Sender<bool>>,
 }
 
 impl Worker {
@@ -151,11 +158,11 @@ impl Handler<StopWorker> for Worker {
         self.input = None;
         if let Some(kill) = self.kill.take() {
             if msg.kill {
-                let _ = kill.send(());
+                let _ = kill.send(msg.at_once);
             } else {
                 actix_rt::spawn(async move {
                     tokio::time::sleep(STOP_GRACE).await;
-                    let _ = kill.send(());
+                    let _ = kill.send(false);
                 });
             }
         }

@@ -22,7 +22,7 @@ const MIN_READ: usize = 8 * 1024;
 /// allocation. A line longer than the buffer is kept as a list of full chunks, never as one
 /// buffer that doubles as it grows, and joined once, at its exact size, when it ends: the
 /// memory a line costs is its own size (twice while it is joined), and one past `max` costs
-/// at most `max` and a chunk before it is refused. (tokio-util's line codecs keep a growing contiguous
+/// at most `max` and two chunks before it is refused. (tokio-util's line codecs keep a growing contiguous
 /// buffer: reading a 64 MiB line that way took the server past 180 MiB.)
 pub(crate) struct StdoutLines<R> {
     reader: R,

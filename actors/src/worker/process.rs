@@ -33,7 +33,7 @@ pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 const STDOUT_CLOSED_GRACE: Duration = Duration::from_secs(1);
 /// After the worker exited: how long what it wrote is still read (its last lines), bounded
 /// in case a descendant that escaped holds the pipes open.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
 /// The environment variable that marks every process a worker starts.
 pub(crate) const KEY_VAR: &str = "WORKERPOOL_WORKER_KEY";
 
@@ -189,12 +189,11 @@ pub(crate) async fn supervise(
     pid: u32,
     key: String,
     stdout: ChildStdout,
-    mut kill: oneshot::Receiver<()>,
+    mut kill: oneshot::Receiver<bool>,
     watch: Watch,
 ) {
-    let Watch { pool, worker, max_line_bytes } = watch;
-    let report = |report: Report| pool.do_send(WorkerReport { worker: worker.clone(), report });
-    let mut lines = StdoutLines::new(stdout, max_line_bytes);
+    let mut guard = GroupGuard { pid, key: Some(key) };
+    let mut out = Reader::new(stdout, watch);
     let mut open = true;
     let mut kill_seen = false;
     // The next signal of the kill under way and when it is due.
@@ -203,21 +202,23 @@ pub(crate) async fn supervise(
     tokio::pin!(timer);
     let status = loop {
         tokio::select! {
-            more = lines.fill(), if open => {
-                if lines.lines(|line| report(read_line(line))).is_err() {
+            more = out.lines.fill(), if open => match out.take(more).await {
+                Taken::More => {}
+                Taken::TooLong => {
                     open = false;
-                    report(Report::OutputTooLarge { limit_bytes: max_line_bytes });
                     next = Some(due(next, Instant::now(), Sig::Term));
-                } else if !more {
+                }
+                Taken::End => {
                     open = false;
                     next = Some(due(next, Instant::now() + STDOUT_CLOSED_GRACE, Sig::Term));
                 }
-            }
+            },
             status = child.wait() => break status,
-            _ = &mut kill, if !kill_seen => {
+            at_once = &mut kill, if !kill_seen => {
                 // Also reached when the worker actor is dropped without a word: kill then too.
                 kill_seen = true;
-                next = Some(due(next, Instant::now(), Sig::Term));
+                let sig = if at_once.unwrap_or(false) { Sig::Kill } else { Sig::Term };
+                next = Some(due(next, Instant::now(), sig));
             }
             () = &mut timer, if next.is_some() => {
                 if let Some((_, sig)) = next.take() {
@@ -234,19 +235,18 @@ pub(crate) async fn supervise(
     };
     // The worker is gone: so is the rest of its group, and whatever left the group.
     signal_group(&mut child, pid, Sig::Kill);
-    let swept = actix_rt::task::spawn_blocking(move || sweep(&key)).await.unwrap_or(0);
-    if swept > 0 {
-        log::warn!(target: "workerpool::worker", "worker {worker}: killed {swept} processes it left behind");
+    if let Some(key) = guard.key.take() {
+        let swept = actix_rt::task::spawn_blocking(move || sweep(&key)).await.unwrap_or(0);
+        if swept > 0 {
+            let worker = &out.worker;
+            log::warn!(target: "workerpool::worker", "worker {worker}: killed {swept} processes it left behind");
+        }
     }
     if open {
         let drain = async {
             loop {
-                let more = lines.fill().await;
-                if lines.lines(|line| report(read_line(line))).is_err() {
-                    report(Report::OutputTooLarge { limit_bytes: max_line_bytes });
-                    return;
-                }
-                if !more {
+                let more = out.lines.fill().await;
+                if !matches!(out.take(more).await, Taken::More) {
                     return;
                 }
             }
@@ -257,13 +257,109 @@ pub(crate) async fn supervise(
         Ok(status) => (status.code(), exit_signal(&status)),
         Err(_) => (None, None),
     };
-    report(Report::Exited { code, signal });
+    out.report(Report::Exited { code, signal });
+}
+
+/// Kills what is left of a worker if its supervision is dropped before the end (the runtime
+/// stops, as a shutdown that ran past its bound does): `kill_on_drop` reaches only the worker.
+struct GroupGuard {
+    pid: u32,
+    /// Taken when the supervision ends by itself, which sweeps on its own.
+    key: Option<String>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            #[cfg(unix)]
+            if let Ok(pgid) = i32::try_from(self.pid) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pgid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            sweep(&key);
+        }
+    }
+}
+
+/// Most reports sent to the pool for one read before the reader waits for the pool to take
+/// them in: a worker that writes tiny lines as fast as it can is slowed to the pool's pace.
+const REPORTS_BEFORE_SYNC: usize = 1024;
+/// Invalid lines reported per second, on average, for one worker; the rest are counted.
+const INVALID_PER_SEC: u32 = 10;
+
+/// What one read of stdout brought.
+enum Taken {
+    More,
+    End,
+    TooLong,
+}
+
+/// A worker's stdout as reports to its pool, bounded in size and in number.
+struct Reader {
+    lines: StdoutLines<ChildStdout>,
+    pool: Addr<TypePool>,
+    worker: WorkerId,
+    max_line_bytes: usize,
+    invalid: LogBudget,
+}
+
+impl Reader {
+    fn new(stdout: ChildStdout, watch: Watch) -> Reader {
+        let invalid = LogBudget::new(
+            INVALID_PER_SEC,
+            INVALID_PER_SEC,
+            output::SUPPRESSED_EVERY,
+            std::time::Instant::now(),
+        );
+        Reader {
+            lines: StdoutLines::new(stdout, watch.max_line_bytes),
+            pool: watch.pool,
+            worker: watch.worker,
+            max_line_bytes: watch.max_line_bytes,
+            invalid,
+        }
+    }
+
+    fn report(&self, report: Report) {
+        self.pool.do_send(WorkerReport { worker: self.worker.clone(), report });
+    }
+
+    /// Reports the lines read so far (`more`: whether the pipe is still open).
+    async fn take(&mut self, more: bool) -> Taken {
+        let now = std::time::Instant::now();
+        let (pool, worker, invalid) = (&self.pool, &self.worker, &mut self.invalid);
+        let mut sent = 0;
+        let read = self.lines.lines(|line| {
+            if line.is_empty() {
+                return;
+            }
+            let report = match read_line(line) {
+                Report::Invalid(_) if !invalid.admit(now) => return,
+                report => report,
+            };
+            sent += 1;
+            pool.do_send(WorkerReport { worker: worker.clone(), report });
+        });
+        if let Some(n) = self.invalid.report(now, !more) {
+            self.report(Report::Invalid(format!("{n} more invalid lines not shown")));
+        }
+        if read.is_err() {
+            self.report(Report::OutputTooLarge { limit_bytes: self.max_line_bytes });
+            return Taken::TooLong;
+        }
+        if sent >= REPORTS_BEFORE_SYNC {
+            let _ = self.pool.send(WorkerReport { worker: self.worker.clone(), report: Report::Sync }).await;
+        }
+        if more { Taken::More } else { Taken::End }
+    }
 }
 
 /// The earlier of the signal already due and a new one.
 fn due(current: Option<(Instant, Sig)>, at: Instant, sig: Sig) -> (Instant, Sig) {
     match current {
-        Some((when, s)) if when <= at || s == Sig::Kill => (when, s),
+        Some((when, s)) if (when <= at || s == Sig::Kill) && !(sig == Sig::Kill && at < when) => (when, s),
         _ => (at, sig),
     }
 }
@@ -347,8 +443,10 @@ mod tests {
         assert_eq!(due(None, later, Sig::Term), (later, Sig::Term));
         assert_eq!(due(Some((later, Sig::Term)), now, Sig::Term), (now, Sig::Term));
         assert_eq!(due(Some((now, Sig::Term)), later, Sig::Term), (now, Sig::Term));
-        // A kill already on its way is not pushed back to a TERM.
+        // A kill already on its way is not pushed back to a TERM, and an earlier kill wins.
         assert_eq!(due(Some((later, Sig::Kill)), now, Sig::Term), (later, Sig::Kill));
+        assert_eq!(due(Some((later, Sig::Kill)), now, Sig::Kill), (now, Sig::Kill));
+        assert_eq!(due(Some((later, Sig::Term)), now, Sig::Kill), (now, Sig::Kill));
     }
 
     #[test]
