@@ -299,3 +299,43 @@ fn tasks_requeued_at_sigterm_are_announced_as_requeued_not_failed() {
         );
     }
 }
+
+#[test]
+fn an_instance_whose_workers_cannot_start_leaves_the_shared_tasks_to_one_that_can() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let worker = support::misbehaving::WORKER;
+    let broken_cfg = format!(
+        "[pool]\nmax_workers = 2\nmin_workers = 0\n\n[types.text_processing]\nmax_concurrent = 2\n\
+         queue_size = 1000\nstart_retry_delay_ms = 100\nmax_start_failures = 2\n\
+         command = [\"python3\", \"{worker}\", \"crashloop\"]\n\n[redis]\nlease_ms = 10000\nheartbeat_ms = 200\n"
+    );
+    let broken = Server::start(&broken_cfg, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "broken")]);
+    // The broken instance takes the first tasks before any of its workers has failed.
+    let ids: Vec<String> = (0..6)
+        .map(|i| {
+            let body = json!({"type": "text_processing", "data": {"text": format!("task {i}")}, "options": {"wait": false}});
+            let reply = execute(&broken, body);
+            assert_eq!(reply.status, 202, "{reply:?}");
+            reply.body["id"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    let gave_up = wait_for(Duration::from_secs(20), || {
+        get(&broken.url("/api/workers/types")).body["types"]["text_processing"]["start_failures"]["gave_up"]
+            == true
+    });
+    assert!(gave_up, "{:#?}", broken.log());
+    let good = instance(&redis, "good", 1000, 3000);
+    let done = wait_for(Duration::from_secs(30), || {
+        ids.iter().all(|id| get(&good.url(&format!("/api/tasks/{id}"))).body["status"] == "completed")
+    });
+    assert!(
+        done,
+        "{:#?}",
+        ids.iter().map(|id| get(&good.url(&format!("/api/tasks/{id}"))).body).collect::<Vec<_>>()
+    );
+    for id in &ids {
+        let record = get(&good.url(&format!("/api/tasks/{id}"))).body;
+        assert_eq!(record["instance_id"], "good", "{record}");
+        assert_eq!(record["attempts"], 1, "no attempt spent where no worker started: {record}");
+    }
+}

@@ -76,9 +76,10 @@ impl TypePool {
         self.starts.wait(now).and_then(|_| self.starts.status(&self.name, now))
     }
 
-    /// Whether a type that gave up should try one worker now, without demand: that is how it
-    /// finds out that its workers can start again.
+    /// Whether a type whose workers failed to start should try one now, without demand: that
+    /// is how it finds out that they can start again (with shared queues it takes no tasks
+    /// meanwhile).
     pub(super) fn wants_probe(&self) -> bool {
-        self.starts.gave_up() && self.workers.is_empty() && self.start_wait().is_none()
+        self.starts.failures() > 0 && self.workers.is_empty() && self.start_wait().is_none()
     }
 }

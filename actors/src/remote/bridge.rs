@@ -58,8 +58,9 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
         if remote.stopping.load(Ordering::Acquire) {
             return;
         }
-        if pool.serves_now(&task_type).is_err() {
-            // No GPU here now: leave the tasks to instances that have one.
+        if pool.serves_now(&task_type).is_err() || pool.start_failures(&task_type).is_some() {
+            // No GPU here now, or workers that fail to start: leave the tasks to instances
+            // that can run them.
             drop(permits);
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -231,6 +232,9 @@ fn decide(
             record.status = TaskStatus::Queued;
             Finish::Retry { record, backoff_ms }
         }
+        // No local worker started it (the type gave up starting workers): it did nothing
+        // wrong, and another instance may run it.
+        TaskStatus::Failed if record.attempts < attempt => Finish::Requeue,
         TaskStatus::Queued | TaskStatus::Running => Finish::Requeue,
         _ => Finish::Final(record),
     }
