@@ -22,6 +22,7 @@ use crate::pool::TypePool;
 
 mod output;
 mod process;
+mod reader;
 
 pub(crate) use process::runnable;
 

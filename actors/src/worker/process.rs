@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
-use super::output::{self, LogBudget, StderrLines, StdoutLines};
-use crate::executor::{self, Line, TaskError};
-use crate::messages::{Report, WorkerId, WorkerReport};
+use super::output::{self, LogBudget, StderrLines};
+use super::reader::{Reader, Taken};
+use crate::messages::{Report, WorkerId};
 use crate::pool::TypePool;
 
 /// How long a worker may take to exit after `SIGTERM` before it gets `SIGKILL`.
@@ -283,97 +283,11 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Most reports sent to the pool for one read before the reader waits for the pool to take
-/// them in: a worker that writes tiny lines as fast as it can is slowed to the pool's pace.
-const REPORTS_BEFORE_SYNC: usize = 1024;
-/// Invalid lines reported per second, on average, for one worker; the rest are counted.
-const INVALID_PER_SEC: u32 = 10;
-
-/// What one read of stdout brought.
-enum Taken {
-    More,
-    End,
-    TooLong,
-}
-
-/// A worker's stdout as reports to its pool, bounded in size and in number.
-struct Reader {
-    lines: StdoutLines<ChildStdout>,
-    pool: Addr<TypePool>,
-    worker: WorkerId,
-    max_line_bytes: usize,
-    invalid: LogBudget,
-}
-
-impl Reader {
-    fn new(stdout: ChildStdout, watch: Watch) -> Reader {
-        let invalid = LogBudget::new(
-            INVALID_PER_SEC,
-            INVALID_PER_SEC,
-            output::SUPPRESSED_EVERY,
-            std::time::Instant::now(),
-        );
-        Reader {
-            lines: StdoutLines::new(stdout, watch.max_line_bytes),
-            pool: watch.pool,
-            worker: watch.worker,
-            max_line_bytes: watch.max_line_bytes,
-            invalid,
-        }
-    }
-
-    fn report(&self, report: Report) {
-        self.pool.do_send(WorkerReport { worker: self.worker.clone(), report });
-    }
-
-    /// Reports the lines read so far (`more`: whether the pipe is still open).
-    async fn take(&mut self, more: bool) -> Taken {
-        let now = std::time::Instant::now();
-        let (pool, worker, invalid) = (&self.pool, &self.worker, &mut self.invalid);
-        let mut sent = 0;
-        let read = self.lines.lines(|line| {
-            if line.is_empty() {
-                return;
-            }
-            let report = match read_line(line) {
-                Report::Invalid(_) if !invalid.admit(now) => return,
-                report => report,
-            };
-            sent += 1;
-            pool.do_send(WorkerReport { worker: worker.clone(), report });
-        });
-        if let Some(n) = self.invalid.report(now, !more) {
-            self.report(Report::Invalid(format!("{n} more invalid lines not shown")));
-        }
-        if read.is_err() {
-            self.report(Report::OutputTooLarge { limit_bytes: self.max_line_bytes });
-            return Taken::TooLong;
-        }
-        if sent >= REPORTS_BEFORE_SYNC {
-            let _ = self.pool.send(WorkerReport { worker: self.worker.clone(), report: Report::Sync }).await;
-        }
-        if more { Taken::More } else { Taken::End }
-    }
-}
-
 /// The earlier of the signal already due and a new one.
 fn due(current: Option<(Instant, Sig)>, at: Instant, sig: Sig) -> (Instant, Sig) {
     match current {
         Some((when, s)) if (when <= at || s == Sig::Kill) && !(sig == Sig::Kill && at < when) => (when, s),
         _ => (at, sig),
-    }
-}
-
-/// One stdout line as a report to the pool.
-fn read_line(line: &[u8]) -> Report {
-    match executor::parse_line(line) {
-        Line::Pong(n) => Report::Pong(n),
-        Line::Progress { id, progress, stage } => Report::Progress { id, progress, stage },
-        Line::Result { id, result } => Report::Done { id, outcome: Ok(result) },
-        Line::Error { id, error, retryable } => {
-            Report::Done { id, outcome: Err(TaskError { message: error, retryable }) }
-        }
-        Line::Invalid(why) => Report::Invalid(why),
     }
 }
 
