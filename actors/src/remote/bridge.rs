@@ -270,6 +270,11 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
             let renewed = match remote.renew().await {
                 Ok(lost) => {
                     for (id, attempt, status) in lost {
+                        // Taken again here since the renewal was sent: the run going on
+                        // carries the newer attempt, which is not lost.
+                        if remote.held_attempt(&id).is_some_and(|held| held != attempt) {
+                            continue;
+                        }
                         // Cancelled, or another attempt has it: stop it here. Its FINISH then
                         // finds the task cancelled, or counts its result as stale.
                         log::info!(

@@ -818,10 +818,19 @@ impl Remote {
             }
             let gone: Vec<(String, String)> = self.observe(call.invoke_async(&mut self.gated()?).await)?;
             let attempts: FxHashMap<&str, u32> = chunk.iter().map(|(id, a)| (id.as_str(), *a)).collect();
-            lost.extend(gone.into_iter().map(|(id, status)| {
+            for (id, status) in gone {
                 let attempt = attempts.get(id.as_str()).copied().unwrap_or(0);
-                (TaskId::from(id), attempt, status)
-            }));
+                let id = TaskId::from(id);
+                // Taken again here at a newer attempt: the run going on carries it.
+                if let Some(newer) = status.strip_prefix("attempt:").and_then(|n| n.parse::<u32>().ok()) {
+                    let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(a) = held.get_mut(&id).filter(|a| **a == attempt) {
+                        *a = newer;
+                    }
+                    continue;
+                }
+                lost.push((id, attempt, status));
+            }
         }
         Ok(lost)
     }

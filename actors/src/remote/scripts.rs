@@ -189,7 +189,9 @@ return out
 /// KEYS: leases. ARGV: lease length (ms), key base, instance, then (id, attempt) pairs.
 /// Extends the leases this instance still holds. A task whose lease ran out (this instance
 /// was cut off) but that nobody has taken since is this instance's again: it leaves its
-/// queue and is leased anew. Returns `{id, status}` of each task it no longer holds.
+/// queue and is leased anew. One this instance took again since, at a newer attempt, is
+/// leased too and answered `{id, "attempt:N"}`. Returns `{id, status}` of each task it no
+/// longer holds.
 pub(super) const RENEW: &str = r"
 local base, lost = ARGV[2], {}
 local t = redis.call('TIME')
@@ -205,6 +207,11 @@ for i = 4, #ARGV, 2 do
       redis.call('HSET', h, 'status', 'running')
     end
     redis.call('ZADD', KEYS[1], lease_end, id)
+  elseif f[1] == 'running' and f[3] == ARGV[3] and (tonumber(f[2]) or 0) > (tonumber(ARGV[i + 1]) or 0) then
+    -- Taken again by this instance since (a TAKE whose reply was lost, or is on its way):
+    -- still ours; the run going on here carries the newer attempt.
+    redis.call('ZADD', KEYS[1], lease_end, id)
+    lost[#lost + 1] = {id, 'attempt:' .. f[2]}
   else
     lost[#lost + 1] = {id, f[1] or 'gone'}
   end
