@@ -178,7 +178,8 @@ impl ResourceMonitor {
     fn enforce(&self) {
         for w in self.shared.resources().workers {
             let Some(&limit_mb) = self.limits.get(&w.task_type) else { continue };
-            let peak = w.peak_memory_bytes.max(w.memory_bytes);
+            // At least the resident memory: see `publish`.
+            let peak = w.peak_memory_bytes;
             if peak > limit_mb.saturating_mul(1 << 20)
                 && let Some(pool) = self.pools.get(&w.task_type)
             {
