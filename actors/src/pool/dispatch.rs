@@ -279,7 +279,7 @@ impl TypePool {
             return;
         }
         // After failed starts, one try at a time, when the wait is over.
-        if self.start_wait().is_some() {
+        if self.start_waiting() {
             return;
         }
         let want = if self.starts.failures() > 0 { want.min(1).saturating_sub(starting) } else { want };
@@ -511,7 +511,7 @@ impl TypePool {
         }
         if slot.replace
             && self.draining.is_none()
-            && self.start_wait().is_none()
+            && !self.start_waiting()
             && self.workers.len() < self.cfg.max_concurrent
             && self.shared.try_take_slot()
         {
@@ -524,7 +524,7 @@ impl TypePool {
     /// Fails every ready task at once: no worker of this type can be started.
     pub(super) fn fail_ready(&mut self, why: &str) {
         while let Some(id) = self.pop_ready() {
-            self.fail_now(&id, why);
+            self.fail_now(&id, why, true);
         }
     }
 }

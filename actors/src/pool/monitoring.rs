@@ -96,7 +96,7 @@ impl TypePool {
             max_workers: self.cfg.max_concurrent,
             can_start: free_slot
                 && self.draining.is_none()
-                && self.start_wait().is_none()
+                && !self.start_waiting()
                 && self.shared.can_start(&self.cfg, live).is_ok(),
             idle_timeout: Duration::from_millis(self.cfg.idle_timeout_ms),
         }

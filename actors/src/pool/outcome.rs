@@ -106,9 +106,9 @@ impl TypePool {
                     limit_bytes >> 20
                 );
                 self.worker_error(&worker, detail.clone());
-                let task = self.workers.get(&worker).and_then(|w| w.task.clone());
-                let starting =
-                    self.workers.get(&worker).filter(|w| w.state == WState::Starting).map(|w| w.born);
+                let slot = self.workers.get(&worker);
+                let task = slot.and_then(|w| w.task.clone());
+                let starting = slot.filter(|w| w.state == WState::Starting).map(|w| w.born);
                 self.stop_worker(&worker, true, "output_too_large");
                 if let Some(born) = starting {
                     self.start_failed(detail.clone(), Some(born), ctx);
@@ -148,16 +148,18 @@ impl TypePool {
         if let Some(d) = &mut self.draining {
             d.report.failed_running += 1;
         }
-        self.fail_now(id, "shutdown");
+        // With shared queues the bridge re-queues it, and announces it so.
+        let announce = !self.shared.requeues_at_shutdown;
+        self.fail_now(id, "shutdown", announce);
     }
 
     /// Ends a task that no worker ran to its end, at once: failed with `why`, counted, and
-    /// announced after its record is written.
-    pub(super) fn fail_now(&mut self, id: &TaskId, why: &str) {
+    /// (with `announce`) announced after its record is written.
+    pub(super) fn fail_now(&mut self, id: &TaskId, why: &str, announce: bool) {
         self.failed += 1;
         self.metrics.outcome(TaskStatus::Failed.as_str());
         self.finish(id, TaskStatus::Failed, Err(why.to_string()));
-        if why == "shutdown" && self.shared.requeues_at_shutdown {
+        if !announce {
             return;
         }
         self.shared.events.emit(|| EventKind::TaskFailed {

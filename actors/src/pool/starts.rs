@@ -70,7 +70,12 @@ impl TypePool {
         }
     }
 
-    /// Why no worker may start now because of failed starts: the wait is not over.
+    /// Whether no worker may start now because of failed starts: the wait is not over.
+    pub(super) fn start_waiting(&self) -> bool {
+        self.starts.wait(Instant::now()).is_some()
+    }
+
+    /// Why no worker may start now, while [`TypePool::start_waiting`].
     pub(super) fn start_wait(&self) -> Option<String> {
         let now = Instant::now();
         self.starts.wait(now).and_then(|_| self.starts.status(&self.name, now))
@@ -80,6 +85,6 @@ impl TypePool {
     /// is how it finds out that they can start again (with shared queues it takes no tasks
     /// meanwhile).
     pub(super) fn wants_probe(&self) -> bool {
-        self.starts.failures() > 0 && self.workers.is_empty() && self.start_wait().is_none()
+        self.starts.failures() > 0 && self.workers.is_empty() && !self.start_waiting()
     }
 }

@@ -123,20 +123,26 @@ enum Sig {
 fn signal_group(child: &mut Child, pgid: u32, sig: Sig) {
     #[cfg(unix)]
     {
-        use nix::sys::signal::{Signal, killpg};
-        let signal = match sig {
-            Sig::Term => Signal::SIGTERM,
-            Sig::Kill => Signal::SIGKILL,
-        };
-        let Ok(pgid) = i32::try_from(pgid) else { return };
-        // ESRCH: the group is gone already.
-        let _ = killpg(nix::unistd::Pid::from_raw(pgid), signal);
         let _ = child;
+        signal_pgid(pgid, sig);
     }
     #[cfg(not(unix))]
     {
         let _ = (pgid, sig);
         let _ = child.start_kill();
+    }
+}
+
+/// Signals the process group `pgid`; a group that is gone already is no error.
+#[cfg(unix)]
+fn signal_pgid(pgid: u32, sig: Sig) {
+    use nix::sys::signal::{Signal, killpg};
+    let signal = match sig {
+        Sig::Term => Signal::SIGTERM,
+        Sig::Kill => Signal::SIGKILL,
+    };
+    if let Ok(pgid) = i32::try_from(pgid) {
+        let _ = killpg(nix::unistd::Pid::from_raw(pgid), signal);
     }
 }
 
@@ -272,12 +278,7 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             #[cfg(unix)]
-            if let Ok(pgid) = i32::try_from(self.pid) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pgid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            signal_pgid(self.pid, Sig::Kill);
             sweep(&key);
         }
     }
