@@ -7,7 +7,7 @@ use crate::api::{ApiError, AppState};
 
 /// Refreshes the gauges (reading stats does) and renders every `workerpool_*` family.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.pool.shared_stats().await?;
+    state.pool.stats().await?;
     let families = state.pool.metrics().registry().gather();
     let mut out = Vec::with_capacity(8192);
     TextEncoder::new().encode(&families, &mut out).map_err(|e| {

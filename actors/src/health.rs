@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::handle::PoolStats;
+use crate::answers::PoolStats;
 
 /// Finished tasks a type needs before its error rate counts.
 pub const MIN_SAMPLE: u64 = 10;

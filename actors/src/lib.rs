@@ -35,12 +35,16 @@
 //! # }
 //! ```
 
+mod answers;
+mod backend;
 mod config;
 mod error;
 mod events;
 mod executor;
 mod handle;
 mod health;
+mod intake;
+mod local;
 mod messages;
 mod metrics;
 mod monitor;
@@ -53,6 +57,8 @@ mod supervisor;
 mod task;
 mod worker;
 
+pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
+pub use backend::{TaskUpdate, TaskWatch};
 pub use config::{
     ConfigFile, ExecutorKind, PoolConfig, PoolSection, RedisConfig, RedisSection, TypeConfig, TypeSection,
     Weight,
@@ -60,9 +66,8 @@ pub use config::{
 pub use error::{Error, ErrorKind, SubmitError};
 pub use events::{EVENT_BUFFER, Event, EventKind, EventReceiver};
 pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
-pub use handle::{PoolBuilder, PoolHandle, PoolStats, ScaleAction, TaskHandle};
+pub use handle::{PoolBuilder, PoolHandle, TaskHandle};
 pub use health::{HealthReport, HealthStatus, TypeHealth, assess_health};
-pub use messages::{QueueInfo, QueuedTask, ShutdownReport, TypeStats, WorkerInfo};
 pub use metrics::PoolMetrics;
 pub use monitor::probe::{
     GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,

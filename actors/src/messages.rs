@@ -24,11 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Message;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub(crate) use crate::answers::{QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
 use crate::error::{Error, SubmitError};
+pub(crate) use crate::intake::{Intake, PoolGone};
+use crate::policy::retry::Verdict;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 
 /// A worker's id: `<type>-<n>`, never reused within one tree.
@@ -55,56 +57,28 @@ pub(crate) struct Enqueue {
 pub(crate) struct Execute {
     pub(crate) id: TaskId,
     pub(crate) request: TaskRequest,
-    pub(crate) reply: oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>,
+    pub(crate) reply: Reply,
     /// See [`Enqueue::prior_attempts`].
     pub(crate) prior_attempts: u32,
 }
 
-/// The `execute` calls waiting for a pool: callers on any thread push here, and only the
-/// first push after a drain sends the pool a [`DrainIntake`] message, so a burst of calls
-/// costs the pool one mailbox message and one wake-up instead of one each.
-#[derive(Default)]
-pub(crate) struct Intake {
-    /// The calls, and whether the pool is gone (then nothing more is queued).
-    queue: std::sync::Mutex<(Vec<Execute>, bool)>,
-    scheduled: std::sync::atomic::AtomicBool,
+/// Where an [`Execute`] call is answered.
+pub(crate) enum Reply {
+    /// With the final record (the in-process backend's tasks).
+    Record(oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>),
+    /// With how the one attempt it ran ended and what comes next (a durable backend's
+    /// tasks: the backend carries the verdict out).
+    Attempt(oneshot::Sender<Result<Settled, SubmitError>>),
 }
 
-impl Intake {
-    /// Queues a call; says whether the pool must be told. A call to a pool that is gone is
-    /// dropped, which answers its caller "stopped".
-    pub(crate) fn push(&self, call: Execute) -> Result<bool, PoolGone> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.1 {
-            return Err(PoolGone);
-        }
-        queue.0.push(call);
-        Ok(!self.scheduled.swap(true, std::sync::atomic::Ordering::AcqRel))
-    }
-
-    /// Takes every queued call into `calls` (empty), whose buffer the intake keeps for the
-    /// next burst. The flag is cleared first, so a call pushed after the take schedules
-    /// another drain.
-    pub(crate) fn take_into(&self, calls: &mut Vec<Execute>) {
-        self.scheduled.store(false, std::sync::atomic::Ordering::Release);
-        std::mem::swap(&mut self.queue.lock().unwrap_or_else(|e| e.into_inner()).0, calls);
-    }
-
-    /// The pool is gone: queued calls are dropped (their callers hear "stopped") and later
-    /// ones are handed back.
-    pub(crate) fn close(&self) {
-        let calls = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.1 = true;
-            std::mem::take(&mut queue.0)
-        };
-        drop(calls);
-    }
-}
-
-/// The pool of an [`Intake`] has stopped.
+/// How a task left its pool: its record, and the verdict on it.
 #[derive(Debug)]
-pub(crate) struct PoolGone;
+pub(crate) struct Settled {
+    pub(crate) record: Arc<TaskRecord>,
+    /// `End(status)` for an end (a result, too); `Retry` and `Requeue` only with a durable
+    /// backend, which carries them out.
+    pub(crate) verdict: Verdict,
+}
 
 /// Process the calls waiting in the pool's [`Intake`].
 #[derive(Message)]
@@ -116,15 +90,26 @@ pub(crate) enum Waiter {
     /// A watcher (`submit`, `wait`).
     Record(oneshot::Sender<Arc<TaskRecord>>),
     /// An `execute` call.
-    Execute(oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>),
+    Execute(Reply),
 }
 
 impl Waiter {
-    pub(crate) fn send(self, record: Arc<TaskRecord>) {
+    /// Answers with the record the task left its pool with, and the verdict on it.
+    pub(crate) fn send(self, record: Arc<TaskRecord>, verdict: Verdict) {
         // A waiter that went away no longer needs the record.
         let _ = match self {
             Waiter::Record(tx) => tx.send(record).map_err(drop),
-            Waiter::Execute(tx) => tx.send(Ok(record)).map_err(drop),
+            Waiter::Execute(Reply::Record(tx)) => tx.send(Ok(record)).map_err(drop),
+            Waiter::Execute(Reply::Attempt(tx)) => tx.send(Ok(Settled { record, verdict })).map_err(drop),
+        };
+    }
+
+    /// Answers a refused call with the refusal (a watcher has nothing to hear).
+    pub(crate) fn refuse(self, e: SubmitError) {
+        let _ = match self {
+            Waiter::Record(_) => Ok(()),
+            Waiter::Execute(Reply::Record(tx)) => tx.send(Err(e)).map_err(drop),
+            Waiter::Execute(Reply::Attempt(tx)) => tx.send(Err(e)).map_err(drop),
         };
     }
 }
@@ -169,10 +154,7 @@ pub(crate) struct Requeue(pub(crate) TaskId);
 /// Scale by hand.
 #[derive(Message)]
 #[rtype(result = "Result<usize, Error>")]
-pub(crate) struct Scale {
-    pub(crate) up: bool,
-    pub(crate) count: usize,
-}
+pub(crate) struct Scale(pub(crate) ScaleAction);
 
 /// Replace one worker with a fresh one; its running task goes back to the head of the queue
 /// without spending an attempt.
@@ -311,111 +293,4 @@ pub(crate) enum Report {
         code: Option<i32>,
         signal: Option<i32>,
     },
-}
-
-// ===== answers =====
-
-/// Figures of one type (the contract's `by_type` entry).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TypeStats {
-    /// Live workers (starting, idle or busy).
-    pub total: usize,
-    /// Idle workers.
-    pub available: usize,
-    /// Workers running a task.
-    pub busy: usize,
-    /// Tasks waiting to run (queued, delayed or backing off).
-    pub queued: usize,
-    /// Tasks finished with a result.
-    pub tasks_completed: u64,
-    /// Tasks that ended without one (failed, dead, timed out).
-    pub tasks_failed: u64,
-    /// Mean run time of completed tasks.
-    pub avg_task_ms: f64,
-    /// Tasks ready to run now, in the priority queue.
-    pub ready: usize,
-    /// How long the oldest ready task has waited.
-    pub oldest_wait_ms: u64,
-    /// Entries in the dead-letter list.
-    pub dead_letters: usize,
-    /// Tasks finished in the health window (the last five minutes).
-    pub recent_finished: u64,
-    /// Of those, tasks that ended without a result.
-    pub recent_failed: u64,
-    /// Workers replaced in the health window (crashes, timeouts, memory, no pong, …).
-    pub recent_restarts: u64,
-    /// Why no worker can start now (failed starts, CPU threshold or memory), if so.
-    pub start_blocked: Option<String>,
-    /// Workers that failed to start, in a row (0 once one starts).
-    pub start_failures: u32,
-    /// The type gave up starting workers (`max_start_failures` in a row): it takes no tasks
-    /// until a worker starts again.
-    pub cannot_start: bool,
-}
-
-/// The waiting tasks of one type (the contract's `/queues` entry).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct QueueInfo {
-    /// Tasks waiting: ready, delayed or backing off before a retry.
-    pub length: usize,
-    /// Of those, ready to run now.
-    pub ready: usize,
-    /// How long the oldest ready task has waited.
-    pub oldest_wait_ms: u64,
-    /// The first waiting tasks in queue order.
-    pub tasks: Vec<QueuedTask>,
-}
-
-/// One waiting task.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct QueuedTask {
-    /// Its id.
-    pub id: String,
-    /// Its priority.
-    pub priority: i32,
-    /// `ready` (in the priority queue), `sent` (in a busy worker's pipe, by prefetch) or
-    /// `waiting` (delay or retry backoff).
-    pub state: &'static str,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// Time since it became ready (or was submitted, while waiting).
-    pub waited_ms: u64,
-}
-
-/// What one worker is doing.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WorkerInfo {
-    /// Its id.
-    pub id: String,
-    /// Its type.
-    pub task_type: String,
-    /// Its process id (process executor).
-    pub pid: Option<u32>,
-    /// `starting`, `idle`, `busy` or `stopping`.
-    pub state: &'static str,
-    /// The task it runs.
-    pub task_id: Option<String>,
-    /// Tasks it has finished.
-    pub tasks_done: u64,
-    /// How long it has lived.
-    pub uptime_ms: u64,
-}
-
-/// What a shutdown did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ShutdownReport {
-    /// Running tasks that finished during the grace period.
-    pub finished_in_grace: usize,
-    /// Running tasks failed with reason `shutdown` when the grace period ran out.
-    pub failed_running: usize,
-    /// Waiting tasks failed with reason `shutdown`.
-    pub failed_waiting: usize,
-}
-
-impl ShutdownReport {
-    pub(crate) fn add(&mut self, other: &ShutdownReport) {
-        self.finished_in_grace += other.finished_in_grace;
-        self.failed_running += other.failed_running;
-        self.failed_waiting += other.failed_waiting;
-    }
 }

@@ -31,10 +31,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: PoolMetrics,
     pub(crate) max_workers: usize,
     pub(crate) max_dead_letters: usize,
-    /// With shared queues, what the drain stops (reason `shutdown`) goes back to its queue in
-    /// Redis, and the bridge announces it as `task_requeued`: the pools do not announce it
-    /// as failed.
-    pub(crate) requeues_at_shutdown: bool,
+    /// Whether the queues outlive this instance (Redis): then the pools run one attempt of
+    /// each task they are handed and give the verdict back (`policy::retry`).
+    pub(crate) durable: bool,
     slots: AtomicUsize,
     next_worker: AtomicU64,
     /// The latest resource sample.
@@ -55,7 +54,7 @@ impl Shared {
             metrics,
             max_workers: cfg.max_workers,
             max_dead_letters: cfg.max_dead_letters,
-            requeues_at_shutdown: cfg.redis.url.is_some(),
+            durable: cfg.redis.url.is_some(),
             slots: AtomicUsize::new(0),
             next_worker: AtomicU64::new(1),
             starved: Mutex::new(BTreeSet::new()),

@@ -18,12 +18,12 @@ const QUEUE_LISTING: usize = 50;
 
 /// `GET /api/workers/stats`.
 pub(super) async fn stats(state: State) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.pool.shared_stats().await?))
+    Ok(HttpResponse::Ok().json(state.pool.stats().await?))
 }
 
 /// `GET /api/workers/status`: stats, queues, resources, configuration and workers.
 pub(super) async fn status(state: State) -> Result<HttpResponse, ApiError> {
-    let stats = state.pool.shared_stats().await?;
+    let stats = state.pool.stats().await?;
     let mut body = serde_json::to_value(&stats).unwrap_or_default();
     // With Redis down the queues cannot be read; the rest of the status still can.
     let queues = match queue_map(&state).await {
@@ -159,7 +159,7 @@ pub(super) async fn restart(
 
 /// `GET /api/workers/health`: 503 when unhealthy.
 pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
-    let stats = state.pool.shared_stats().await?;
+    let stats = state.pool.stats().await?;
     let mut report = assess_health(&stats, state.stopping());
     if let Some(Err(why)) = state.pool.redis_status() {
         report.status = HealthStatus::Unhealthy;

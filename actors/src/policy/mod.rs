@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
+pub(crate) mod retry;
 pub(crate) mod starts;
 
 /// The delay before retry number `attempt` (1 = the first retry): `base · 2^(attempt-1)`,

@@ -239,7 +239,7 @@ impl TypePool {
                 continue;
             }
             if self.draining.is_some() {
-                self.fail_for_shutdown(&id);
+                self.fail_for_shutdown(&id, None);
                 continue;
             }
             p.attempt = p.attempt.saturating_sub(1);
@@ -517,14 +517,14 @@ impl TypePool {
         {
             self.start_worker(ctx);
         }
-        self.check_drained();
+        self.check_drained(ctx);
         self.dispatch(ctx);
     }
 
     /// Fails every ready task at once: no worker of this type can be started.
-    pub(super) fn fail_ready(&mut self, why: &str) {
+    pub(super) fn fail_ready(&mut self, why: &str, ctx: &mut Context<Self>) {
         while let Some(id) = self.pop_ready() {
-            self.fail_now(&id, why, true);
+            self.fail_attempt(&id, Failure::NotStarted(why.to_string()), ctx);
         }
     }
 }

@@ -30,8 +30,8 @@ impl Handler<DrainIntake> for TypePool {
         calls.shrink_to(MAX_BATCH_KEPT);
         self.calls = calls;
         self.batching = false;
-        for (waiter, record) in self.answers.drain(..) {
-            waiter.send(record);
+        for (waiter, record, verdict) in self.answers.drain(..) {
+            waiter.send(record, verdict);
         }
         self.answers.shrink_to(MAX_BATCH_KEPT);
     }
@@ -48,8 +48,8 @@ impl Handler<Execute> for TypePool {
             waiter: Some(Waiter::Execute(msg.reply)),
             prior_attempts: msg.prior_attempts,
         };
-        if let Err((e, Some(Waiter::Execute(tx)))) = self.enqueue(enqueue, ctx) {
-            let _ = tx.send(Err(e));
+        if let Err((e, Some(waiter))) = self.enqueue(enqueue, ctx) {
+            waiter.refuse(e);
         }
     }
 }
@@ -211,16 +211,18 @@ impl Handler<Scale> for TypePool {
     type Result = Result<usize, Error>;
 
     fn handle(&mut self, msg: Scale, ctx: &mut Context<Self>) -> Self::Result {
+        let (up, count) = match msg.0 {
+            ScaleAction::Up(count) => (true, count),
+            ScaleAction::Down(count) => (false, count),
+        };
         if self.draining.is_some() {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
         let live = self.live_workers();
-        if msg.up
-            && let Some(why) = self.start_wait()
-        {
+        if up && let Some(why) = self.start_wait() {
             return Err(Error::new(ErrorKind::Unavailable, format!("cannot add workers: {why}")));
         }
-        if msg.up {
+        if up {
             if self.cfg.gpu_required
                 && let Err(why) = self.shared.can_start(&self.cfg, 0)
             {
@@ -230,12 +232,12 @@ impl Handler<Scale> for TypePool {
                 ));
             }
             let room = self.cfg.max_concurrent.saturating_sub(self.workers.len());
-            if msg.count > room {
+            if count > room {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
                         "cannot add {} workers to {}: max_concurrent is {} and {} are alive",
-                        msg.count,
+                        count,
                         self.name,
                         self.cfg.max_concurrent,
                         self.workers.len()
@@ -243,17 +245,17 @@ impl Handler<Scale> for TypePool {
                 ));
             }
             let free = self.shared.max_workers.saturating_sub(self.shared.slots_used());
-            if msg.count > free {
+            if count > free {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
                         "cannot add {} workers: max_workers is {} and {free} slots are free",
-                        msg.count, self.shared.max_workers
+                        count, self.shared.max_workers
                     ),
                 ));
             }
             let mut started = 0;
-            for _ in 0..msg.count {
+            for _ in 0..count {
                 if !self.shared.try_take_slot() {
                     break;
                 }
@@ -264,24 +266,24 @@ impl Handler<Scale> for TypePool {
             Ok(live + started)
         } else {
             let floor = self.min_workers();
-            if msg.count > live.saturating_sub(floor) {
+            if count > live.saturating_sub(floor) {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
                         "cannot remove {} workers from {}: {live} are alive and min_workers is {floor}",
-                        msg.count, self.name
+                        count, self.name
                     ),
                 ));
             }
             // Idle workers go first; busy ones finish their task and are then retired.
-            let mut victims: Vec<WorkerId> = self.idle.iter().rev().take(msg.count).cloned().collect();
-            if victims.len() < msg.count {
+            let mut victims: Vec<WorkerId> = self.idle.iter().rev().take(count).cloned().collect();
+            if victims.len() < count {
                 let extra = self
                     .workers
                     .iter()
                     .filter(|(id, w)| w.state != WState::Stopping && !w.retire && !victims.contains(id))
                     .map(|(id, _)| id.clone())
-                    .take(msg.count - victims.len())
+                    .take(count - victims.len())
                     .collect::<Vec<_>>();
                 victims.extend(extra);
             }
@@ -293,8 +295,8 @@ impl Handler<Scale> for TypePool {
                 }
                 self.stop_worker(id, false, "scaled_down");
             }
-            self.scaled(false, live - msg.count, "manual");
-            Ok(live - msg.count)
+            self.scaled(false, live - count, "manual");
+            Ok(live - count)
         }
     }
 }
@@ -378,9 +380,9 @@ impl Handler<Drain> for TypePool {
                     act.fail_attempt(id, Failure::Shutdown, ctx);
                 }
                 act.stop_all_workers(true);
-                act.check_drained();
+                act.check_drained(ctx);
             });
-            self.check_drained();
+            self.check_drained(ctx);
         } else {
             // A second drain request waits for nothing: the first one owns the reply.
             let _ = tx.send(ShutdownReport::default());

@@ -10,6 +10,7 @@ use futures_util::future::{AbortHandle, Abortable};
 
 use super::*;
 use crate::executor::TaskContext;
+use crate::executor::TaskError;
 
 /// Reports of handlers that finished inside `assign`, handled by the dispatch loop (not
 /// recursively, so a deep queue of instant tasks does not deepen the stack).

@@ -23,11 +23,12 @@ use tokio::sync::oneshot;
 use crate::config::{ExecutorKind, TypeConfig};
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
-use crate::executor::{HandlerFn as TaskHandlerFn, TaskError};
+use crate::executor::HandlerFn as TaskHandlerFn;
 use crate::messages::*;
 use crate::metrics::TypeMetrics;
+use crate::policy::QueueKey;
+use crate::policy::retry::{Failure, RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
-use crate::policy::{QueueKey, retry_backoff};
 use crate::shared::Shared;
 use crate::supervisor::Supervisor;
 use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
@@ -126,24 +127,6 @@ struct Slot {
     ghost: Option<Deadline>,
 }
 
-/// How an attempt ended without a result.
-enum Failure {
-    /// The task's code returned an error.
-    Error(TaskError),
-    /// The worker died under it.
-    Crash(String),
-    /// The attempt ran past its timeout.
-    Timeout,
-    /// A caller cancelled it.
-    Cancelled,
-    /// The pool shut down before it could finish.
-    Shutdown,
-    /// The worker passed the type's memory limit and was killed.
-    MemoryLimit(String),
-    /// The worker wrote a stdout line past `max_output_line_mb` and was killed.
-    OutputTooLarge(String),
-}
-
 /// A dead-lettered task: enough to run it again.
 struct DeadLetter {
     id: TaskId,
@@ -162,6 +145,8 @@ struct DrainState {
 pub(crate) struct TypePool {
     name: Arc<str>,
     cfg: TypeConfig,
+    /// What a failed attempt leads to.
+    retry: RetryPolicy,
     command: Option<Arc<[String]>>,
     handler: Option<TaskHandlerFn>,
     shared: Arc<Shared>,
@@ -199,7 +184,7 @@ pub(crate) struct TypePool {
     /// Set while the dispatch loop runs, so that nested calls return at once.
     dispatching: bool,
     /// While a batch of calls is handled: the answers to send at its end.
-    answers: Vec<(Waiter, Arc<TaskRecord>)>,
+    answers: Vec<(Waiter, Arc<TaskRecord>, Verdict)>,
     /// Set while a batch of calls is handled (answers wait in `answers`).
     batching: bool,
     /// The calls of the batch being handled, taken from the intake.
@@ -228,8 +213,14 @@ impl TypePool {
             ExecutorKind::InProcess => None,
         };
         let starts = StartBackoff::new(&cfg);
+        let retry = RetryPolicy {
+            base_delay_ms: cfg.retry_delay_ms,
+            retry_on_memory_limit: cfg.retry_on_memory_limit,
+            durable: shared.durable,
+        };
         TypePool {
             name: Arc::from(name),
+            retry,
             cfg,
             command,
             handler,

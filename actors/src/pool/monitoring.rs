@@ -34,17 +34,17 @@ impl TypePool {
 
     /// Kills workers whose task ran far past its timeout.
     fn check_stuck(&mut self, ctx: &mut Context<Self>) {
-        let stuck: Vec<(WorkerId, TaskId)> = self
+        let stuck: Vec<(WorkerId, TaskId, Duration)> = self
             .tasks
             .iter()
             .filter_map(|(id, p)| match &p.state {
                 State::Running { worker, started, .. } if started.elapsed() > p.timeout + STUCK_GRACE => {
-                    Some((worker.clone(), id.clone()))
+                    Some((worker.clone(), id.clone(), p.timeout))
                 }
                 _ => None,
             })
             .collect();
-        for (worker, task) in stuck {
+        for (worker, task, timeout) in stuck {
             self.shared.events.emit(|| EventKind::WorkerHealth {
                 worker_id: worker.to_string(),
                 task_type: self.name.to_string(),
@@ -52,7 +52,7 @@ impl TypePool {
                 detail: format!("task {task} is stuck past its timeout"),
             });
             self.stop_worker(&worker, true, "stuck");
-            self.fail_attempt(&task, Failure::Timeout, ctx);
+            self.fail_attempt(&task, Failure::Timeout(timeout), ctx);
         }
     }
 

@@ -135,40 +135,21 @@ impl TypePool {
     }
 
     /// Answers a waiter now, or at the end of the batch being handled (see `DrainIntake`).
-    fn answer(&mut self, waiter: Waiter, record: Arc<TaskRecord>) {
+    fn answer(&mut self, waiter: Waiter, record: Arc<TaskRecord>, verdict: Verdict) {
         if self.batching {
-            self.answers.push((waiter, record));
+            self.answers.push((waiter, record, verdict));
         } else {
-            waiter.send(record);
+            waiter.send(record, verdict);
         }
     }
 
-    /// Ends a task that cannot run because the pool is draining: failed, reason `shutdown`.
-    pub(super) fn fail_for_shutdown(&mut self, id: &TaskId) {
+    /// Ends a task that cannot run because the pool is draining: failed with reason
+    /// `shutdown`, or back to a durable queue.
+    pub(super) fn fail_for_shutdown(&mut self, id: &TaskId, ctx: Option<&mut Context<Self>>) {
         if let Some(d) = &mut self.draining {
             d.report.failed_running += 1;
         }
-        // With shared queues the bridge re-queues it, and announces it so.
-        let announce = !self.shared.requeues_at_shutdown;
-        self.fail_now(id, "shutdown", announce);
-    }
-
-    /// Ends a task that no worker ran to its end, at once: failed with `why`, counted, and
-    /// (with `announce`) announced after its record is written.
-    pub(super) fn fail_now(&mut self, id: &TaskId, why: &str, announce: bool) {
-        self.failed += 1;
-        self.metrics.outcome(TaskStatus::Failed.as_str());
-        self.finish(id, TaskStatus::Failed, Err(why.to_string()));
-        if !announce {
-            return;
-        }
-        self.shared.events.emit(|| EventKind::TaskFailed {
-            task_id: id.to_string(),
-            task_type: self.name.to_string(),
-            worker_id: None,
-            error: why.to_string(),
-            status: TaskStatus::Failed,
-        });
+        self.settle(id, Failure::Shutdown, ctx);
     }
 
     pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
@@ -191,7 +172,7 @@ impl TypePool {
         }
         self.completed += 1;
         self.metrics.completed.inc();
-        self.finish_at(id, TaskStatus::Completed, Ok(result), now);
+        self.finish_at(id, Verdict::End(TaskStatus::Completed), Ok(result), now);
         // After the record is written, so a listener that reads it sees the result.
         self.shared.events.emit(|| EventKind::TaskCompleted {
             task_id: id.to_string(),
@@ -221,18 +202,28 @@ impl TypePool {
         let timeout = p.timeout;
         self.note_duration(timeout);
         self.stop_worker(&worker, true, "timeout");
-        self.fail_attempt(&id, Failure::Timeout, ctx);
+        self.fail_attempt(&id, Failure::Timeout(timeout), ctx);
         // Tasks it had been sent went back to the queue: another worker may take them.
         self.dispatch(ctx);
     }
 
-    /// An attempt ended without a result: retry with backoff while attempts remain.
+    /// An attempt ended without a result (or a task could not run): the retry policy
+    /// decides, and the pool carries the verdict out. A retry waits here, unless the queue
+    /// is durable: then the task leaves the pool with the verdict, for the backend.
     pub(super) fn fail_attempt(&mut self, id: &TaskId, failure: Failure, ctx: &mut Context<Self>) {
+        self.settle(id, failure, Some(ctx));
+    }
+
+    /// As [`TypePool::fail_attempt`]; without `ctx` (a task sent ahead, which has no timer
+    /// to cancel), a local retry goes straight back to the ready queue.
+    pub(super) fn settle(&mut self, id: &TaskId, failure: Failure, mut ctx: Option<&mut Context<Self>>) {
         let Some(p) = self.tasks.get_mut(id) else { return };
         let (worker, running_timer) = match &p.state {
             State::Running { worker, deadline, .. } => (Some(worker.clone()), Some(*deadline)),
             State::Waiting(handle) => {
-                ctx.cancel_future(*handle);
+                if let Some(ctx) = ctx.as_deref_mut() {
+                    ctx.cancel_future(*handle);
+                }
                 (None, None)
             }
             State::Queued => (None, None),
@@ -242,48 +233,47 @@ impl TypePool {
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
         }
-        // With shared queues the bridge re-queues what the drain stops, and announces it so.
-        let requeued = matches!(failure, Failure::Shutdown) && self.shared.requeues_at_shutdown;
-        let (message, retryable, final_status) = match failure {
-            Failure::Error(e) => {
-                let status = if e.retryable { TaskStatus::Dead } else { TaskStatus::Failed };
-                (e.message, e.retryable, status)
-            }
-            Failure::Crash(m) => (m, true, TaskStatus::Dead),
-            Failure::Timeout => {
-                (format!("timed out after {} ms", p.timeout.as_millis()), true, TaskStatus::TimedOut)
-            }
-            Failure::Cancelled => ("cancelled".to_string(), false, TaskStatus::Cancelled),
-            Failure::Shutdown => ("shutdown".to_string(), false, TaskStatus::Failed),
-            Failure::OutputTooLarge(detail) => {
-                (format!("output_too_large: {detail}"), false, TaskStatus::Failed)
-            }
-            Failure::MemoryLimit(detail) => {
-                let retry = self.cfg.retry_on_memory_limit;
-                (
-                    format!("memory_limit_exceeded: {detail}"),
-                    retry,
-                    if retry { TaskStatus::Dead } else { TaskStatus::Failed },
-                )
-            }
+        let verdict = self.retry.decide(&failure, p.attempt, p.max_retries, self.draining.is_some());
+        let message = failure.message();
+        let status = match verdict {
+            Verdict::End(status) => status,
+            Verdict::Retry { .. } | Verdict::Requeue => TaskStatus::Queued,
         };
-        let retry = retryable && p.attempt <= p.max_retries && self.draining.is_none();
-        let status = if retry { TaskStatus::Queued } else { final_status };
-        let event_error = (self.shared.events.active() && !requeued).then(|| message.clone());
-        self.metrics.outcome(if retry { "retried" } else { status.as_str() });
-        if retry {
-            let backoff = retry_backoff(self.cfg.retry_delay_ms, p.attempt);
-            log::info!("task {id} attempt {} failed ({message}); retry in {backoff:?}", p.attempt);
-            p.state = State::Waiting(Self::wake_later(id.clone(), backoff, ctx));
-            self.shared.store.update(id, |r| {
-                r.status = TaskStatus::Queued;
-                r.error = Some(message);
-            });
-        } else {
-            if status != TaskStatus::Cancelled {
-                self.failed += 1;
+        // A task re-queued for another instance did not fail; the backend announces it.
+        let event_error =
+            (self.shared.events.active() && verdict != Verdict::Requeue).then(|| message.clone());
+        match verdict {
+            Verdict::Retry { .. } => self.metrics.outcome("retried"),
+            Verdict::End(status) => self.metrics.outcome(status.as_str()),
+            Verdict::Requeue => {}
+        }
+        match verdict {
+            Verdict::Retry { backoff } if !self.retry.durable => {
+                log::info!("task {id} attempt {} failed ({message}); retry in {backoff:?}", p.attempt);
+                let ready = match ctx {
+                    Some(ctx) => {
+                        p.state = State::Waiting(Self::wake_later(id.clone(), backoff, ctx));
+                        false
+                    }
+                    None => {
+                        p.state = State::Queued;
+                        true
+                    }
+                };
+                self.shared.store.update(id, |r| {
+                    r.status = TaskStatus::Queued;
+                    r.error = Some(message);
+                });
+                if ready {
+                    self.push_ready(id);
+                }
             }
-            self.finish(id, status, Err(message));
+            verdict => {
+                if matches!(verdict, Verdict::End(s) if s != TaskStatus::Cancelled) {
+                    self.failed += 1;
+                }
+                self.finish_at(id, verdict, Err(message), Instant::now());
+            }
         }
         // After the record is written, so a listener that reads it sees the new status.
         if let Some(error) = event_error {
@@ -297,21 +287,23 @@ impl TypePool {
         }
     }
 
-    /// Ends a task: writes its record, answers its waiters, dead-letters it if out of attempts.
-    pub(super) fn finish(&mut self, id: &TaskId, status: TaskStatus, outcome: Result<Value, String>) {
-        self.finish_at(id, status, outcome, Instant::now());
-    }
-
-    /// As [`TypePool::finish`], for a task that ended `now`.
+    /// Ends a task here as of `now`: writes its record, answers its waiters with the
+    /// verdict, dead-letters it if it ended out of attempts. With a durable queue a retry or
+    /// a re-queue also ends it here (its record says `queued`): the backend goes on.
     pub(super) fn finish_at(
         &mut self,
         id: &TaskId,
-        status: TaskStatus,
+        verdict: Verdict,
         outcome: Result<Value, String>,
         now: Instant,
     ) {
         let Some(p) = self.tasks.remove(id) else { return };
-        if status != TaskStatus::Cancelled {
+        let ended = match verdict {
+            Verdict::End(status) => Some(status),
+            Verdict::Retry { .. } | Verdict::Requeue => None,
+        };
+        let status = ended.unwrap_or(TaskStatus::Queued);
+        if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
             self.recent.push_back((now, status != TaskStatus::Completed));
             if self.recent.len() > 2 * MAX_RECENT {
                 self.prune_windows();
@@ -326,7 +318,9 @@ impl TypePool {
             now,
             |r| {
                 r.status = status;
-                r.finished_at = Some(ms_at(now));
+                if ended.is_some() {
+                    r.finished_at = Some(ms_at(now));
+                }
                 match outcome {
                     Ok(v) => {
                         r.result = Some(v);
@@ -338,7 +332,8 @@ impl TypePool {
             // Shared with whoever waits; each copies it on its own thread.
             |r| (!p.waiters.is_empty()).then(|| r.clone()),
         );
-        if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) {
+        // A durable backend keeps its own dead-letter lists.
+        if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) && !self.retry.durable {
             self.dead.push_back(DeadLetter {
                 id: id.clone(),
                 data: p.data,
@@ -354,10 +349,10 @@ impl TypePool {
             let mut waiters = p.waiters;
             let last = waiters.pop();
             for w in waiters {
-                self.answer(w, record.clone());
+                self.answer(w, record.clone(), verdict);
             }
             if let Some(w) = last {
-                self.answer(w, record);
+                self.answer(w, record, verdict);
             }
         }
         if let Some(d) = &mut self.draining
@@ -369,14 +364,14 @@ impl TypePool {
 
     // ===== shutdown =====
 
-    pub(super) fn check_drained(&mut self) {
+    pub(super) fn check_drained(&mut self, ctx: &mut Context<Self>) {
         if self.draining.is_none() || !self.workers.is_empty() {
             return;
         }
         // No worker is left to run what is still live: it ends now, so every waiter hears.
         let live: Vec<TaskId> = self.tasks.keys().cloned().collect();
         for id in &live {
-            self.fail_for_shutdown(id);
+            self.fail_for_shutdown(id, Some(&mut *ctx));
         }
         if let Some(d) = &mut self.draining
             && let Some(reply) = d.reply.take()

@@ -44,7 +44,7 @@ impl TypePool {
         let published = StartFailures { failures: f.failures, gave_up: f.give_up, reason: reason.clone() };
         self.shared.set_start_failures(&self.name, Some(published));
         if f.give_up {
-            self.fail_ready(&reason);
+            self.fail_ready(&reason, ctx);
         }
         if let Some(timer) = self.start_timer.take() {
             ctx.cancel_future(timer);

@@ -15,12 +15,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Finish, Finished, InstanceInfo, Remote, Taken, publisher};
 use crate::error::ErrorKind;
-use crate::handle::PoolHandle;
-use crate::policy::retry_backoff;
-use crate::task::{TaskRecord, TaskRequest, TaskStatus, now_ms};
+use crate::local::LocalPools;
+use crate::messages::Settled;
+use crate::policy::retry::Verdict;
+use crate::task::{TaskRequest, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
-pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
+pub(crate) fn start(remote: Arc<Remote>, pool: Arc<LocalPools>) {
     // Tasks still leased to this name from before a restart go back to their queues.
     let reconciling = remote.clone();
     actix_rt::spawn(async move {
@@ -31,9 +32,9 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
         }
     });
     let consume = remote.cfg.consume;
-    for (name, t) in pool.config().types.iter().filter(|_| consume) {
+    for (name, t) in pool.config.types.iter().filter(|_| consume) {
         // Never more running here than workers may start (`max_workers` caps every type).
-        let room = t.max_concurrent.min(pool.config().max_workers) + remote.cfg.take_ahead.min(t.queue_size);
+        let room = t.max_concurrent.min(pool.config.max_workers) + remote.cfg.take_ahead.min(t.queue_size);
         actix_rt::spawn(feed(remote.clone(), pool.clone(), name.clone(), room));
     }
     let batches = remote.clone();
@@ -46,7 +47,7 @@ pub(crate) fn start(remote: Arc<Remote>, pool: PoolHandle) {
 }
 
 /// Takes tasks of one type while its pool has room for them.
-async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: usize) {
+async fn feed(remote: Arc<Remote>, pool: Arc<LocalPools>, task_type: String, room: usize) {
     let room = Arc::new(Semaphore::new(room));
     let Some(wake) = remote.wakes.get(&task_type) else { return };
     while !remote.stopping.load(Ordering::Acquire) {
@@ -128,24 +129,29 @@ async fn feed(remote: Arc<Remote>, pool: PoolHandle, task_type: String, room: us
 /// Runs one taken task as a single local attempt and writes how it ended.
 async fn run(
     remote: Arc<Remote>,
-    pool: PoolHandle,
+    pool: Arc<LocalPools>,
     task_type: String,
     task: Taken,
     permit: OwnedSemaphorePermit,
 ) {
     let Taken { id, data, priority, max_retries, timeout, attempt, created_at } = task;
-    let prior = attempt.saturating_sub(1);
     let mut request = TaskRequest::new(task_type.clone(), data).priority(priority).timeout_ms(timeout);
-    // Locally this is the last attempt: retries go back through Redis, where any instance
-    // may take them.
-    request.options.max_retries = Some(prior);
+    request.options.max_retries = Some(max_retries);
+    let prior = attempt.saturating_sub(1);
     let (how, worker) = match pool.run_attempt(id.clone(), request, prior).await {
-        Ok(mut record) => {
-            record.max_retries = max_retries;
+        Ok(Settled { record, verdict }) => {
+            let mut record = std::sync::Arc::unwrap_or_clone(record);
             record.created_at = created_at;
             record.instance_id = Some(remote.cfg.instance_id.clone());
             let worker = record.worker_id.clone();
-            (decide(&remote, &pool, &task_type, record, attempt, max_retries), worker)
+            let how = match verdict {
+                Verdict::End(_) => Finish::Final(record),
+                Verdict::Retry { backoff } => {
+                    Finish::Retry { record, backoff_ms: backoff.as_millis() as u64 }
+                }
+                Verdict::Requeue => Finish::Requeue,
+            };
+            (how, worker)
         }
         // Refused here (shutting down, stopped): back to the queue for another instance.
         Err(e) => {
@@ -211,38 +217,9 @@ async fn run(
     remote.release_held(&id, attempt);
 }
 
-/// What a local attempt's record means for the shared task.
-fn decide(
-    remote: &Remote,
-    pool: &PoolHandle,
-    task_type: &str,
-    mut record: TaskRecord,
-    attempt: u32,
-    max_retries: u32,
-) -> Finish {
-    match record.status {
-        TaskStatus::Failed
-            if remote.stopping.load(Ordering::Acquire) && record.error.as_deref() == Some("shutdown") =>
-        {
-            Finish::Requeue
-        }
-        TaskStatus::Dead | TaskStatus::TimedOut if attempt <= max_retries => {
-            let base = pool.config().types.get(task_type).map_or(1000, |t| t.retry_delay_ms);
-            let backoff_ms = retry_backoff(base, attempt).as_millis() as u64;
-            record.status = TaskStatus::Queued;
-            Finish::Retry { record, backoff_ms }
-        }
-        // No local worker started it (the type gave up starting workers): it did nothing
-        // wrong, and another instance may run it.
-        TaskStatus::Failed if record.attempts < attempt => Finish::Requeue,
-        TaskStatus::Queued | TaskStatus::Running => Finish::Requeue,
-        _ => Finish::Final(record),
-    }
-}
-
 /// Every `heartbeat_ms`: says the instance is alive, renews its leases (stopping tasks it
 /// lost, e.g. cancelled while a notification was missed), and reaps expired leases.
-async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
+async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
     let period = Duration::from_millis(remote.cfg.heartbeat_ms);
     let mut was_down = false;
     loop {
@@ -250,7 +227,7 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
         let stats = pool.stats().await.unwrap_or_default();
         let serving = !stopping && remote.cfg.consume;
         let types =
-            pool.config().types.keys().filter(|t| serving && pool.serves_now(t).is_ok()).cloned().collect();
+            pool.config.types.keys().filter(|t| serving && pool.serves_now(t).is_ok()).cloned().collect();
         let me = InstanceInfo {
             instance_id: remote.cfg.instance_id.clone(),
             heartbeat_at: now_ms(),
@@ -280,7 +257,7 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
                         log::info!(
                             "task {id} ({status}) is no longer held here at attempt {attempt}; stopping it"
                         );
-                        let _ = pool.cancel_local(&id).await;
+                        let _ = pool.cancel(&id).await;
                     }
                     true
                 }
@@ -308,7 +285,7 @@ async fn heartbeat(remote: Arc<Remote>, pool: PoolHandle) {
 }
 
 /// Listens on the wake, done and cancel channels; reconnects by itself.
-async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
+async fn listen(remote: Arc<Remote>, pool: Arc<LocalPools>) {
     let channels = [remote.keys.wake_channel(), remote.keys.done_channel(), remote.keys.cancel_channel()];
     let mut first = true;
     while !remote.stopping.load(Ordering::Acquire) {
@@ -346,7 +323,7 @@ async fn listen(remote: Arc<Remote>, pool: PoolHandle) {
                 let id = payload.as_str().into();
                 if remote.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
                     log::info!("task {id} was cancelled through Redis; stopping it here");
-                    let _ = pool.cancel_local(&id).await;
+                    let _ = pool.cancel(&id).await;
                 }
             }
             if remote.stopping.load(Ordering::Acquire) {

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 
 use super::{EVENTS_CHANNEL, PROGRESS_CHANNEL, Remote};
 use crate::events::{Event, EventKind};
-use crate::handle::PoolHandle;
+use crate::local::LocalPools;
 use crate::task::{Progress, TaskId, now_ms};
 
 /// Announces a task put back in its queue without spending an attempt, once that is written:
@@ -17,7 +17,7 @@ use crate::task::{Progress, TaskId, now_ms};
 /// this), so that a stopping instance has sent it before it leaves.
 pub(super) async fn announce_requeued(
     remote: &Remote,
-    pool: &PoolHandle,
+    pool: &LocalPools,
     id: &TaskId,
     task_type: &str,
     worker_id: Option<String>,
@@ -50,8 +50,8 @@ fn event_message(event: &Event, instance: &str) -> String {
 
 /// Copies pool events to `worker_pool_events` (and progress to `task_progress` and the
 /// task's record), a batch per round trip.
-pub(super) async fn publish(remote: Arc<Remote>, pool: PoolHandle) {
-    let mut rx = pool.subscribe();
+pub(super) async fn publish(remote: Arc<Remote>, pool: Arc<LocalPools>) {
+    let mut rx = pool.shared.events.subscribe();
     let instance = remote.cfg.instance_id.clone();
     loop {
         let first = match rx.recv().await {

@@ -1,0 +1,69 @@
+//! `MemoryBackend`, the embedded default: the queues are the pools' own (`TypePool`'s ready
+//! queue, delays and dead letters) and the records are the task store's, on this instance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::Backend;
+use crate::answers::QueueInfo;
+use crate::error::{Error, SubmitError};
+use crate::local::LocalPools;
+use crate::task::{TaskId, TaskRecord, TaskRequest};
+
+/// The in-process backend.
+#[derive(Clone)]
+pub(crate) struct MemoryBackend {
+    pub(crate) local: Arc<LocalPools>,
+}
+
+impl Backend for MemoryBackend {
+    fn availability(&self, task_type: &str) -> Result<(), Error> {
+        self.local.serves_now(task_type)
+    }
+
+    async fn enqueue(&self, id: TaskId, request: TaskRequest) -> Result<TaskId, SubmitError> {
+        if let Err(e) = self.availability(&request.task_type) {
+            return Err(SubmitError::new(e, request));
+        }
+        self.local.enqueue(id, request, None).await
+    }
+
+    async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
+        self.availability(&request.task_type)?;
+        // Copied here, on the caller's thread, if the pool still keeps it.
+        self.local.execute(TaskId::new(), request).await.map(Arc::unwrap_or_clone)
+    }
+
+    async fn record(&self, id: &TaskId) -> Result<Option<TaskRecord>, Error> {
+        Ok(self.local.task(id))
+    }
+
+    async fn wait(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        self.local.wait(id).await
+    }
+
+    async fn cancel(&self, id: &TaskId) -> Result<TaskRecord, Error> {
+        self.local.cancel(id).await
+    }
+
+    async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
+        self.local.requeue(id).await
+    }
+
+    async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
+        self.local.queue(task_type, limit).await
+    }
+
+    async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
+        self.local.dead_letters(task_type).await
+    }
+
+    async fn queued_counts(&self) -> Option<BTreeMap<String, usize>> {
+        // The pools count their own queues.
+        None
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+}

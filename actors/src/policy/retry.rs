@@ -1,0 +1,185 @@
+//! The retry rule: how an attempt that ended without a result decides the task's next step,
+//! for every backend (in the style of tower's `retry::Policy`: the decision apart from the
+//! mechanism that carries it out).
+//!
+//! The pools carry the verdict out: with the in-process backend, a retry waits in the pool
+//! and an end is written to the task store; with a durable backend (Redis), the verdict goes
+//! back to the backend, which schedules the retry, re-queues or records the end where every
+//! instance sees it.
+
+use std::time::Duration;
+
+use super::retry_backoff;
+use crate::executor::TaskError;
+use crate::task::TaskStatus;
+
+/// How an attempt ended without a result.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The task's code returned an error.
+    Error(TaskError),
+    /// The worker died under it.
+    Crash(String),
+    /// The attempt ran past its timeout (the task's timeout).
+    Timeout(Duration),
+    /// A caller cancelled it.
+    Cancelled,
+    /// The pool shut down before it could run or finish.
+    Shutdown,
+    /// The worker passed the type's memory limit and was killed.
+    MemoryLimit(String),
+    /// The worker wrote a stdout line past `max_output_line_mb` and was killed.
+    OutputTooLarge(String),
+    /// No worker of the type could be started to run it (the type gave up starting).
+    NotStarted(String),
+}
+
+impl Failure {
+    /// The task's error, as its record and events show it.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Failure::Error(e) => e.message.clone(),
+            Failure::Crash(m) | Failure::NotStarted(m) => m.clone(),
+            Failure::Timeout(t) => format!("timed out after {} ms", t.as_millis()),
+            Failure::Cancelled => "cancelled".to_string(),
+            Failure::Shutdown => "shutdown".to_string(),
+            Failure::MemoryLimit(detail) => format!("memory_limit_exceeded: {detail}"),
+            Failure::OutputTooLarge(detail) => format!("output_too_large: {detail}"),
+        }
+    }
+}
+
+/// What happens to a task after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Run it again after `backoff`, the attempt spent.
+    Retry { backoff: Duration },
+    /// It ends with this status.
+    End(TaskStatus),
+    /// Back to the head of its queue without spending the attempt: it did nothing wrong, and
+    /// another instance may run it.
+    Requeue,
+}
+
+/// The retry rule of one type.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetryPolicy {
+    /// The first retry's delay, doubled for each later one (`retry_delay_ms`).
+    pub(crate) base_delay_ms: u64,
+    /// Whether a task whose worker passed its memory limit is retried
+    /// (`retry_on_memory_limit`).
+    pub(crate) retry_on_memory_limit: bool,
+    /// Whether the queue outlives this instance (Redis): then what this instance cannot run
+    /// (shutdown, no worker can start) goes back to the queue for another one.
+    pub(crate) durable: bool,
+}
+
+impl RetryPolicy {
+    /// The verdict on attempt number `attempt` (1 = the first) of a task allowed
+    /// `max_retries` retries, while the pool is `draining` or not.
+    ///
+    /// A retryable failure (an error marked retryable, a crash, a timeout, a memory limit
+    /// with `retry_on_memory_limit`) is retried while attempts remain; after the last one the
+    /// task ends `dead` (`timed_out` for a timeout). A draining pool retries only through a
+    /// durable queue. Anything else ends the task: `failed`, or `cancelled`.
+    pub(crate) fn decide(
+        &self,
+        failure: &Failure,
+        attempt: u32,
+        max_retries: u32,
+        draining: bool,
+    ) -> Verdict {
+        let (retryable, end) = match failure {
+            Failure::Error(e) if e.retryable => (true, TaskStatus::Dead),
+            Failure::Error(_) | Failure::OutputTooLarge(_) => (false, TaskStatus::Failed),
+            Failure::Crash(_) => (true, TaskStatus::Dead),
+            Failure::Timeout(_) => (true, TaskStatus::TimedOut),
+            Failure::MemoryLimit(_) if self.retry_on_memory_limit => (true, TaskStatus::Dead),
+            Failure::MemoryLimit(_) => (false, TaskStatus::Failed),
+            Failure::Cancelled => (false, TaskStatus::Cancelled),
+            Failure::Shutdown | Failure::NotStarted(_) if self.durable => return Verdict::Requeue,
+            Failure::Shutdown | Failure::NotStarted(_) => (false, TaskStatus::Failed),
+        };
+        if retryable && attempt <= max_retries && (!draining || self.durable) {
+            Verdict::Retry { backoff: retry_backoff(self.base_delay_ms, attempt) }
+        } else {
+            Verdict::End(end)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCAL: RetryPolicy =
+        RetryPolicy { base_delay_ms: 100, retry_on_memory_limit: false, durable: false };
+    const SHARED: RetryPolicy = RetryPolicy { durable: true, ..LOCAL };
+
+    fn error(retryable: bool) -> Failure {
+        Failure::Error(TaskError { message: "boom".into(), retryable })
+    }
+
+    #[test]
+    fn retryable_failures_back_off_while_attempts_remain() {
+        for failure in
+            [error(true), Failure::Crash("exit 1".into()), Failure::Timeout(Duration::from_secs(1))]
+        {
+            assert_eq!(
+                LOCAL.decide(&failure, 1, 2, false),
+                Verdict::Retry { backoff: Duration::from_millis(100) }
+            );
+            assert_eq!(
+                LOCAL.decide(&failure, 2, 2, false),
+                Verdict::Retry { backoff: Duration::from_millis(200) }
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_attempt_ends_dead_or_timed_out() {
+        assert_eq!(LOCAL.decide(&error(true), 3, 2, false), Verdict::End(TaskStatus::Dead));
+        assert_eq!(LOCAL.decide(&Failure::Crash("x".into()), 1, 0, false), Verdict::End(TaskStatus::Dead));
+        let timeout = Failure::Timeout(Duration::from_secs(1));
+        assert_eq!(LOCAL.decide(&timeout, 3, 2, false), Verdict::End(TaskStatus::TimedOut));
+    }
+
+    #[test]
+    fn final_failures_end_at_once() {
+        assert_eq!(LOCAL.decide(&error(false), 1, 5, false), Verdict::End(TaskStatus::Failed));
+        let big = Failure::OutputTooLarge("64 MiB".into());
+        assert_eq!(SHARED.decide(&big, 1, 5, false), Verdict::End(TaskStatus::Failed));
+        assert_eq!(SHARED.decide(&Failure::Cancelled, 1, 5, false), Verdict::End(TaskStatus::Cancelled));
+    }
+
+    #[test]
+    fn memory_limit_retries_only_when_configured() {
+        let over = Failure::MemoryLimit("rss 900 MiB".into());
+        assert_eq!(LOCAL.decide(&over, 1, 3, false), Verdict::End(TaskStatus::Failed));
+        let retrying = RetryPolicy { retry_on_memory_limit: true, ..LOCAL };
+        assert!(matches!(retrying.decide(&over, 1, 3, false), Verdict::Retry { .. }));
+        assert_eq!(retrying.decide(&over, 4, 3, false), Verdict::End(TaskStatus::Dead));
+    }
+
+    #[test]
+    fn a_draining_pool_retries_only_through_a_durable_queue() {
+        assert_eq!(LOCAL.decide(&error(true), 1, 3, true), Verdict::End(TaskStatus::Dead));
+        assert!(matches!(SHARED.decide(&error(true), 1, 3, true), Verdict::Retry { .. }));
+    }
+
+    #[test]
+    fn what_this_instance_cannot_run_goes_back_to_a_durable_queue() {
+        for failure in [Failure::Shutdown, Failure::NotStarted("no worker".into())] {
+            assert_eq!(SHARED.decide(&failure, 1, 0, true), Verdict::Requeue);
+            assert_eq!(LOCAL.decide(&failure, 1, 0, true), Verdict::End(TaskStatus::Failed));
+        }
+    }
+
+    #[test]
+    fn messages_name_the_failure() {
+        assert_eq!(Failure::Timeout(Duration::from_millis(250)).message(), "timed out after 250 ms");
+        assert_eq!(Failure::MemoryLimit("rss 2 GiB".into()).message(), "memory_limit_exceeded: rss 2 GiB");
+        assert_eq!(Failure::OutputTooLarge("x".into()).message(), "output_too_large: x");
+        assert_eq!(Failure::Shutdown.message(), "shutdown");
+    }
+}
