@@ -58,7 +58,7 @@ mod task;
 mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
-pub use backend::{TaskUpdate, TaskWatch};
+pub use backend::{SharedStatus, TaskUpdate, TaskWatch};
 pub use config::{
     ConfigFile, ExecutorKind, PoolConfig, PoolSection, RedisConfig, RedisSection, TypeConfig, TypeSection,
     Weight,

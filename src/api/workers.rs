@@ -26,9 +26,10 @@ pub(super) async fn status(state: State) -> Result<HttpResponse, ApiError> {
     let stats = state.pool.stats().await?;
     let mut body = serde_json::to_value(&stats).unwrap_or_default();
     // With Redis down the queues cannot be read; the rest of the status still can.
+    let shared = state.pool.shared_status().await;
     let queues = match queue_map(&state).await {
         Ok(queues) => json!(queues),
-        Err(_) if state.pool.redis_status().is_some() => Value::Null,
+        Err(_) if shared.is_some() => Value::Null,
         Err(e) => return Err(e),
     };
     let mut extra = json!({
@@ -39,16 +40,14 @@ pub(super) async fn status(state: State) -> Result<HttpResponse, ApiError> {
         "workers": state.pool.workers().await?,
         "config": state.pool.config(),
     });
-    if let (Some(instances), Some(redis), Some(map)) =
-        (state.pool.instances(), state.pool.redis_status(), extra.as_object_mut())
-    {
-        map.insert("instances".into(), json!(instances));
+    if let (Some(shared), Some(map)) = (shared, extra.as_object_mut()) {
+        map.insert("instances".into(), json!(shared.instances));
         map.insert(
             "redis".into(),
             json!({
-                "status": if redis.is_ok() { "up" } else { "down" },
-                "error": redis.err(),
-                "stale_results": state.pool.stale_results().await.ok(),
+                "status": if shared.down.is_none() { "up" } else { "down" },
+                "error": shared.down,
+                "stale_results": shared.stale_results,
             }),
         );
     }
@@ -161,7 +160,7 @@ pub(super) async fn restart(
 pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
     let stats = state.pool.stats().await?;
     let mut report = assess_health(&stats, state.stopping());
-    if let Some(Err(why)) = state.pool.redis_status() {
+    if let Some(why) = state.pool.backend_down() {
         report.status = HealthStatus::Unhealthy;
         report.reasons.push(format!("Redis unavailable: {why}"));
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::Backend;
+use super::{Backend, SharedStatus};
 use crate::answers::QueueInfo;
 use crate::error::{Error, SubmitError};
 use crate::local::LocalPools;
@@ -66,4 +66,16 @@ impl Backend for MemoryBackend {
     fn shared(&self) -> bool {
         false
     }
+
+    fn down(&self) -> Option<String> {
+        None
+    }
+
+    async fn status(&self) -> Option<SharedStatus> {
+        None
+    }
+
+    fn stop_taking(&self) {}
+
+    async fn release(&self) {}
 }

@@ -33,8 +33,11 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use serde::Serialize;
+
 use crate::answers::QueueInfo;
 use crate::error::{Error, SubmitError};
+use crate::remote::InstanceInfo;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 
 pub(crate) mod memory;
@@ -82,6 +85,30 @@ pub(crate) trait Backend {
     /// Whether a task's progress and end may happen where this instance's events do not
     /// reach (another instance): then whoever follows a task also reads its record.
     fn shared(&self) -> bool;
+
+    /// Why the backend cannot be reached now, if so (a memory backend always can).
+    fn down(&self) -> Option<String>;
+
+    /// What a shared backend reports of itself; `None` for one that is not shared.
+    fn status(&self) -> impl Future<Output = Option<SharedStatus>> + Send;
+
+    /// Takes no more tasks for this instance (the start of a shutdown).
+    fn stop_taking(&self);
+
+    /// After the drain: waits (a bounded time) until what this instance held is written.
+    fn release(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// What a shared backend reports of itself (the `redis` block of `/api/workers/status`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SharedStatus {
+    /// The live instances, at the last heartbeat.
+    pub instances: Vec<InstanceInfo>,
+    /// Why the backend cannot be reached now, if so.
+    pub down: Option<String>,
+    /// Results dropped because their attempt had lost its lease, over every instance (when
+    /// they could be counted).
+    pub stale_results: Option<u64>,
 }
 
 /// The backend of one tree: static dispatch, since `execute` is the hot path.
@@ -143,5 +170,21 @@ impl Backend for AnyBackend {
 
     fn shared(&self) -> bool {
         delegate!(self, b => b.shared())
+    }
+
+    fn down(&self) -> Option<String> {
+        delegate!(self, b => b.down())
+    }
+
+    async fn status(&self) -> Option<SharedStatus> {
+        delegate!(self, b => b.status().await)
+    }
+
+    fn stop_taking(&self) {
+        delegate!(self, b => b.stop_taking())
+    }
+
+    async fn release(&self) {
+        delegate!(self, b => b.release().await)
     }
 }

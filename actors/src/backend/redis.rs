@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::Backend;
+use super::{Backend, SharedStatus};
 use crate::answers::QueueInfo;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::local::LocalPools;
@@ -84,5 +84,25 @@ impl Backend for RedisBackend {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn down(&self) -> Option<String> {
+        self.remote.down()
+    }
+
+    async fn status(&self) -> Option<SharedStatus> {
+        Some(SharedStatus {
+            instances: self.remote.instances(),
+            down: self.remote.down(),
+            stale_results: self.remote.stale_results_total().await.ok(),
+        })
+    }
+
+    fn stop_taking(&self) {
+        self.remote.stop_taking();
+    }
+
+    async fn release(&self) {
+        self.remote.release().await;
     }
 }

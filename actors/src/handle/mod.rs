@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::answers::{PoolStats, QueueInfo, ScaleAction, ShutdownReport, WorkerInfo};
-use crate::backend::{AnyBackend, Backend, TaskWatch};
+use crate::backend::{AnyBackend, Backend, SharedStatus, TaskWatch};
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventReceiver;
@@ -23,7 +23,6 @@ use crate::local::{LocalPools, no_task};
 use crate::messages::Shutdown;
 use crate::metrics::PoolMetrics;
 use crate::monitor::resource::ResourceSnapshot;
-use crate::remote::InstanceInfo;
 use crate::shared::StartFailures;
 use crate::supervisor::Supervisor;
 use crate::task::{TaskId, TaskRecord, TaskRequest, TaskStatus};
@@ -194,29 +193,15 @@ impl PoolHandle {
         self.inner.backend.queue(task_type, limit).await
     }
 
-    /// With shared queues: the live instances (`None` without Redis).
-    pub fn instances(&self) -> Option<Vec<InstanceInfo>> {
-        match &self.inner.backend {
-            AnyBackend::Redis(b) => Some(b.remote.instances()),
-            AnyBackend::Memory(_) => None,
-        }
+    /// Why the backend cannot be reached now (Redis down), if so.
+    pub fn backend_down(&self) -> Option<String> {
+        self.inner.backend.down()
     }
 
-    /// With shared queues: `Err` with the reason while Redis does not answer.
-    pub fn redis_status(&self) -> Option<Result<(), String>> {
-        match &self.inner.backend {
-            AnyBackend::Redis(b) => Some(b.remote.down().map_or(Ok(()), Err)),
-            AnyBackend::Memory(_) => None,
-        }
-    }
-
-    /// With shared queues: how many results were dropped because their attempt had lost its
-    /// lease, counted over every instance.
-    pub async fn stale_results(&self) -> Result<u64, Error> {
-        match &self.inner.backend {
-            AnyBackend::Redis(b) => b.remote.stale_results_total().await,
-            AnyBackend::Memory(_) => Ok(0),
-        }
+    /// What a shared backend reports of itself (live instances, its link, stale results);
+    /// `None` with the in-process backend.
+    pub async fn shared_status(&self) -> Option<SharedStatus> {
+        self.inner.backend.status().await
     }
 
     /// Every worker of every type.
@@ -260,13 +245,9 @@ impl PoolHandle {
     /// goes back to the head of its queue instead, without spending an attempt.
     pub async fn shutdown(&self) -> ShutdownReport {
         self.inner.closing.store(true, Ordering::Release);
-        if let AnyBackend::Redis(b) = &self.inner.backend {
-            b.remote.stop_taking();
-        }
+        self.inner.backend.stop_taking();
         let report = self.inner.supervisor.send(Shutdown).await.unwrap_or_default();
-        if let AnyBackend::Redis(b) = &self.inner.backend {
-            b.remote.release().await;
-        }
+        self.inner.backend.release().await;
         if let Some(system) = &self.inner.system {
             system.stop();
         }
