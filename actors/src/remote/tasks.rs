@@ -38,20 +38,24 @@ impl Cancel {
 enum Requeue {
     /// Back in its queue with fresh attempts.
     Queued,
-    /// The task is not in its type's dead-letter list; its status.
-    NotDead(String),
+    /// The task is not in its type's dead-letter list (it is queued, running or ended).
+    NotDead { task_type: String },
     /// No such task.
     Gone,
 }
 
 impl Requeue {
-    /// From the script's reply: `queued`, the status of a task that is not dead-lettered, or
-    /// nil.
-    fn from_reply(reply: Option<String>) -> Requeue {
-        match reply {
-            None => Requeue::Gone,
-            Some(s) if s == "queued" => Requeue::Queued,
-            Some(status) => Requeue::NotDead(status),
+    /// From the script's reply: `{'queued'}`, `{'not_dead', status, type}`, or nil.
+    fn from_reply(reply: Option<Vec<String>>) -> Result<Requeue, Error> {
+        match reply.as_deref() {
+            None => Ok(Requeue::Gone),
+            Some([queued]) if queued == "queued" => Ok(Requeue::Queued),
+            Some([not_dead, _status, task_type]) if not_dead == "not_dead" => {
+                Ok(Requeue::NotDead { task_type: task_type.clone() })
+            }
+            Some(other) => {
+                Err(Error::new(ErrorKind::Internal, format!("REQUEUE answered an unknown reply {other:?}")))
+            }
         }
     }
 }
@@ -90,9 +94,10 @@ impl Remote {
         }
     }
 
-    /// Queues a dead-lettered task again with fresh attempts.
+    /// Queues a dead-lettered task again with fresh attempts. A task that is not
+    /// dead-lettered is a conflict ([`ErrorKind::Finished`]), as with the local pools.
     pub(crate) async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
-        let reply: Option<String> = self.observe(
+        let reply: Option<Vec<String>> = self.observe(
             self.scripts
                 .requeue
                 .key(self.keys.task(id.as_str()))
@@ -103,11 +108,11 @@ impl Remote {
                 .invoke_async(&mut self.gated()?)
                 .await,
         )?;
-        match Requeue::from_reply(reply) {
+        match Requeue::from_reply(reply)? {
             Requeue::Queued => Ok(id.clone()),
-            Requeue::NotDead(status) => Err(Error::new(
-                ErrorKind::InvalidRequest,
-                format!("task {id} is not in a dead-letter list (it is {status})"),
+            Requeue::NotDead { task_type } => Err(Error::new(
+                ErrorKind::Finished,
+                format!("task {id} is not in the dead-letter list of {task_type}"),
             )),
             Requeue::Gone => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
         }
@@ -123,6 +128,10 @@ impl Remote {
 mod tests {
     use super::*;
 
+    fn strings(values: &[&str]) -> Option<Vec<String>> {
+        Some(values.iter().map(|v| v.to_string()).collect())
+    }
+
     #[test]
     fn cancel_replies_read_as_what_was_done() {
         assert_eq!(Cancel::from_reply(None), Cancel::Gone);
@@ -132,8 +141,13 @@ mod tests {
 
     #[test]
     fn requeue_replies_read_as_what_was_done() {
-        assert_eq!(Requeue::from_reply(None), Requeue::Gone);
-        assert_eq!(Requeue::from_reply(Some("queued".into())), Requeue::Queued);
-        assert_eq!(Requeue::from_reply(Some("running".into())), Requeue::NotDead("running".into()));
+        assert_eq!(Requeue::from_reply(None), Ok(Requeue::Gone));
+        assert_eq!(Requeue::from_reply(strings(&["queued"])), Ok(Requeue::Queued));
+        assert_eq!(
+            Requeue::from_reply(strings(&["not_dead", "running", "echo"])),
+            Ok(Requeue::NotDead { task_type: "echo".into() })
+        );
+        let odd = Requeue::from_reply(strings(&["dead"])).expect_err("an unknown reply");
+        assert_eq!(odd.kind(), ErrorKind::Internal);
     }
 }
