@@ -69,6 +69,31 @@ fn a_waiting_execute_of_a_cancelled_task_answers_409() {
 }
 
 #[test]
+fn a_requeue_of_a_task_that_is_not_dead_lettered_answers_409() {
+    let server = Server::start(SLOW, &[]);
+    let done = execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}}));
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    let later = |ms: u64| {
+        let body =
+            json!({"type": "text_processing", "data": {"op": "sleep", "ms": ms}, "options": {"wait": false}});
+        let reply = execute(&server, body);
+        assert_eq!(reply.status, 202, "{:?}", reply.body);
+        reply.body["id"].as_str().expect("an id").to_string()
+    };
+    let running = later(5_000);
+    assert!(wait_for(Duration::from_secs(10), || text_busy(&server)));
+    let queued = later(10);
+    let done = done.body["id"].as_str().expect("an id").to_string();
+    for (id, status) in [(&queued, "queued"), (&running, "running"), (&done, "completed")] {
+        assert_eq!(get(&server.url(&format!("/api/tasks/{id}"))).body["status"], status);
+        let reply = post(&server.url(&format!("/api/tasks/{id}/requeue")), "", None);
+        assert_eq!(reply.status, 409, "{status}: {:?}", reply.body);
+        let error = reply.body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("is not in the dead-letter list of text_processing"), "{status}: {error}");
+    }
+}
+
+#[test]
 fn a_full_queue_answers_429_with_retry_after() {
     let server = Server::start(SLOW, &[]);
     let sleep =

@@ -185,7 +185,7 @@ async fn retry_backoff_dead_letter_and_requeue(kind: Kind) {
     assert!(starts[1].1 - starts[0].1 >= Duration::from_millis(100));
     assert!(starts[2].1 - starts[1].1 >= Duration::from_millis(200));
     let letters = f.pool.dead_letters("job").await.unwrap();
-    assert_eq!(letters.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), [id.clone()]);
+    assert_eq!(letters.iter().map(|r| &r.id).collect::<Vec<_>>(), [&id]);
 
     f.failing.store(false, Ordering::Release);
     assert_eq!(f.pool.requeue(&id).await.unwrap(), id);

@@ -287,6 +287,28 @@ fn retries_keep_their_attempt_count_across_instances() {
 }
 
 #[test]
+fn a_requeue_of_a_task_that_is_not_dead_lettered_answers_409_as_in_process() {
+    let Some(redis) = RedisServer::start(&[]) else { return };
+    let (front, worker) = front_and(&redis, "worker");
+    let done = enqueue(&front, sleep_task(10), json!({}));
+    wait_all(&front, std::slice::from_ref(&done), Duration::from_secs(30));
+    let running = enqueue(&front, sleep_task(20_000), json!({}));
+    wait_running(&front, &running);
+    let queued = enqueue(&front, sleep_task(10), json!({"delay": 60_000}));
+    for (id, status) in [(&queued, "queued"), (&running, "running"), (&done, "completed")] {
+        assert_eq!(record(&front, id)["status"], status);
+        let reply = post(&front.url(&format!("/api/tasks/{id}/requeue")), "", None);
+        assert_eq!(reply.status, 409, "{status}: {:?}", reply.body);
+        let error = reply.body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("is not in the dead-letter list of text_processing"), "{status}: {error}");
+    }
+    // Nothing moved: the running task still runs, the delayed one still waits.
+    assert_eq!(record(&worker, &running)["status"], "running");
+    assert_eq!(redis.conn().zcard::<_, usize>("{workerpool}:delayed:text_processing").unwrap(), 1);
+    assert_eq!(post(&front.url("/api/tasks/nope/requeue"), "", None).status, 404);
+}
+
+#[test]
 fn a_slow_lease_holder_cannot_record_a_second_completion() {
     let Some(redis) = RedisServer::start(&[]) else { return };
     let a = instance(&redis, "a", "");

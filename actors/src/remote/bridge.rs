@@ -8,7 +8,6 @@
 //! - the publisher copies pool events to the contract's channels ([`publisher`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -31,10 +30,11 @@ pub(crate) fn start(remote: Arc<Remote>, pool: Arc<LocalPools>) {
             log::warn!("{n} tasks leased to this instance before it restarted were queued again");
         }
     });
-    let consume = remote.cfg.consume;
+    let consume = remote.config().consume;
     for (name, t) in pool.config.types.iter().filter(|_| consume) {
         // Never more running here than workers may start (`max_workers` caps every type).
-        let room = t.max_concurrent.min(pool.config.max_workers) + remote.cfg.take_ahead.min(t.queue_size);
+        let room =
+            t.max_concurrent.min(pool.config.max_workers) + remote.config().take_ahead.min(t.queue_size);
         actix_rt::spawn(feed(remote.clone(), pool.clone(), name.clone(), room));
     }
     let batches = remote.clone();
@@ -49,14 +49,14 @@ pub(crate) fn start(remote: Arc<Remote>, pool: Arc<LocalPools>) {
 /// Takes tasks of one type while its pool has room for them.
 async fn feed(remote: Arc<Remote>, pool: Arc<LocalPools>, task_type: String, room: usize) {
     let room = Arc::new(Semaphore::new(room));
-    let Some(wake) = remote.wakes.get(&task_type) else { return };
-    while !remote.stopping.load(Ordering::Acquire) {
+    let Some(wake) = remote.wake_for(&task_type) else { return };
+    while !remote.stopping() {
         let Ok(first) = room.clone().acquire_owned().await else { return };
         let mut permits = vec![first];
         while let Ok(p) = room.clone().try_acquire_owned() {
             permits.push(p);
         }
-        if remote.stopping.load(Ordering::Acquire) {
+        if remote.stopping() {
             return;
         }
         if pool.serves_now(&task_type).is_err() || pool.start_failures(&task_type).is_some() {
@@ -66,34 +66,8 @@ async fn feed(remote: Arc<Remote>, pool: Arc<LocalPools>, task_type: String, roo
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        // Taken tasks are held before the gate opens again, so a reconcile (which holds the
-        // gate alone) never mistakes a task on its way here for a lost one.
-        let took = {
-            let _gate = remote.take_gate.read().await;
-            remote.taking.fetch_add(1, Ordering::AcqRel);
-            let took = remote.take(&task_type, permits.len()).await.map(|(taken, next_due)| {
-                let mut held = remote.held.lock().unwrap_or_else(|e| e.into_inner());
-                let fresh: Vec<Taken> = taken
-                    .into_iter()
-                    .filter(|task| match held.insert(task.id.clone(), task.attempt) {
-                        // Taken again while an earlier attempt still runs here (its lease ran
-                        // out while Redis was away): that run now carries this attempt.
-                        Some(_) => {
-                            log::info!(
-                                "task {} still runs here; it goes on as attempt {}",
-                                task.id,
-                                task.attempt
-                            );
-                            false
-                        }
-                        None => true,
-                    })
-                    .collect();
-                (fresh, next_due)
-            });
-            remote.taking.fetch_sub(1, Ordering::AcqRel);
-            took
-        };
+        // Taken tasks are held before the take gate opens again (see `leases`).
+        let took = remote.take(&task_type, permits.len()).await;
         match took {
             Ok((taken, next_due)) if taken.is_empty() => {
                 drop(permits);
@@ -112,8 +86,8 @@ async fn feed(remote: Arc<Remote>, pool: Arc<LocalPools>, task_type: String, roo
                 // Redis is down (nothing was sent), or the TAKE may have run without its reply
                 // reaching us: once Redis answers again, what it leased here and nobody holds
                 // goes back, without spending an attempt.
-                while !remote.link.until_up(Duration::from_millis(500)).await {
-                    if remote.stopping.load(Ordering::Acquire) {
+                while !remote.until_up(Duration::from_millis(500)).await {
+                    if remote.stopping() {
                         return;
                     }
                 }
@@ -142,7 +116,7 @@ async fn run(
         Ok(Settled { record, verdict }) => {
             let mut record = std::sync::Arc::unwrap_or_clone(record);
             record.created_at = created_at;
-            record.instance_id = Some(remote.cfg.instance_id.clone());
+            record.instance_id = Some(remote.config().instance_id.clone());
             let worker = record.worker_id.clone();
             let how = match verdict {
                 Verdict::End(_) => Finish::Final(record),
@@ -161,7 +135,7 @@ async fn run(
     };
     drop(permit);
     let mut warned = false;
-    let give_up = std::time::Instant::now() + Duration::from_millis(remote.cfg.lease_ms);
+    let give_up = std::time::Instant::now() + Duration::from_millis(remote.config().lease_ms);
     // Write the outcome, retrying while Redis is away; the attempt then stops being held.
     let attempt = loop {
         // The attempt this instance holds now: a later one when the task was taken again
@@ -200,7 +174,7 @@ async fn run(
                     log::warn!("task {id}: cannot record how attempt {attempt} ended yet: {e}");
                     warned = true;
                 }
-                if remote.stopping.load(Ordering::Acquire) && std::time::Instant::now() > give_up {
+                if remote.stopping() && std::time::Instant::now() > give_up {
                     log::error!(
                         "task {id}: gave up recording attempt {attempt}; its lease will send it to another instance"
                     );
@@ -220,22 +194,22 @@ async fn run(
 /// Every `heartbeat_ms`: says the instance is alive, renews its leases (stopping tasks it
 /// lost, e.g. cancelled while a notification was missed), and reaps expired leases.
 async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
-    let period = Duration::from_millis(remote.cfg.heartbeat_ms);
+    let period = Duration::from_millis(remote.config().heartbeat_ms);
     let mut was_down = false;
     loop {
-        let stopping = remote.stopping.load(Ordering::Acquire);
+        let stopping = remote.stopping();
         let stats = pool.stats().await.unwrap_or_default();
-        let serving = !stopping && remote.cfg.consume;
+        let serving = !stopping && remote.config().consume;
         let types =
             pool.config.types.keys().filter(|t| serving && pool.serves_now(t).is_ok()).cloned().collect();
         let me = InstanceInfo {
-            instance_id: remote.cfg.instance_id.clone(),
+            instance_id: remote.config().instance_id.clone(),
             heartbeat_at: now_ms(),
-            started_at: remote.started_at,
+            started_at: remote.started_at(),
             types,
             workers: stats.total,
             busy: stats.busy,
-            running: remote.held.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            running: remote.held_count(),
         };
         // A stopping instance leaves the live list (in `release`) and must not re-enter it.
         let beat = if stopping { remote.ping().await } else { remote.heartbeat(&me).await };
@@ -277,7 +251,7 @@ async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
             }
         }
         was_down = beat.is_err();
-        if stopping && remote.held.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        if stopping && remote.held_count() == 0 {
             return;
         }
         tokio::time::sleep(period).await;
@@ -286,9 +260,10 @@ async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
 
 /// Listens on the wake, done and cancel channels; reconnects by itself.
 async fn listen(remote: Arc<Remote>, pool: Arc<LocalPools>) {
-    let channels = [remote.keys.wake_channel(), remote.keys.done_channel(), remote.keys.cancel_channel()];
+    let channels =
+        [remote.keys().wake_channel(), remote.keys().done_channel(), remote.keys().cancel_channel()];
     let mut first = true;
-    while !remote.stopping.load(Ordering::Acquire) {
+    while !remote.stopping() {
         let connected = async {
             let mut sub = remote.client().get_async_pubsub().await?;
             for c in &channels {
@@ -314,19 +289,17 @@ async fn listen(remote: Arc<Remote>, pool: Arc<LocalPools>) {
             let Ok(payload) = msg.get_payload::<String>() else { continue };
             let channel = msg.get_channel_name();
             if channel == channels[0] {
-                if let Some(wake) = remote.wakes.get(&payload) {
-                    wake.notify_one();
-                }
+                remote.wake(&payload);
             } else if channel == channels[1] {
                 remote.wake_waiters(&payload.as_str().into(), None);
             } else if channel == channels[2] {
                 let id = payload.as_str().into();
-                if remote.held.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
+                if remote.holds(&id) {
                     log::info!("task {id} was cancelled through Redis; stopping it here");
                     let _ = pool.cancel(&id).await;
                 }
             }
-            if remote.stopping.load(Ordering::Acquire) {
+            if remote.stopping() {
                 return;
             }
         }

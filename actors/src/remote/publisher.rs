@@ -3,11 +3,12 @@
 //! per round trip; re-queues are announced where they are written.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::broadcast;
 
-use super::{EVENTS_CHANNEL, PROGRESS_CHANNEL, Remote};
+use super::Remote;
+use super::keys::{EVENTS_CHANNEL, PROGRESS_CHANNEL};
+use crate::error::Error;
 use crate::events::{Event, EventKind};
 use crate::local::LocalPools;
 use crate::task::{Progress, TaskId, now_ms};
@@ -22,7 +23,7 @@ pub(super) async fn announce_requeued(
     task_type: &str,
     worker_id: Option<String>,
 ) {
-    let reason = if remote.stopping.load(Ordering::Acquire) { "shutdown" } else { "refused" };
+    let reason = if remote.stopping() { "shutdown" } else { "refused" };
     let kind = EventKind::TaskRequeued {
         task_id: id.to_string(),
         task_type: task_type.to_string(),
@@ -30,9 +31,9 @@ pub(super) async fn announce_requeued(
         reason: reason.to_string(),
     };
     pool.emit(kind.clone());
-    if remote.events_wanted.load(Ordering::Relaxed) {
+    if remote.events_wanted() {
         let event = Event { timestamp: now_ms(), kind };
-        let message = event_message(&event, &remote.cfg.instance_id);
+        let message = event_message(&event, &remote.config().instance_id);
         if let Err(e) = remote.publish(vec![(EVENTS_CHANNEL, message)], Vec::new()).await {
             log::debug!("task {id}: its task_requeued event was not published: {e}");
         }
@@ -52,7 +53,7 @@ fn event_message(event: &Event, instance: &str) -> String {
 /// task's record), a batch per round trip.
 pub(super) async fn publish(remote: Arc<Remote>, pool: Arc<LocalPools>) {
     let mut rx = pool.shared.events.subscribe();
-    let instance = remote.cfg.instance_id.clone();
+    let instance = remote.config().instance_id.clone();
     loop {
         let first = match rx.recv().await {
             Ok(e) => e,
@@ -72,8 +73,8 @@ pub(super) async fn publish(remote: Arc<Remote>, pool: Arc<LocalPools>) {
         let mut progress = Vec::new();
         // Channels nobody listens on (as of the last heartbeat) are skipped; a task's
         // progress is always stored in its record.
-        let events_wanted = remote.events_wanted.load(Ordering::Relaxed);
-        let progress_wanted = remote.progress_wanted.load(Ordering::Relaxed);
+        let events_wanted = remote.events_wanted();
+        let progress_wanted = remote.progress_wanted();
         for event in batch {
             if let EventKind::TaskProgress { task_id, worker_id, progress: pct, stage, .. } = &event.kind {
                 if progress_wanted {
@@ -95,5 +96,28 @@ pub(super) async fn publish(remote: Arc<Remote>, pool: Arc<LocalPools>) {
         if !messages.is_empty() || !progress.is_empty() {
             let _ = remote.publish(messages, progress).await;
         }
+    }
+}
+
+impl Remote {
+    /// Publishes pool events and progress (pipelined, one round trip for the batch).
+    async fn publish(
+        &self,
+        messages: Vec<(&'static str, String)>,
+        progress: Vec<(TaskId, String, String)>,
+    ) -> Result<(), Error> {
+        let mut pipe = redis::pipe();
+        for (channel, text) in &messages {
+            pipe.publish(*channel, text).ignore();
+        }
+        if !messages.is_empty() {
+            self.observe(pipe.query_async::<()>(&mut self.gated()?).await)?;
+        }
+        for (id, text, worker) in &progress {
+            let mut call = self.scripts.progress.key(self.keys.task(id.as_str()));
+            call.arg(text).arg(worker);
+            self.observe(call.invoke_async::<()>(&mut self.gated()?).await)?;
+        }
+        Ok(())
     }
 }

@@ -309,12 +309,12 @@ return 'cancelled:' .. f[1]
 
 /// KEYS: task. ARGV: id, key base, wake channel, new queue member without its time (the
 /// Redis server's, as in ENQUEUE).
-/// Moves a dead-lettered task back to its queue with fresh attempts. Returns `queued`, the
-/// status of a task that is not dead-lettered, or nil.
+/// Moves a dead-lettered task back to its queue with fresh attempts. Returns `{'queued'}`,
+/// `{'not_dead', status, type}` for a task that is not in its type's dead-letter list, or nil.
 pub(super) const REQUEUE: &str = r"
 local f = redis.call('HMGET', KEYS[1], 'status', 'type', 'priority')
 if not f[1] or not f[2] then return false end
-if redis.call('LREM', ARGV[2] .. ':dead:' .. f[2], 0, ARGV[1]) == 0 then return f[1] end
+if redis.call('LREM', ARGV[2] .. ':dead:' .. f[2], 0, ARGV[1]) == 0 then return {'not_dead', f[1], f[2]} end
 local t = redis.call('TIME')
 local m = string.format('%013d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ARGV[4]
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', '0', 'member', m)
@@ -322,7 +322,7 @@ redis.call('HDEL', KEYS[1], 'finished_at', 'result', 'started_at', 'progress')
 redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', ARGV[2] .. ':q:' .. f[2], -(tonumber(f[3]) or 0), m)
 redis.call('PUBLISH', ARGV[3], f[2])
-return 'queued'
+return {'queued'}
 ";
 
 /// KEYS: task. Marks an existing task as watched by everyone: its end is announced on the

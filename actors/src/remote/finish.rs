@@ -1,0 +1,186 @@
+//! Ending an attempt in Redis (`FINISH`), in batches: its outcome, a retry after a backoff, or
+//! a re-queue at shutdown. Only the holder of an attempt may end it, and the same end written
+//! twice changes nothing, so a write whose reply was lost is simply written again.
+
+use super::Remote;
+use super::batch::BatchCall;
+use crate::task::{TaskId, TaskRecord, now_ms};
+
+/// How an attempt ends, as written to Redis.
+#[derive(Debug)]
+pub(crate) enum Finish {
+    /// A final status, with the record to answer local waiters.
+    Final(TaskRecord),
+    /// Queued again after its backoff (timed by the Redis server's clock), keeping its
+    /// attempt count.
+    Retry { record: TaskRecord, backoff_ms: u64 },
+    /// Back at the head of its queue without spending the attempt (shutdown).
+    Requeue,
+}
+
+/// What [`Remote::finish`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// Written (now, or by an earlier call whose reply was lost).
+    Recorded,
+    /// The task was cancelled meanwhile; nothing was written.
+    Cancelled,
+    /// Another attempt holds the task: the outcome was dropped (and counted in `stats`).
+    Stale,
+    /// The task is not in Redis any more.
+    Gone,
+}
+
+impl Finished {
+    /// From the script's code for one attempt: 1, 2, -1 or 0.
+    fn from_code(code: i64) -> Finished {
+        match code {
+            1 => Finished::Recorded,
+            2 => Finished::Cancelled,
+            -1 => Finished::Stale,
+            _ => Finished::Gone,
+        }
+    }
+}
+
+/// The kind of end, as `FINISH` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum How {
+    Final,
+    Retry,
+    Requeue,
+}
+
+impl How {
+    fn as_str(self) -> &'static str {
+        match self {
+            How::Final => "final",
+            How::Retry => "retry",
+            How::Requeue => "requeue",
+        }
+    }
+}
+
+/// One attempt for `FINISH`, in the order the script reads an attempt's values.
+#[derive(Debug)]
+pub(super) struct FinishCall {
+    id: TaskId,
+    task_type: String,
+    attempt: u32,
+    how: How,
+    /// The status written (`queued` for a retry or a re-queue).
+    status: String,
+    /// The result, JSON text; '' for none.
+    result: String,
+    error: String,
+    worker: String,
+    /// A retry: its backoff in ms; a final status: when it ended; a re-queue: 0.
+    when: u64,
+    /// The last progress, JSON text; '' for none.
+    progress: String,
+}
+
+impl FinishCall {
+    fn new(task_type: &str, id: &TaskId, attempt: u32, finish: &Finish) -> FinishCall {
+        let (how, record, when) = match finish {
+            Finish::Final(r) => (How::Final, Some(r), r.finished_at.unwrap_or_else(now_ms)),
+            Finish::Retry { record, backoff_ms } => (How::Retry, Some(record), *backoff_ms),
+            Finish::Requeue => (How::Requeue, None, 0),
+        };
+        FinishCall {
+            id: id.clone(),
+            task_type: task_type.to_string(),
+            attempt,
+            how,
+            status: record.map_or("queued", |r| r.status.as_str()).to_string(),
+            result: record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default(),
+            error: record.and_then(|r| r.error.clone()).unwrap_or_default(),
+            worker: record.and_then(|r| r.worker_id.clone()).unwrap_or_default(),
+            when,
+            progress: record
+                .and_then(|r| r.progress.as_ref())
+                .and_then(|p| serde_json::to_string(p).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl BatchCall for FinishCall {
+    type Reply = Finished;
+
+    fn push_args(&self, script: &mut redis::ScriptInvocation<'_>) {
+        script
+            .arg(self.id.as_str())
+            .arg(&self.task_type)
+            .arg(self.attempt)
+            .arg(self.how.as_str())
+            .arg(&self.status)
+            .arg(&self.result)
+            .arg(&self.error)
+            .arg(&self.worker)
+            .arg(self.when)
+            .arg(&self.progress);
+    }
+}
+
+impl Remote {
+    /// Ends (or re-queues) the attempt `attempt` of a task this instance holds. Calls made
+    /// while a batch is on its way to Redis go together in the next one.
+    pub(crate) async fn finish(
+        &self,
+        task_type: &str,
+        id: &TaskId,
+        attempt: u32,
+        how: &Finish,
+    ) -> Result<Finished, crate::error::Error> {
+        self.finishing.call(FinishCall::new(task_type, id, attempt, how)).await
+    }
+
+    /// Sends the waiting `finish` calls in batches, one script call each; runs until the
+    /// instance stops.
+    pub(crate) async fn finish_batches(&self) {
+        self.finishing
+            .run(|batch| async move {
+                let mut call = self.scripts.finish.key(self.keys.leases());
+                call.key(self.keys.stats())
+                    .arg(self.keys.base())
+                    .arg(&self.cfg.instance_id)
+                    .arg(now_ms())
+                    .arg(self.record_ttl())
+                    .arg(self.keys.done_channel())
+                    .arg(self.keys.wake_channel());
+                for attempt in &batch {
+                    attempt.push_args(&mut call);
+                }
+                let codes: Vec<i64> = self.observe_write(call.invoke_async(&mut self.gated()?).await)?;
+                Ok(codes.into_iter().map(Finished::from_code).collect())
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskStatus;
+
+    #[test]
+    fn finish_codes_read_as_what_was_found() {
+        let found: Vec<Finished> = [1, 2, -1, 0].into_iter().map(Finished::from_code).collect();
+        assert_eq!(found, [Finished::Recorded, Finished::Cancelled, Finished::Stale, Finished::Gone]);
+    }
+
+    #[test]
+    fn a_retry_carries_its_backoff_and_a_requeue_the_queued_status() {
+        let id = TaskId::from("t1".to_string());
+        let mut record = TaskRecord::new(id.clone(), "echo", 0, 3);
+        record.status = TaskStatus::Queued;
+        record.error = Some("crashed".into());
+        let retry = FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 });
+        assert_eq!((retry.how, retry.status.as_str(), retry.when), (How::Retry, "queued", 400));
+        assert_eq!(retry.error, "crashed");
+        let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue);
+        assert_eq!((requeue.how, requeue.status.as_str(), requeue.when), (How::Requeue, "queued", 0));
+        assert!(requeue.result.is_empty() && requeue.progress.is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! The queues of every type, from any instance: a queue's waiting tasks, the counts per type
+//! (for health and stats, which never wait for Redis), dead letters and the stale results
+//! counted by every instance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::Remote;
+use super::records::record_from_hash;
+use crate::error::Error;
+use crate::messages::{QueueInfo, QueuedTask};
+use crate::task::{TaskId, TaskRecord, now_ms};
+
+/// The longest that health and stats wait for Redis to count the queues.
+const QUICK_READ: Duration = Duration::from_millis(150);
+
+impl Remote {
+    /// The waiting tasks of a type in queue order (at most `limit`), then the delayed ones.
+    pub(crate) async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
+        let stop = limit.saturating_sub(1) as isize;
+        let (ready, delayed, head, later): (usize, usize, Vec<String>, Vec<String>) = self.observe(
+            redis::pipe()
+                .zcard(self.keys.queue(task_type))
+                .zcard(self.keys.delayed(task_type))
+                .zrange(self.keys.queue(task_type), 0, stop)
+                .zrange(self.keys.delayed(task_type), 0, stop)
+                .query_async(&mut self.gated()?)
+                .await,
+        )?;
+        let listed: Vec<(String, &'static str)> = head
+            .iter()
+            .map(|m| (m.rsplit(':').next().unwrap_or_default().to_string(), "ready"))
+            .chain(later.into_iter().map(|id| (id, "waiting")))
+            .take(limit)
+            .collect();
+        let mut pipe = redis::pipe();
+        for (id, _) in &listed {
+            pipe.cmd("HMGET").arg(self.keys.task(id)).arg("priority").arg("attempts").arg("created_at");
+        }
+        let fields: Vec<(Option<i32>, Option<u32>, Option<u64>)> = if listed.is_empty() {
+            Vec::new()
+        } else {
+            self.observe(pipe.query_async(&mut self.gated()?).await)?
+        };
+        let now = now_ms();
+        let tasks: Vec<QueuedTask> = listed
+            .into_iter()
+            .zip(fields)
+            .map(|((id, state), (priority, attempts, created))| QueuedTask {
+                id,
+                priority: priority.unwrap_or(0),
+                state,
+                attempts: attempts.unwrap_or(0),
+                waited_ms: created.map_or(0, |c| now.saturating_sub(c)),
+            })
+            .collect();
+        let oldest_wait_ms =
+            tasks.iter().filter(|t| t.state == "ready").map(|t| t.waited_ms).max().unwrap_or(0);
+        Ok(QueueInfo { length: ready + delayed, ready, oldest_wait_ms, tasks })
+    }
+
+    /// Waiting tasks per type (ready plus delayed).
+    /// Health and stats read them, and never wait for Redis: what Redis does not count within
+    /// [`QUICK_READ`] (or at all, while it is down) is the last count.
+    pub(crate) async fn queued_counts(&self) -> Result<BTreeMap<String, usize>, Error> {
+        let mut pipe = redis::pipe();
+        for name in self.limits.keys() {
+            pipe.zcard(self.keys.queue(name)).zcard(self.keys.delayed(name));
+        }
+        let read = async { self.observe::<Vec<usize>>(pipe.query_async(&mut self.gated()?).await) };
+        let last = || self.counted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let counts = match tokio::time::timeout(QUICK_READ, read).await {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(e)) if last().is_empty() => return Err(e),
+            _ => return Ok(last()),
+        };
+        let counts: BTreeMap<String, usize> =
+            self.limits.keys().cloned().zip(counts.chunks(2).map(|c| c.iter().sum())).collect();
+        counts.clone_into(&mut self.counted.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(counts)
+    }
+
+    /// The dead-letter list of a type, oldest first.
+    pub(crate) async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {
+        let ids: Vec<String> = self.observe(self.gated()?.lrange(self.keys.dead(task_type), 0, 999).await)?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.keys.task(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.observe(pipe.query_async(&mut self.gated()?).await)?
+        };
+        Ok(ids
+            .into_iter()
+            .zip(hashes)
+            .filter_map(|(id, h)| record_from_hash(&TaskId::from(id), &h))
+            .collect())
+    }
+
+    /// Result records dropped because their attempt had lost its lease, over all instances.
+    pub(crate) async fn stale_results_total(&self) -> Result<u64, Error> {
+        let n: Option<u64> = self.observe(self.gated()?.hget(self.keys.stats(), "stale_results").await)?;
+        Ok(n.unwrap_or(0))
+    }
+}
