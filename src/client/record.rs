@@ -1,21 +1,22 @@
 //! What a task record (`GET /api/tasks/{id}`, or the data of a `status` event) says to the
 //! client: its status, whether it is final, and the line that describes a task still going.
 
+use serde::Deserialize;
 use serde_json::Value;
+use workerpool_actors::TaskStatus;
 
 use super::output::truncate;
-
-/// Statuses after which a task does not change any more.
-const FINAL_STATUSES: [&str; 5] = ["completed", "failed", "timed_out", "cancelled", "dead"];
 
 /// The record's `status`, or `""` when it has none.
 pub(super) fn status_of(record: &Value) -> &str {
     record.get("status").and_then(Value::as_str).unwrap_or("")
 }
 
-/// Whether the record is the task's last: it ended and will not change any more.
+/// Whether the record is the task's last: it ended and will not change any more. The rule
+/// is the library's ([`TaskStatus::is_final`]); a status this client does not know is not
+/// final.
 pub(super) fn is_final(record: &Value) -> bool {
-    FINAL_STATUSES.contains(&status_of(record))
+    record.get("status").and_then(|s| TaskStatus::deserialize(s).ok()).is_some_and(TaskStatus::is_final)
 }
 
 /// The progress bar's message for a (non-final) task record.
@@ -60,5 +61,17 @@ mod tests {
         );
         assert!(is_final(&json!({"status": "dead"})));
         assert!(!is_final(&json!({"status": "running"})));
+    }
+
+    #[test]
+    fn final_is_the_library_rule_on_the_status_name() {
+        for status in ["completed", "failed", "timed_out", "cancelled", "dead"] {
+            assert!(is_final(&json!({ "status": status })), "{status}");
+        }
+        for status in ["queued", "running", "Completed", "finished", ""] {
+            assert!(!is_final(&json!({ "status": status })), "{status}");
+        }
+        assert!(!is_final(&json!({})));
+        assert!(!is_final(&json!({ "status": 3 })));
     }
 }
