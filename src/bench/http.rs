@@ -26,10 +26,10 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::LocalSet;
 
-use super::cases::current_exe;
-use super::driver::{client_runtime, warm_then_measure};
+use super::args::BenchArgs;
+use super::case::Case;
+use super::driver::{client_runtime, current_exe, warm_then_measure};
 use super::report::{CaseResult, Run, Unit};
-use super::{BenchArgs, Case};
 
 /// Keep-alive connections of the load generator, each with one request in flight.
 pub(crate) const CONNECTIONS: usize = 64;

@@ -13,10 +13,10 @@ use workerpool_actors::{
     SysinfoProbe, TypeConfig, TypeStats, assess_health, scaling_decision,
 };
 
-use super::cases::current_exe;
-use super::driver::client_runtime;
+use super::args::BenchArgs;
+use super::case::Case;
+use super::driver::{client_runtime, current_exe};
 use super::report::{CaseResult, IdleCpu, Run, Unit, median_index, percentile};
-use super::{BenchArgs, Case};
 
 /// Worker processes both cases watch.
 const WORKERS: usize = 50;
