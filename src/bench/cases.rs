@@ -1,5 +1,5 @@
 //! The channel, library, process and Redis cases: each builds what it measures, runs it
-//! through [`drive`] and tears it down. The HTTP cases live in `http.rs`, the monitor cases in
+//! through [`drive`] and tears it down. The HTTP cases live in `http/`, the monitor cases in
 //! `monitors.rs`.
 //!
 //! Every client runs on a current-thread tokio runtime on the calling thread; what serves it
