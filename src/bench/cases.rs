@@ -1,6 +1,6 @@
 //! The channel, library, process and Redis cases: each builds what it measures, runs it
 //! through [`drive`] and tears it down. The HTTP cases live in `http/`, the monitor cases in
-//! `monitors.rs`.
+//! `monitors/`.
 //!
 //! Every client runs on a current-thread tokio runtime on the calling thread; what serves it
 //! (the bare channel's server task, the pool's actors) runs on a thread of its own, so each

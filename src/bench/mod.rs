@@ -31,7 +31,7 @@
 //! failed task is an error, never a figure. Figures are only meaningful from a release build.
 //!
 //! `args.rs` holds the arguments, `case.rs` the cases and their names; `cases.rs` runs the
-//! channel, library, process and Redis cases, `http/` the HTTP cases and `monitors.rs` the
+//! channel, library, process and Redis cases, `http/` the HTTP cases and `monitors/` the
 //! monitor cases, each through `driver.rs`; `report.rs` turns runs into lines.
 
 mod args;
