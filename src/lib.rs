@@ -8,7 +8,6 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod demo_worker;
-pub mod metrics;
 pub mod serve;
 pub mod settings;
 

@@ -6,12 +6,54 @@
 use std::fmt;
 use std::marker::PhantomData;
 
+use actix_web::http::StatusCode;
+use actix_web::web;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Unexpected, Visitor};
 use serde_json::Value;
 use workerpool_actors::{TaskOptions, TaskRequest};
 
-use super::ApiError;
+use super::error::ApiError;
+
+/// The largest request body accepted (1 MiB); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Reads a JSON object body of at most [`MAX_BODY_BYTES`]; the error names the field at fault.
+pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
+        return Err(ApiError::bad_request("the body is empty: expected a JSON object"));
+    };
+    // Every body is an object; serde's derived struct reader would also take an array of the
+    // fields in order.
+    if *first == b'[' {
+        return Err(ApiError::bad_request("invalid JSON body: expected a JSON object, got an array"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." || path == "?" || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("{path}: {inner}")).with("field", path)
+        }
+    })?;
+    // One JSON value, and nothing after it but white space.
+    de.end().map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
 
 /// The longest task timeout a request may ask for (one day).
 pub(super) const MAX_TIMEOUT_MS: u64 = 86_400_000;

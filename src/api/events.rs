@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use workerpool_actors::{Event, EventReceiver, Progress, TaskId, TaskRecord, TaskUpdate};
 
-use super::AppState;
+use super::state::AppState;
 use super::tasks::{task_error, task_id};
 
 /// How often an idle stream sends a keep-alive comment.

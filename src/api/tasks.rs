@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use workerpool_actors::TaskId;
 
-use super::{ApiError, AppState, authorize};
+use super::auth::authorize;
+use super::error::ApiError;
+use super::state::AppState;
 
 type State = web::Data<AppState>;
 

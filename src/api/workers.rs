@@ -8,8 +8,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use workerpool_actors::{HealthStatus, ScaleAction, TaskRecord, TaskStatus, assess_health};
 
+use super::auth::authorize;
+use super::body::read_json;
 use super::body::{ExecuteBody, ScaleBody, ScaleDirection};
-use super::{ApiError, AppState, authorize, read_json};
+use super::error::ApiError;
+use super::state::AppState;
 
 type State = web::Data<AppState>;
 

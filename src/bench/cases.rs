@@ -1,11 +1,12 @@
-//! The cases: each builds what it measures, runs it through [`drive`] and tears it down. The
-//! HTTP cases live in `http.rs`, the monitor cases in `monitors.rs`.
+//! The channel, library, process and Redis cases: each builds what it measures, runs it
+//! through [`drive`] and tears it down. The HTTP cases live in `http/`, the monitor cases in
+//! `monitors/`.
 //!
 //! Every client runs on a current-thread tokio runtime on the calling thread; what serves it
 //! (the bare channel's server task, the pool's actors) runs on a thread of its own, so each
 //! request crosses threads both ways, as it does for any user of the library.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::{Context, bail};
@@ -17,9 +18,10 @@ use workerpool_actors::{
     ExecutorKind, PoolBuilder, PoolConfig, PoolHandle, TaskRecord, TaskRequest, TaskStatus, TypeConfig,
 };
 
-use super::driver::{client_runtime, drive, warm_then_measure};
-use super::report::{CaseResult, Outcome, Unit};
-use super::{BenchArgs, Case, http, monitors};
+use super::args::BenchArgs;
+use super::case::Case;
+use super::driver::{client_runtime, current_exe, drive, warm_then_measure};
+use super::report::{CaseResult, Unit};
 
 /// The bounded channel's capacity in `channel-roundtrip` (as in the peers' tokio benchmark).
 const CHANNEL_CAPACITY: usize = 1024;
@@ -36,23 +38,6 @@ const SPAWN_TASK_LINE: &[u8] = b"{\"id\":\"t\",\"type\":\"noop\",\"data\":{\"op\
 /// The type the pool cases register.
 const NOOP: &str = "noop";
 
-/// Runs one case.
-pub(crate) fn run(case: Case, args: &BenchArgs) -> anyhow::Result<Outcome> {
-    match case {
-        Case::ChannelRoundtrip => channel_roundtrip(args).map(Outcome::Runs),
-        Case::InprocNoop => inproc_noop(args).map(Outcome::Runs),
-        Case::ProcessNoop => process_noop(args, 0).map(Outcome::Runs),
-        Case::ProcessNoopPrefetch => process_noop(args, PREFETCH).map(Outcome::Runs),
-        Case::SpawnPerTask => spawn_per_task(args).map(Outcome::Runs),
-        Case::HttpCeiling => http::http_ceiling(args).map(Outcome::Runs),
-        Case::HttpExecute => http::http_execute(args).map(Outcome::Runs),
-        Case::MonitorTick => monitors::monitor_tick(args).map(Outcome::Runs),
-        Case::MonitorsIdleCpu => monitors::monitors_idle_cpu(args).map(Outcome::IdleCpu),
-        Case::RedisNoop => redis_noop(args, 1).map(Outcome::Runs),
-        Case::RedisNoop2i => redis_noop(args, 2).map(Outcome::Runs),
-    }
-}
-
 /// The task input of the windowed cases.
 fn payload(i: u64) -> Value {
     json!({ "i": i })
@@ -62,7 +47,7 @@ fn payload(i: u64) -> Value {
 
 type Request = (Value, oneshot::Sender<Value>);
 
-fn channel_roundtrip(args: &BenchArgs) -> anyhow::Result<CaseResult> {
+pub(super) fn channel_roundtrip(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     let (tx, mut rx) = mpsc::channel::<Request>(CHANNEL_CAPACITY);
     let server_rt = client_runtime()?;
     let server = std::thread::Builder::new()
@@ -112,7 +97,7 @@ fn channel_roundtrip(args: &BenchArgs) -> anyhow::Result<CaseResult> {
 
 // ===== the pool cases =====
 
-fn inproc_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
+pub(super) fn inproc_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     let mut config = PoolConfig::default();
     config.types.clear();
     let mut t = TypeConfig::defaults_for(NOOP);
@@ -132,9 +117,9 @@ fn inproc_noop(args: &BenchArgs) -> anyhow::Result<CaseResult> {
 }
 
 /// The prefetch window of `process-noop-prefetch`.
-const PREFETCH: usize = 8;
+pub(super) const PREFETCH: usize = 8;
 
-fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult> {
+pub(super) fn process_noop(args: &BenchArgs, prefetch: usize) -> anyhow::Result<CaseResult> {
     let config = process_config(prefetch, args.window)?;
     let pool = PoolBuilder::new(config).start().context("cannot start the process pool")?;
     let details = format!(
@@ -177,7 +162,7 @@ const REDIS_PREFIX: &str = "workerpool-bench";
 /// Tasks each instance of the Redis cases takes beyond its two free workers.
 const REDIS_TAKE_AHEAD: usize = 512;
 
-fn redis_noop(args: &BenchArgs, instances: usize) -> anyhow::Result<CaseResult> {
+pub(super) fn redis_noop(args: &BenchArgs, instances: usize) -> anyhow::Result<CaseResult> {
     let url = args.redis.clone().context("the redis-* cases need --redis URL")?;
     let mut pools = Vec::new();
     for n in 1..=instances {
@@ -289,7 +274,7 @@ fn check(record: TaskRecord, expect: impl FnOnce(&Value) -> bool) -> Result<(), 
 
 // ===== spawn-per-task =====
 
-fn spawn_per_task(args: &BenchArgs) -> anyhow::Result<CaseResult> {
+pub(super) fn spawn_per_task(args: &BenchArgs) -> anyhow::Result<CaseResult> {
     let exe = current_exe()?;
     let rt = client_runtime()?;
     let tasks = args.spawn_tasks;
@@ -341,11 +326,6 @@ async fn spawn_one(exe: &Path) -> Result<(), String> {
         return Err(format!("the worker ended with {status}"));
     }
     Ok(())
-}
-
-/// This very binary, which also serves `demo-worker` and `serve`.
-pub(super) fn current_exe() -> anyhow::Result<PathBuf> {
-    std::env::current_exe().context("cannot find the workerpool executable for the demo workers")
 }
 
 #[cfg(test)]

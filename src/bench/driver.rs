@@ -1,7 +1,9 @@
-//! The client side of every case: keep a window of requests in flight and time each one.
+//! The client side of every case: keep a window of requests in flight and time each one, on a
+//! client runtime of its own; and the binary the cases start as workers and servers.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +103,11 @@ where
         measured.push(one_run(tasks).await.with_context(|| format!("run {n} of {runs}"))?);
     }
     Ok(measured)
+}
+
+/// This very binary, which also serves `demo-worker` and `serve`.
+pub(crate) fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the workerpool executable for the demo workers")
 }
 
 #[cfg(test)]

@@ -29,7 +29,13 @@
 //!
 //! Every task's outcome is checked (status `completed` and the echoed input); a run with a
 //! failed task is an error, never a figure. Figures are only meaningful from a release build.
+//!
+//! `args.rs` holds the arguments, `case.rs` the cases and their names; `cases.rs` runs the
+//! channel, library, process and Redis cases, `http/` the HTTP cases and `monitors/` the
+//! monitor cases, each through `driver.rs`; `report.rs` turns runs into lines.
 
+mod args;
+mod case;
 mod cases;
 mod driver;
 mod http;
@@ -40,161 +46,12 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
+pub use args::{
+    BenchArgs, DEFAULT_HTTP_SECS, DEFAULT_IDLE_SECS, DEFAULT_INPROC_SLOTS, DEFAULT_REDIS_TASKS, DEFAULT_RUNS,
+    DEFAULT_SPAWN_TASKS, DEFAULT_TASKS, DEFAULT_WINDOW,
+};
+use case::{Case, select_cases};
 use report::Outcome;
-
-/// Tasks per run of the channel, in-process and process cases by default.
-pub const DEFAULT_TASKS: u64 = 100_000;
-/// Tasks per run of `spawn-per-task` by default.
-pub const DEFAULT_SPAWN_TASKS: u64 = 1_000;
-/// Requests in flight by default (like Piscina's `Promise.all` batches of 1,000).
-pub const DEFAULT_WINDOW: usize = 1_000;
-/// Measured runs per case by default.
-pub const DEFAULT_RUNS: u32 = 3;
-/// In-process handler slots of `inproc-noop` by default.
-pub const DEFAULT_INPROC_SLOTS: usize = 8;
-/// Seconds of load per measured run of the HTTP cases by default.
-pub const DEFAULT_HTTP_SECS: u64 = 10;
-/// Seconds `monitors-idle-cpu` measures each monitor setting by default.
-pub const DEFAULT_IDLE_SECS: u64 = 10;
-/// Tasks per run of the Redis cases by default (as the BullMQ peer benchmark).
-pub const DEFAULT_REDIS_TASKS: u64 = 20_000;
-
-/// Arguments of `workerpool bench`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Cases to run, in this order (default: all): channel-roundtrip, inproc-noop,
-    /// process-noop, process-noop-prefetch, spawn-per-task, http-ceiling, http-execute,
-    /// monitor-tick, monitors-idle-cpu, redis-noop, redis-noop-2i (these two with --redis).
-    #[arg(value_name = "CASE")]
-    pub cases: Vec<String>,
-    /// Measured runs per case, after one warm-up run; the figures are the median run's.
-    #[arg(long, default_value_t = DEFAULT_RUNS, value_parser = clap::value_parser!(u32).range(1..))]
-    pub runs: u32,
-    /// Tasks per run of channel-roundtrip, inproc-noop and process-noop.
-    #[arg(long, default_value_t = DEFAULT_TASKS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub tasks: u64,
-    /// Tasks per run of spawn-per-task (two in flight).
-    #[arg(long, default_value_t = DEFAULT_SPAWN_TASKS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub spawn_tasks: u64,
-    /// Requests the client keeps in flight (channel-roundtrip, inproc-noop, process-noop).
-    #[arg(long, default_value_t = DEFAULT_WINDOW, value_parser = parse_positive)]
-    pub window: usize,
-    /// In-process handler slots (the type's max_concurrent) of inproc-noop.
-    #[arg(long, default_value_t = DEFAULT_INPROC_SLOTS, value_parser = parse_positive)]
-    pub inproc_slots: usize,
-    /// Seconds of load per measured run of http-ceiling and http-execute (after a 1 s warm-up).
-    #[arg(long, default_value_t = DEFAULT_HTTP_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub http_secs: u64,
-    /// Seconds monitors-idle-cpu measures each of its two monitor settings.
-    #[arg(long, default_value_t = DEFAULT_IDLE_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub idle_secs: u64,
-    /// Redis for the redis-* cases (which run only with it), e.g. redis://127.0.0.1:6390/.
-    #[arg(long, value_name = "URL")]
-    pub redis: Option<String>,
-    /// Tasks per run of the redis-* cases.
-    #[arg(long, default_value_t = DEFAULT_REDIS_TASKS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub redis_tasks: u64,
-}
-
-impl Default for BenchArgs {
-    fn default() -> Self {
-        BenchArgs {
-            cases: Vec::new(),
-            runs: DEFAULT_RUNS,
-            tasks: DEFAULT_TASKS,
-            spawn_tasks: DEFAULT_SPAWN_TASKS,
-            window: DEFAULT_WINDOW,
-            inproc_slots: DEFAULT_INPROC_SLOTS,
-            http_secs: DEFAULT_HTTP_SECS,
-            idle_secs: DEFAULT_IDLE_SECS,
-            redis: None,
-            redis_tasks: DEFAULT_REDIS_TASKS,
-        }
-    }
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("expected a positive whole number, got {s:?}")),
-    }
-}
-
-/// One benchmark case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Case {
-    ChannelRoundtrip,
-    InprocNoop,
-    ProcessNoop,
-    ProcessNoopPrefetch,
-    SpawnPerTask,
-    HttpCeiling,
-    HttpExecute,
-    MonitorTick,
-    MonitorsIdleCpu,
-    RedisNoop,
-    RedisNoop2i,
-}
-
-impl Case {
-    /// Every case, in the order they run by default.
-    const ALL: [Case; 11] = [
-        Case::ChannelRoundtrip,
-        Case::InprocNoop,
-        Case::ProcessNoop,
-        Case::ProcessNoopPrefetch,
-        Case::SpawnPerTask,
-        Case::HttpCeiling,
-        Case::HttpExecute,
-        Case::MonitorTick,
-        Case::MonitorsIdleCpu,
-        Case::RedisNoop,
-        Case::RedisNoop2i,
-    ];
-
-    /// The case's name on the command line and in the output.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Case::ChannelRoundtrip => "channel-roundtrip",
-            Case::InprocNoop => "inproc-noop",
-            Case::ProcessNoop => "process-noop",
-            Case::ProcessNoopPrefetch => "process-noop-prefetch",
-            Case::SpawnPerTask => "spawn-per-task",
-            Case::HttpCeiling => "http-ceiling",
-            Case::HttpExecute => "http-execute",
-            Case::MonitorTick => "monitor-tick",
-            Case::MonitorsIdleCpu => "monitors-idle-cpu",
-            Case::RedisNoop => "redis-noop",
-            Case::RedisNoop2i => "redis-noop-2i",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
-
-/// The cases named on the command line (every case when none is), without repeats.
-fn select_cases(names: &[String]) -> anyhow::Result<Vec<Case>> {
-    if names.is_empty() {
-        return Ok(Case::ALL.to_vec());
-    }
-    let mut cases = Vec::new();
-    let mut unknown = Vec::new();
-    for name in names {
-        match Case::from_name(name) {
-            Some(case) if !cases.contains(&case) => cases.push(case),
-            Some(_) => {}
-            None => unknown.push(format!("{name:?}")),
-        }
-    }
-    if !unknown.is_empty() {
-        let valid: Vec<&str> = Case::ALL.iter().map(|c| c.name()).collect();
-        let noun = if unknown.len() == 1 { "case" } else { "cases" };
-        bail!("unknown benchmark {noun} {}; valid cases: {}", unknown.join(", "), valid.join(", "));
-    }
-    Ok(cases)
-}
 
 /// Runs the benchmarks named in `args` and prints one line per case to stdout, then the
 /// ratios. A case that fails (a task that did not complete, a worker that did not start) is
@@ -222,7 +79,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut failed = Vec::new();
     let mut stdout = std::io::stdout();
     for case in cases {
-        match cases::run(case, &args) {
+        match run_case(case, &args) {
             Ok(result) => {
                 writeln!(stdout, "{}", result.line()).context("cannot write to stdout")?;
                 stdout.flush().context("cannot write to stdout")?;
@@ -244,47 +101,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_case_means_every_case_in_order() {
-        assert_eq!(select_cases(&[]).unwrap(), Case::ALL.to_vec());
-    }
-
-    #[test]
-    fn named_cases_keep_their_order_without_repeats() {
-        let names = ["process-noop", "channel-roundtrip", "process-noop"].map(String::from);
-        assert_eq!(select_cases(&names).unwrap(), vec![Case::ProcessNoop, Case::ChannelRoundtrip]);
-    }
-
-    #[test]
-    fn an_unknown_case_lists_the_valid_ones() {
-        let err = select_cases(&["inproc-noop".into(), "nope".into()]).unwrap_err().to_string();
-        assert!(err.contains("\"nope\""), "{err}");
-        for case in Case::ALL {
-            assert!(err.contains(case.name()), "{err}");
-        }
-    }
-
-    #[test]
-    fn defaults_match_the_command_line() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            bench: BenchArgs,
-        }
-        let parsed = Cli::parse_from(["bench"]).bench;
-        let default = BenchArgs::default();
-        assert_eq!(
-            (parsed.runs, parsed.tasks, parsed.spawn_tasks, parsed.window, parsed.inproc_slots),
-            (default.runs, default.tasks, default.spawn_tasks, default.window, default.inproc_slots)
-        );
-        assert_eq!((parsed.http_secs, parsed.idle_secs), (default.http_secs, default.idle_secs));
-        assert!(Cli::try_parse_from(["bench", "--runs", "0"]).is_err());
-        assert!(Cli::try_parse_from(["bench", "--http-secs", "0"]).is_err());
-        assert!(Cli::try_parse_from(["bench", "--window", "0"]).is_err());
+/// Runs one case.
+fn run_case(case: Case, args: &BenchArgs) -> anyhow::Result<Outcome> {
+    match case {
+        Case::ChannelRoundtrip => cases::channel_roundtrip(args).map(Outcome::Runs),
+        Case::InprocNoop => cases::inproc_noop(args).map(Outcome::Runs),
+        Case::ProcessNoop => cases::process_noop(args, 0).map(Outcome::Runs),
+        Case::ProcessNoopPrefetch => cases::process_noop(args, cases::PREFETCH).map(Outcome::Runs),
+        Case::SpawnPerTask => cases::spawn_per_task(args).map(Outcome::Runs),
+        Case::HttpCeiling => http::http_ceiling(args).map(Outcome::Runs),
+        Case::HttpExecute => http::http_execute(args).map(Outcome::Runs),
+        Case::MonitorTick => monitors::monitor_tick(args).map(Outcome::Runs),
+        Case::MonitorsIdleCpu => monitors::monitors_idle_cpu(args).map(Outcome::IdleCpu),
+        Case::RedisNoop => cases::redis_noop(args, 1).map(Outcome::Runs),
+        Case::RedisNoop2i => cases::redis_noop(args, 2).map(Outcome::Runs),
     }
 }

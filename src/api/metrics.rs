@@ -3,10 +3,11 @@
 use actix_web::{HttpResponse, web};
 use prometheus::{Encoder, TextEncoder};
 
-use crate::api::{ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 
 /// Refreshes the gauges (reading stats does) and renders every `workerpool_*` family.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(super) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.pool.stats().await?;
     let families = state.pool.metrics().registry().gather();
     let mut out = Vec::with_capacity(8192);

@@ -1,0 +1,41 @@
+//! [`AppState`]: what every handler can reach (the pool, the settings, the stopping flags).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use workerpool_actors::PoolHandle;
+
+use crate::settings::Settings;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The actor tree.
+    pub pool: PoolHandle,
+    /// The server's settings.
+    pub settings: Settings,
+    /// When the server started.
+    pub started: Instant,
+    /// Set once a shutdown began: `execute` answers 503, `/health` unhealthy.
+    pub shutting_down: AtomicBool,
+    /// Turns true when the server stops, ending the SSE streams so the listener can close.
+    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// New state around a started pool.
+    pub fn new(pool: PoolHandle, settings: Settings) -> Arc<AppState> {
+        Arc::new(AppState {
+            pool,
+            settings,
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+            closing: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Whether a shutdown began.
+    pub(super) fn stopping(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,121 @@
+//! [`ClientError`]: why a client command failed, and the exit code that says so.
+
+use std::fmt;
+
+use ureq::http::StatusCode;
+
+/// Why a client command failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// A mistake in the command line (exit 2).
+    Usage(String),
+    /// No connection to the server could be made.
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A connection was made but the exchange failed (timeout, broken stream, not HTTP).
+    Transport {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server answered with an error status.
+    Server {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `error` message (or the body's start).
+        message: String,
+        /// The `Retry-After` header, when given.
+        retry_after: Option<String>,
+    },
+    /// The server answered something this client does not understand.
+    Unexpected {
+        /// The URL asked.
+        url: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// The task ended without a result.
+    TaskEnded {
+        /// The task.
+        id: String,
+        /// Its final status (`failed`, `dead`, `timed_out`, `cancelled`).
+        status: String,
+        /// The error in its record.
+        error: Option<String>,
+    },
+    /// Writing to stdout failed.
+    Output(std::io::Error),
+}
+
+// ===== impl ClientError =====
+
+impl ClientError {
+    /// The process exit code for this error: 2 for usage mistakes, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Usage(message) => f.write_str(message),
+            ClientError::Unreachable { url, reason } => write!(
+                f,
+                "cannot reach the workerpool server at {url}: {reason} \
+                 (is it running? start it with `workerpool serve`)"
+            ),
+            ClientError::Transport { url, reason } => write!(f, "request to {url} failed: {reason}"),
+            ClientError::Server { status, message, retry_after } => {
+                let reason =
+                    StatusCode::from_u16(*status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+                write!(f, "the server answered {status} {reason}: {message}")?;
+                if *status == 401 {
+                    f.write_str(" (set WORKERPOOL_API_TOKEN or --token to the server's token)")?;
+                }
+                if let Some(after) = retry_after {
+                    write!(f, " (retry after {after} s)")?;
+                }
+                Ok(())
+            }
+            ClientError::Unexpected { url, reason } => write!(f, "unexpected answer from {url}: {reason}"),
+            ClientError::TaskEnded { id, status, error } => {
+                write!(f, "task {id} {status}")?;
+                match error {
+                    Some(e) => write!(f, ": {e}"),
+                    None => Ok(()),
+                }
+            }
+            ClientError::Output(e) => write!(f, "cannot write the output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_well() {
+        let e =
+            ClientError::Server { status: 429, message: "queue full".into(), retry_after: Some("1".into()) };
+        assert_eq!(e.to_string(), "the server answered 429 Too Many Requests: queue full (retry after 1 s)");
+        let e =
+            ClientError::TaskEnded { id: "t1".into(), status: "failed".into(), error: Some("nope".into()) };
+        assert_eq!(e.to_string(), "task t1 failed: nope");
+        assert_eq!(e.exit_code(), 1);
+        let e = ClientError::Unreachable { url: "http://h:1".into(), reason: "refused".into() };
+        assert!(e.to_string().starts_with("cannot reach the workerpool server at http://h:1: refused"));
+        assert_eq!(ClientError::Usage("x".into()).exit_code(), 2);
+    }
+}

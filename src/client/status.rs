@@ -1,0 +1,197 @@
+//! `workerpool status`: the server's workers, queues and resources (`GET
+//! /api/workers/status`) as text tables, or its JSON.
+
+use serde_json::Value;
+
+use super::args::StatusArgs;
+use super::error::ClientError;
+use super::http::Client;
+use super::output::{format_bytes, format_duration_ms, format_mib, print_stdout};
+use super::table::Table;
+
+/// `workerpool status`: the server's workers, queues and resources as tables (or its JSON).
+pub fn status(args: &StatusArgs) -> Result<(), ClientError> {
+    let client = Client::new(&args.connect)?;
+    let body = client.get_json("/api/workers/status")?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string());
+        return print_stdout(&text);
+    }
+    print_stdout(render_status(&body).trim_end())
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn float(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// The human-readable report of `GET /api/workers/status`.
+pub fn render_status(s: &Value) -> String {
+    let mut out = String::new();
+    let total = num(s, "total");
+    out.push_str(&format!(
+        "instance {}, up {}: {} workers ({} busy, {} idle), {} tasks completed, {} failed\n",
+        text(s, "instance_id"),
+        format_duration_ms(num(s, "uptime_ms")),
+        total,
+        num(s, "busy"),
+        num(s, "available"),
+        num(s, "tasks_completed"),
+        num(s, "tasks_failed"),
+    ));
+
+    let mut types =
+        Table::new(&["TYPE", "WORKERS", "BUSY", "IDLE", "QUEUED", "COMPLETED", "FAILED", "AVG MS"]);
+    if let Some(by_type) = s.get("by_type").and_then(Value::as_object) {
+        for (name, t) in by_type {
+            types.row(vec![
+                name.clone(),
+                num(t, "total").to_string(),
+                num(t, "busy").to_string(),
+                num(t, "available").to_string(),
+                num(t, "queued").to_string(),
+                num(t, "tasks_completed").to_string(),
+                num(t, "tasks_failed").to_string(),
+                float(t, "avg_task_ms").map_or("-".to_string(), |ms| format!("{ms:.1}")),
+            ]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&types.render());
+
+    let usage: Vec<&Value> = s
+        .pointer("/resources/workers")
+        .and_then(Value::as_array)
+        .map(|w| w.iter().collect())
+        .unwrap_or_default();
+    let usage_of = |id: &str| usage.iter().find(|u| u.get("worker_id").and_then(Value::as_str) == Some(id));
+    let workers = s.get("workers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let with_gpu = usage.iter().any(|u| u.get("gpu_memory_bytes").is_some_and(|g| !g.is_null()));
+    let mut header = vec!["WORKER", "TYPE", "PID", "STATE", "TASKS", "CPU%", "RSS MiB"];
+    if with_gpu {
+        header.push("GPU MiB");
+    }
+    let mut table = Table::new(&header);
+    for w in workers {
+        let id = text(w, "id");
+        let u = usage_of(id);
+        let mut row = vec![
+            id.to_string(),
+            text(w, "task_type").to_string(),
+            w.get("pid").and_then(Value::as_u64).map_or("-".to_string(), |p| p.to_string()),
+            text(w, "state").to_string(),
+            num(w, "tasks_done").to_string(),
+            u.and_then(|u| float(u, "cpu_percent")).map_or("-".to_string(), |c| format!("{c:.1}")),
+            u.and_then(|u| u.get("memory_bytes")?.as_u64()).map_or("-".to_string(), format_mib),
+        ];
+        if with_gpu {
+            row.push(u.and_then(|u| u.get("gpu_memory_bytes")?.as_u64()).map_or("-".to_string(), format_mib));
+        }
+        table.row(row);
+    }
+    out.push('\n');
+    if workers.is_empty() {
+        out.push_str("no workers running\n");
+    } else {
+        out.push_str(&table.render());
+    }
+
+    out.push('\n');
+    out.push_str(&render_resources(s.get("resources").unwrap_or(&Value::Null)));
+    out
+}
+
+/// The system lines of the status report.
+fn render_resources(r: &Value) -> String {
+    if num(r, "sampled_at") == 0 {
+        return "resources: not sampled yet\n".to_string();
+    }
+    let sys = r.get("system").unwrap_or(&Value::Null);
+    let mut out = format!(
+        "system: CPU {:.1}% of {} CPUs, memory {} used of {} ({} available)\n",
+        float(sys, "cpu_percent").unwrap_or(0.0),
+        num(sys, "cpus"),
+        format_bytes(num(sys, "memory_used_bytes")),
+        format_bytes(num(sys, "memory_total_bytes")),
+        format_bytes(num(sys, "memory_available_bytes")),
+    );
+    let gpu = r.get("gpu").unwrap_or(&Value::Null);
+    if gpu.get("available").and_then(Value::as_bool).unwrap_or(false) {
+        let gpus = r.get("gpus").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        if gpus.is_empty() {
+            out.push_str("gpu: available\n");
+        }
+        for g in gpus {
+            out.push_str(&format!(
+                "gpu {}: {}, {:.0}% busy, memory {} used of {}\n",
+                num(g, "index"),
+                text(g, "name"),
+                float(g, "utilization_percent").unwrap_or(0.0),
+                format_bytes(num(g, "memory_used_bytes")),
+                format_bytes(num(g, "memory_total_bytes")),
+            ));
+        }
+    } else {
+        let reason = gpu.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+        out.push_str(&format!("gpu: unavailable ({reason})\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn status_report_has_every_section() {
+        let s = json!({
+            "total": 2, "available": 1, "busy": 1, "tasks_completed": 14, "tasks_failed": 1, "avg_task_ms": 30.0,
+            "instance_id": "wp-1", "uptime_ms": 192_000,
+            "by_type": {"text_processing": {"total": 2, "available": 1, "busy": 1, "queued": 3,
+                "tasks_completed": 14, "tasks_failed": 1, "avg_task_ms": 32.3}},
+            "workers": [
+                {"id": "text_processing-1", "task_type": "text_processing", "pid": 4242, "state": "busy",
+                 "task_id": "t", "tasks_done": 9, "uptime_ms": 1000},
+                {"id": "text_processing-2", "task_type": "text_processing", "pid": null, "state": "starting",
+                 "task_id": null, "tasks_done": 0, "uptime_ms": 10}
+            ],
+            "resources": {"sampled_at": 1, "system": {"cpu_percent": 12.5, "cpus": 16,
+                "memory_used_bytes": 2u64 << 30, "memory_available_bytes": 6u64 << 30, "memory_total_bytes": 8u64 << 30},
+                "workers": [{"worker_id": "text_processing-1", "task_type": "text_processing", "pid": 4242,
+                    "cpu_percent": 3.3, "memory_bytes": 12u64 << 20, "gpu_memory_bytes": null}],
+                "gpu": {"available": false, "reason": "NVML unavailable"}, "gpus": []}
+        });
+        let out = render_status(&s);
+        assert!(out.starts_with(
+            "instance wp-1, up 3m 12s: 2 workers (1 busy, 1 idle), 14 tasks completed, 1 failed\n"
+        ));
+        assert!(
+            out.contains("text_processing        2     1     1       3         14       1    32.3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("text_processing-1  text_processing  4242  busy          9   3.3     12.0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("text_processing-2  text_processing     -  starting      0     -        -"),
+            "{out}"
+        );
+        assert!(
+            out.contains("system: CPU 12.5% of 16 CPUs, memory 2.0 GiB used of 8.0 GiB (6.0 GiB available)")
+        );
+        assert!(out.contains("gpu: unavailable (NVML unavailable)"));
+        // A server that has not sampled yet, and an empty one, still render.
+        let out = render_status(&json!({}));
+        assert!(out.contains("no workers running") && out.contains("not sampled yet"), "{out}");
+    }
+}
