@@ -51,6 +51,7 @@ mod monitor;
 mod policy;
 mod pool;
 mod remote;
+mod resources;
 mod shared;
 mod store;
 mod supervisor;
@@ -72,8 +73,8 @@ pub use metrics::PoolMetrics;
 pub use monitor::probe::{
     GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
 };
-pub use monitor::resource::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
 pub use remote::InstanceInfo;
+pub use resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use shared::StartFailures;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

@@ -12,14 +12,14 @@ use crate::answers::{PoolStats, ScaleAction};
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
+use crate::intake::{Intake, PoolGone};
 use crate::messages::{
-    CancelTask, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers, Intake,
-    PoolGone, QueueInfo, Reply, Requeue, RestartWorker, Scale, Settled, Waiter, Watch, WorkerInfo,
+    CancelTask, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers, QueueInfo,
+    Reply, Requeue, RestartWorker, Scale, Settled, Waiter, Watch, WorkerInfo,
 };
 use crate::metrics::PoolMetrics;
-use crate::pool::TypePool;
+use crate::pool::{Pools, TypePool};
 use crate::shared::{Shared, StartFailures};
-use crate::supervisor::Pools;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 
 /// This instance's pools, by type, and what they share.

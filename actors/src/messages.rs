@@ -29,7 +29,6 @@ use tokio::sync::oneshot;
 
 pub(crate) use crate::answers::{QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
 use crate::error::{Error, SubmitError};
-pub(crate) use crate::intake::{Intake, PoolGone};
 use crate::policy::retry::Verdict;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 

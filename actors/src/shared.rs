@@ -10,7 +10,7 @@ use crate::config::PoolConfig;
 use crate::events::EventBus;
 use crate::messages::WorkerId;
 use crate::metrics::PoolMetrics;
-use crate::monitor::resource::ResourceSnapshot;
+use crate::resources::ResourceSnapshot;
 use crate::store::TaskStore;
 
 /// Workers of a type that failed to start, in a row (see `policy::starts`).
@@ -68,7 +68,7 @@ impl Shared {
         self.resources.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub(crate) fn gpu_status(&self) -> crate::monitor::resource::GpuStatus {
+    pub(crate) fn gpu_status(&self) -> crate::resources::GpuStatus {
         self.resources.read().unwrap_or_else(|e| e.into_inner()).gpu.clone()
     }
 

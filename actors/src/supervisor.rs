@@ -9,22 +9,20 @@ use actix::prelude::*;
 
 use crate::config::PoolConfig;
 use crate::executor::HandlerFn as TaskHandlerFn;
+use crate::intake::Intake;
 use crate::messages::{
-    Drain, Intake, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor,
+    Drain, Poke, ReleaseIdle, Shutdown, ShutdownReport, SlotFreed, SlotWanted, StopMonitor,
 };
 use crate::monitor::health::HealthMonitor;
 use crate::monitor::probe::{GpuSource, ResourceProbe};
 use crate::monitor::resource::ResourceMonitor;
 use crate::monitor::scaling::ScalingMonitor;
-use crate::pool::TypePool;
+use crate::pool::{Pools, SlotNews, TypePool};
 use crate::shared::Shared;
 
 /// How long past the grace period a shutdown waits for the pools at most: the longest stop of
 /// a worker, and a margin.
 const DRAIN_BOUND: Duration = crate::worker::STOP_BOUND.saturating_add(Duration::from_secs(1));
-
-/// The pools of a tree, by type name.
-pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;
 
 /// What an application plugs into a tree: handlers and the resource sources.
 pub(crate) struct Plugins {
@@ -71,7 +69,7 @@ impl Supervisor {
                     t.clone(),
                     handlers.remove(name),
                     shared.clone(),
-                    me.clone(),
+                    SlotNews { wanted: me.clone().recipient(), freed: me.clone().recipient() },
                     warm,
                     intake,
                 );

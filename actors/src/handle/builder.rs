@@ -21,10 +21,11 @@ use crate::intake::Intake;
 use crate::local::LocalPools;
 use crate::metrics::PoolMetrics;
 use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
-use crate::monitor::resource::{GpuStatus, ResourceSnapshot};
+use crate::pool::Pools;
 use crate::remote::Remote;
+use crate::resources::{GpuStatus, ResourceSnapshot};
 use crate::shared::Shared;
-use crate::supervisor::{Plugins, Pools, Supervisor};
+use crate::supervisor::{Plugins, Supervisor};
 
 /// Builds and starts a pool.
 ///

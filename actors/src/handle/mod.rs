@@ -22,7 +22,7 @@ use crate::events::EventReceiver;
 use crate::local::{LocalPools, no_task};
 use crate::messages::Shutdown;
 use crate::metrics::PoolMetrics;
-use crate::monitor::resource::ResourceSnapshot;
+use crate::resources::ResourceSnapshot;
 use crate::shared::StartFailures;
 use crate::supervisor::Supervisor;
 use crate::task::{TaskId, TaskRecord, TaskRequest, TaskStatus};

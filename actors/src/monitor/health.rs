@@ -8,8 +8,8 @@ use actix::prelude::*;
 
 use crate::events::EventKind;
 use crate::messages::{GetTypeStats, HealthCheck, StopMonitor};
+use crate::pool::Pools;
 use crate::shared::Shared;
-use crate::supervisor::Pools;
 
 /// The timer actor.
 pub(crate) struct HealthMonitor {

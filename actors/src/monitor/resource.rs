@@ -10,56 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde::Serialize;
 
-use super::probe::{GpuSample, GpuSource, GpuUsage, ProcessUsage, ResourceProbe, SystemUsage};
+use super::probe::{GpuSample, GpuSource, ProcessUsage, ResourceProbe, SystemUsage};
 use crate::messages::{GetWorkers, MemoryExceeded, Poke, StopMonitor, WorkerInfo};
+use crate::pool::Pools;
+use crate::resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 use crate::shared::Shared;
-use crate::supervisor::Pools;
 use crate::task::now_ms;
-
-/// One worker's figures.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct WorkerUsage {
-    /// The worker.
-    pub worker_id: String,
-    /// Its type.
-    pub task_type: String,
-    /// Its process.
-    pub pid: u32,
-    /// CPU, percent of one core.
-    pub cpu_percent: f32,
-    /// Resident memory.
-    pub memory_bytes: u64,
-    /// Highest resident memory since the previous sample (see [`ProcessUsage`]).
-    pub peak_memory_bytes: u64,
-    /// GPU memory, when NVML reports it.
-    pub gpu_memory_bytes: Option<u64>,
-}
-
-/// Whether a usable GPU is there, and why not.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct GpuStatus {
-    /// A usable GPU is reported.
-    pub available: bool,
-    /// Why not, when not.
-    pub reason: Option<String>,
-}
-
-/// The latest resource figures (the contract's `/resources`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ResourceSnapshot {
-    /// When it was taken (Unix ms); 0 before the first sample.
-    pub sampled_at: u64,
-    /// System totals.
-    pub system: SystemUsage,
-    /// Per worker process.
-    pub workers: Vec<WorkerUsage>,
-    /// GPU availability.
-    pub gpu: GpuStatus,
-    /// Per GPU.
-    pub gpus: Vec<GpuUsage>,
-}
 
 type Probes = Arc<Mutex<(Box<dyn ResourceProbe>, Box<dyn GpuSource>)>>;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::messages::{AutoScale, StopMonitor};
-use crate::supervisor::Pools;
+use crate::pool::Pools;
 
 /// The timer actor.
 pub(crate) struct ScalingMonitor {

@@ -302,7 +302,7 @@ impl TypePool {
                 if (demand > 0 || probe) && !self.starved {
                     self.starved = true;
                     self.shared.set_starved(&self.name, true);
-                    self.supervisor.do_send(SlotWanted);
+                    self.slots.wanted.do_send(SlotWanted);
                 }
                 break;
             }
@@ -331,7 +331,7 @@ impl TypePool {
             // Validation at start-up rules this out; a worker without a way to run fails to spawn.
             (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes },
         };
-        let addr = Worker::new(id.clone(), self.name.clone(), ctx.address(), kind).start();
+        let addr = Worker::new(id.clone(), self.name.clone(), ctx.address().recipient(), kind).start();
         let timer_id = id.clone();
         let start_timeout = Duration::from_millis(self.cfg.start_timeout_ms);
         // A handler slot is ready when its actor starts: only a process can fail to start.
@@ -477,7 +477,7 @@ impl TypePool {
         self.idle.retain(|w| w != id);
         self.shared.release_slot();
         if self.shared.any_starved() {
-            self.supervisor.do_send(SlotFreed);
+            self.slots.freed.do_send(SlotFreed);
         }
         if let Some(timer) = slot.startup_timer {
             ctx.cancel_future(timer);

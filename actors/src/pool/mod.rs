@@ -24,13 +24,13 @@ use crate::config::{ExecutorKind, TypeConfig};
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
 use crate::executor::HandlerFn as TaskHandlerFn;
+use crate::intake::Intake;
 use crate::messages::*;
 use crate::metrics::TypeMetrics;
 use crate::policy::QueueKey;
 use crate::policy::retry::{Failure, RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
-use crate::supervisor::Supervisor;
 use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 use crate::worker::{Worker, WorkerKind};
 
@@ -61,6 +61,13 @@ enum State {
     Sent { worker: WorkerId },
     /// On a worker.
     Running { worker: WorkerId, deadline: Deadline, started: Instant },
+}
+
+/// Who hears of the pool's wishes for worker slots (the supervisor, which lends them).
+#[derive(Clone)]
+pub(crate) struct SlotNews {
+    pub(crate) wanted: Recipient<SlotWanted>,
+    pub(crate) freed: Recipient<SlotFreed>,
 }
 
 /// The key of an attempt's timeout: when, and a sequence number that makes it unique.
@@ -141,6 +148,9 @@ struct DrainState {
     report: ShutdownReport,
 }
 
+/// The pools of a tree, by type name.
+pub(crate) type Pools = BTreeMap<String, Addr<TypePool>>;
+
 /// The pool of one task type.
 pub(crate) struct TypePool {
     name: Arc<str>,
@@ -152,7 +162,8 @@ pub(crate) struct TypePool {
     shared: Arc<Shared>,
     intake: Arc<Intake>,
     metrics: TypeMetrics,
-    supervisor: Addr<Supervisor>,
+    /// Where the pool says that it wants a worker slot, or gave one back.
+    slots: SlotNews,
     tasks: FxHashMap<TaskId, Pending>,
     queue: BinaryHeap<QueueKey<TaskId>>,
     ready: usize,
@@ -203,7 +214,7 @@ impl TypePool {
         cfg: TypeConfig,
         handler: Option<TaskHandlerFn>,
         shared: Arc<Shared>,
-        supervisor: Addr<Supervisor>,
+        slots: SlotNews,
         warm: usize,
         intake: Arc<Intake>,
     ) -> TypePool {
@@ -227,7 +238,7 @@ impl TypePool {
             metrics: TypeMetrics::new(&shared.metrics, name),
             intake,
             shared,
-            supervisor,
+            slots,
             tasks: FxHashMap::default(),
             queue: BinaryHeap::new(),
             ready: 0,

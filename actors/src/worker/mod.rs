@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::executor;
 use crate::messages::{Ping, Report, Run, StopWorker, WorkerId, WorkerReport};
-use crate::pool::TypePool;
 
 mod output;
 mod process;
@@ -48,7 +47,7 @@ pub(crate) enum WorkerKind {
 pub(crate) struct Worker {
     id: WorkerId,
     task_type: Arc<str>,
-    pool: Addr<TypePool>,
+    pool: Recipient<WorkerReport>,
     kind: WorkerKind,
     input: Option<mpsc::UnboundedSender<Vec<u8>>>,
     /// Starts the kill of the process: `true` for `SIGKILL` at once, `false` for `SIGTERM`
@@ -57,7 +56,12 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(id: WorkerId, task_type: Arc<str>, pool: Addr<TypePool>, kind: WorkerKind) -> Worker {
+    pub(crate) fn new(
+        id: WorkerId,
+        task_type: Arc<str>,
+        pool: Recipient<WorkerReport>,
+        kind: WorkerKind,
+    ) -> Worker {
         Worker { id, task_type, pool, kind, input: None, kill: None }
     }
 
@@ -76,7 +80,7 @@ impl Worker {
         let (kill_tx, kill_rx) = oneshot::channel();
         self.kill = Some(kill_tx);
         let (exited_tx, exited_rx) = oneshot::channel();
-        let watch = process::Watch { pool: self.pool.clone(), worker: self.id.clone(), max_line_bytes };
+        let watch = reader::Watch { pool: self.pool.clone(), worker: self.id.clone(), max_line_bytes };
         let (child, pid, key, stdout) = (spawned.child, spawned.pid, spawned.key, spawned.stdout);
         actix_rt::spawn(async move {
             process::supervise(child, pid, key, stdout, kill_rx, watch).await;

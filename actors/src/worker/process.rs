@@ -14,7 +14,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use actix::Addr;
 use futures_util::StreamExt;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::oneshot;
@@ -22,9 +21,8 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use super::output::{self, LogBudget, StderrLines};
-use super::reader::{Reader, Taken};
+use super::reader::{Reader, Taken, Watch};
 use crate::messages::{Report, WorkerId};
-use crate::pool::TypePool;
 
 /// How long a worker may take to exit after `SIGTERM` before it gets `SIGKILL`.
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -177,13 +175,6 @@ pub(crate) fn sweep(key: &str) -> usize {
         let _ = key;
         0
     }
-}
-
-/// What the supervision of one process needs.
-pub(crate) struct Watch {
-    pub(crate) pool: Addr<TypePool>,
-    pub(crate) worker: WorkerId,
-    pub(crate) max_line_bytes: usize,
 }
 
 /// Reads the worker's stdout and waits for its exit; kills it (group first) when `kill`

@@ -2,20 +2,25 @@
 //! (bounded in size), empty lines ignored, invalid ones rate-limited, and the reader made to
 //! wait for the pool after a burst (bounded in number).
 
-use actix::Addr;
+use actix::Recipient;
 use tokio::process::ChildStdout;
 
 use super::output::{self, LogBudget, StdoutLines};
-use super::process::Watch;
 use crate::executor::{self, Line, TaskError};
 use crate::messages::{Report, WorkerId, WorkerReport};
-use crate::pool::TypePool;
 
 /// Most reports sent to the pool for one read before the reader waits for the pool to take
 /// them in: a worker that writes tiny lines as fast as it can is slowed to the pool's pace.
 const REPORTS_BEFORE_SYNC: usize = 1024;
 /// Invalid lines reported per second, on average, for one worker; the rest are counted.
 const INVALID_PER_SEC: u32 = 10;
+
+/// What the supervision of one process needs.
+pub(crate) struct Watch {
+    pub(crate) pool: Recipient<WorkerReport>,
+    pub(crate) worker: WorkerId,
+    pub(crate) max_line_bytes: usize,
+}
 
 /// What one read of stdout brought.
 pub(super) enum Taken {
@@ -27,7 +32,7 @@ pub(super) enum Taken {
 /// A worker's stdout as reports to its pool, bounded in size and in number.
 pub(super) struct Reader {
     pub(super) lines: StdoutLines<ChildStdout>,
-    pool: Addr<TypePool>,
+    pool: Recipient<WorkerReport>,
     pub(super) worker: WorkerId,
     max_line_bytes: usize,
     invalid: LogBudget,
