@@ -51,6 +51,8 @@ mod shared;
 mod store;
 mod supervisor;
 mod task;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod worker;
 
 pub use config::{
