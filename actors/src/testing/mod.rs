@@ -9,9 +9,10 @@
 //! - [`PausedSystem`]: an actix system whose tokio clock starts paused, so that timers fire
 //!   as soon as nothing else can run and every duration is exact.
 //!
-//! Everything here plugs in through the public builder ([`PoolBuilder::handler`],
-//! [`PoolBuilder::resource_probe`], [`PoolBuilder::gpu_source`]); nothing reaches inside the
-//! tree.
+//! Everything here plugs in through the public builder
+//! ([`PoolBuilder::handler`](crate::PoolBuilder::handler),
+//! [`resource_probe`](crate::PoolBuilder::resource_probe),
+//! [`gpu_source`](crate::PoolBuilder::gpu_source)); nothing reaches inside the tree.
 //!
 //! # Paused time
 //!
@@ -61,6 +62,3 @@ pub use executor::{Call, ScriptedExecutor, script_input};
 pub use probe::{FakeGpu, FakeProbe};
 pub use script::{Attempt, Steps};
 pub use system::PausedSystem;
-
-#[cfg(doc)]
-use crate::PoolBuilder;
