@@ -3,16 +3,14 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 use support::*;
+use workerpool_actors::testing::{FakeGpu, FakeProbe};
 use workerpool_actors::{
-    ErrorKind, EventKind, GpuSample, GpuSource, GpuUsage, PoolBuilder, PoolConfig, ProcessUsage,
-    ResourceProbe, SysinfoProbe, SystemUsage, TaskRequest, TaskStatus,
+    ErrorKind, EventKind, PoolBuilder, PoolConfig, ResourceProbe, SysinfoProbe, TaskRequest, TaskStatus,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -99,38 +97,13 @@ async fn resources_report_worker_memory_and_gauges() {
     pool.shutdown().await;
 }
 
-/// A CPU probe whose system CPU the test sets.
-#[derive(Clone)]
-struct FakeCpu(Arc<AtomicU32>);
-
-impl ResourceProbe for FakeCpu {
-    fn sample(&mut self, pids: &[u32]) -> (SystemUsage, HashMap<u32, ProcessUsage>) {
-        let system = SystemUsage {
-            cpu_percent: self.0.load(Ordering::SeqCst) as f32,
-            cpus: 2,
-            memory_used_bytes: 1 << 30,
-            memory_available_bytes: 16 << 30,
-            memory_total_bytes: 17 << 30,
-        };
-        let procs = pids
-            .iter()
-            .map(|&p| {
-                (p, ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20, peak_memory_bytes: 10 << 20 })
-            })
-            .collect();
-        (system, procs)
-    }
-}
-
 #[tokio::test]
 async fn no_further_worker_starts_above_the_cpu_threshold() {
-    let cpu = Arc::new(AtomicU32::new(95));
+    let cpu = FakeProbe::new();
+    cpu.set_cpu(95.0);
     let mut t = demo_type(3);
     t.cpu_threshold = 80.0;
-    let pool = PoolBuilder::new(fast(config(vec![("work", t)])))
-        .resource_probe(FakeCpu(cpu.clone()))
-        .start()
-        .unwrap();
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).resource_probe(cpu.clone()).start().unwrap();
     // Wait for a sample at 95%.
     assert!(wait_until(LIMIT, || pool.resources().system.cpu_percent > 90.0).await);
     let mut handles = Vec::new();
@@ -142,7 +115,7 @@ async fn no_further_worker_starts_above_the_cpu_threshold() {
     let stats = pool.stats().await.unwrap();
     assert_eq!(stats.by_type["work"].total, 1, "{stats:?}");
     assert!(stats.by_type["work"].start_blocked.as_deref().unwrap().contains("cpu_threshold 80%"));
-    cpu.store(10, Ordering::SeqCst);
+    cpu.set_cpu(10.0);
     assert!(wait_until(LIMIT, || futures_total(&pool) >= 2).await, "no worker started once CPU fell");
     for h in handles {
         assert_eq!(within(LIMIT, h.wait()).await.unwrap().status, TaskStatus::Completed);
@@ -155,40 +128,18 @@ fn futures_total(pool: &workerpool_actors::PoolHandle) -> usize {
     on_thread(move || async move { pool.stats().await.unwrap().by_type["work"].total })
 }
 
-/// A GPU source the test switches on and off.
-#[derive(Clone)]
-struct FakeGpu(Arc<AtomicBool>);
-
-impl GpuSource for FakeGpu {
-    fn sample(&mut self) -> GpuSample {
-        if self.0.load(Ordering::SeqCst) {
-            let device = GpuUsage {
-                index: 0,
-                name: "Fake GPU".into(),
-                utilization_percent: 42.0,
-                memory_used_bytes: 1 << 30,
-                memory_total_bytes: 8 << 30,
-            };
-            GpuSample { available: true, reason: None, devices: vec![device], process_memory: HashMap::new() }
-        } else {
-            GpuSample { available: false, reason: Some("fake: no GPU".into()), ..GpuSample::default() }
-        }
-    }
-}
-
 #[tokio::test]
 async fn gpu_types_take_tasks_only_while_a_gpu_is_usable() {
-    let gpu = Arc::new(AtomicBool::new(false));
+    let gpu = FakeGpu::unavailable();
     let mut t = demo_type(1);
     t.gpu_required = true;
-    let pool =
-        PoolBuilder::new(fast(config(vec![("work", t)]))).gpu_source(FakeGpu(gpu.clone())).start().unwrap();
+    let pool = PoolBuilder::new(fast(config(vec![("work", t)]))).gpu_source(gpu.clone()).start().unwrap();
     let refused = pool.enqueue(op("echo", json!({}))).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Unavailable);
     assert!(refused.to_string().contains("fake: no GPU"), "{refused}");
     assert!(pool.availability("work").is_err());
 
-    gpu.store(true, Ordering::SeqCst);
+    gpu.set_available(true);
     assert!(wait_until(LIMIT, || pool.availability("work").is_ok()).await);
     let record = within(LIMIT, pool.execute(op("echo", json!({})))).await.unwrap();
     assert_eq!(record.status, TaskStatus::Completed);
@@ -286,7 +237,7 @@ async fn the_pool_wide_minimum_is_prewarmed_on_usable_types() {
     gpu_type.gpu_required = true;
     let mut cfg = config(vec![("a", demo_type(2)), ("b", gpu_type), ("c", demo_type(2))]);
     cfg.min_workers = 2;
-    let pool = PoolBuilder::new(cfg).gpu_source(FakeGpu(Arc::new(AtomicBool::new(false)))).start().unwrap();
+    let pool = PoolBuilder::new(cfg).gpu_source(FakeGpu::unavailable()).start().unwrap();
     let ready = wait_until(LIMIT, || {
         let pool = pool.clone();
         on_thread(move || async move {
@@ -360,10 +311,8 @@ async fn warm_workers_give_their_slots_to_real_work() {
 async fn a_gpu_type_cannot_be_scaled_up_without_a_gpu() {
     let mut t = demo_type(2);
     t.gpu_required = true;
-    let pool = PoolBuilder::new(config(vec![("work", t)]))
-        .gpu_source(FakeGpu(Arc::new(AtomicBool::new(false))))
-        .start()
-        .unwrap();
+    let pool =
+        PoolBuilder::new(config(vec![("work", t)])).gpu_source(FakeGpu::unavailable()).start().unwrap();
     let err = pool.scale("work", workerpool_actors::ScaleAction::Up(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert!(err.to_string().contains("fake: no GPU"), "{err}");

@@ -56,6 +56,8 @@ mod shared;
 mod store;
 mod supervisor;
 mod task;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};

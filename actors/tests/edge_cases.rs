@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use workerpool_actors::testing::{Attempt, FakeGpu, FakeProbe, PausedSystem, ScriptedExecutor};
 use workerpool_actors::{
     ExecutorKind, PoolBuilder, PoolConfig, PoolHandle, TaskId, TaskRequest, TaskStatus, TypeConfig,
 };
@@ -134,34 +135,41 @@ async fn a_sent_task_requeued_during_a_drain_is_failed_with_shutdown() {
 /// BUG: `RestartWorker` is not refused during a drain: the busy worker's task goes back to
 /// the ready queue, no worker will take it, and the drain answers once the worker has exited,
 /// leaving the task live and its waiter unanswered.
-#[tokio::test]
+#[actix_rt::test(system = "PausedSystem")]
 async fn restarting_a_worker_during_a_drain_does_not_lose_its_task() {
+    let exec = ScriptedExecutor::new([Attempt::after(Duration::from_millis(2000)).answer(json!("done"))]);
     let mut cfg = config(5000);
     let mut t = TypeConfig::defaults_for("slow");
     t.executor = ExecutorKind::InProcess;
     t.max_concurrent = 1;
     cfg.types.insert("slow".into(), t);
     let pool = PoolBuilder::new(cfg)
-        .handler("slow", |_ctx| async move {
-            tokio::time::sleep(Duration::from_millis(2000)).await;
-            Ok(json!("done"))
-        })
+        .handler("slow", exec.handler())
+        .resource_probe(FakeProbe::new())
+        .gpu_source(FakeGpu::unavailable())
         .start()
         .unwrap();
+    let t0 = tokio::time::Instant::now();
     let t1 = pool.submit(TaskRequest::new("slow", json!({}))).await.unwrap();
-    until_status(&pool, t1.id(), TaskStatus::Running).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(pool.task(t1.id()).unwrap().status, TaskStatus::Running);
     let worker = pool.workers().await.unwrap()[0].id.clone();
     let p = pool.clone();
-    let shutdown = tokio::spawn(async move { p.shutdown().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // Either refused (the pool is draining) or done; the task must get an answer either way.
-    let _ = pool.restart_worker(&worker).await;
-    let report = within(shutdown).await.unwrap();
-    let r1 = within(t1.wait()).await;
-    assert!(
-        matches!(&r1, Ok(r) if r.status.is_final()),
-        "the running task got no final record: {r1:?}; report {report:?}"
+    let shutdown = actix_rt::spawn(async move { p.shutdown().await });
+    // On the paused clock this sleep returns only once the drain has begun.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let refused = pool.restart_worker(&worker).await.unwrap_err();
+    assert_eq!(refused.kind(), workerpool_actors::ErrorKind::ShuttingDown);
+    // The running task finishes within the grace period, on its own worker.
+    let r1 = t1.wait().await.unwrap();
+    assert_eq!(
+        (r1.status, r1.result, r1.worker_id),
+        (TaskStatus::Completed, Some(json!("done")), Some(worker))
     );
+    assert_eq!(t0.elapsed(), Duration::from_millis(2000));
+    let report = shutdown.await.unwrap();
+    assert_eq!((report.finished_in_grace, report.failed_running, report.failed_waiting), (1, 0, 0));
+    assert_eq!(exec.calls().len(), 1);
 }
 
 /// BUG: a handler whose closure panics before it returns its future (a synchronous panic,

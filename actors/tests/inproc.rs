@@ -1,11 +1,12 @@
 //! The library with in-process handlers only: no child processes, no web stack.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use workerpool_actors::testing::{Attempt, FakeGpu, FakeProbe, PausedSystem, ScriptedExecutor};
 use workerpool_actors::{
     ErrorKind, EventKind, PoolBuilder, PoolConfig, TaskError, TaskRequest, TaskStatus, TypeConfig,
 };
@@ -51,34 +52,31 @@ async fn typed_handlers_round_trip_through_serde() {
     pool.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test(system = "PausedSystem")]
 async fn in_process_parallelism_is_bounded_by_max_concurrent() {
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let (r, p) = (running.clone(), peak.clone());
+    // On the paused clock the 20 tasks of 30 ms run in five waves of exactly four.
+    let exec = ScriptedExecutor::new([Attempt::after(Duration::from_millis(30)).answer(json!(null))]);
     let mut cfg = config();
     cfg.types.insert("slow".into(), quick(4));
     let pool = PoolBuilder::new(cfg)
-        .handler("slow", move |_ctx| {
-            let (r, p) = (r.clone(), p.clone());
-            async move {
-                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
-                p.fetch_max(now, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                r.fetch_sub(1, Ordering::SeqCst);
-                Ok(json!(null))
-            }
-        })
+        .handler("slow", exec.handler())
+        .resource_probe(FakeProbe::new())
+        .gpu_source(FakeGpu::unavailable())
         .start()
         .unwrap();
+    let t0 = tokio::time::Instant::now();
     let mut handles = Vec::new();
     for _ in 0..20 {
         handles.push(pool.submit(TaskRequest::new("slow", json!({}))).await.unwrap());
     }
     for h in handles {
-        assert_eq!(within(h.wait()).await.unwrap().status, TaskStatus::Completed);
+        assert_eq!(h.wait().await.unwrap().status, TaskStatus::Completed);
     }
-    assert_eq!(peak.load(Ordering::SeqCst), 4);
+    assert_eq!(exec.peak(), 4);
+    let starts: Vec<u128> = exec.calls().iter().map(|c| (c.started - t0).as_millis()).collect();
+    let waves: Vec<u128> = [0, 30, 60, 90, 120].iter().flat_map(|&t| [t; 4]).collect();
+    assert_eq!(starts, waves);
+    assert_eq!(t0.elapsed(), Duration::from_millis(150));
     pool.shutdown().await;
 }
 
@@ -139,29 +137,33 @@ async fn a_dead_task_requeued_after_the_fault_is_fixed_completes() {
     pool.shutdown().await;
 }
 
-#[tokio::test]
+#[actix_rt::test(system = "PausedSystem")]
 async fn a_timed_out_handler_is_aborted() {
-    let finished = Arc::new(AtomicBool::new(false));
-    let f = finished.clone();
+    // The attempt never answers: only its drop at the timeout ends it.
+    let exec = ScriptedExecutor::new([Attempt::hang()]);
     let mut cfg = config();
     let mut t = quick(1);
     t.max_retries = 0;
     cfg.types.insert("hang".into(), t);
     let pool = PoolBuilder::new(cfg)
-        .handler("hang", move |_ctx| {
-            let f = f.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                f.store(true, Ordering::SeqCst);
-                Ok(json!(null))
-            }
-        })
+        .handler("hang", exec.handler())
+        .resource_probe(FakeProbe::new())
+        .gpu_source(FakeGpu::unavailable())
         .start()
         .unwrap();
-    let record = within(pool.execute(TaskRequest::new("hang", json!({})).timeout_ms(50))).await.unwrap();
+    // No `within`: the attempt's deadline is kept on the real clock, and while the real 50 ms
+    // pass the paused clock races ahead, past any bound set on it.
+    let record = pool.execute(TaskRequest::new("hang", json!({})).timeout_ms(50)).await.unwrap();
     assert_eq!(record.status, TaskStatus::TimedOut);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(!finished.load(Ordering::SeqCst), "the timed-out handler kept running");
+    // A sleep on the paused clock returns once the pool has done all it could.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(
+        calls[0].dropped.is_some() && calls[0].finished.is_none(),
+        "the timed-out handler kept running: {calls:?}"
+    );
+    assert_eq!(exec.running(), 0);
     pool.shutdown().await;
 }
 

@@ -1,0 +1,197 @@
+//! Resource sources whose figures a test sets: [`FakeProbe`] and [`FakeGpu`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::monitor::probe::{GpuSample, GpuSource, GpuUsage, ProcessUsage, ResourceProbe, SystemUsage};
+
+/// A [`ResourceProbe`] that reports the figures the test sets. Clones share them, so a test
+/// keeps one and hands another to [`PoolBuilder::resource_probe`](crate::PoolBuilder::resource_probe).
+///
+/// It starts at 0% CPU on 2 CPUs, with 1 GiB of memory used and 16 GiB available of 17 GiB,
+/// and every process it is asked about at 1% CPU and 10 MiB.
+///
+/// # Examples
+/// ```
+/// use workerpool_actors::ResourceProbe;
+/// use workerpool_actors::testing::FakeProbe;
+///
+/// let probe = FakeProbe::new();
+/// let mut given = probe.clone();
+/// probe.set_cpu(95.0);
+/// let (system, processes) = given.sample(&[42]);
+/// assert_eq!(system.cpu_percent, 95.0);
+/// assert_eq!(processes[&42].memory_bytes, 10 << 20);
+/// assert_eq!(probe.samples(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct FakeProbe {
+    state: Arc<Mutex<ProbeState>>,
+}
+
+#[derive(Debug)]
+struct ProbeState {
+    system: SystemUsage,
+    every_process: ProcessUsage,
+    processes: HashMap<u32, ProcessUsage>,
+    samples: u64,
+}
+
+impl FakeProbe {
+    /// A probe with the starting figures above.
+    pub fn new() -> FakeProbe {
+        let system = SystemUsage {
+            cpu_percent: 0.0,
+            cpus: 2,
+            memory_used_bytes: 1 << 30,
+            memory_available_bytes: 16 << 30,
+            memory_total_bytes: 17 << 30,
+        };
+        let every_process =
+            ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20, peak_memory_bytes: 10 << 20 };
+        let state = ProbeState { system, every_process, processes: HashMap::new(), samples: 0 };
+        FakeProbe { state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// Sets the system CPU (percent over all cores).
+    pub fn set_cpu(&self, percent: f32) {
+        self.lock().system.cpu_percent = percent;
+    }
+
+    /// Sets the memory available to new work and in use.
+    pub fn set_memory(&self, available_bytes: u64, used_bytes: u64) {
+        let mut s = self.lock();
+        s.system.memory_available_bytes = available_bytes;
+        s.system.memory_used_bytes = used_bytes;
+        s.system.memory_total_bytes = available_bytes + used_bytes;
+    }
+
+    /// Sets every system figure.
+    pub fn set_system(&self, system: SystemUsage) {
+        self.lock().system = system;
+    }
+
+    /// Sets the figures of one process (others read as every process does).
+    pub fn set_process(&self, pid: u32, usage: ProcessUsage) {
+        self.lock().processes.insert(pid, usage);
+    }
+
+    /// Sets the figures of every process not set one by one.
+    pub fn set_every_process(&self, usage: ProcessUsage) {
+        self.lock().every_process = usage;
+    }
+
+    /// How many samples were taken.
+    pub fn samples(&self) -> u64 {
+        self.lock().samples
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ProbeState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for FakeProbe {
+    fn default() -> Self {
+        FakeProbe::new()
+    }
+}
+
+impl ResourceProbe for FakeProbe {
+    fn sample(&mut self, pids: &[u32]) -> (SystemUsage, HashMap<u32, ProcessUsage>) {
+        let mut s = self.lock();
+        s.samples += 1;
+        let processes = pids.iter().map(|&p| (p, *s.processes.get(&p).unwrap_or(&s.every_process))).collect();
+        (s.system.clone(), processes)
+    }
+}
+
+// ===== GPU =====
+
+/// A [`GpuSource`] that reports what the test sets. Clones share it, so a test keeps one and
+/// hands another to [`PoolBuilder::gpu_source`](crate::PoolBuilder::gpu_source).
+///
+/// Unavailable, it says "fake: no GPU"; available, it shows one device, "Fake GPU", at 42%
+/// with 1 GiB used of 8 GiB.
+///
+/// # Examples
+/// ```
+/// use workerpool_actors::GpuSource;
+/// use workerpool_actors::testing::FakeGpu;
+///
+/// let gpu = FakeGpu::unavailable();
+/// let mut given = gpu.clone();
+/// assert_eq!(given.sample().reason.as_deref(), Some("fake: no GPU"));
+/// gpu.set_available(true);
+/// let sample = given.sample();
+/// assert!(sample.available);
+/// assert_eq!(sample.devices[0].name, "Fake GPU");
+/// ```
+#[derive(Clone, Debug)]
+pub struct FakeGpu {
+    state: Arc<Mutex<(GpuSample, u64)>>,
+}
+
+impl FakeGpu {
+    /// A source with no usable GPU.
+    pub fn unavailable() -> FakeGpu {
+        FakeGpu::from_sample(no_gpu("fake: no GPU"))
+    }
+
+    /// A source with the one device above.
+    pub fn available() -> FakeGpu {
+        FakeGpu::from_sample(one_gpu())
+    }
+
+    /// A source that reports `sample`.
+    pub fn from_sample(sample: GpuSample) -> FakeGpu {
+        FakeGpu { state: Arc::new(Mutex::new((sample, 0))) }
+    }
+
+    /// Switches between the one device above and no GPU ("fake: no GPU").
+    pub fn set_available(&self, available: bool) {
+        self.set_sample(if available { one_gpu() } else { no_gpu("fake: no GPU") });
+    }
+
+    /// Reports no usable GPU, for `reason`.
+    pub fn set_unavailable(&self, reason: &str) {
+        self.set_sample(no_gpu(reason));
+    }
+
+    /// Reports `sample` from now on.
+    pub fn set_sample(&self, sample: GpuSample) {
+        self.lock().0 = sample;
+    }
+
+    /// How many samples were taken.
+    pub fn samples(&self) -> u64 {
+        self.lock().1
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (GpuSample, u64)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl GpuSource for FakeGpu {
+    fn sample(&mut self) -> GpuSample {
+        let mut s = self.lock();
+        s.1 += 1;
+        s.0.clone()
+    }
+}
+
+fn no_gpu(reason: &str) -> GpuSample {
+    GpuSample { available: false, reason: Some(reason.to_string()), ..GpuSample::default() }
+}
+
+fn one_gpu() -> GpuSample {
+    let device = GpuUsage {
+        index: 0,
+        name: "Fake GPU".into(),
+        utilization_percent: 42.0,
+        memory_used_bytes: 1 << 30,
+        memory_total_bytes: 8 << 30,
+    };
+    GpuSample { available: true, reason: None, devices: vec![device], process_memory: HashMap::new() }
+}
