@@ -256,7 +256,8 @@ impl TaskRecord {
 
 /// Milliseconds since the Unix epoch at `at`, from one reading of the wall clock taken at the
 /// first call and the monotonic clock since (one clock read per event instead of two).
-pub(crate) fn ms_at(at: std::time::Instant) -> u64 {
+pub(crate) fn ms_at(at: impl Into<std::time::Instant>) -> u64 {
+    let at: std::time::Instant = at.into();
     static BASE: OnceLock<(std::time::Instant, u64)> = OnceLock::new();
     let (base, base_ms) = *BASE.get_or_init(|| (std::time::Instant::now(), now_ms()));
     match at.checked_duration_since(base) {

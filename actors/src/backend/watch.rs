@@ -48,7 +48,8 @@ pub struct TaskWatch {
     end: End,
     /// The record read when the watch began, sent first.
     first: Option<TaskRecord>,
-    /// The progress last delivered, so a report read twice is delivered once.
+    /// The progress last delivered or read, so a report read from the record twice is
+    /// delivered once.
     progress: Option<Progress>,
     /// With a shared backend: the next read of the record.
     look: Option<tokio::time::Interval>,
@@ -143,8 +144,11 @@ impl TaskWatch {
     /// An event of the watched task.
     async fn on_event(&mut self, kind: EventKind) -> Option<TaskUpdate> {
         match kind {
+            // Every report heard is delivered; only reads of the record skip what was seen.
             EventKind::TaskProgress { progress, stage, worker_id, .. } => {
-                self.progress_update(Progress { progress, stage }, Some(worker_id))
+                let progress = Progress { progress, stage };
+                self.progress = Some(progress.clone());
+                Some(TaskUpdate::Progress { progress, worker_id: Some(worker_id) })
             }
             // The end comes from the backend: with a shared one, a local attempt's end may
             // be followed by a retry elsewhere.
@@ -163,16 +167,9 @@ impl TaskWatch {
             self.done = true;
             return Some(TaskUpdate::Ended(record));
         }
-        let worker = record.worker_id.clone();
-        self.progress_update(record.progress?, worker)
-    }
-
-    fn progress_update(&mut self, progress: Progress, worker_id: Option<String>) -> Option<TaskUpdate> {
-        if self.progress.as_ref() == Some(&progress) {
-            return None;
-        }
+        let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;
         self.progress = Some(progress.clone());
-        Some(TaskUpdate::Progress { progress, worker_id })
+        Some(TaskUpdate::Progress { progress, worker_id: record.worker_id })
     }
 
     /// The first update, from the record read when the watch began.

@@ -9,7 +9,9 @@
 //! waiting tasks fail with the reason, it takes no new ones, and it tries again at the longest
 //! wait, so it recovers by itself once its workers can start.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::TypeConfig;
 
