@@ -49,5 +49,8 @@ fi
 export WORKERPOOL_TEST_SCHEMATHESIS="$PWD/$st_env/bin/st"
 
 cargo test --workspace --all-targets "$@"
+# The library alone, without Redis or NVML: its own tests, the paused-clock lifecycle suite
+# among them, on the lean build an embedding application gets.
+cargo test -p workerpool-actors --no-default-features --features test-util --all-targets "$@"
 # Doc tests (README and API examples) run separately: --all-targets leaves them out.
 cargo test --workspace --doc "$@"

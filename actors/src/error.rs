@@ -56,6 +56,7 @@ impl Error {
     }
 
     /// The same error, naming the task it is about.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn with_task(mut self, id: &TaskId) -> Error {
         self.task_id = Some(id.clone());
         self

@@ -50,6 +50,7 @@ mod metrics;
 mod monitor;
 mod policy;
 mod pool;
+#[cfg(feature = "redis")]
 mod remote;
 mod resources;
 mod shared;
@@ -61,7 +62,7 @@ pub mod testing;
 mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
-pub use backend::{SharedStatus, TaskUpdate, TaskWatch};
+pub use backend::{InstanceInfo, SharedStatus, TaskUpdate, TaskWatch};
 pub use config::{
     ConfigFile, ExecutorKind, PoolConfig, PoolSection, RedisConfig, RedisSection, TypeConfig, TypeSection,
     Weight,
@@ -76,7 +77,6 @@ pub use monitor::probe::{
     GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
 };
 pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
-pub use remote::InstanceInfo;
 pub use resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use shared::StartFailures;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

@@ -109,6 +109,7 @@ impl LocalPools {
 
     /// Runs one attempt, numbered on from `prior_attempts`, of a task a durable backend
     /// handed over, and answers how it ended and the verdict on it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) async fn run_attempt(
         &self,
         id: TaskId,
@@ -220,6 +221,7 @@ impl LocalPools {
     }
 
     /// Tells every subscriber of this instance's events.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn emit(&self, kind: EventKind) {
         self.shared.events.emit(|| kind);
     }

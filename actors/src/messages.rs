@@ -67,10 +67,12 @@ pub(crate) enum Reply {
     Record(oneshot::Sender<Result<Arc<TaskRecord>, SubmitError>>),
     /// With how the one attempt it ran ended and what comes next (a durable backend's
     /// tasks: the backend carries the verdict out).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     Attempt(oneshot::Sender<Result<Settled, SubmitError>>),
 }
 
 /// How a task left its pool: its record, and the verdict on it.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) struct Settled {
     pub(crate) record: Arc<TaskRecord>,

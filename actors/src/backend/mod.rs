@@ -33,17 +33,17 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use serde::Serialize;
-
 use crate::answers::QueueInfo;
 use crate::error::{Error, SubmitError};
-use crate::remote::InstanceInfo;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 
 pub(crate) mod memory;
+#[cfg(feature = "redis")]
 pub(crate) mod redis;
+pub(crate) mod status;
 mod watch;
 
+pub use status::{InstanceInfo, SharedStatus};
 pub use watch::{TaskUpdate, TaskWatch};
 
 /// The operations of a backend seen from a producer or an observer of tasks.
@@ -99,22 +99,11 @@ pub(crate) trait Backend {
     fn release(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// What a shared backend reports of itself (the `redis` block of `/api/workers/status`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SharedStatus {
-    /// The live instances, at the last heartbeat.
-    pub instances: Vec<InstanceInfo>,
-    /// Why the backend cannot be reached now, if so.
-    pub down: Option<String>,
-    /// Results dropped because their attempt had lost its lease, over every instance (when
-    /// they could be counted).
-    pub stale_results: Option<u64>,
-}
-
 /// The backend of one tree: static dispatch, since `execute` is the hot path.
 #[derive(Clone)]
 pub(crate) enum AnyBackend {
     Memory(memory::MemoryBackend),
+    #[cfg(feature = "redis")]
     Redis(redis::RedisBackend),
 }
 
@@ -122,6 +111,7 @@ macro_rules! delegate {
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
             AnyBackend::Memory($b) => $call,
+            #[cfg(feature = "redis")]
             AnyBackend::Redis($b) => $call,
         }
     };

@@ -13,7 +13,6 @@ use serde_json::Value;
 use super::PoolHandle;
 use crate::backend::AnyBackend;
 use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::RedisBackend;
 use crate::config::{ExecutorKind, PoolConfig, TypeConfig};
 use crate::error::{Error, ErrorKind};
 use crate::executor::{HandlerFn, HandlerFuture, TaskContext, TaskError, typed_handler};
@@ -22,7 +21,6 @@ use crate::local::LocalPools;
 use crate::metrics::PoolMetrics;
 use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
 use crate::pool::Pools;
-use crate::remote::Remote;
 use crate::resources::{GpuStatus, ResourceSnapshot};
 use crate::shared::Shared;
 use crate::supervisor::{Plugins, Supervisor};
@@ -160,31 +158,56 @@ impl PoolBuilder {
             start_on_own_thread(&config, plugins, shared.clone())?
         };
         let local = Arc::new(LocalPools { pools, intakes, shared, config });
-        let backend = match &remote {
-            Some(remote) => AnyBackend::Redis(RedisBackend { remote: remote.clone(), local: local.clone() }),
-            None => AnyBackend::Memory(MemoryBackend { local: local.clone() }),
-        };
-        if let Some(remote) = remote {
-            let bridge = crate::remote::bridge::start;
-            let pools = local.clone();
-            match &system {
-                Some(system) => system.arbiter().spawn(async move { bridge(remote, pools) }),
-                None => actix_rt::Arbiter::current().spawn(async move { bridge(remote, pools) }),
-            };
-        }
+        let backend = backend(remote, &local, system.as_ref());
         Ok(PoolHandle::new(supervisor, local, backend, system))
     }
 }
 
+/// The connection to the shared queues.
+#[cfg(feature = "redis")]
+type Connection = Arc<crate::remote::Remote>;
+/// A build without the `redis` feature has none.
+#[cfg(not(feature = "redis"))]
+type Connection = std::convert::Infallible;
+
 /// The shared queues, when a Redis URL is configured (inside the tree's runtime).
-fn connect(config: &PoolConfig) -> Result<Option<Arc<Remote>>, Error> {
+fn connect(config: &PoolConfig) -> Result<Option<Connection>, Error> {
     if config.redis.url.is_none() {
         return Ok(None);
     }
-    Ok(Some(Arc::new(Remote::new(config)?)))
+    #[cfg(feature = "redis")]
+    return Ok(Some(Arc::new(crate::remote::Remote::new(config)?)));
+    #[cfg(not(feature = "redis"))]
+    Err(Error::new(ErrorKind::Config, "redis.url: this build has no Redis support (the `redis` feature)"))
 }
 
-type Tree = (Addr<Supervisor>, Pools, Option<actix_rt::System>, Option<Arc<Remote>>);
+/// The backend over `remote` (Redis), or in memory; with Redis, the bridge starts feeding
+/// this instance's pools on the tree's arbiter.
+fn backend(
+    remote: Option<Connection>,
+    local: &Arc<LocalPools>,
+    system: Option<&actix_rt::System>,
+) -> AnyBackend {
+    #[cfg(not(feature = "redis"))]
+    let _ = system;
+    match remote {
+        None => AnyBackend::Memory(MemoryBackend { local: local.clone() }),
+        #[cfg(feature = "redis")]
+        Some(remote) => {
+            let bridge = crate::remote::bridge::start;
+            let (shared, pools) = (remote.clone(), local.clone());
+            match system {
+                Some(system) => system.arbiter().spawn(async move { bridge(shared, pools) }),
+                None => actix_rt::Arbiter::current().spawn(async move { bridge(shared, pools) }),
+            };
+            AnyBackend::Redis(crate::backend::redis::RedisBackend { remote, local: local.clone() })
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match never {},
+    }
+}
+
+type Tree = (Addr<Supervisor>, Pools, Option<actix_rt::System>, Option<Connection>);
 
 fn start_on_own_thread(config: &PoolConfig, plugins: Plugins, shared: Arc<Shared>) -> Result<Tree, Error> {
     let (tx, rx) = std::sync::mpsc::channel();

@@ -147,15 +147,25 @@ fn take_peak_rss(_: u32) -> Option<u64> {
 // ===== NVML =====
 
 /// [`GpuSource`] over NVML. A machine without the NVIDIA driver gets a source that reports
-/// "unavailable" with the reason, and logs it once.
+/// "unavailable" with the reason, and logs it once; so does a build without the `gpu`
+/// feature.
 pub struct NvmlSource {
-    nvml: Result<nvml_wrapper::Nvml, String>,
+    nvml: Result<Nvml, String>,
 }
+
+#[cfg(feature = "gpu")]
+type Nvml = nvml_wrapper::Nvml;
+/// Without the `gpu` feature there is no NVML to hold.
+#[cfg(not(feature = "gpu"))]
+type Nvml = std::convert::Infallible;
 
 impl NvmlSource {
     /// Loads NVML; failure is not an error, only a reason why no GPU is usable.
     pub fn new() -> NvmlSource {
+        #[cfg(feature = "gpu")]
         let nvml = nvml_wrapper::Nvml::init().map_err(|e| format!("NVML unavailable: {e}"));
+        #[cfg(not(feature = "gpu"))]
+        let nvml = Err("this build has no GPU support (the `gpu` feature)".to_string());
         match &nvml {
             Ok(_) => log::info!("NVML loaded: GPU figures are live"),
             Err(reason) => log::info!("no GPU: {reason}; types with gpu_required take no tasks"),
@@ -172,48 +182,57 @@ impl Default for NvmlSource {
 
 impl GpuSource for NvmlSource {
     fn sample(&mut self) -> GpuSample {
-        let nvml = match &self.nvml {
-            Ok(nvml) => nvml,
-            Err(reason) => return GpuSample { reason: Some(reason.clone()), ..GpuSample::default() },
-        };
-        let count = match nvml.device_count() {
-            Ok(n) => n,
-            Err(e) => {
-                return GpuSample {
-                    reason: Some(format!("NVML cannot count devices: {e}")),
-                    ..GpuSample::default()
-                };
-            }
-        };
-        let mut sample = GpuSample::default();
-        for index in 0..count {
-            let device = match nvml.device_by_index(index) {
-                Ok(d) => d,
-                Err(e) => {
-                    log::warn!("GPU {index}: {e}");
-                    continue;
-                }
-            };
-            let memory = device.memory_info().ok();
-            sample.devices.push(GpuUsage {
-                index,
-                name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
-                utilization_percent: device.utilization_rates().map_or(0.0, |u| u.gpu as f32),
-                memory_used_bytes: memory.as_ref().map_or(0, |m| m.used),
-                memory_total_bytes: memory.as_ref().map_or(0, |m| m.total),
-            });
-            for p in device.running_compute_processes().unwrap_or_default() {
-                if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
-                    *sample.process_memory.entry(p.pid).or_default() += bytes;
-                }
-            }
+        match &self.nvml {
+            Ok(nvml) => sample_nvml(nvml),
+            Err(reason) => GpuSample { reason: Some(reason.clone()), ..GpuSample::default() },
         }
-        sample.available = !sample.devices.is_empty();
-        if !sample.available {
-            sample.reason = Some("NVML reports no GPU".to_string());
-        }
-        sample
     }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn sample_nvml(nvml: &Nvml) -> GpuSample {
+    match *nvml {}
+}
+
+#[cfg(feature = "gpu")]
+fn sample_nvml(nvml: &Nvml) -> GpuSample {
+    let count = match nvml.device_count() {
+        Ok(n) => n,
+        Err(e) => {
+            return GpuSample {
+                reason: Some(format!("NVML cannot count devices: {e}")),
+                ..GpuSample::default()
+            };
+        }
+    };
+    let mut sample = GpuSample::default();
+    for index in 0..count {
+        let device = match nvml.device_by_index(index) {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("GPU {index}: {e}");
+                continue;
+            }
+        };
+        let memory = device.memory_info().ok();
+        sample.devices.push(GpuUsage {
+            index,
+            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
+            utilization_percent: device.utilization_rates().map_or(0.0, |u| u.gpu as f32),
+            memory_used_bytes: memory.as_ref().map_or(0, |m| m.used),
+            memory_total_bytes: memory.as_ref().map_or(0, |m| m.total),
+        });
+        for p in device.running_compute_processes().unwrap_or_default() {
+            if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
+                *sample.process_memory.entry(p.pid).or_default() += bytes;
+            }
+        }
+    }
+    sample.available = !sample.devices.is_empty();
+    if !sample.available {
+        sample.reason = Some("NVML reports no GPU".to_string());
+    }
+    sample
 }
 
 #[cfg(test)]

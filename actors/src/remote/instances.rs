@@ -6,30 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use serde::{Deserialize, Serialize};
 
 use super::Remote;
 use super::keys::{EVENTS_CHANNEL, PROGRESS_CHANNEL};
+pub use crate::backend::status::InstanceInfo;
 use crate::error::Error;
-
-/// One live instance, as it last described itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct InstanceInfo {
-    /// Its `INSTANCE_ID`.
-    pub instance_id: String,
-    /// Its last heartbeat (Unix milliseconds).
-    pub heartbeat_at: u64,
-    /// When it started.
-    pub started_at: u64,
-    /// The types it takes tasks of now.
-    pub types: Vec<String>,
-    /// Its live workers.
-    pub workers: usize,
-    /// Its workers running a task.
-    pub busy: usize,
-    /// Tasks it holds now.
-    pub running: usize,
-}
 
 impl Remote {
     /// Live instances at the last heartbeat.
