@@ -48,7 +48,7 @@ mod local;
 mod messages;
 mod metrics;
 mod monitor;
-mod policy;
+pub mod policy;
 mod pool;
 #[cfg(feature = "redis")]
 mod remote;
@@ -76,7 +76,6 @@ pub use metrics::PoolMetrics;
 pub use monitor::probe::{
     GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
 };
-pub use policy::{ScalingDecision, ScalingInput, retry_backoff, scaling_decision, warm_workers};
 pub use resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use shared::StartFailures;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};

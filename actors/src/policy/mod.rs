@@ -1,6 +1,7 @@
-//! Pure decisions, kept apart from the actors that carry them out: retry backoff, queue
+//! Pure decisions, kept apart from the actors that carry them out (public, so that tools such
+//! as the benchmarks can run them on their own): retry backoff, queue
 //! order, scaling, warm workers, and when a type may try to start a worker again
-//! ([`starts`]).
+//! (`starts`).
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -14,7 +15,7 @@ pub(crate) mod starts;
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use workerpool_actors::retry_backoff;
+/// use workerpool_actors::policy::retry_backoff;
 /// assert_eq!(retry_backoff(1000, 1), Duration::from_millis(1000));
 /// assert_eq!(retry_backoff(1000, 3), Duration::from_millis(4000));
 /// ```
@@ -31,7 +32,7 @@ pub fn retry_backoff(base_ms: u64, attempt: u32) -> Duration {
 ///
 /// # Examples
 /// ```
-/// use workerpool_actors::warm_workers;
+/// use workerpool_actors::policy::warm_workers;
 /// // Two warm workers over three types, the second of which needs a missing GPU.
 /// assert_eq!(warm_workers(2, &[(0, 3, true), (0, 1, false), (0, 8, true)], 4), vec![1, 0, 1]);
 /// assert_eq!(warm_workers(5, &[(1, 2, true), (0, 1, true)], 3), vec![2, 1]);
@@ -98,7 +99,7 @@ pub enum ScalingDecision {
 /// # Examples
 /// ```
 /// use std::time::Duration;
-/// use workerpool_actors::{ScalingDecision, ScalingInput, scaling_decision};
+/// use workerpool_actors::policy::{ScalingDecision, ScalingInput, scaling_decision};
 /// let busy = ScalingInput { live: 1, ready: 5, max_workers: 3, can_start: true, ..Default::default() };
 /// assert_eq!(scaling_decision(&busy), ScalingDecision::Up(2, "queue"));
 /// let idle = ScalingInput {

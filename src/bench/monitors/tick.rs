@@ -8,9 +8,9 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use workerpool_actors::policy::{ScalingInput, scaling_decision};
 use workerpool_actors::{
-    GpuSource, NvmlSource, PoolStats, ResourceProbe, ScalingInput, SysinfoProbe, TypeStats, assess_health,
-    scaling_decision,
+    GpuSource, NvmlSource, PoolStats, ResourceProbe, SysinfoProbe, TypeStats, assess_health,
 };
 
 use crate::bench::args::BenchArgs;
@@ -252,7 +252,8 @@ mod tests {
 
     #[test]
     fn the_decision_inputs_take_each_branch() {
-        use workerpool_actors::{HealthStatus, ScalingDecision};
+        use workerpool_actors::HealthStatus;
+        use workerpool_actors::policy::ScalingDecision;
         let [up, down, hold] = scaling_inputs();
         assert!(matches!(scaling_decision(&up), ScalingDecision::Up(..)));
         assert!(matches!(scaling_decision(&down), ScalingDecision::Down(..)));
