@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::redis_server::RedisServer;
 use support::within;
+use tokio::sync::Semaphore;
 use workerpool_actors::{
     ErrorKind, PoolBuilder, PoolConfig, PoolHandle, TaskError, TaskId, TaskRecord, TaskRequest, TaskStatus,
-    TaskUpdate, TypeConfig,
+    TaskUpdate, TaskWatch, TypeConfig,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -35,6 +36,8 @@ struct Fixture {
     log: Log,
     /// While set, `fail_while_set` tasks fail (retryably).
     failing: Arc<AtomicBool>,
+    /// `gate` tasks wait for a permit of this.
+    gate: Arc<Semaphore>,
 }
 
 fn config(kind: Kind, redis: Option<&RedisServer>, consume: bool) -> PoolConfig {
@@ -69,10 +72,22 @@ fn pool_with(
     log: &Log,
     failing: &Arc<AtomicBool>,
 ) -> PoolHandle {
-    let (log, failing) = (log.clone(), failing.clone());
+    pool_gated(kind, redis, consume, log, failing, &Arc::new(Semaphore::new(0)))
+}
+
+/// As [`pool_with`], with `gate` tasks waiting for permits of `gate`.
+fn pool_gated(
+    kind: Kind,
+    redis: Option<&RedisServer>,
+    consume: bool,
+    log: &Log,
+    failing: &Arc<AtomicBool>,
+    gate: &Arc<Semaphore>,
+) -> PoolHandle {
+    let (log, failing, gate) = (log.clone(), failing.clone(), gate.clone());
     PoolBuilder::new(config(kind, redis, consume))
         .handler("job", move |ctx| {
-            let (log, failing) = (log.clone(), failing.clone());
+            let (log, failing, gate) = (log.clone(), failing.clone(), gate.clone());
             async move {
                 let data = ctx.data().clone();
                 let name = data["name"].as_str().unwrap_or_default().to_string();
@@ -88,11 +103,17 @@ fn pool_with(
                         tokio::time::sleep(Duration::from_millis(data["ms"].as_u64().unwrap_or(0))).await;
                         Ok(json!(name))
                     }
+                    "gate" => {
+                        gate.acquire().await.expect("the gate is open").forget();
+                        Ok(json!(name))
+                    }
                     "progress" => {
-                        for (percent, stage) in [(30, "first"), (60, "second")] {
-                            ctx.progress(percent, Some(stage));
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
+                        // Apart by more than a second where asked, so a watch that reads the
+                        // record every second sees each; the last one right before the end.
+                        let apart = Duration::from_millis(data["apart_ms"].as_u64().unwrap_or(0));
+                        ctx.progress(30, Some("first"));
+                        tokio::time::sleep(apart).await;
+                        ctx.progress(60, Some("second"));
                         Ok(json!("done"))
                     }
                     _ => Ok(json!(name)),
@@ -111,8 +132,9 @@ fn fixture(kind: Kind) -> Option<Fixture> {
     };
     let log = Log::default();
     let failing = Arc::new(AtomicBool::new(false));
-    let pool = pool_with(kind, redis.as_ref(), true, &log, &failing);
-    Some(Fixture { pool, redis, log, failing })
+    let gate = Arc::new(Semaphore::new(0));
+    let pool = pool_gated(kind, redis.as_ref(), true, &log, &failing, &gate);
+    Some(Fixture { pool, redis, log, failing, gate })
 }
 
 fn job(name: &str, op: &str) -> TaskRequest {
@@ -148,12 +170,13 @@ impl Fixture {
 /// Ready tasks run by priority (higher first), then first come, first served.
 async fn priority_then_fifo(kind: Kind) {
     let Some(f) = fixture(kind) else { return };
-    let blocker = f.pool.enqueue(sleeping("blocker", 500)).await.unwrap();
+    let blocker = f.pool.enqueue(job("blocker", "gate")).await.unwrap();
     f.running(&blocker).await;
     let mut ids = Vec::new();
     for (name, priority) in [("a", 0), ("b", 0), ("urgent", 5), ("c", 0), ("later", -1)] {
         ids.push(f.pool.enqueue(job(name, "echo").priority(priority)).await.unwrap());
     }
+    f.gate.add_permits(1);
     for id in &ids {
         assert_eq!(f.ended(id).await.status, TaskStatus::Completed);
     }
@@ -236,14 +259,21 @@ async fn cancel_queued_and_running(kind: Kind) {
     assert_eq!(f.pool.cancel(&after).await.unwrap_err().kind(), ErrorKind::Finished);
 }
 
-/// `watch` delivers the record, each progress report once, and the final record once.
+/// `watch` delivers the record, each progress report once, and the final record once, the
+/// last report (sent right before the end) included.
 async fn watch_delivers_progress_and_the_end_once(kind: Kind) {
     let Some(f) = fixture(kind) else { return };
     // Watched while it waits behind another task, so that every report comes after.
-    let blocker = f.pool.enqueue(sleeping("blocker", 300)).await.unwrap();
+    let blocker = f.pool.enqueue(job("blocker", "gate")).await.unwrap();
     f.running(&blocker).await;
     let id = f.pool.enqueue(job("reporter", "progress")).await.unwrap();
-    let mut watch = f.pool.watch(&id).await.unwrap();
+    let watch = f.pool.watch(&id).await.unwrap();
+    f.gate.add_permits(1);
+    check_updates(watch).await;
+}
+
+/// Follows a watch to its end and checks what it delivered.
+async fn check_updates(mut watch: TaskWatch) {
     let mut updates = Vec::new();
     while let Some(update) = within(LIMIT, watch.next()).await {
         updates.push(update);
@@ -260,11 +290,30 @@ async fn watch_delivers_progress_and_the_end_once(kind: Kind) {
         })
         .collect();
     assert_eq!(progress, [(30, Some("first".to_string())), (60, Some("second".to_string()))]);
-    let ends: Vec<&TaskRecord> =
-        updates.iter().filter_map(|u| if let TaskUpdate::Ended(r) = u { Some(r) } else { None }).collect();
-    assert_eq!(ends.len(), 1, "{updates:?}");
-    assert_eq!(ends[0].result, Some(Value::from("done")));
-    assert!(matches!(updates.last(), Some(TaskUpdate::Ended(_))));
+    let ends = updates.iter().filter(|u| matches!(u, TaskUpdate::Ended(_))).count();
+    assert_eq!(ends, 1, "{updates:?}");
+    match updates.last() {
+        Some(TaskUpdate::Ended(record)) => assert_eq!(record.result, Some(Value::from("done"))),
+        other => panic!("the last update is not the end: {other:?}"),
+    }
+    assert!(within(LIMIT, watch.next()).await.is_none(), "nothing after the end");
+}
+
+/// With Redis, a watch on an instance that does not run the task hears of it through the
+/// shared record: each report (a second and a half apart), then the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_another_instance_reads_the_shared_record() {
+    let Some(f) = fixture(Kind::Redis) else { return };
+    let redis = f.redis.as_ref().expect("a Redis server");
+    let front = pool_with(Kind::Redis, Some(redis), false, &Log::default(), &f.failing);
+    let blocker = f.pool.enqueue(job("blocker", "gate")).await.unwrap();
+    f.running(&blocker).await;
+    let data = json!({ "name": "reporter", "op": "progress", "apart_ms": 1500 });
+    let id = front.enqueue(TaskRequest::new("job", data)).await.unwrap();
+    let watch = front.watch(&id).await.unwrap();
+    f.gate.add_permits(1);
+    check_updates(watch).await;
+    front.shutdown().await;
 }
 
 /// At shutdown, a running task past the grace period: with Redis it goes back to its queue

@@ -164,6 +164,19 @@ impl TaskStore {
         Some(out)
     }
 
+    /// Changes a live record a last time and lets it go from this store: its task left this
+    /// instance for a durable backend (a retry or a re-queue there), which keeps its record.
+    pub(crate) fn hand_over<T>(
+        &self,
+        id: &TaskId,
+        f: impl FnOnce(&mut TaskRecord),
+        read: impl FnOnce(&Arc<TaskRecord>) -> T,
+    ) -> Option<T> {
+        let mut record = self.lock().live.remove(id)?;
+        f(Arc::make_mut(&mut record));
+        Some(read(&record))
+    }
+
     /// Files a finished record in the newest generation, opening a new one when that is full
     /// or has taken in records for its whole span (the oldest then go if the new one needs
     /// their room).

@@ -4,10 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
+use super::watch::End;
 use super::{Backend, SharedStatus};
 use crate::answers::QueueInfo;
 use crate::error::{Error, SubmitError};
 use crate::local::LocalPools;
+use crate::messages::Waiter;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 
 /// The in-process backend.
@@ -26,6 +30,15 @@ impl Backend for MemoryBackend {
             return Err(SubmitError::new(e, request));
         }
         self.local.enqueue(id, request, None).await
+    }
+
+    async fn enqueue_watched(&self, id: TaskId, request: TaskRequest) -> Result<End, SubmitError> {
+        if let Err(e) = self.availability(&request.task_type) {
+            return Err(SubmitError::new(e, request));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.local.enqueue(id, request, Some(Waiter::Record(tx))).await?;
+        Ok(Box::pin(async move { rx.await.map(Arc::unwrap_or_clone).map_err(|_| Error::stopped()) }))
     }
 
     async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {

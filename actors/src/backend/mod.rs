@@ -41,7 +41,7 @@ pub(crate) mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 pub(crate) mod status;
-mod watch;
+pub(crate) mod watch;
 
 pub use status::{InstanceInfo, SharedStatus};
 pub use watch::{TaskUpdate, TaskWatch};
@@ -57,6 +57,14 @@ pub(crate) trait Backend {
         id: TaskId,
         request: TaskRequest,
     ) -> impl Future<Output = Result<TaskId, SubmitError>> + Send;
+
+    /// Queues a task under `id` with a watcher of its end registered with it, so that the
+    /// end cannot be missed (nor its record dropped before it is heard).
+    fn enqueue_watched(
+        &self,
+        id: TaskId,
+        request: TaskRequest,
+    ) -> impl Future<Output = Result<watch::End, SubmitError>> + Send;
 
     /// Queues a task and waits for its final record.
     fn execute(&self, request: TaskRequest) -> impl Future<Output = Result<TaskRecord, Error>> + Send;
@@ -124,6 +132,10 @@ impl Backend for AnyBackend {
 
     async fn enqueue(&self, id: TaskId, request: TaskRequest) -> Result<TaskId, SubmitError> {
         delegate!(self, b => b.enqueue(id, request).await)
+    }
+
+    async fn enqueue_watched(&self, id: TaskId, request: TaskRequest) -> Result<watch::End, SubmitError> {
+        delegate!(self, b => b.enqueue_watched(id, request).await)
     }
 
     async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {

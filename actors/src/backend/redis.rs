@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::watch::End;
 use super::{Backend, SharedStatus};
 use crate::answers::QueueInfo;
 use crate::error::{Error, ErrorKind, SubmitError};
@@ -38,6 +39,20 @@ impl Backend for RedisBackend {
             Err(e) => Err(e),
         };
         queued.map(|()| id).map_err(|e| SubmitError::new(e, request))
+    }
+
+    async fn enqueue_watched(&self, id: TaskId, request: TaskRequest) -> Result<End, SubmitError> {
+        if let Err(e) = self.availability(&request.task_type) {
+            return Err(SubmitError::new(e, request));
+        }
+        // Watched before it is queued, so a quick end cannot be missed.
+        let rx = self.remote.watch(&id);
+        if let Err(e) = self.remote.enqueue(&id, &request, true).await {
+            self.remote.unwatch(&id);
+            return Err(SubmitError::new(e, request));
+        }
+        let remote = self.remote.clone();
+        Ok(Box::pin(async move { remote.wait(&id, Some(rx)).await }))
     }
 
     async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {

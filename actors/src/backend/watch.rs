@@ -38,7 +38,8 @@ pub enum TaskUpdate {
     Ended(TaskRecord),
 }
 
-type End = Pin<Box<dyn Future<Output = Result<TaskRecord, Error>> + Send>>;
+/// The end of a task, as its backend tells it.
+pub(crate) type End = Pin<Box<dyn Future<Output = Result<TaskRecord, Error>> + Send>>;
 
 /// A stream of [`TaskUpdate`]s for one task, from [`PoolHandle::watch`](crate::PoolHandle::watch).
 pub struct TaskWatch {
@@ -46,8 +47,9 @@ pub struct TaskWatch {
     backend: AnyBackend,
     events: EventReceiver,
     end: End,
-    /// The record read when the watch began, sent first.
-    first: Option<TaskRecord>,
+    /// What is to be delivered before anything else: the record read when the watch began,
+    /// and at the end, the progress heard just before it, then the end.
+    pending: std::collections::VecDeque<TaskUpdate>,
     /// The progress last delivered or read, so a report read from the record twice is
     /// delivered once.
     progress: Option<Progress>,
@@ -60,25 +62,41 @@ impl TaskWatch {
     /// Starts watching: `events` must have been subscribed before `record` was read, so
     /// that nothing between the two is missed.
     pub(crate) fn new(backend: AnyBackend, events: EventReceiver, record: TaskRecord) -> TaskWatch {
-        let id = record.id.clone();
-        let waiting = backend.clone();
-        let watched = id.clone();
+        let (waiting, watched) = (backend.clone(), record.id.clone());
         let end: End = Box::pin(async move { waiting.wait(&watched).await });
+        let id = record.id.clone();
+        TaskWatch::with_end(backend, events, id, Some(record), end)
+    }
+
+    /// Starts watching with `end` registered already (when the task was queued), from
+    /// `record` when it could be read.
+    pub(crate) fn with_end(
+        backend: AnyBackend,
+        events: EventReceiver,
+        id: TaskId,
+        record: Option<TaskRecord>,
+        end: End,
+    ) -> TaskWatch {
         let look = backend.shared().then(|| {
             let mut every = tokio::time::interval_at(tokio::time::Instant::now() + LOOK_EVERY, LOOK_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             every
         });
-        TaskWatch {
+        let mut watch = TaskWatch {
             id,
             backend,
             events,
             end,
-            progress: record.progress.clone(),
-            first: Some(record),
+            progress: record.as_ref().and_then(|r| r.progress.clone()),
+            pending: Default::default(),
             look,
             done: false,
+        };
+        if let Some(record) = record {
+            let first = watch.deliver(record);
+            watch.pending.push_back(first);
         }
+        watch
     }
 
     /// The watched task's id.
@@ -88,18 +106,33 @@ impl TaskWatch {
 
     /// The next update; `None` after [`TaskUpdate::Ended`], or when the pool has stopped.
     pub async fn next(&mut self) -> Option<TaskUpdate> {
+        if let Some(update) = self.pending.pop_front() {
+            return Some(update);
+        }
         if self.done {
             return None;
-        }
-        if let Some(record) = self.first.take() {
-            return Some(self.deliver(record));
         }
         loop {
             tokio::select! {
                 biased;
                 end = &mut self.end => {
                     self.done = true;
-                    return end.ok().map(TaskUpdate::Ended);
+                    let record = end.ok()?;
+                    // Reports sent just before the end are delivered before it: those heard
+                    // here, then the record's last one if it was not (another instance's).
+                    self.drain_progress();
+                    let heard = self.pending.iter().rev().find_map(|u| match u {
+                        TaskUpdate::Progress { progress, .. } => Some(progress),
+                        _ => None,
+                    });
+                    if let Some(last) = record.progress.clone()
+                        && heard.or(self.progress.as_ref()) != Some(&last)
+                    {
+                        let worker_id = record.worker_id.clone();
+                        self.pending.push_back(TaskUpdate::Progress { progress: last, worker_id });
+                    }
+                    self.pending.push_back(TaskUpdate::Ended(record));
+                    return self.pending.pop_front();
                 }
                 event = self.events.recv() => match event {
                     Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
@@ -132,13 +165,34 @@ impl TaskWatch {
 
     /// Waits for the task's end, skipping the updates before it.
     pub async fn ended(mut self) -> Result<TaskRecord, Error> {
-        if self.done {
-            return Err(Error::stopped());
+        while let Some(update) = self.pending.pop_front() {
+            if let TaskUpdate::Ended(record) = update {
+                return Ok(record);
+            }
         }
-        if let Some(record) = self.first.take().filter(|r| r.status.is_final()) {
-            return Ok(record);
+        if self.done {
+            // The end was heard and failed (or the pool stopped): ask the backend again, for
+            // the record or the reason.
+            return self.backend.wait(&self.id).await;
         }
         (&mut self.end).await
+    }
+
+    /// Moves the progress reports of the task already heard into `pending`.
+    fn drain_progress(&mut self) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match self.events.try_recv() {
+                Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
+                    if let EventKind::TaskProgress { progress, stage, worker_id, .. } = e.kind {
+                        let progress = Progress { progress, stage };
+                        self.pending.push_back(TaskUpdate::Progress { progress, worker_id: Some(worker_id) });
+                    }
+                }
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
+        }
     }
 
     /// An event of the watched task.
@@ -151,7 +205,9 @@ impl TaskWatch {
                 Some(TaskUpdate::Progress { progress, worker_id: Some(worker_id) })
             }
             // The end comes from the backend: with a shared one, a local attempt's end may
-            // be followed by a retry elsewhere.
+            // be followed by a retry elsewhere, and its record says so only once the verdict
+            // is written (the next read of the record sees it).
+            EventKind::TaskFailed { .. } if self.backend.shared() => None,
             EventKind::TaskAssigned { .. } | EventKind::TaskFailed { .. } => {
                 let record = self.backend.record(&self.id).await.ok()??;
                 (!record.status.is_final()).then_some(TaskUpdate::Status(record))
@@ -165,6 +221,12 @@ impl TaskWatch {
         let record = self.backend.record(&self.id).await.ok()??;
         if record.status.is_final() {
             self.done = true;
+            // The last report, when it came after the previous read, goes first.
+            if let Some(progress) = record.progress.clone().filter(|p| self.progress.as_ref() != Some(p)) {
+                let worker_id = record.worker_id.clone();
+                self.pending.push_back(TaskUpdate::Ended(record));
+                return Some(TaskUpdate::Progress { progress, worker_id });
+            }
             return Some(TaskUpdate::Ended(record));
         }
         let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;

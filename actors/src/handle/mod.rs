@@ -133,13 +133,15 @@ impl PoolHandle {
     pub async fn submit(&self, request: TaskRequest) -> Result<TaskHandle, SubmitError> {
         // Subscribed before the task is queued, so none of its events is missed.
         let events = self.subscribe();
-        let task_type = request.task_type.clone();
-        let id = self.enqueue(request).await?;
-        let watch = match self.inner.backend.record(&id).await {
-            Ok(Some(record)) => Some(TaskWatch::new(self.inner.backend.clone(), events, record)),
-            _ => None,
-        };
-        Ok(TaskHandle::new(id, task_type, watch, self.clone()))
+        if let Err(e) = self.availability(&request.task_type) {
+            return Err(SubmitError::new(e, request));
+        }
+        let (id, task_type) = (TaskId::new(), request.task_type.clone());
+        let end = self.inner.backend.enqueue_watched(id.clone(), request).await?;
+        // The record now, when it can be read (its end is waited for either way).
+        let record = self.inner.backend.record(&id).await.ok().flatten();
+        let watch = TaskWatch::with_end(self.inner.backend.clone(), events, id.clone(), record, end);
+        Ok(TaskHandle::new(id, task_type, Some(watch), self.clone()))
     }
 
     /// The record of a task this instance ran or queued, while it is kept here. With shared
