@@ -45,6 +45,7 @@
 //! Every result carries the worker's `pid`. Any other type without an op echoes its data.
 
 mod audio;
+mod content;
 mod hash;
 mod image;
 mod ops;

@@ -10,7 +10,7 @@ use std::process;
 use serde_json::Value;
 
 use super::{
-    audio, image,
+    audio, content, image,
     ops::{self, Op},
     params::{Params, expected},
     protocol::{self, Line, LineProgress, Malformed, Output, Progress, Task, TaskError},
@@ -135,7 +135,7 @@ fn execute<'d>(
     let params = Params::new(data);
     let mut result = match kind {
         TaskKind::TextProcessing => text::process(&params)?,
-        TaskKind::ContentAnalysis => text::analyse(&params)?,
+        TaskKind::ContentAnalysis => content::analyse(&params)?,
         TaskKind::ImageGeneration => image::generate_image(&params, progress)?,
         TaskKind::AudioSynthesis => audio::synthesize_tone(&params, progress)?,
         TaskKind::VideoGeneration => image::generate_video(&params, progress)?,
