@@ -4,7 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use workerpool_actors::{ConfigFile, ExecutorKind, PoolConfig};
+use workerpool_actors::config_file::ConfigFile;
+use workerpool_actors::{ExecutorKind, PoolConfig};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3002";

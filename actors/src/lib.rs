@@ -63,10 +63,13 @@ mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
 pub use backend::{InstanceInfo, SharedStatus, TaskUpdate, TaskWatch};
-pub use config::{
-    ConfigFile, ExecutorKind, PoolConfig, PoolSection, RedisConfig, RedisSection, TypeConfig, TypeSection,
-    Weight,
-};
+pub use config::{ExecutorKind, PoolConfig, RedisConfig, TypeConfig, Weight};
+
+/// The model of a configuration file, for a program that reads one (the server does): every
+/// key optional, laid over the defaults of each named type by [`PoolConfig::from_file`].
+pub mod config_file {
+    pub use crate::config::{ConfigFile, PoolSection, RedisSection, TypeSection};
+}
 pub use error::{Error, ErrorKind, SubmitError};
 pub use events::{EVENT_BUFFER, Event, EventKind, EventReceiver};
 pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
