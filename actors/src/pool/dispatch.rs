@@ -344,7 +344,7 @@ impl TypePool {
                 };
                 let why = format!("did not answer its first ping within {} ms", start_timeout.as_millis());
                 act.worker_error(&timer_id, why.clone());
-                act.stop_worker(&timer_id, true, "startup_timeout");
+                act.stop_worker(&timer_id, true, StopReason::StartupTimeout);
                 act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
             })
         });
@@ -375,7 +375,7 @@ impl TypePool {
     }
 
     /// Asks a worker to stop; it stays counted until its exit is reported.
-    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: &'static str) {
+    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: StopReason) {
         let Some(slot) = self.workers.get_mut(id) else { return };
         if slot.state == WState::Stopping {
             return;
@@ -388,7 +388,7 @@ impl TypePool {
         }
         // Tasks sent ahead must not start once they are back in the queue, and a worker over its
         // memory limit gets no grace to take more.
-        let at_once = sent_ahead || reason == "memory_limit_exceeded";
+        let at_once = sent_ahead || reason.kills_at_once();
         slot.addr.do_send(StopWorker { kill: kill || sent_ahead, at_once });
         self.idle.retain(|w| w != id);
         log::info!("worker {id} stopping ({reason})");
@@ -440,13 +440,13 @@ impl TypePool {
         slot.idle_since = Instant::now();
         let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
         if slot.retire {
-            self.stop_worker(id, false, "scaled_down");
+            self.stop_worker(id, false, StopReason::ScaledDown);
         } else if recycle {
-            self.stop_worker(id, false, "recycled");
+            self.stop_worker(id, false, StopReason::Recycled);
         } else if self.draining.is_some() {
-            self.stop_worker(id, false, "shutdown");
+            self.stop_worker(id, false, StopReason::Shutdown);
         } else if self.should_yield() {
-            self.stop_worker(id, false, "yielded");
+            self.stop_worker(id, false, StopReason::Yielded);
         } else {
             self.idle.push(id.clone());
         }
@@ -488,12 +488,13 @@ impl TypePool {
             (None, None) => "ended".to_string(),
         };
         let reason = match slot.state {
-            WState::Stopping => slot.stop_reason.unwrap_or("stopped"),
-            WState::Busy => "crashed",
-            WState::Starting => "failed_to_start",
-            WState::Idle => "exited",
+            WState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
+            WState::Busy => StopReason::Crashed,
+            WState::Starting => StopReason::FailedToStart,
+            WState::Idle => StopReason::Exited,
         };
-        if self.shared.metrics.worker_exited(&self.name, reason) {
+        if !reason.is_planned() {
+            self.shared.metrics.worker_restarted(&self.name, reason.as_str());
             self.restarts.push_back(Instant::now());
         }
         log::info!("worker {id} {how} ({reason})");

@@ -83,7 +83,7 @@ impl Handler<CancelTask> for TypePool {
         };
         if let State::Running { worker, .. } = &p.state {
             let worker = worker.clone();
-            self.stop_worker(&worker, true, "cancelled");
+            self.stop_worker(&worker, true, StopReason::Cancelled);
         }
         self.fail_attempt(&id, Failure::Cancelled, ctx);
         self.dispatch(ctx);
@@ -293,7 +293,7 @@ impl Handler<Scale> for TypePool {
                     slot.retire = true;
                     continue;
                 }
-                self.stop_worker(id, false, "scaled_down");
+                self.stop_worker(id, false, StopReason::ScaledDown);
             }
             self.scaled(false, live - count, "manual");
             Ok(live - count)
@@ -337,7 +337,7 @@ impl Handler<RestartWorker> for TypePool {
         if let Some(slot) = self.workers.get_mut(&id) {
             slot.replace = true;
         }
-        self.stop_worker(&id, true, "restart");
+        self.stop_worker(&id, true, StopReason::Restart);
         self.dispatch(ctx);
         Ok(())
     }
@@ -369,7 +369,7 @@ impl Handler<Drain> for TypePool {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in idle {
-                self.stop_worker(&id, false, "shutdown");
+                self.stop_worker(&id, false, StopReason::Shutdown);
             }
             ctx.run_later(msg.timeout, |act, ctx| {
                 let running: Vec<TaskId> = act.tasks.keys().cloned().collect();
@@ -403,7 +403,7 @@ impl Handler<MemoryExceeded> for TypePool {
         let detail =
             format!("worker {id} used {} MiB, over the limit of {} MiB", msg.rss_bytes >> 20, msg.limit_mb);
         self.worker_error(&id, detail.clone());
-        self.stop_worker(&id, true, "memory_limit_exceeded");
+        self.stop_worker(&id, true, StopReason::MemoryLimitExceeded);
         if let Some(task) = task {
             self.fail_attempt(&task, Failure::MemoryLimit(detail), ctx);
         }
@@ -428,7 +428,7 @@ impl Handler<ReleaseIdle> for TypePool {
             && self.ready == 0
             && let Some(id) = self.idle.first().cloned()
         {
-            self.stop_worker(&id, false, "yielded");
+            self.stop_worker(&id, false, StopReason::Yielded);
         }
     }
 }

@@ -35,6 +35,7 @@ use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
 use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 use crate::worker::{Worker, WorkerKind};
+use stop::StopReason;
 
 mod dispatch;
 mod handlers;
@@ -42,6 +43,7 @@ mod inproc;
 mod monitoring;
 mod outcome;
 mod starts;
+mod stop;
 mod timeouts;
 
 /// How far back task outcomes and restarts count for health.
@@ -121,7 +123,7 @@ struct Slot {
     /// Start a fresh worker when this one has exited (restart).
     replace: bool,
     /// Why the pool stopped it (`timeout`, `cancelled`, `recycled`, `restart`, …).
-    stop_reason: Option<&'static str>,
+    stop_reason: Option<StopReason>,
     /// The health ping waiting for its pong, and when it was sent.
     ping: Option<(u64, Instant)>,
     /// Aborts the in-process attempt running in this slot.

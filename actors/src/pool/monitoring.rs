@@ -27,7 +27,7 @@ impl TypePool {
                 healthy: false,
                 detail,
             });
-            self.stop_worker(&id, true, "unresponsive");
+            self.stop_worker(&id, true, StopReason::Unresponsive);
         }
         self.dispatch(ctx);
     }
@@ -51,7 +51,7 @@ impl TypePool {
                 healthy: false,
                 detail: format!("task {task} is stuck past its timeout"),
             });
-            self.stop_worker(&worker, true, "stuck");
+            self.stop_worker(&worker, true, StopReason::Stuck);
             self.fail_attempt(&task, Failure::Timeout(timeout), ctx);
         }
     }
@@ -123,8 +123,9 @@ impl TypePool {
             ScalingDecision::Down(n, reason) => {
                 // The longest idle go first: they sit at the bottom of the idle stack.
                 let victims: Vec<WorkerId> = self.idle.iter().take(n).cloned().collect();
+                // The policy only scales down workers idle past the idle timeout.
                 for id in &victims {
-                    self.stop_worker(id, false, reason);
+                    self.stop_worker(id, false, StopReason::Idle);
                 }
                 self.scaled(false, input.live - victims.len(), reason);
             }

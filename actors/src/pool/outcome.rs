@@ -34,7 +34,7 @@ impl TypePool {
                 let mut born = Instant::now();
                 if let Some(slot) = self.workers.get_mut(&worker) {
                     slot.state = WState::Stopping;
-                    slot.stop_reason = Some("failed_to_start");
+                    slot.stop_reason = Some(StopReason::FailedToStart);
                     born = slot.born;
                 }
                 self.start_failed(e, Some(born), ctx);
@@ -58,7 +58,7 @@ impl TypePool {
                         task_type: self.name.to_string(),
                     });
                     if self.draining.is_some() {
-                        self.stop_worker(&worker, false, "shutdown");
+                        self.stop_worker(&worker, false, StopReason::Shutdown);
                     }
                     self.dispatch(ctx);
                 }
@@ -95,7 +95,7 @@ impl TypePool {
             Report::Crashed { id, message } => {
                 if self.runs_on(&id, &worker) {
                     // The slot is replaced like a crashed process.
-                    self.stop_worker(&worker, true, "crashed");
+                    self.stop_worker(&worker, true, StopReason::Crashed);
                     self.fail_attempt(&id, Failure::Crash(message), ctx);
                 }
             }
@@ -109,7 +109,7 @@ impl TypePool {
                 let slot = self.workers.get(&worker);
                 let task = slot.and_then(|w| w.task.clone());
                 let starting = slot.filter(|w| w.state == WState::Starting).map(|w| w.born);
-                self.stop_worker(&worker, true, "output_too_large");
+                self.stop_worker(&worker, true, StopReason::OutputTooLarge);
                 if let Some(born) = starting {
                     self.start_failed(detail.clone(), Some(born), ctx);
                 }
@@ -188,7 +188,7 @@ impl TypePool {
             let ghost = self.workers.iter().find(|(_, w)| w.ghost.is_some() && w.task.as_ref() == Some(&id));
             if let Some((worker, _)) = ghost {
                 let worker = worker.clone();
-                self.stop_worker(&worker, true, "timeout");
+                self.stop_worker(&worker, true, StopReason::Timeout);
                 self.dispatch(ctx);
             }
             return;
@@ -201,7 +201,7 @@ impl TypePool {
         // A timed-out attempt counts as long as its timeout: no task is sent ahead behind one.
         let timeout = p.timeout;
         self.note_duration(timeout);
-        self.stop_worker(&worker, true, "timeout");
+        self.stop_worker(&worker, true, StopReason::Timeout);
         self.fail_attempt(&id, Failure::Timeout(timeout), ctx);
         // Tasks it had been sent went back to the queue: another worker may take them.
         self.dispatch(ctx);
@@ -383,7 +383,7 @@ impl TypePool {
     pub(super) fn stop_all_workers(&mut self, kill: bool) {
         let ids: Vec<WorkerId> = self.workers.keys().cloned().collect();
         for id in ids {
-            self.stop_worker(&id, kill, "shutdown");
+            self.stop_worker(&id, kill, StopReason::Shutdown);
         }
     }
 }
