@@ -43,11 +43,11 @@ impl TypePool {
         let mut record = TaskRecord::new_at(id.clone(), &self.name, priority, max_retries, ms_at(now));
         record.attempts = prior_attempts;
         self.shared.store.insert(record);
-        self.seq += 1;
+        let seq = self.queue.next_seq();
         let mut pending = Pending {
             data: Arc::new(request.data),
             priority,
-            seq: self.seq,
+            seq,
             timeout,
             max_retries,
             attempt: prior_attempts,
@@ -86,24 +86,16 @@ impl TypePool {
     pub(super) fn push_ready_at(&mut self, id: &TaskId, now: Instant) {
         if let Some(p) = self.tasks.get_mut(id) {
             p.ready_since = now;
-            self.queue.push(QueueKey { priority: p.priority, seq: p.seq, item: id.clone() });
-            self.ready += 1;
+            self.queue.push(p.priority, p.seq, id.clone());
         }
     }
 
     /// Pops the next ready task, skipping entries of tasks that left the queue (cancelled).
     pub(super) fn pop_ready(&mut self) -> Option<TaskId> {
-        while let Some(key) = self.queue.pop() {
-            let live = self
-                .tasks
-                .get(&key.item)
-                .is_some_and(|p| matches!(p.state, State::Queued) && p.seq == key.seq);
-            if live {
-                // `ready` drops when the task leaves the `Queued` state (assign or finish).
-                return Some(key.item);
-            }
-        }
-        None
+        // The ready count drops when the task leaves the `Queued` state (assign or finish).
+        let tasks = &self.tasks;
+        self.queue
+            .pop(|id, seq| tasks.get(id).is_some_and(|p| matches!(p.state, State::Queued) && p.seq == seq))
     }
 
     // ===== dispatch and workers =====
@@ -117,10 +109,10 @@ impl TypePool {
         }
         self.dispatching = true;
         loop {
-            while self.ready > 0 {
-                let Some(worker) = self.idle.pop() else { break };
+            while self.queue.ready() > 0 {
+                let Some(worker) = self.workers.pop_idle() else { break };
                 let Some(id) = self.pop_ready() else {
-                    self.idle.push(worker);
+                    self.workers.push_idle(worker);
                     break;
                 };
                 self.assign(id, worker, ctx);
@@ -135,12 +127,12 @@ impl TypePool {
 
     /// Starts a ready task on an idle worker.
     pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
-        if !self.workers.contains_key(&worker) {
+        if !self.workers.contains(&worker) {
             return;
         }
         let Some(p) = self.tasks.get_mut(&id) else { return };
         if matches!(p.state, State::Queued) {
-            self.ready -= 1;
+            self.queue.left();
         }
         p.attempt += 1;
         let (attempt, data) = (p.attempt, p.data.clone());
@@ -170,7 +162,7 @@ impl TypePool {
             return;
         };
         p.state = State::Running { worker: worker.clone(), deadline, started: now };
-        slot.state = WState::Busy;
+        slot.state = WorkerState::Busy;
         slot.task = Some(id.clone());
         let pid = slot.pid;
         self.shared.store.update(id, |r| {
@@ -194,7 +186,7 @@ impl TypePool {
     /// window (see [`TypePool::prefetch_window`]), so a worker finds its next task in its pipe the moment it finishes one.
     fn send_ahead(&mut self) {
         let prefetch = self.prefetch_window();
-        if prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.ready == 0 {
+        if prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.queue.ready() == 0 {
             return;
         }
         let max_tasks = self.cfg.max_tasks_per_worker;
@@ -202,7 +194,7 @@ impl TypePool {
         // running, those sent and this one all within the worker's task budget.
         let has_room = |w: &Slot| {
             let budget = max_tasks.is_none_or(|max| w.tasks_done + 2 + (w.queued.len() as u64) <= max);
-            w.state == WState::Busy && !w.retire && w.queued.len() < prefetch && budget
+            w.state == WorkerState::Busy && !w.retire && w.queued.len() < prefetch && budget
         };
         let mut room: Vec<WorkerId> =
             self.workers.iter().filter(|(_, w)| has_room(w)).map(|(id, _)| id.clone()).collect();
@@ -211,7 +203,7 @@ impl TypePool {
             while self.workers.get(&worker).is_some_and(has_room) {
                 let Some(id) = self.pop_ready() else { return };
                 let Some(p) = self.tasks.get_mut(&id) else { continue };
-                self.ready -= 1;
+                self.queue.left();
                 p.attempt += 1;
                 p.state = State::Sent { worker: worker.clone() };
                 let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
@@ -257,9 +249,9 @@ impl TypePool {
         if self.draining.is_some() {
             return;
         }
-        let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
+        let starting = self.workers.count(WorkerState::Starting);
         let live = self.live_workers();
-        let demand = self.ready.saturating_sub(starting + self.idle.len());
+        let demand = self.queue.ready().saturating_sub(starting + self.workers.idle().len());
         let probe = self.wants_probe();
         if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
             // The usual case under load: nothing to start, whoever is starved.
@@ -338,7 +330,7 @@ impl TypePool {
         let startup_timer = self.handler.is_none().then(|| {
             ctx.run_later(start_timeout, move |act, ctx| {
                 let Some(born) =
-                    act.workers.get(&timer_id).filter(|w| w.state == WState::Starting).map(|w| w.born)
+                    act.workers.get(&timer_id).filter(|w| w.state == WorkerState::Starting).map(|w| w.born)
                 else {
                     return;
                 };
@@ -348,28 +340,7 @@ impl TypePool {
                 act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
             })
         });
-        let now = Instant::now();
-        self.workers.insert(
-            id.clone(),
-            Slot {
-                addr,
-                state: WState::Starting,
-                task: None,
-                pid: None,
-                tasks_done: 0,
-                born: now,
-                idle_since: now,
-                startup_timer,
-                retire: false,
-                replace: false,
-                stop_reason: None,
-                ping: None,
-                abort: None,
-                progress: Default::default(),
-                queued: VecDeque::new(),
-                ghost: None,
-            },
-        );
+        self.workers.insert(id.clone(), Slot::starting(addr, startup_timer, Instant::now()));
         log::info!("worker {id} starting ({})", self.name);
         id
     }
@@ -377,10 +348,10 @@ impl TypePool {
     /// Asks a worker to stop; it stays counted until its exit is reported.
     pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: StopReason) {
         let Some(slot) = self.workers.get_mut(id) else { return };
-        if slot.state == WState::Stopping {
+        if slot.state == WorkerState::Stopping {
             return;
         }
-        slot.state = WState::Stopping;
+        slot.state = WorkerState::Stopping;
         slot.stop_reason = Some(reason);
         let sent_ahead = !slot.queued.is_empty();
         if let Some(abort) = slot.abort.take() {
@@ -390,7 +361,7 @@ impl TypePool {
         // memory limit gets no grace to take more.
         let at_once = sent_ahead || reason.kills_at_once();
         slot.addr.do_send(StopWorker { kill: kill || sent_ahead, at_once });
-        self.idle.retain(|w| w != id);
+        self.workers.unidle(id);
         log::info!("worker {id} stopping ({reason})");
         if sent_ahead {
             // Killed before it reads them: they go back to the queue.
@@ -413,7 +384,7 @@ impl TypePool {
         slot.task = None;
         slot.abort = None;
         slot.tasks_done += 1;
-        if slot.state != WState::Busy {
+        if slot.state != WorkerState::Busy {
             return;
         }
         // A task sent ahead is already in the worker's pipe: it starts now.
@@ -436,7 +407,7 @@ impl TypePool {
             self.dispatch(ctx);
             return;
         }
-        slot.state = WState::Idle;
+        slot.state = WorkerState::Idle;
         slot.idle_since = Instant::now();
         let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
         if slot.retire {
@@ -448,7 +419,7 @@ impl TypePool {
         } else if self.should_yield() {
             self.stop_worker(id, false, StopReason::Yielded);
         } else {
-            self.idle.push(id.clone());
+            self.workers.push_idle(id.clone());
         }
         self.dispatch(ctx);
     }
@@ -462,7 +433,7 @@ impl TypePool {
         let live = self.live_workers();
         // Warm workers (the pool-wide minimum) give way to real work; a type's own
         // `min_workers` does not.
-        live > self.cfg.min_workers && (self.ready == 0 || live > 1)
+        live > self.cfg.min_workers && (self.queue.ready() == 0 || live > 1)
     }
 
     pub(super) fn on_exit(
@@ -474,7 +445,6 @@ impl TypePool {
     ) {
         self.requeue_sent(id);
         let Some(slot) = self.workers.remove(id) else { return };
-        self.idle.retain(|w| w != id);
         self.shared.release_slot();
         if self.shared.any_starved() {
             self.slots.freed.do_send(SlotFreed);
@@ -488,14 +458,14 @@ impl TypePool {
             (None, None) => "ended".to_string(),
         };
         let reason = match slot.state {
-            WState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
-            WState::Busy => StopReason::Crashed,
-            WState::Starting => StopReason::FailedToStart,
-            WState::Idle => StopReason::Exited,
+            WorkerState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
+            WorkerState::Busy => StopReason::Crashed,
+            WorkerState::Starting => StopReason::FailedToStart,
+            WorkerState::Idle => StopReason::Exited,
         };
         if !reason.is_planned() {
             self.shared.metrics.worker_restarted(&self.name, reason.as_str());
-            self.restarts.push_back(Instant::now());
+            self.health.restarted(Instant::now());
         }
         log::info!("worker {id} {how} ({reason})");
         self.shared.events.emit(|| EventKind::WorkerExited {
@@ -504,10 +474,10 @@ impl TypePool {
             reason: reason.to_string(),
             code,
         });
-        if slot.state == WState::Starting && self.handler.is_none() {
+        if slot.state == WorkerState::Starting && self.handler.is_none() {
             self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
         }
-        if let (WState::Busy, Some(task)) = (slot.state, slot.task) {
+        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task) {
             self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
         }
         if slot.replace

@@ -125,7 +125,12 @@ impl Handler<GetQueue> for TypePool {
                 waited_ms: p.ready_since.elapsed().as_millis() as u64,
             })
             .collect();
-        MessageResult(QueueInfo { length: waiting.len(), ready: self.ready, oldest_wait_ms: oldest, tasks })
+        MessageResult(QueueInfo {
+            length: waiting.len(),
+            ready: self.queue.ready(),
+            oldest_wait_ms: oldest,
+            tasks,
+        })
     }
 }
 
@@ -181,7 +186,7 @@ impl Handler<Requeue> for TypePool {
         let Some(d) = self.dead.remove(pos) else {
             return Err(Error::new(ErrorKind::UnknownTask, format!("no task {}", msg.0)));
         };
-        self.seq += 1;
+        let seq = self.queue.next_seq();
         let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
         if let Some(old) = self.shared.store.get(&d.id) {
             record.created_at = old.created_at;
@@ -192,7 +197,7 @@ impl Handler<Requeue> for TypePool {
             Pending {
                 data: d.data,
                 priority: d.priority,
-                seq: self.seq,
+                seq,
                 timeout: d.timeout,
                 max_retries: d.max_retries,
                 attempt: 0,
@@ -276,19 +281,19 @@ impl Handler<Scale> for TypePool {
                 ));
             }
             // Idle workers go first; busy ones finish their task and are then retired.
-            let mut victims: Vec<WorkerId> = self.idle.iter().rev().take(count).cloned().collect();
+            let mut victims: Vec<WorkerId> = self.workers.idle().iter().rev().take(count).cloned().collect();
             if victims.len() < count {
                 let extra = self
                     .workers
                     .iter()
-                    .filter(|(id, w)| w.state != WState::Stopping && !w.retire && !victims.contains(id))
+                    .filter(|(id, w)| w.state != WorkerState::Stopping && !w.retire && !victims.contains(id))
                     .map(|(id, _)| id.clone())
                     .take(count - victims.len())
                     .collect::<Vec<_>>();
                 victims.extend(extra);
             }
             for id in &victims {
-                if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WState::Busy) {
+                if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WorkerState::Busy) {
                     // Let the running task finish: retire the worker when it is free.
                     slot.retire = true;
                     continue;
@@ -315,11 +320,11 @@ impl Handler<RestartWorker> for TypePool {
             ));
         };
         let id = id.clone();
-        if slot.state == WState::Stopping {
+        if slot.state == WorkerState::Stopping {
             // Already going; no replacement beyond what its stop asked for.
             return Ok(());
         }
-        if let (WState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
+        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
             if let Some(p) = self.tasks.get_mut(&task) {
                 if let State::Running { deadline, .. } = p.state {
@@ -365,7 +370,7 @@ impl Handler<Drain> for TypePool {
             let idle: Vec<WorkerId> = self
                 .workers
                 .iter()
-                .filter(|(_, w)| w.state != WState::Busy)
+                .filter(|(_, w)| w.state != WorkerState::Busy)
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in idle {
@@ -396,7 +401,7 @@ impl Handler<MemoryExceeded> for TypePool {
 
     fn handle(&mut self, msg: MemoryExceeded, ctx: &mut Context<Self>) {
         let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.worker) else { return };
-        if slot.state == WState::Stopping {
+        if slot.state == WorkerState::Stopping {
             return;
         }
         let (id, task) = (id.clone(), slot.task.clone());
@@ -425,8 +430,8 @@ impl Handler<ReleaseIdle> for TypePool {
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
         let live = self.live_workers();
         if live > self.cfg.min_workers
-            && self.ready == 0
-            && let Some(id) = self.idle.first().cloned()
+            && self.queue.ready() == 0
+            && let Some(id) = self.workers.idle().first().cloned()
         {
             self.stop_worker(&id, false, StopReason::Yielded);
         }

@@ -11,7 +11,7 @@
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
 
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,27 +29,29 @@ use crate::executor::HandlerFn as TaskHandlerFn;
 use crate::intake::Intake;
 use crate::messages::*;
 use crate::metrics::TypeMetrics;
-use crate::policy::QueueKey;
 use crate::policy::retry::{Failure, RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
 use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 use crate::worker::{Worker, WorkerKind};
+use ready::ReadyQueue;
 use stop::StopReason;
+use timeouts::Deadline;
+use window::HealthWindow;
+use workers::{Slot, WorkerState, WorkerTable};
 
 mod dispatch;
 mod handlers;
 mod inproc;
 mod monitoring;
 mod outcome;
+mod ready;
 mod starts;
 mod stop;
 mod timeouts;
+mod window;
+mod workers;
 
-/// How far back task outcomes and restarts count for health.
-const HEALTH_WINDOW: Duration = Duration::from_secs(300);
-/// Most task outcomes kept for the health window.
-const MAX_RECENT: usize = 1000;
 /// `auto_prefetch` sends a task ahead while recent attempts average less than this.
 const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// Weight of the newest attempt in the running average of attempt durations.
@@ -74,9 +76,6 @@ pub(crate) struct SlotNews {
     pub(crate) freed: Recipient<SlotFreed>,
 }
 
-/// The key of an attempt's timeout: when, and a sequence number that makes it unique.
-type Deadline = (Instant, u64);
-
 /// A live task.
 struct Pending {
     data: Arc<Value>,
@@ -88,54 +87,6 @@ struct Pending {
     state: State,
     ready_since: Instant,
     waiters: Vec<Waiter>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WState {
-    Starting,
-    Idle,
-    Busy,
-    Stopping,
-}
-
-impl WState {
-    fn name(self) -> &'static str {
-        match self {
-            WState::Starting => "starting",
-            WState::Idle => "idle",
-            WState::Busy => "busy",
-            WState::Stopping => "stopping",
-        }
-    }
-}
-
-struct Slot {
-    addr: Addr<Worker>,
-    state: WState,
-    task: Option<TaskId>,
-    pid: Option<u32>,
-    tasks_done: u64,
-    born: Instant,
-    idle_since: Instant,
-    startup_timer: Option<SpawnHandle>,
-    /// Retire this worker when its task is done (scaled down while busy).
-    retire: bool,
-    /// Start a fresh worker when this one has exited (restart).
-    replace: bool,
-    /// Why the pool stopped it (`timeout`, `cancelled`, `recycled`, `restart`, …).
-    stop_reason: Option<StopReason>,
-    /// The health ping waiting for its pong, and when it was sent.
-    ping: Option<(u64, Instant)>,
-    /// Aborts the in-process attempt running in this slot.
-    abort: Option<futures_util::future::AbortHandle>,
-    /// Progress of the in-process attempt running in this slot.
-    progress: inproc::ProgressBuffer,
-    /// Tasks sent ahead (prefetch), in the order the worker will run them, with their
-    /// timeouts. A task cancelled after it was sent stays here: the worker will still run it.
-    queued: VecDeque<(TaskId, Duration)>,
-    /// While the worker runs a cancelled task sent ahead (whose result is dropped): the
-    /// deadline that bounds it.
-    ghost: Option<Deadline>,
 }
 
 /// A dead-lettered task: enough to run it again.
@@ -169,11 +120,10 @@ pub(crate) struct TypePool {
     /// Where the pool says that it wants a worker slot, or gave one back.
     slots: SlotNews,
     tasks: FxHashMap<TaskId, Pending>,
-    queue: BinaryHeap<QueueKey<TaskId>>,
-    ready: usize,
-    seq: u64,
-    workers: FxHashMap<WorkerId, Slot>,
-    idle: Vec<WorkerId>,
+    /// Tasks ready to run, in queue order.
+    queue: ReadyQueue<TaskId>,
+    /// The workers and the idle stack.
+    workers: WorkerTable,
     dead: VecDeque<DeadLetter>,
     /// Workers that failed to start, in a row, and the wait before the next try.
     starts: StartBackoff,
@@ -184,10 +134,8 @@ pub(crate) struct TypePool {
     warm: usize,
     /// Why workers cannot start now (CPU or memory), while that lasts.
     blocked: Option<String>,
-    /// Finished tasks in the health window: when, and whether they failed.
-    recent: VecDeque<(Instant, bool)>,
-    /// Unplanned worker exits in the health window.
-    restarts: VecDeque<Instant>,
+    /// Task outcomes and unplanned worker exits of the last five minutes.
+    health: HealthWindow,
     next_ping: u64,
     /// Timeouts of running attempts, earliest first; one alarm serves them all.
     deadlines: BTreeMap<Deadline, (TaskId, u32)>,
@@ -244,19 +192,15 @@ impl TypePool {
             shared,
             slots,
             tasks: FxHashMap::default(),
-            queue: BinaryHeap::new(),
-            ready: 0,
-            seq: 0,
-            workers: FxHashMap::default(),
-            idle: Vec::new(),
+            queue: ReadyQueue::new(),
+            workers: WorkerTable::new(),
             dead: VecDeque::new(),
             starts,
             start_timer: None,
             starved: false,
             warm: cfg_min,
             blocked: None,
-            recent: VecDeque::new(),
-            restarts: VecDeque::new(),
+            health: HealthWindow::default(),
             next_ping: 1,
             deadlines: BTreeMap::new(),
             deadline_seq: 0,
@@ -296,25 +240,14 @@ impl TypePool {
     }
 
     fn waiting(&self) -> usize {
-        let busy = self.workers.values().filter(|w| w.state == WState::Busy && w.ghost.is_none()).count();
+        let busy =
+            self.workers.values().filter(|w| w.state == WorkerState::Busy && w.ghost.is_none()).count();
         self.tasks.len().saturating_sub(busy)
-    }
-
-    /// Forgets what left the health window.
-    fn prune_windows(&mut self) {
-        let horizon = Instant::now().checked_sub(HEALTH_WINDOW);
-        let old = |at: &Instant| horizon.is_some_and(|h| *at < h);
-        while self.recent.front().is_some_and(|(at, _)| old(at)) || self.recent.len() > MAX_RECENT {
-            self.recent.pop_front();
-        }
-        while self.restarts.front().is_some_and(old) {
-            self.restarts.pop_front();
-        }
     }
 
     /// Workers alive and not on their way out (starting, idle or busy).
     fn live_workers(&self) -> usize {
-        self.workers.values().filter(|w| w.state != WState::Stopping).count()
+        self.workers.live()
     }
 
     /// How long the oldest ready task has waited (zero when none is ready).
@@ -328,13 +261,12 @@ impl TypePool {
     }
 
     fn stats(&mut self) -> TypeStats {
-        self.prune_windows();
-        let count = |s: WState| self.workers.values().filter(|w| w.state == s).count();
+        self.health.prune(Instant::now());
         let oldest = self.oldest_ready_wait().as_millis() as u64;
         TypeStats {
             total: self.live_workers(),
-            available: count(WState::Idle),
-            busy: count(WState::Busy),
+            available: self.workers.count(WorkerState::Idle),
+            busy: self.workers.count(WorkerState::Busy),
             queued: self.waiting(),
             tasks_completed: self.completed,
             tasks_failed: self.failed,
@@ -343,12 +275,12 @@ impl TypePool {
             } else {
                 self.busy_ms_total as f64 / self.completed as f64
             },
-            ready: self.ready,
+            ready: self.queue.ready(),
             oldest_wait_ms: oldest,
             dead_letters: self.dead.len(),
-            recent_finished: self.recent.len() as u64,
-            recent_failed: self.recent.iter().filter(|(_, failed)| *failed).count() as u64,
-            recent_restarts: self.restarts.len() as u64,
+            recent_finished: self.health.finished_count(),
+            recent_failed: self.health.failed_count(),
+            recent_restarts: self.health.restart_count(),
             start_blocked: self.starts.status(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
             start_failures: self.starts.failures(),
             cannot_start: self.starts.gave_up(),

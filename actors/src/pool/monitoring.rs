@@ -14,7 +14,7 @@ impl TypePool {
             .workers
             .iter()
             .filter(|(_, w)| {
-                w.state == WState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout)
+                w.state == WorkerState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -74,19 +74,20 @@ impl TypePool {
     }
 
     fn scaling_input(&self) -> ScalingInput {
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping && !w.retire).count();
+        let live = self.workers.values().filter(|w| w.state != WorkerState::Stopping && !w.retire).count();
         let oldest = self.oldest_ready_wait();
         let free_slot = self.shared.slots_used() < self.shared.max_workers;
         ScalingInput {
             live,
-            starting: self.workers.values().filter(|w| w.state == WState::Starting).count(),
+            starting: self.workers.count(WorkerState::Starting),
             idle_for: self
-                .idle
+                .workers
+                .idle()
                 .iter()
                 .filter_map(|id| self.workers.get(id))
                 .map(|w| w.idle_since.elapsed())
                 .collect(),
-            ready: self.ready,
+            ready: self.queue.ready(),
             oldest_wait: oldest,
             min_workers: if self.shared.others_starved(&self.name) {
                 self.cfg.min_workers
@@ -122,7 +123,7 @@ impl TypePool {
             }
             ScalingDecision::Down(n, reason) => {
                 // The longest idle go first: they sit at the bottom of the idle stack.
-                let victims: Vec<WorkerId> = self.idle.iter().take(n).cloned().collect();
+                let victims: Vec<WorkerId> = self.workers.idle().iter().take(n).cloned().collect();
                 // The policy only scales down workers idle past the idle timeout.
                 for id in &victims {
                     self.stop_worker(id, false, StopReason::Idle);
@@ -154,7 +155,7 @@ impl Handler<HealthCheck> for TypePool {
     fn handle(&mut self, msg: HealthCheck, ctx: &mut Context<Self>) {
         self.check_pings(msg.ping_timeout, ctx);
         self.check_stuck(ctx);
-        let idle: Vec<WorkerId> = self.idle.clone();
+        let idle: Vec<WorkerId> = self.workers.idle().to_vec();
         for id in idle {
             let n = self.next_ping;
             if let Some(slot) = self.workers.get_mut(&id)

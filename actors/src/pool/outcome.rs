@@ -33,7 +33,7 @@ impl TypePool {
                 self.worker_error(&worker, e.clone());
                 let mut born = Instant::now();
                 if let Some(slot) = self.workers.get_mut(&worker) {
-                    slot.state = WState::Stopping;
+                    slot.state = WorkerState::Stopping;
                     slot.stop_reason = Some(StopReason::FailedToStart);
                     born = slot.born;
                 }
@@ -44,14 +44,14 @@ impl TypePool {
                 log::trace!("worker {worker} pong {n}");
                 self.on_pong(&worker, n);
                 let Some(slot) = self.workers.get_mut(&worker) else { return };
-                if slot.state == WState::Starting {
-                    slot.state = WState::Idle;
+                if slot.state == WorkerState::Starting {
+                    slot.state = WorkerState::Idle;
                     slot.idle_since = Instant::now();
                     if let Some(t) = slot.startup_timer.take() {
                         ctx.cancel_future(t);
                     }
                     self.start_succeeded(ctx);
-                    self.idle.push(worker.clone());
+                    self.workers.push_idle(worker.clone());
                     log::info!("worker {worker} ready");
                     self.shared.events.emit(|| EventKind::WorkerReady {
                         worker_id: worker.to_string(),
@@ -108,7 +108,7 @@ impl TypePool {
                 self.worker_error(&worker, detail.clone());
                 let slot = self.workers.get(&worker);
                 let task = slot.and_then(|w| w.task.clone());
-                let starting = slot.filter(|w| w.state == WState::Starting).map(|w| w.born);
+                let starting = slot.filter(|w| w.state == WorkerState::Starting).map(|w| w.born);
                 self.stop_worker(&worker, true, StopReason::OutputTooLarge);
                 if let Some(born) = starting {
                     self.start_failed(detail.clone(), Some(born), ctx);
@@ -304,14 +304,11 @@ impl TypePool {
         };
         let status = ended.unwrap_or(TaskStatus::Queued);
         if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
-            self.recent.push_back((now, status != TaskStatus::Completed));
-            if self.recent.len() > 2 * MAX_RECENT {
-                self.prune_windows();
-            }
+            self.health.finished(now, status != TaskStatus::Completed);
         }
         if matches!(p.state, State::Queued) {
             // Its heap entry stays behind and is skipped when popped.
-            self.ready -= 1;
+            self.queue.left();
         }
         let record = self.shared.store.update_at(
             id,
@@ -381,7 +378,7 @@ impl TypePool {
     }
 
     pub(super) fn stop_all_workers(&mut self, kill: bool) {
-        let ids: Vec<WorkerId> = self.workers.keys().cloned().collect();
+        let ids: Vec<WorkerId> = self.workers.ids();
         for id in ids {
             self.stop_worker(&id, kill, StopReason::Shutdown);
         }

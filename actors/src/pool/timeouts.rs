@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// The key of an attempt's timeout: when, and a sequence number that makes it unique.
+pub(super) type Deadline = (Instant, u64);
+
 impl TypePool {
     /// Registers the timeout of an attempt, due `at`; returns its key.
     pub(super) fn set_deadline(
