@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, TypeConfig};
 use crate::events::EventBus;
 use crate::messages::WorkerId;
 use crate::metrics::PoolMetrics;
+use crate::policy::admission;
 use crate::resources::ResourceSnapshot;
 use crate::store::TaskStore;
 
@@ -76,34 +77,10 @@ impl Shared {
         *self.resources.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
-    /// Whether another worker of this type may start now: system CPU at or below its
-    /// `cpu_threshold` (a type with no live worker may always start its first, so that it
-    /// cannot starve on a machine other work keeps busy), and memory for its
-    /// `memory_limit_mb` available.
-    pub(crate) fn can_start(&self, cfg: &crate::config::TypeConfig, live: usize) -> Result<(), String> {
-        let r = self.resources.read().unwrap_or_else(|e| e.into_inner());
-        if cfg.gpu_required && !r.gpu.available {
-            let why = r.gpu.reason.clone().unwrap_or_else(|| "no usable GPU".to_string());
-            return Err(format!("the type needs a GPU: {why}"));
-        }
-        if r.sampled_at == 0 {
-            return Ok(());
-        }
-        if live > 0 && r.system.cpu_percent > cfg.cpu_threshold {
-            return Err(format!(
-                "system CPU {:.0}% is above the type's cpu_threshold {}%",
-                r.system.cpu_percent, cfg.cpu_threshold
-            ));
-        }
-        let need = cfg.memory_limit_mb.saturating_mul(1 << 20);
-        if r.system.memory_available_bytes < need {
-            return Err(format!(
-                "{} MiB of memory available, a worker may use memory_limit_mb {} MiB",
-                r.system.memory_available_bytes >> 20,
-                cfg.memory_limit_mb
-            ));
-        }
-        Ok(())
+    /// Whether another worker of this type may start now, as the machine stands (see
+    /// [`admission::machine`]).
+    pub(crate) fn can_start(&self, cfg: &TypeConfig, live: usize) -> Result<(), String> {
+        admission::machine(&self.resources.read().unwrap_or_else(|e| e.into_inner()), cfg, live)
     }
 
     /// Publishes a type's failed starts (`None` once a worker started).
@@ -143,6 +120,11 @@ impl Shared {
 
     pub(crate) fn slots_used(&self) -> usize {
         self.slots.load(Ordering::Acquire)
+    }
+
+    /// Slots of `max_workers` not taken.
+    pub(crate) fn free_slots(&self) -> usize {
+        self.max_workers.saturating_sub(self.slots_used())
     }
 
     fn starved(&self) -> std::sync::MutexGuard<'_, BTreeSet<Arc<str>>> {

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
+pub(crate) mod admission;
 pub(crate) mod retry;
 pub(crate) mod starts;
 

@@ -1,6 +1,7 @@
 //! The messages a `TypePool` handles (see `messages.rs`).
 
 use super::*;
+use crate::policy::admission;
 
 /// Most calls (and answers) whose room the pool keeps between two batches of its intake.
 const MAX_BATCH_KEPT: usize = 4096;
@@ -216,93 +217,7 @@ impl Handler<Scale> for TypePool {
     type Result = Result<usize, Error>;
 
     fn handle(&mut self, msg: Scale, ctx: &mut Context<Self>) -> Self::Result {
-        let (up, count) = match msg.0 {
-            ScaleAction::Up(count) => (true, count),
-            ScaleAction::Down(count) => (false, count),
-        };
-        if self.draining.is_some() {
-            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
-        }
-        let live = self.live_workers();
-        if up && let Some(why) = self.start_wait() {
-            return Err(Error::new(ErrorKind::Unavailable, format!("cannot add workers: {why}")));
-        }
-        if up {
-            if self.cfg.gpu_required
-                && let Err(why) = self.shared.can_start(&self.cfg, 0)
-            {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("cannot add workers to {}: {why}", self.name),
-                ));
-            }
-            let room = self.cfg.max_concurrent.saturating_sub(self.workers.len());
-            if count > room {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot add {} workers to {}: max_concurrent is {} and {} are alive",
-                        count,
-                        self.name,
-                        self.cfg.max_concurrent,
-                        self.workers.len()
-                    ),
-                ));
-            }
-            let free = self.shared.max_workers.saturating_sub(self.shared.slots_used());
-            if count > free {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot add {} workers: max_workers is {} and {free} slots are free",
-                        count, self.shared.max_workers
-                    ),
-                ));
-            }
-            let mut started = 0;
-            for _ in 0..count {
-                if !self.shared.try_take_slot() {
-                    break;
-                }
-                self.start_worker(ctx);
-                started += 1;
-            }
-            self.scaled(true, live + started, "manual");
-            Ok(live + started)
-        } else {
-            let floor = self.min_workers();
-            if count > live.saturating_sub(floor) {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot remove {} workers from {}: {live} are alive and min_workers is {floor}",
-                        count, self.name
-                    ),
-                ));
-            }
-            // Idle workers go first; busy ones finish their task and are then retired.
-            let mut victims: Vec<WorkerId> = self.workers.idle().iter().rev().take(count).cloned().collect();
-            if victims.len() < count {
-                let extra = self
-                    .workers
-                    .iter()
-                    .filter(|(id, w)| w.state != WorkerState::Stopping && !w.retire && !victims.contains(id))
-                    .map(|(id, _)| id.clone())
-                    .take(count - victims.len())
-                    .collect::<Vec<_>>();
-                victims.extend(extra);
-            }
-            for id in &victims {
-                if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WorkerState::Busy) {
-                    // Let the running task finish: retire the worker when it is free.
-                    slot.retire = true;
-                    continue;
-                }
-                self.stop_worker(id, false, StopReason::ScaledDown);
-            }
-            self.scaled(false, live - count, "manual");
-            Ok(live - count)
-        }
+        self.scale(msg.0, ctx)
     }
 }
 
@@ -428,9 +343,7 @@ impl Handler<ReleaseIdle> for TypePool {
     type Result = ();
 
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
-        let live = self.live_workers();
-        if live > self.cfg.min_workers
-            && self.queue.ready() == 0
+        if admission::releases_idle(self.live_workers(), self.cfg.min_workers, self.queue.ready())
             && let Some(id) = self.workers.idle().first().cloned()
         {
             self.stop_worker(&id, false, StopReason::Yielded);

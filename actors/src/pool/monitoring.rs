@@ -1,7 +1,6 @@
 //! What the monitors ask of a pool: health checks (pings, stuck tasks) and autoscaling.
 
 use super::*;
-use crate::policy::{ScalingDecision, ScalingInput, scaling_decision};
 
 /// How far past its timeout a task may run before the health check calls it stuck. The
 /// attempt's own timer fires first; this only catches a timer that did not.
@@ -71,81 +70,6 @@ impl TypePool {
                 detail,
             });
         }
-    }
-
-    fn scaling_input(&self) -> ScalingInput {
-        let live = self.workers.values().filter(|w| w.state != WorkerState::Stopping && !w.retire).count();
-        let oldest = self.oldest_ready_wait();
-        let free_slot = self.shared.slots_used() < self.shared.max_workers;
-        ScalingInput {
-            live,
-            starting: self.workers.count(WorkerState::Starting),
-            idle_for: self
-                .workers
-                .idle()
-                .iter()
-                .filter_map(|id| self.workers.get(id))
-                .map(|w| w.idle_since.elapsed())
-                .collect(),
-            ready: self.queue.ready(),
-            oldest_wait: oldest,
-            min_workers: if self.shared.others_starved(&self.name) {
-                self.cfg.min_workers
-            } else {
-                self.min_workers()
-            },
-            max_workers: self.cfg.max_concurrent,
-            can_start: free_slot
-                && self.draining.is_none()
-                && !self.start_waiting()
-                && self.shared.can_start(&self.cfg, live).is_ok(),
-            idle_timeout: Duration::from_millis(self.cfg.idle_timeout_ms),
-        }
-    }
-
-    /// Applies the scaling policy.
-    fn autoscale(&mut self, ctx: &mut Context<Self>) {
-        let input = self.scaling_input();
-        match scaling_decision(&input) {
-            ScalingDecision::Hold => {}
-            ScalingDecision::Up(n, reason) => {
-                let mut started = 0;
-                for _ in 0..n {
-                    if !self.shared.try_take_slot() {
-                        break;
-                    }
-                    self.start_worker(ctx);
-                    started += 1;
-                }
-                if started > 0 {
-                    self.scaled(true, input.live + started, reason);
-                }
-            }
-            ScalingDecision::Down(n, reason) => {
-                // The longest idle go first: they sit at the bottom of the idle stack.
-                let victims: Vec<WorkerId> = self.workers.idle().iter().take(n).cloned().collect();
-                // The policy only scales down workers idle past the idle timeout.
-                for id in &victims {
-                    self.stop_worker(id, false, StopReason::Idle);
-                }
-                self.scaled(false, input.live - victims.len(), reason);
-            }
-        }
-    }
-
-    /// Records a scaling step: an event and a metric.
-    pub(super) fn scaled(&self, up: bool, workers: usize, reason: &str) {
-        let direction = if up { "up" } else { "down" };
-        self.shared.metrics.scale_events.with_label_values(&[&self.name, direction]).inc();
-        log::info!("{} scaled {direction} to {workers} workers ({reason})", self.name);
-        let (task_type, reason) = (self.name.to_string(), reason.to_string());
-        self.shared.events.emit(|| {
-            if up {
-                EventKind::ScaleUp { task_type, workers, reason }
-            } else {
-                EventKind::ScaleDown { task_type, workers, reason }
-            }
-        });
     }
 }
 
