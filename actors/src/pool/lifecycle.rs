@@ -22,7 +22,7 @@ impl TypePool {
         let floor = admission::floor(
             self.cfg.min_workers,
             self.min_workers(),
-            self.shared.others_starved(&self.name),
+            self.shared.lender.others_starved(&self.name),
         );
         let below_min = floor.saturating_sub(live);
         let wanted = demand.max(below_min).max(usize::from(probe));
@@ -57,7 +57,7 @@ impl TypePool {
             // Every slot is taken. Only real work (or the due retry of a type that gave up) may
             // ask other types for a slot; keeping workers warm may not.
             self.starved = true;
-            self.shared.set_starved(&self.name, true);
+            self.shared.lender.set_starved(&self.name, true);
             self.slots.wanted.do_send(SlotWanted);
         }
         if started > 0 {
@@ -68,7 +68,7 @@ impl TypePool {
         }
         if self.starved && demand <= want {
             self.starved = false;
-            self.shared.set_starved(&self.name, false);
+            self.shared.lender.set_starved(&self.name, false);
         }
     }
 
@@ -76,7 +76,7 @@ impl TypePool {
     /// how many started.
     pub(super) fn start_workers(&mut self, n: usize, ctx: &mut Context<Self>) -> usize {
         let mut started = 0;
-        while started < n && self.shared.try_take_slot() {
+        while started < n && self.shared.lender.try_take() {
             self.start_worker(ctx);
             started += 1;
         }
@@ -187,7 +187,7 @@ impl TypePool {
         } else if self.draining.is_some() {
             self.stop_worker(id, false, StopReason::Shutdown);
         } else if admission::should_yield(
-            self.shared.others_starved(&self.name),
+            self.shared.lender.others_starved(&self.name),
             self.live_workers(),
             self.cfg.min_workers,
             self.queue.ready(),
@@ -208,8 +208,8 @@ impl TypePool {
     ) {
         self.requeue_sent(id);
         let Some(slot) = self.workers.remove(id) else { return };
-        self.shared.release_slot();
-        if self.shared.any_starved() {
+        self.shared.lender.release();
+        if self.shared.lender.any_starved() {
             self.slots.freed.do_send(SlotFreed);
         }
         if let Some(timer) = slot.startup_timer {

@@ -131,6 +131,8 @@ pub(crate) struct TypePool {
     starts: StartBackoff,
     /// Wakes the pool when the wait of `starts` is over.
     start_timer: Option<SpawnHandle>,
+    /// Whether this type is in the lender's starved set (`Shared::lender`); kept here too, so
+    /// that the pool reads it without a lock.
     starved: bool,
     /// Workers kept warm: the type's `min_workers`, or more from the pool-wide `min_workers`.
     warm: usize,

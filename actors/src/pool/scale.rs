@@ -64,7 +64,8 @@ impl TypePool {
                     ErrorKind::Limit,
                     format!(
                         "cannot add {} workers: max_workers is {} and {free} slots are free",
-                        count, self.shared.max_workers
+                        count,
+                        self.shared.lender.max_workers()
                     ),
                 ));
             }
@@ -128,7 +129,7 @@ impl TypePool {
             live,
             workers: self.workers.len(),
             max_concurrent: self.cfg.max_concurrent,
-            free_slots: self.shared.free_slots(),
+            free_slots: self.shared.lender.free(),
             gpu_required: self.cfg.gpu_required,
         }
     }
@@ -160,7 +161,7 @@ impl TypePool {
             min_workers: admission::floor(
                 self.cfg.min_workers,
                 self.min_workers(),
-                self.shared.others_starved(&self.name),
+                self.shared.lender.others_starved(&self.name),
             ),
             max_workers: self.cfg.max_concurrent,
             can_start: self.scaling_may_start(live, starting),
