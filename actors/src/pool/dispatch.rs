@@ -1,6 +1,17 @@
 //! Intake, the ready queue, and starting and stopping workers.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{AsyncContext, Context, SpawnHandle};
+use tokio::time::Instant;
+
+use super::workers::{Slot, WorkerState};
+use super::{Pending, State, TypePool};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::events::EventKind;
+use crate::messages::{Enqueue, Run, Waiter, WorkerId};
+use crate::task::{TaskId, TaskRecord, TaskStatus, ms_at};
 
 impl TypePool {
     /// Why a new task cannot be queued now, if it cannot.

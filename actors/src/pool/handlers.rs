@@ -1,7 +1,21 @@
 //! The messages a `TypePool` handles (see `messages.rs`).
 
-use super::*;
+use actix::{AsyncContext, Context, Handler, MessageResult, ResponseFuture};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{DrainState, Pending, State, TypePool};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::messages::{
+    CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
+    MemoryExceeded, Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport,
+    Waiter, Watch, WorkerId, WorkerInfo, WorkerReport,
+};
 use crate::policy::admission;
+use crate::policy::retry::Failure;
+use crate::task::{TaskId, TaskRecord, TaskStatus};
 
 /// Most calls (and answers) whose room the pool keeps between two batches of its intake.
 const MAX_BATCH_KEPT: usize = 4096;

@@ -1,8 +1,20 @@
 //! Starting and stopping workers: demand-driven starts, the stop of a worker and the report
 //! of its exit, and what a worker that finished a task does next.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context};
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::{Slot, WorkerState};
+use super::{State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{SlotFreed, SlotWanted, StopWorker, WorkerId};
 use crate::policy::admission::{self, Admission, Asker};
+use crate::policy::retry::Failure;
+use crate::worker::{Worker, WorkerKind};
 
 impl TypePool {
     /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.

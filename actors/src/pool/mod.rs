@@ -5,8 +5,14 @@
 //! `max_concurrent` (and the tree-wide `max_workers`), times attempts out, retries with
 //! backoff, and writes every change to the shared task records.
 //!
-//! The code is split by concern: `dispatch` (intake, queue, starting and stopping workers),
-//! `outcome` (results, failures, retries, the end of a task) and `handlers` (the messages).
+//! The state is held by owned types, each in its own file with its tests: the ready queue
+//! (`ready`), the worker table with the idle stack (`workers`), the health window (`window`)
+//! and the stop reasons (`stop`). The actor's behaviour is split by concern: `dispatch`
+//! (intake, the queue, handing tasks to workers), `lifecycle` (starting and stopping workers),
+//! `scale` (manual and automatic scaling), `outcome` (results, failures, retries, the end of
+//! a task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
+//! (pings and stuck tasks) and `handlers` (the message table). Whether a worker may start is
+//! decided by `policy::admission`.
 //!
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
@@ -15,30 +21,25 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use actix::prelude::*;
+use actix::{Actor, Addr, Context, Recipient, SpawnHandle};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::config::{ExecutorKind, TypeConfig};
-use crate::error::{Error, ErrorKind, SubmitError};
-use crate::events::EventKind;
-use crate::executor::HandlerFn as TaskHandlerFn;
+use crate::executor::HandlerFn;
 use crate::intake::Intake;
-use crate::messages::*;
+use crate::messages::{Execute, ShutdownReport, SlotFreed, SlotWanted, TypeStats, Waiter, WorkerId};
 use crate::metrics::TypeMetrics;
-use crate::policy::retry::{Failure, RetryPolicy, Verdict};
+use crate::policy::retry::{RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
-use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
-use crate::worker::{Worker, WorkerKind};
+use crate::task::{TaskId, TaskRecord};
 use ready::ReadyQueue;
-use stop::StopReason;
 use timeouts::Deadline;
 use window::HealthWindow;
-use workers::{Slot, WorkerState, WorkerTable};
+use workers::{WorkerState, WorkerTable};
 
 mod dispatch;
 mod handlers;
@@ -115,7 +116,7 @@ pub(crate) struct TypePool {
     /// What a failed attempt leads to.
     retry: RetryPolicy,
     command: Option<Arc<[String]>>,
-    handler: Option<TaskHandlerFn>,
+    handler: Option<HandlerFn>,
     shared: Arc<Shared>,
     intake: Arc<Intake>,
     metrics: TypeMetrics,
@@ -168,7 +169,7 @@ impl TypePool {
     pub(crate) fn new(
         name: &str,
         cfg: TypeConfig,
-        handler: Option<TaskHandlerFn>,
+        handler: Option<HandlerFn>,
         shared: Arc<Shared>,
         slots: SlotNews,
         warm: usize,

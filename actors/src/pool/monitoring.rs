@@ -1,6 +1,17 @@
 //! What the monitors ask of a pool: health checks (pings, stuck tasks) and autoscaling.
 
-use super::*;
+use std::time::Duration;
+
+use actix::{AsyncContext, Context, Handler};
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{AutoScale, HealthCheck, Ping, WorkerId};
+use crate::policy::retry::Failure;
+use crate::task::TaskId;
 
 /// How far past its timeout a task may run before the health check calls it stuck. The
 /// attempt's own timer fires first; this only catches a timer that did not.

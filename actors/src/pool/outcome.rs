@@ -1,6 +1,18 @@
 //! How attempts end: results, failures, retries with backoff, dead letters and the drain.
 
-use super::*;
+use std::sync::Arc;
+
+use actix::{AsyncContext, Context};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{DeadLetter, State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{Report, Waiter, WorkerId, WorkerReport};
+use crate::policy::retry::{Failure, Verdict};
+use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 
 impl TypePool {
     pub(super) fn on_report(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {

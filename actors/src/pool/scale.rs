@@ -2,7 +2,16 @@
 //! floor, and by the scaling monitor (`AutoScale`) through `policy::scaling_decision`; both ask
 //! `policy::admission` whether workers may start.
 
-use super::*;
+use std::time::Duration;
+
+use actix::Context;
+
+use super::TypePool;
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use crate::error::{Error, ErrorKind};
+use crate::events::EventKind;
+use crate::messages::{ScaleAction, WorkerId};
 use crate::policy::admission::{self, Admission, AdmissionInput, Asker};
 use crate::policy::{ScalingDecision, ScalingInput, scaling_decision};
 

@@ -2,7 +2,11 @@
 //! alarm is armed for the earliest. Adding or removing a deadline is a map operation; the
 //! alarm is re-armed only when an earlier deadline arrives.
 
-use super::*;
+use actix::{AsyncContext, Context};
+use tokio::time::Instant;
+
+use super::TypePool;
+use crate::task::TaskId;
 
 /// The key of an attempt's timeout: when, and a sequence number that makes it unique.
 pub(super) type Deadline = (Instant, u64);
