@@ -18,7 +18,7 @@ pub struct WorkerUsage {
     pub cpu_percent: f32,
     /// Resident memory.
     pub memory_bytes: u64,
-    /// Highest resident memory since the previous sample (see [`ProcessUsage`]).
+    /// Highest resident memory since the previous sample (see [`ProcessUsage`](crate::ProcessUsage)).
     pub peak_memory_bytes: u64,
     /// GPU memory, when NVML reports it.
     pub gpu_memory_bytes: Option<u64>,

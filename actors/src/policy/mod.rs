@@ -1,6 +1,7 @@
 //! Pure decisions, kept apart from the actors that carry them out: retry backoff, queue
-//! order, scaling, warm workers, and when a type may try to start a worker again
-//! ([`starts`]).
+//! order, scaling, warm workers, the verdict on a failed attempt ([`retry`]), when a type may
+//! try to start a worker again ([`starts`]), and whether workers may start now
+//! ([`admission`]).
 
 use std::cmp::Ordering;
 use std::time::Duration;

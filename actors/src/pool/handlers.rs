@@ -1,17 +1,16 @@
 //! The messages a `TypePool` handles (see `messages.rs`).
 
-use actix::{AsyncContext, Context, Handler, MessageResult, ResponseFuture};
-use tokio::sync::oneshot;
+use actix::{Context, Handler, MessageResult, ResponseFuture};
 use tokio::time::Instant;
 
 use super::stop::StopReason;
 use super::workers::WorkerState;
-use super::{DrainState, Pending, State, TypePool};
+use super::{Pending, State, TypePool};
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::messages::{
     CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
     MemoryExceeded, Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport,
-    Waiter, Watch, WorkerId, WorkerInfo, WorkerReport,
+    Waiter, Watch, WorkerInfo, WorkerReport,
 };
 use crate::policy::admission;
 use crate::policy::retry::Failure;
@@ -281,47 +280,7 @@ impl Handler<Drain> for TypePool {
     type Result = ResponseFuture<ShutdownReport>;
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        if self.draining.is_none() {
-            self.draining = Some(DrainState { reply: Some(tx), report: ShutdownReport::default() });
-            let waiting: Vec<TaskId> = self
-                .tasks
-                .iter()
-                .filter(|(_, p)| !matches!(p.state, State::Running { .. } | State::Sent { .. }))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &waiting {
-                self.fail_attempt(id, Failure::Shutdown, ctx);
-            }
-            if let Some(d) = &mut self.draining {
-                d.report.failed_waiting = waiting.len();
-            }
-            let idle: Vec<WorkerId> = self
-                .workers
-                .iter()
-                .filter(|(_, w)| w.state != WorkerState::Busy)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in idle {
-                self.stop_worker(&id, false, StopReason::Shutdown);
-            }
-            ctx.run_later(msg.timeout, |act, ctx| {
-                let running: Vec<TaskId> = act.tasks.keys().cloned().collect();
-                if let Some(d) = &mut act.draining {
-                    d.report.failed_running = running.len();
-                }
-                for id in &running {
-                    act.fail_attempt(id, Failure::Shutdown, ctx);
-                }
-                act.stop_all_workers(true);
-                act.check_drained(ctx);
-            });
-            self.check_drained(ctx);
-        } else {
-            // A second drain request waits for nothing: the first one owns the reply.
-            let _ = tx.send(ShutdownReport::default());
-        }
-        Box::pin(async move { rx.await.unwrap_or_default() })
+        self.drain(msg.timeout, ctx)
     }
 }
 

@@ -42,6 +42,7 @@ use window::HealthWindow;
 use workers::{WorkerState, WorkerTable};
 
 mod dispatch;
+mod drain;
 mod handlers;
 mod inproc;
 mod lifecycle;

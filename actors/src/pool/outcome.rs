@@ -155,15 +155,6 @@ impl TypePool {
         }
     }
 
-    /// Ends a task that cannot run because the pool is draining: failed with reason
-    /// `shutdown`, or back to a durable queue.
-    pub(super) fn fail_for_shutdown(&mut self, id: &TaskId, ctx: Option<&mut Context<Self>>) {
-        if let Some(d) = &mut self.draining {
-            d.report.failed_running += 1;
-        }
-        self.settle(id, Failure::Shutdown, ctx);
-    }
-
     pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
         self.tasks
             .get(id)
@@ -368,31 +359,6 @@ impl TypePool {
             && status == TaskStatus::Completed
         {
             d.report.finished_in_grace += 1;
-        }
-    }
-
-    // ===== shutdown =====
-
-    pub(super) fn check_drained(&mut self, ctx: &mut Context<Self>) {
-        if self.draining.is_none() || !self.workers.is_empty() {
-            return;
-        }
-        // No worker is left to run what is still live: it ends now, so every waiter hears.
-        let live: Vec<TaskId> = self.tasks.keys().cloned().collect();
-        for id in &live {
-            self.fail_for_shutdown(id, Some(&mut *ctx));
-        }
-        if let Some(d) = &mut self.draining
-            && let Some(reply) = d.reply.take()
-        {
-            let _ = reply.send(d.report.clone());
-        }
-    }
-
-    pub(super) fn stop_all_workers(&mut self, kill: bool) {
-        let ids: Vec<WorkerId> = self.workers.ids();
-        for id in ids {
-            self.stop_worker(&id, kill, StopReason::Shutdown);
         }
     }
 }
