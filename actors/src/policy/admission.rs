@@ -196,11 +196,13 @@ pub(crate) fn floor(min_workers: usize, warm: usize, others_starved: bool) -> us
     if others_starved { min_workers } else { warm }
 }
 
-/// Whether a worker that just finished a task gives its slot to a starved type: the type
-/// holds more than its own `min_workers`, and has no ready task or more than one worker.
+/// Whether, while another type is starved for a slot, a worker that just finished a task
+/// gives its slot away: the type holds more than its own `min_workers`, and has no ready task
+/// or more than one worker. (The caller asks only while another type is starved, so that the
+/// usual finish of a task counts no workers.)
 #[inline]
-pub(crate) fn should_yield(others_starved: bool, live: usize, min_workers: usize, ready: usize) -> bool {
-    others_starved && live > min_workers && (ready == 0 || live > 1)
+pub(crate) fn should_yield(live: usize, min_workers: usize, ready: usize) -> bool {
+    live > min_workers && (ready == 0 || live > 1)
 }
 
 /// Whether a type asked for a slot by a starved one gives back an idle worker: it holds more
@@ -330,11 +332,10 @@ mod tests {
     fn lending_rules() {
         assert_eq!(floor(1, 3, false), 3);
         assert_eq!(floor(1, 3, true), 1);
-        assert!(!should_yield(false, 5, 0, 0));
-        assert!(should_yield(true, 2, 0, 3));
-        assert!(!should_yield(true, 1, 0, 3));
-        assert!(should_yield(true, 1, 0, 0));
-        assert!(!should_yield(true, 1, 1, 0));
+        assert!(should_yield(2, 0, 3));
+        assert!(!should_yield(1, 0, 3));
+        assert!(should_yield(1, 0, 0));
+        assert!(!should_yield(1, 1, 0));
         assert!(releases_idle(2, 1, 0));
         assert!(!releases_idle(2, 1, 1));
         assert!(!releases_idle(1, 1, 0));

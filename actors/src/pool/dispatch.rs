@@ -77,6 +77,38 @@ impl TypePool {
         Ok(id)
     }
 
+    /// Runs a dead-lettered task again, from its first attempt.
+    pub(super) fn requeue_dead(&mut self, id: TaskId, ctx: &mut Context<Self>) -> Result<TaskId, Error> {
+        if self.draining.is_some() {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
+        let Some(pos) = self.dead.iter().position(|d| d.id == id) else {
+            // A task that exists but is not dead-lettered is a conflict, not a missing task.
+            let kind = if self.tasks.contains_key(&id) || self.shared.store.get(&id).is_some() {
+                ErrorKind::Finished
+            } else {
+                ErrorKind::UnknownTask
+            };
+            return Err(Error::new(
+                kind,
+                format!("task {id} is not in the dead-letter list of {}", self.name),
+            ));
+        };
+        let Some(d) = self.dead.remove(pos) else {
+            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+        };
+        let seq = self.queue.next_seq();
+        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
+        if let Some(old) = self.shared.store.get(&d.id) {
+            record.created_at = old.created_at;
+        }
+        self.shared.store.insert(record);
+        self.tasks.insert(d.id.clone(), Pending::from_dead_letter(&d, seq, Instant::now()));
+        self.push_ready(&d.id);
+        self.dispatch(ctx);
+        Ok(d.id)
+    }
+
     pub(super) fn wake_later(id: TaskId, after: Duration, ctx: &mut Context<Self>) -> SpawnHandle {
         ctx.run_later(after, move |act, ctx| {
             if let Some(p) = act.tasks.get_mut(&id)

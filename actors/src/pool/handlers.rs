@@ -1,7 +1,6 @@
 //! The messages a `TypePool` handles (see `messages.rs`).
 
 use actix::{Context, Handler, MessageResult, ResponseFuture};
-use tokio::time::Instant;
 
 use super::stop::StopReason;
 use super::workers::WorkerState;
@@ -182,47 +181,7 @@ impl Handler<Requeue> for TypePool {
     type Result = Result<TaskId, Error>;
 
     fn handle(&mut self, msg: Requeue, ctx: &mut Context<Self>) -> Self::Result {
-        if self.draining.is_some() {
-            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
-        }
-        let Some(pos) = self.dead.iter().position(|d| d.id == msg.0) else {
-            // A task that exists but is not dead-lettered is a conflict, not a missing task.
-            let kind = if self.tasks.contains_key(&msg.0) || self.shared.store.get(&msg.0).is_some() {
-                ErrorKind::Finished
-            } else {
-                ErrorKind::UnknownTask
-            };
-            return Err(Error::new(
-                kind,
-                format!("task {} is not in the dead-letter list of {}", msg.0, self.name),
-            ));
-        };
-        let Some(d) = self.dead.remove(pos) else {
-            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {}", msg.0)));
-        };
-        let seq = self.queue.next_seq();
-        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
-        if let Some(old) = self.shared.store.get(&d.id) {
-            record.created_at = old.created_at;
-        }
-        self.shared.store.insert(record);
-        self.tasks.insert(
-            d.id.clone(),
-            Pending {
-                data: d.data,
-                priority: d.priority,
-                seq,
-                timeout: d.timeout,
-                max_retries: d.max_retries,
-                attempt: 0,
-                state: State::Queued,
-                ready_since: Instant::now(),
-                waiters: Vec::new(),
-            },
-        );
-        self.push_ready(&d.id);
-        self.dispatch(ctx);
-        Ok(d.id)
+        self.requeue_dead(msg.0, ctx)
     }
 }
 

@@ -198,12 +198,9 @@ impl TypePool {
             self.stop_worker(id, false, StopReason::Recycled);
         } else if self.draining.is_some() {
             self.stop_worker(id, false, StopReason::Shutdown);
-        } else if admission::should_yield(
-            self.shared.lender.others_starved(&self.name),
-            self.live_workers(),
-            self.cfg.min_workers,
-            self.queue.ready(),
-        ) {
+        } else if self.shared.lender.others_starved(&self.name)
+            && admission::should_yield(self.live_workers(), self.cfg.min_workers, self.queue.ready())
+        {
             self.stop_worker(id, false, StopReason::Yielded);
         } else {
             self.workers.push_idle(id.clone());

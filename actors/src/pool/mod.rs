@@ -93,6 +93,23 @@ struct Pending {
     waiters: Vec<Waiter>,
 }
 
+impl Pending {
+    /// A dead-lettered task back in the ready queue as of `now`, from its first attempt.
+    fn from_dead_letter(d: &DeadLetter, seq: u64, now: Instant) -> Pending {
+        Pending {
+            data: d.data.clone(),
+            priority: d.priority,
+            seq,
+            timeout: d.timeout,
+            max_retries: d.max_retries,
+            attempt: 0,
+            state: State::Queued,
+            ready_since: now,
+            waiters: Vec::new(),
+        }
+    }
+}
+
 /// A dead-lettered task: enough to run it again.
 struct DeadLetter {
     id: TaskId,
