@@ -37,7 +37,7 @@ use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
 use crate::task::{TaskId, TaskRecord};
 use ready::ReadyQueue;
-use timeouts::Deadline;
+use timeouts::{Deadline, Deadlines};
 use window::HealthWindow;
 use workers::{WorkerState, WorkerTable};
 
@@ -161,10 +161,7 @@ pub(crate) struct TypePool {
     health: HealthWindow,
     next_ping: u64,
     /// Timeouts of running attempts, earliest first; one alarm serves them all.
-    deadlines: BTreeMap<Deadline, (TaskId, u32)>,
-    deadline_seq: u64,
-    /// The armed alarm: when it fires.
-    alarm: Option<(Instant, SpawnHandle)>,
+    deadlines: Deadlines,
     /// In-process attempts that finished at once, waiting for the dispatch loop.
     immediate: inproc::Immediate,
     /// Set while the dispatch loop runs, so that nested calls return at once.
@@ -225,9 +222,7 @@ impl TypePool {
             blocked: None,
             health: HealthWindow::default(),
             next_ping: 1,
-            deadlines: BTreeMap::new(),
-            deadline_seq: 0,
-            alarm: None,
+            deadlines: Deadlines::default(),
             immediate: Default::default(),
             dispatching: false,
             answers: Vec::new(),
