@@ -16,9 +16,6 @@ const DURATION_BUCKETS: [f64; 14] =
 const WAIT_BUCKETS: [f64; 13] =
     [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
 
-/// Worker exits that are part of normal operation, not restarts.
-const PLANNED_EXITS: [&str; 5] = ["shutdown", "scaled_down", "idle", "yielded", "recycled"];
-
 /// The collectors.
 #[derive(Clone, Debug)]
 pub struct PoolMetrics {
@@ -133,13 +130,9 @@ impl PoolMetrics {
         &self.registry
     }
 
-    /// Counts an exit that needs a replacement; says whether it was one.
-    pub(crate) fn worker_exited(&self, task_type: &str, reason: &str) -> bool {
-        let unplanned = !PLANNED_EXITS.contains(&reason);
-        if unplanned {
-            self.worker_restarts.with_label_values(&[task_type, reason]).inc();
-        }
-        unplanned
+    /// Counts an exit that needs a replacement (one not part of normal operation).
+    pub(crate) fn worker_restarted(&self, task_type: &str, reason: &str) {
+        self.worker_restarts.with_label_values(&[task_type, reason]).inc();
     }
 
     pub(crate) fn set_gauges(&self, task_type: &str, stats: &TypeStats) {

@@ -1,15 +1,16 @@
 //! What every actor of one tree shares: task records, the event bus, worker ids and the
-//! tree-wide worker slots (`max_workers`).
+//! tree-wide worker slots (`max_workers`), lent between types by the [`SlotLender`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, TypeConfig};
 use crate::events::EventBus;
 use crate::messages::WorkerId;
 use crate::metrics::PoolMetrics;
+use crate::policy::admission;
 use crate::resources::ResourceSnapshot;
 use crate::store::TaskStore;
 
@@ -29,17 +30,15 @@ pub(crate) struct Shared {
     pub(crate) store: TaskStore,
     pub(crate) events: EventBus,
     pub(crate) metrics: PoolMetrics,
-    pub(crate) max_workers: usize,
+    /// The `max_workers` slots and the types starved for one.
+    pub(crate) lender: SlotLender,
     pub(crate) max_dead_letters: usize,
     /// Whether the queues outlive this instance (Redis): then the pools run one attempt of
     /// each task they are handed and give the verdict back (`policy::retry`).
     pub(crate) durable: bool,
-    slots: AtomicUsize,
     next_worker: AtomicU64,
     /// The latest resource sample.
     resources: RwLock<ResourceSnapshot>,
-    /// Types that want a worker but found every slot taken.
-    starved: Mutex<BTreeSet<Arc<str>>>,
     /// Types whose workers failed to start, in a row; written by each type's pool.
     start_failures: RwLock<BTreeMap<Arc<str>, StartFailures>>,
     /// Whether `start_failures` has an entry, read first so that submissions skip its lock.
@@ -52,12 +51,10 @@ impl Shared {
             store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), local_records(cfg)),
             events: EventBus::new(),
             metrics,
-            max_workers: cfg.max_workers,
+            lender: SlotLender::new(cfg.max_workers),
             max_dead_letters: cfg.max_dead_letters,
             durable: cfg.redis.url.is_some(),
-            slots: AtomicUsize::new(0),
             next_worker: AtomicU64::new(1),
-            starved: Mutex::new(BTreeSet::new()),
             resources: RwLock::new(ResourceSnapshot::default()),
             start_failures: RwLock::new(BTreeMap::new()),
             any_start_failures: AtomicBool::new(false),
@@ -76,34 +73,10 @@ impl Shared {
         *self.resources.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
     }
 
-    /// Whether another worker of this type may start now: system CPU at or below its
-    /// `cpu_threshold` (a type with no live worker may always start its first, so that it
-    /// cannot starve on a machine other work keeps busy), and memory for its
-    /// `memory_limit_mb` available.
-    pub(crate) fn can_start(&self, cfg: &crate::config::TypeConfig, live: usize) -> Result<(), String> {
-        let r = self.resources.read().unwrap_or_else(|e| e.into_inner());
-        if cfg.gpu_required && !r.gpu.available {
-            let why = r.gpu.reason.clone().unwrap_or_else(|| "no usable GPU".to_string());
-            return Err(format!("the type needs a GPU: {why}"));
-        }
-        if r.sampled_at == 0 {
-            return Ok(());
-        }
-        if live > 0 && r.system.cpu_percent > cfg.cpu_threshold {
-            return Err(format!(
-                "system CPU {:.0}% is above the type's cpu_threshold {}%",
-                r.system.cpu_percent, cfg.cpu_threshold
-            ));
-        }
-        let need = cfg.memory_limit_mb.saturating_mul(1 << 20);
-        if r.system.memory_available_bytes < need {
-            return Err(format!(
-                "{} MiB of memory available, a worker may use memory_limit_mb {} MiB",
-                r.system.memory_available_bytes >> 20,
-                cfg.memory_limit_mb
-            ));
-        }
-        Ok(())
+    /// Whether another worker of this type may start now, as the machine stands (see
+    /// [`admission::machine`]).
+    pub(crate) fn can_start(&self, cfg: &TypeConfig, live: usize) -> Result<(), String> {
+        admission::machine(&self.resources.read().unwrap_or_else(|e| e.into_inner()), cfg, live)
     }
 
     /// Publishes a type's failed starts (`None` once a worker started).
@@ -129,26 +102,64 @@ impl Shared {
         let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
         Arc::from(format!("{task_type}-{n}"))
     }
+}
 
-    /// Takes one of the `max_workers` slots, if one is free.
-    pub(crate) fn try_take_slot(&self) -> bool {
-        self.slots
+// ===== impl SlotLender =====
+
+/// The tree-wide worker slots (`max_workers`) and the types starved for one.
+///
+/// A pool takes a slot before it starts a worker and gives it back when the worker's exit is
+/// reported. A type that has real work but finds every slot taken marks itself starved and
+/// tells the supervisor (`SlotWanted`), which asks every pool to give back an idle worker
+/// (`ReleaseIdle`); a slot given back while some type is starved is announced (`SlotFreed`),
+/// and the supervisor pokes the starved types (`Poke`). Meanwhile the other types keep only
+/// their own `min_workers` warm and yield workers that finish a task (`policy::admission`).
+#[derive(Debug)]
+pub(crate) struct SlotLender {
+    max_workers: usize,
+    taken: AtomicUsize,
+    /// Types that want a worker but found every slot taken.
+    starved: Mutex<BTreeSet<Arc<str>>>,
+}
+
+impl SlotLender {
+    pub(crate) fn new(max_workers: usize) -> SlotLender {
+        SlotLender { max_workers, taken: AtomicUsize::new(0), starved: Mutex::new(BTreeSet::new()) }
+    }
+
+    /// The tree's `max_workers`.
+    pub(crate) fn max_workers(&self) -> usize {
+        self.max_workers
+    }
+
+    /// Takes one of the slots, if one is free.
+    #[inline]
+    pub(crate) fn try_take(&self) -> bool {
+        self.taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max_workers).then_some(n + 1))
             .is_ok()
     }
 
-    pub(crate) fn release_slot(&self) {
-        let _ = self.slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    /// Gives a slot back.
+    pub(crate) fn release(&self) {
+        let _ = self.taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
-    pub(crate) fn slots_used(&self) -> usize {
-        self.slots.load(Ordering::Acquire)
+    /// Slots taken.
+    pub(crate) fn used(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+
+    /// Slots not taken.
+    pub(crate) fn free(&self) -> usize {
+        self.max_workers.saturating_sub(self.used())
     }
 
     fn starved(&self) -> std::sync::MutexGuard<'_, BTreeSet<Arc<str>>> {
         self.starved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Marks a type starved for a slot, or no longer.
     pub(crate) fn set_starved(&self, task_type: &Arc<str>, starved: bool) {
         if starved {
             self.starved().insert(task_type.clone());
@@ -157,14 +168,17 @@ impl Shared {
         }
     }
 
+    /// Whether any type is starved.
     pub(crate) fn any_starved(&self) -> bool {
         !self.starved().is_empty()
     }
 
+    /// Whether a type other than `task_type` is starved.
     pub(crate) fn others_starved(&self, task_type: &str) -> bool {
         self.starved().iter().any(|t| &**t != task_type)
     }
 
+    /// The starved types, in name order.
     pub(crate) fn starved_types(&self) -> Vec<Arc<str>> {
         self.starved().iter().cloned().collect()
     }
@@ -178,3 +192,44 @@ fn local_records(cfg: &PoolConfig) -> usize {
 
 /// See [`local_records`].
 const LOCAL_RECORDS_WITH_REDIS: usize = 1_000;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::SlotLender;
+
+    #[test]
+    fn slots_are_taken_up_to_the_bound_and_given_back() {
+        let lender = SlotLender::new(2);
+        assert!(lender.try_take());
+        assert!(lender.try_take());
+        assert!(!lender.try_take());
+        assert_eq!((lender.used(), lender.free(), lender.max_workers()), (2, 0, 2));
+        lender.release();
+        assert_eq!(lender.free(), 1);
+        assert!(lender.try_take());
+        // Giving back more than was taken never wraps.
+        for _ in 0..3 {
+            lender.release();
+        }
+        assert_eq!((lender.used(), lender.free()), (0, 2));
+    }
+
+    #[test]
+    fn starved_types_are_seen_by_the_others() {
+        let lender = SlotLender::new(1);
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        assert!(!lender.any_starved());
+        lender.set_starved(&b, true);
+        lender.set_starved(&a, true);
+        assert!(lender.any_starved());
+        assert_eq!(lender.starved_types(), [a.clone(), b.clone()]);
+        lender.set_starved(&b, false);
+        // A type's own hunger does not make it give way.
+        assert!(!lender.others_starved("a"));
+        assert!(lender.others_starved("b"));
+        lender.set_starved(&a, false);
+        assert!(!lender.any_starved());
+    }
+}

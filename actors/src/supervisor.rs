@@ -129,7 +129,7 @@ impl Handler<SlotFreed> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: SlotFreed, _: &mut Context<Self>) {
-        for name in self.shared.starved_types() {
+        for name in self.shared.lender.starved_types() {
             if let Some(pool) = self.pools.get(&*name) {
                 pool.do_send(Poke);
             }

@@ -1,6 +1,17 @@
 //! Intake, the ready queue, and starting and stopping workers.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{AsyncContext, Context, SpawnHandle};
+use tokio::time::Instant;
+
+use super::workers::{Slot, WorkerState};
+use super::{Pending, State, TypePool};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::events::EventKind;
+use crate::messages::{Enqueue, Run, Waiter, WorkerId};
+use crate::task::{TaskId, TaskRecord, TaskStatus, ms_at};
 
 impl TypePool {
     /// Why a new task cannot be queued now, if it cannot.
@@ -43,11 +54,11 @@ impl TypePool {
         let mut record = TaskRecord::new_at(id.clone(), &self.name, priority, max_retries, ms_at(now));
         record.attempts = prior_attempts;
         self.shared.store.insert(record);
-        self.seq += 1;
+        let seq = self.queue.next_seq();
         let mut pending = Pending {
             data: Arc::new(request.data),
             priority,
-            seq: self.seq,
+            seq,
             timeout,
             max_retries,
             attempt: prior_attempts,
@@ -64,6 +75,38 @@ impl TypePool {
             self.dispatch(ctx);
         }
         Ok(id)
+    }
+
+    /// Runs a dead-lettered task again, from its first attempt.
+    pub(super) fn requeue_dead(&mut self, id: TaskId, ctx: &mut Context<Self>) -> Result<TaskId, Error> {
+        if self.draining.is_some() {
+            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
+        }
+        let Some(pos) = self.dead.iter().position(|d| d.id == id) else {
+            // A task that exists but is not dead-lettered is a conflict, not a missing task.
+            let kind = if self.tasks.contains_key(&id) || self.shared.store.get(&id).is_some() {
+                ErrorKind::Finished
+            } else {
+                ErrorKind::UnknownTask
+            };
+            return Err(Error::new(
+                kind,
+                format!("task {id} is not in the dead-letter list of {}", self.name),
+            ));
+        };
+        let Some(d) = self.dead.remove(pos) else {
+            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+        };
+        let seq = self.queue.next_seq();
+        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
+        if let Some(old) = self.shared.store.get(&d.id) {
+            record.created_at = old.created_at;
+        }
+        self.shared.store.insert(record);
+        self.tasks.insert(d.id.clone(), Pending::from_dead_letter(&d, seq, Instant::now()));
+        self.push_ready(&d.id);
+        self.dispatch(ctx);
+        Ok(d.id)
     }
 
     pub(super) fn wake_later(id: TaskId, after: Duration, ctx: &mut Context<Self>) -> SpawnHandle {
@@ -86,24 +129,16 @@ impl TypePool {
     pub(super) fn push_ready_at(&mut self, id: &TaskId, now: Instant) {
         if let Some(p) = self.tasks.get_mut(id) {
             p.ready_since = now;
-            self.queue.push(QueueKey { priority: p.priority, seq: p.seq, item: id.clone() });
-            self.ready += 1;
+            self.queue.push(p.priority, p.seq, id.clone());
         }
     }
 
     /// Pops the next ready task, skipping entries of tasks that left the queue (cancelled).
     pub(super) fn pop_ready(&mut self) -> Option<TaskId> {
-        while let Some(key) = self.queue.pop() {
-            let live = self
-                .tasks
-                .get(&key.item)
-                .is_some_and(|p| matches!(p.state, State::Queued) && p.seq == key.seq);
-            if live {
-                // `ready` drops when the task leaves the `Queued` state (assign or finish).
-                return Some(key.item);
-            }
-        }
-        None
+        // The ready count drops when the task leaves the `Queued` state (assign or finish).
+        let tasks = &self.tasks;
+        self.queue
+            .pop(|id, seq| tasks.get(id).is_some_and(|p| matches!(p.state, State::Queued) && p.seq == seq))
     }
 
     // ===== dispatch and workers =====
@@ -117,10 +152,10 @@ impl TypePool {
         }
         self.dispatching = true;
         loop {
-            while self.ready > 0 {
-                let Some(worker) = self.idle.pop() else { break };
+            while self.queue.ready() > 0 {
+                let Some(worker) = self.workers.pop_idle() else { break };
                 let Some(id) = self.pop_ready() else {
-                    self.idle.push(worker);
+                    self.workers.push_idle(worker);
                     break;
                 };
                 self.assign(id, worker, ctx);
@@ -135,12 +170,12 @@ impl TypePool {
 
     /// Starts a ready task on an idle worker.
     pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
-        if !self.workers.contains_key(&worker) {
+        if !self.workers.contains(&worker) {
             return;
         }
         let Some(p) = self.tasks.get_mut(&id) else { return };
         if matches!(p.state, State::Queued) {
-            self.ready -= 1;
+            self.queue.left();
         }
         p.attempt += 1;
         let (attempt, data) = (p.attempt, p.data.clone());
@@ -170,7 +205,7 @@ impl TypePool {
             return;
         };
         p.state = State::Running { worker: worker.clone(), deadline, started: now };
-        slot.state = WState::Busy;
+        slot.state = WorkerState::Busy;
         slot.task = Some(id.clone());
         let pid = slot.pid;
         self.shared.store.update(id, |r| {
@@ -194,7 +229,7 @@ impl TypePool {
     /// window (see [`TypePool::prefetch_window`]), so a worker finds its next task in its pipe the moment it finishes one.
     fn send_ahead(&mut self) {
         let prefetch = self.prefetch_window();
-        if prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.ready == 0 {
+        if prefetch == 0 || self.handler.is_some() || self.draining.is_some() || self.queue.ready() == 0 {
             return;
         }
         let max_tasks = self.cfg.max_tasks_per_worker;
@@ -202,7 +237,7 @@ impl TypePool {
         // running, those sent and this one all within the worker's task budget.
         let has_room = |w: &Slot| {
             let budget = max_tasks.is_none_or(|max| w.tasks_done + 2 + (w.queued.len() as u64) <= max);
-            w.state == WState::Busy && !w.retire && w.queued.len() < prefetch && budget
+            w.state == WorkerState::Busy && !w.retire && w.queued.len() < prefetch && budget
         };
         let mut room: Vec<WorkerId> =
             self.workers.iter().filter(|(_, w)| has_room(w)).map(|(id, _)| id.clone()).collect();
@@ -211,7 +246,7 @@ impl TypePool {
             while self.workers.get(&worker).is_some_and(has_room) {
                 let Some(id) = self.pop_ready() else { return };
                 let Some(p) = self.tasks.get_mut(&id) else { continue };
-                self.ready -= 1;
+                self.queue.left();
                 p.attempt += 1;
                 p.state = State::Sent { worker: worker.clone() };
                 let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
@@ -249,282 +284,6 @@ impl TypePool {
                 r.worker_id = None;
             });
             self.push_ready(&id);
-        }
-    }
-
-    /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
-    pub(super) fn ensure_workers(&mut self, ctx: &mut Context<Self>) {
-        if self.draining.is_some() {
-            return;
-        }
-        let starting = self.workers.values().filter(|w| w.state == WState::Starting).count();
-        let live = self.live_workers();
-        let demand = self.ready.saturating_sub(starting + self.idle.len());
-        let probe = self.wants_probe();
-        if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
-            // The usual case under load: nothing to start, whoever is starved.
-            self.blocked = None;
-            return;
-        }
-        // Warm workers beyond the type's own minimum wait while another type needs a slot.
-        let floor =
-            if self.shared.others_starved(&self.name) { self.cfg.min_workers } else { self.min_workers() };
-        let below_min = floor.saturating_sub(live);
-        let want = demand
-            .max(below_min)
-            .max(usize::from(probe))
-            .min(self.cfg.max_concurrent.saturating_sub(self.workers.len()));
-        if want == 0 {
-            self.blocked = None;
-            return;
-        }
-        // After failed starts, one try at a time, when the wait is over.
-        if self.start_waiting() {
-            return;
-        }
-        let want = if self.starts.failures() > 0 { want.min(1).saturating_sub(starting) } else { want };
-        if want == 0 || (probe && !self.check_command(ctx)) {
-            return;
-        }
-        if let Err(why) = self.shared.can_start(&self.cfg, live) {
-            if self.blocked.as_deref() != Some(why.as_str()) {
-                log::info!("{}: not starting workers: {why}", self.name);
-            }
-            self.blocked = Some(why);
-            return;
-        }
-        self.blocked = None;
-        let mut started = 0;
-        for _ in 0..want {
-            if !self.shared.try_take_slot() {
-                // Only real work (or the due retry of a type that gave up) may ask other types for
-                // a slot; keeping workers warm may not.
-                if (demand > 0 || probe) && !self.starved {
-                    self.starved = true;
-                    self.shared.set_starved(&self.name, true);
-                    self.slots.wanted.do_send(SlotWanted);
-                }
-                break;
-            }
-            self.start_worker(ctx);
-            started += 1;
-        }
-        if started > 0 {
-            self.scaled(true, live + started, if demand > 0 { "demand" } else { "min_workers" });
-        }
-        if started < want {
-            return;
-        }
-        if self.starved && demand <= want {
-            self.starved = false;
-            self.shared.set_starved(&self.name, false);
-        }
-    }
-
-    /// Starts one worker in a slot already taken.
-    pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
-        let id = self.shared.next_worker_id(&self.name);
-        let max_line_bytes = usize::try_from(self.cfg.max_output_line_mb << 20).unwrap_or(usize::MAX);
-        let kind = match (&self.handler, &self.command) {
-            (Some(_), _) => WorkerKind::InProcess,
-            (None, Some(command)) => WorkerKind::Process { command: command.clone(), max_line_bytes },
-            // Validation at start-up rules this out; a worker without a way to run fails to spawn.
-            (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes },
-        };
-        let addr = Worker::new(id.clone(), self.name.clone(), ctx.address().recipient(), kind).start();
-        let timer_id = id.clone();
-        let start_timeout = Duration::from_millis(self.cfg.start_timeout_ms);
-        // A handler slot is ready when its actor starts: only a process can fail to start.
-        let startup_timer = self.handler.is_none().then(|| {
-            ctx.run_later(start_timeout, move |act, ctx| {
-                let Some(born) =
-                    act.workers.get(&timer_id).filter(|w| w.state == WState::Starting).map(|w| w.born)
-                else {
-                    return;
-                };
-                let why = format!("did not answer its first ping within {} ms", start_timeout.as_millis());
-                act.worker_error(&timer_id, why.clone());
-                act.stop_worker(&timer_id, true, "startup_timeout");
-                act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
-            })
-        });
-        let now = Instant::now();
-        self.workers.insert(
-            id.clone(),
-            Slot {
-                addr,
-                state: WState::Starting,
-                task: None,
-                pid: None,
-                tasks_done: 0,
-                born: now,
-                idle_since: now,
-                startup_timer,
-                retire: false,
-                replace: false,
-                stop_reason: None,
-                ping: None,
-                abort: None,
-                progress: Default::default(),
-                queued: VecDeque::new(),
-                ghost: None,
-            },
-        );
-        log::info!("worker {id} starting ({})", self.name);
-        id
-    }
-
-    /// Asks a worker to stop; it stays counted until its exit is reported.
-    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: &'static str) {
-        let Some(slot) = self.workers.get_mut(id) else { return };
-        if slot.state == WState::Stopping {
-            return;
-        }
-        slot.state = WState::Stopping;
-        slot.stop_reason = Some(reason);
-        let sent_ahead = !slot.queued.is_empty();
-        if let Some(abort) = slot.abort.take() {
-            abort.abort();
-        }
-        // Tasks sent ahead must not start once they are back in the queue, and a worker over its
-        // memory limit gets no grace to take more.
-        let at_once = sent_ahead || reason == "memory_limit_exceeded";
-        slot.addr.do_send(StopWorker { kill: kill || sent_ahead, at_once });
-        self.idle.retain(|w| w != id);
-        log::info!("worker {id} stopping ({reason})");
-        if sent_ahead {
-            // Killed before it reads them: they go back to the queue.
-            self.requeue_sent(id);
-        }
-    }
-
-    pub(super) fn worker_error(&self, id: &WorkerId, error: String) {
-        log::warn!("worker {id}: {error}");
-        self.shared.events.emit(|| EventKind::WorkerError {
-            worker_id: id.to_string(),
-            task_type: self.name.to_string(),
-            error,
-        });
-    }
-
-    /// A worker finished a task: reuse it, or retire it (recycling, another type's need).
-    pub(super) fn worker_free(&mut self, id: &WorkerId, ctx: &mut Context<Self>) {
-        let Some(slot) = self.workers.get_mut(id) else { return };
-        slot.task = None;
-        slot.abort = None;
-        slot.tasks_done += 1;
-        if slot.state != WState::Busy {
-            return;
-        }
-        // A task sent ahead is already in the worker's pipe: it starts now.
-        if let Some((next, timeout)) = slot.queued.pop_front() {
-            let sent_here = self
-                .tasks
-                .get(&next)
-                .is_some_and(|p| matches!(&p.state, State::Sent { worker } if worker == id));
-            if sent_here {
-                self.start_attempt(&next, id, ctx);
-            } else {
-                // Cancelled after it was sent: the worker runs it anyway. It stays busy, bounded by
-                // the task's timeout, until that result arrives and is dropped.
-                let deadline = self.set_deadline(&next, 0, Instant::now() + timeout, ctx);
-                if let Some(slot) = self.workers.get_mut(id) {
-                    slot.task = Some(next);
-                    slot.ghost = Some(deadline);
-                }
-            }
-            self.dispatch(ctx);
-            return;
-        }
-        slot.state = WState::Idle;
-        slot.idle_since = Instant::now();
-        let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
-        if slot.retire {
-            self.stop_worker(id, false, "scaled_down");
-        } else if recycle {
-            self.stop_worker(id, false, "recycled");
-        } else if self.draining.is_some() {
-            self.stop_worker(id, false, "shutdown");
-        } else if self.should_yield() {
-            self.stop_worker(id, false, "yielded");
-        } else {
-            self.idle.push(id.clone());
-        }
-        self.dispatch(ctx);
-    }
-
-    /// Whether to give a worker slot to a type that cannot start one: when this type has no
-    /// ready work, or holds more than one worker while another type holds none.
-    pub(super) fn should_yield(&self) -> bool {
-        if !self.shared.others_starved(&self.name) {
-            return false;
-        }
-        let live = self.live_workers();
-        // Warm workers (the pool-wide minimum) give way to real work; a type's own
-        // `min_workers` does not.
-        live > self.cfg.min_workers && (self.ready == 0 || live > 1)
-    }
-
-    pub(super) fn on_exit(
-        &mut self,
-        id: &WorkerId,
-        code: Option<i32>,
-        signal: Option<i32>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.requeue_sent(id);
-        let Some(slot) = self.workers.remove(id) else { return };
-        self.idle.retain(|w| w != id);
-        self.shared.release_slot();
-        if self.shared.any_starved() {
-            self.slots.freed.do_send(SlotFreed);
-        }
-        if let Some(timer) = slot.startup_timer {
-            ctx.cancel_future(timer);
-        }
-        let how = match (code, signal) {
-            (Some(c), _) => format!("exited with code {c}"),
-            (None, Some(s)) => format!("killed by signal {s}"),
-            (None, None) => "ended".to_string(),
-        };
-        let reason = match slot.state {
-            WState::Stopping => slot.stop_reason.unwrap_or("stopped"),
-            WState::Busy => "crashed",
-            WState::Starting => "failed_to_start",
-            WState::Idle => "exited",
-        };
-        if self.shared.metrics.worker_exited(&self.name, reason) {
-            self.restarts.push_back(Instant::now());
-        }
-        log::info!("worker {id} {how} ({reason})");
-        self.shared.events.emit(|| EventKind::WorkerExited {
-            worker_id: id.to_string(),
-            task_type: self.name.to_string(),
-            reason: reason.to_string(),
-            code,
-        });
-        if slot.state == WState::Starting && self.handler.is_none() {
-            self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
-        }
-        if let (WState::Busy, Some(task)) = (slot.state, slot.task) {
-            self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
-        }
-        if slot.replace
-            && self.draining.is_none()
-            && !self.start_waiting()
-            && self.workers.len() < self.cfg.max_concurrent
-            && self.shared.try_take_slot()
-        {
-            self.start_worker(ctx);
-        }
-        self.check_drained(ctx);
-        self.dispatch(ctx);
-    }
-
-    /// Fails every ready task at once: no worker of this type can be started.
-    pub(super) fn fail_ready(&mut self, why: &str, ctx: &mut Context<Self>) {
-        while let Some(id) = self.pop_ready() {
-            self.fail_attempt(&id, Failure::NotStarted(why.to_string()), ctx);
         }
     }
 }

@@ -1,6 +1,19 @@
 //! The messages a `TypePool` handles (see `messages.rs`).
 
-use super::*;
+use actix::{Context, Handler, MessageResult, ResponseFuture};
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{Pending, State, TypePool};
+use crate::error::{Error, ErrorKind, SubmitError};
+use crate::messages::{
+    CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
+    MemoryExceeded, Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport,
+    Waiter, Watch, WorkerInfo, WorkerReport,
+};
+use crate::policy::admission;
+use crate::policy::retry::Failure;
+use crate::task::{TaskId, TaskRecord, TaskStatus};
 
 /// Most calls (and answers) whose room the pool keeps between two batches of its intake.
 const MAX_BATCH_KEPT: usize = 4096;
@@ -83,7 +96,7 @@ impl Handler<CancelTask> for TypePool {
         };
         if let State::Running { worker, .. } = &p.state {
             let worker = worker.clone();
-            self.stop_worker(&worker, true, "cancelled");
+            self.stop_worker(&worker, true, StopReason::Cancelled);
         }
         self.fail_attempt(&id, Failure::Cancelled, ctx);
         self.dispatch(ctx);
@@ -125,7 +138,12 @@ impl Handler<GetQueue> for TypePool {
                 waited_ms: p.ready_since.elapsed().as_millis() as u64,
             })
             .collect();
-        MessageResult(QueueInfo { length: waiting.len(), ready: self.ready, oldest_wait_ms: oldest, tasks })
+        MessageResult(QueueInfo {
+            length: waiting.len(),
+            ready: self.queue.ready(),
+            oldest_wait_ms: oldest,
+            tasks,
+        })
     }
 }
 
@@ -163,47 +181,7 @@ impl Handler<Requeue> for TypePool {
     type Result = Result<TaskId, Error>;
 
     fn handle(&mut self, msg: Requeue, ctx: &mut Context<Self>) -> Self::Result {
-        if self.draining.is_some() {
-            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
-        }
-        let Some(pos) = self.dead.iter().position(|d| d.id == msg.0) else {
-            // A task that exists but is not dead-lettered is a conflict, not a missing task.
-            let kind = if self.tasks.contains_key(&msg.0) || self.shared.store.get(&msg.0).is_some() {
-                ErrorKind::Finished
-            } else {
-                ErrorKind::UnknownTask
-            };
-            return Err(Error::new(
-                kind,
-                format!("task {} is not in the dead-letter list of {}", msg.0, self.name),
-            ));
-        };
-        let Some(d) = self.dead.remove(pos) else {
-            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {}", msg.0)));
-        };
-        self.seq += 1;
-        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
-        if let Some(old) = self.shared.store.get(&d.id) {
-            record.created_at = old.created_at;
-        }
-        self.shared.store.insert(record);
-        self.tasks.insert(
-            d.id.clone(),
-            Pending {
-                data: d.data,
-                priority: d.priority,
-                seq: self.seq,
-                timeout: d.timeout,
-                max_retries: d.max_retries,
-                attempt: 0,
-                state: State::Queued,
-                ready_since: Instant::now(),
-                waiters: Vec::new(),
-            },
-        );
-        self.push_ready(&d.id);
-        self.dispatch(ctx);
-        Ok(d.id)
+        self.requeue_dead(msg.0, ctx)
     }
 }
 
@@ -211,93 +189,7 @@ impl Handler<Scale> for TypePool {
     type Result = Result<usize, Error>;
 
     fn handle(&mut self, msg: Scale, ctx: &mut Context<Self>) -> Self::Result {
-        let (up, count) = match msg.0 {
-            ScaleAction::Up(count) => (true, count),
-            ScaleAction::Down(count) => (false, count),
-        };
-        if self.draining.is_some() {
-            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
-        }
-        let live = self.live_workers();
-        if up && let Some(why) = self.start_wait() {
-            return Err(Error::new(ErrorKind::Unavailable, format!("cannot add workers: {why}")));
-        }
-        if up {
-            if self.cfg.gpu_required
-                && let Err(why) = self.shared.can_start(&self.cfg, 0)
-            {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("cannot add workers to {}: {why}", self.name),
-                ));
-            }
-            let room = self.cfg.max_concurrent.saturating_sub(self.workers.len());
-            if count > room {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot add {} workers to {}: max_concurrent is {} and {} are alive",
-                        count,
-                        self.name,
-                        self.cfg.max_concurrent,
-                        self.workers.len()
-                    ),
-                ));
-            }
-            let free = self.shared.max_workers.saturating_sub(self.shared.slots_used());
-            if count > free {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot add {} workers: max_workers is {} and {free} slots are free",
-                        count, self.shared.max_workers
-                    ),
-                ));
-            }
-            let mut started = 0;
-            for _ in 0..count {
-                if !self.shared.try_take_slot() {
-                    break;
-                }
-                self.start_worker(ctx);
-                started += 1;
-            }
-            self.scaled(true, live + started, "manual");
-            Ok(live + started)
-        } else {
-            let floor = self.min_workers();
-            if count > live.saturating_sub(floor) {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    format!(
-                        "cannot remove {} workers from {}: {live} are alive and min_workers is {floor}",
-                        count, self.name
-                    ),
-                ));
-            }
-            // Idle workers go first; busy ones finish their task and are then retired.
-            let mut victims: Vec<WorkerId> = self.idle.iter().rev().take(count).cloned().collect();
-            if victims.len() < count {
-                let extra = self
-                    .workers
-                    .iter()
-                    .filter(|(id, w)| w.state != WState::Stopping && !w.retire && !victims.contains(id))
-                    .map(|(id, _)| id.clone())
-                    .take(count - victims.len())
-                    .collect::<Vec<_>>();
-                victims.extend(extra);
-            }
-            for id in &victims {
-                if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WState::Busy) {
-                    // Let the running task finish: retire the worker when it is free.
-                    slot.retire = true;
-                    continue;
-                }
-                self.stop_worker(id, false, "scaled_down");
-            }
-            self.scaled(false, live - count, "manual");
-            Ok(live - count)
-        }
+        self.scale(msg.0, ctx)
     }
 }
 
@@ -315,11 +207,11 @@ impl Handler<RestartWorker> for TypePool {
             ));
         };
         let id = id.clone();
-        if slot.state == WState::Stopping {
+        if slot.state == WorkerState::Stopping {
             // Already going; no replacement beyond what its stop asked for.
             return Ok(());
         }
-        if let (WState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
+        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
             if let Some(p) = self.tasks.get_mut(&task) {
                 if let State::Running { deadline, .. } = p.state {
@@ -337,7 +229,7 @@ impl Handler<RestartWorker> for TypePool {
         if let Some(slot) = self.workers.get_mut(&id) {
             slot.replace = true;
         }
-        self.stop_worker(&id, true, "restart");
+        self.stop_worker(&id, true, StopReason::Restart);
         self.dispatch(ctx);
         Ok(())
     }
@@ -347,47 +239,7 @@ impl Handler<Drain> for TypePool {
     type Result = ResponseFuture<ShutdownReport>;
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        if self.draining.is_none() {
-            self.draining = Some(DrainState { reply: Some(tx), report: ShutdownReport::default() });
-            let waiting: Vec<TaskId> = self
-                .tasks
-                .iter()
-                .filter(|(_, p)| !matches!(p.state, State::Running { .. } | State::Sent { .. }))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &waiting {
-                self.fail_attempt(id, Failure::Shutdown, ctx);
-            }
-            if let Some(d) = &mut self.draining {
-                d.report.failed_waiting = waiting.len();
-            }
-            let idle: Vec<WorkerId> = self
-                .workers
-                .iter()
-                .filter(|(_, w)| w.state != WState::Busy)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in idle {
-                self.stop_worker(&id, false, "shutdown");
-            }
-            ctx.run_later(msg.timeout, |act, ctx| {
-                let running: Vec<TaskId> = act.tasks.keys().cloned().collect();
-                if let Some(d) = &mut act.draining {
-                    d.report.failed_running = running.len();
-                }
-                for id in &running {
-                    act.fail_attempt(id, Failure::Shutdown, ctx);
-                }
-                act.stop_all_workers(true);
-                act.check_drained(ctx);
-            });
-            self.check_drained(ctx);
-        } else {
-            // A second drain request waits for nothing: the first one owns the reply.
-            let _ = tx.send(ShutdownReport::default());
-        }
-        Box::pin(async move { rx.await.unwrap_or_default() })
+        self.drain(msg.timeout, ctx)
     }
 }
 
@@ -396,14 +248,14 @@ impl Handler<MemoryExceeded> for TypePool {
 
     fn handle(&mut self, msg: MemoryExceeded, ctx: &mut Context<Self>) {
         let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.worker) else { return };
-        if slot.state == WState::Stopping {
+        if slot.state == WorkerState::Stopping {
             return;
         }
         let (id, task) = (id.clone(), slot.task.clone());
         let detail =
             format!("worker {id} used {} MiB, over the limit of {} MiB", msg.rss_bytes >> 20, msg.limit_mb);
         self.worker_error(&id, detail.clone());
-        self.stop_worker(&id, true, "memory_limit_exceeded");
+        self.stop_worker(&id, true, StopReason::MemoryLimitExceeded);
         if let Some(task) = task {
             self.fail_attempt(&task, Failure::MemoryLimit(detail), ctx);
         }
@@ -423,12 +275,10 @@ impl Handler<ReleaseIdle> for TypePool {
     type Result = ();
 
     fn handle(&mut self, _: ReleaseIdle, _: &mut Context<Self>) {
-        let live = self.live_workers();
-        if live > self.cfg.min_workers
-            && self.ready == 0
-            && let Some(id) = self.idle.first().cloned()
+        if admission::releases_idle(self.live_workers(), self.cfg.min_workers, self.queue.ready())
+            && let Some(id) = self.workers.idle().first().cloned()
         {
-            self.stop_worker(&id, false, "yielded");
+            self.stop_worker(&id, false, StopReason::Yielded);
         }
     }
 }

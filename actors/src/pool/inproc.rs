@@ -4,13 +4,17 @@
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
+use actix::{ActorFutureExt, AsyncContext, Context};
 use futures_util::FutureExt as _;
 use futures_util::future::{AbortHandle, Abortable};
+use serde_json::Value;
 
-use super::*;
-use crate::executor::TaskContext;
-use crate::executor::TaskError;
+use super::TypePool;
+use crate::executor::{HandlerFn, TaskContext, TaskError};
+use crate::messages::{Report, WorkerId, WorkerReport};
+use crate::task::TaskId;
 
 /// Reports of handlers that finished inside `assign`, handled by the dispatch loop (not
 /// recursively, so a deep queue of instant tasks does not deepen the stack).
@@ -20,7 +24,7 @@ impl TypePool {
     /// Runs one attempt of an in-process task on slot `worker`.
     pub(super) fn run_inproc(
         &mut self,
-        handler: TaskHandlerFn,
+        handler: HandlerFn,
         worker: &WorkerId,
         id: TaskId,
         data: Arc<Value>,

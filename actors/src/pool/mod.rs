@@ -5,49 +5,57 @@
 //! `max_concurrent` (and the tree-wide `max_workers`), times attempts out, retries with
 //! backoff, and writes every change to the shared task records.
 //!
-//! The code is split by concern: `dispatch` (intake, queue, starting and stopping workers),
-//! `outcome` (results, failures, retries, the end of a task) and `handlers` (the messages).
+//! The state is held by owned types, each in its own file with its tests: the ready queue
+//! (`ready`), the worker table with the idle stack (`workers`), the health window (`window`)
+//! and the stop reasons (`stop`). The actor's behaviour is split by concern: `dispatch`
+//! (intake, the queue, handing tasks to workers), `lifecycle` (starting and stopping workers),
+//! `scale` (manual and automatic scaling), `outcome` (results, failures, retries, the end of
+//! a task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
+//! (pings and stuck tasks) and `handlers` (the message table). Whether a worker may start is
+//! decided by `policy::admission`.
 //!
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
 
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use actix::prelude::*;
+use actix::{Actor, Addr, Context, Recipient, SpawnHandle};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::config::{ExecutorKind, TypeConfig};
-use crate::error::{Error, ErrorKind, SubmitError};
-use crate::events::EventKind;
-use crate::executor::HandlerFn as TaskHandlerFn;
+use crate::executor::HandlerFn;
 use crate::intake::Intake;
-use crate::messages::*;
+use crate::messages::{Execute, ShutdownReport, SlotFreed, SlotWanted, TypeStats, Waiter, WorkerId};
 use crate::metrics::TypeMetrics;
-use crate::policy::QueueKey;
-use crate::policy::retry::{Failure, RetryPolicy, Verdict};
+use crate::policy::retry::{RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
-use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
-use crate::worker::{Worker, WorkerKind};
+use crate::task::{TaskId, TaskRecord};
+use ready::ReadyQueue;
+use timeouts::{Deadline, Deadlines};
+use window::HealthWindow;
+use workers::{WorkerState, WorkerTable};
 
 mod dispatch;
+mod drain;
 mod handlers;
 mod inproc;
+mod lifecycle;
 mod monitoring;
 mod outcome;
+mod ready;
+mod scale;
 mod starts;
+mod stop;
 mod timeouts;
+mod window;
+mod workers;
 
-/// How far back task outcomes and restarts count for health.
-const HEALTH_WINDOW: Duration = Duration::from_secs(300);
-/// Most task outcomes kept for the health window.
-const MAX_RECENT: usize = 1000;
 /// `auto_prefetch` sends a task ahead while recent attempts average less than this.
 const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// Weight of the newest attempt in the running average of attempt durations.
@@ -72,9 +80,6 @@ pub(crate) struct SlotNews {
     pub(crate) freed: Recipient<SlotFreed>,
 }
 
-/// The key of an attempt's timeout: when, and a sequence number that makes it unique.
-type Deadline = (Instant, u64);
-
 /// A live task.
 struct Pending {
     data: Arc<Value>,
@@ -88,52 +93,21 @@ struct Pending {
     waiters: Vec<Waiter>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WState {
-    Starting,
-    Idle,
-    Busy,
-    Stopping,
-}
-
-impl WState {
-    fn name(self) -> &'static str {
-        match self {
-            WState::Starting => "starting",
-            WState::Idle => "idle",
-            WState::Busy => "busy",
-            WState::Stopping => "stopping",
+impl Pending {
+    /// A dead-lettered task back in the ready queue as of `now`, from its first attempt.
+    fn from_dead_letter(d: &DeadLetter, seq: u64, now: Instant) -> Pending {
+        Pending {
+            data: d.data.clone(),
+            priority: d.priority,
+            seq,
+            timeout: d.timeout,
+            max_retries: d.max_retries,
+            attempt: 0,
+            state: State::Queued,
+            ready_since: now,
+            waiters: Vec::new(),
         }
     }
-}
-
-struct Slot {
-    addr: Addr<Worker>,
-    state: WState,
-    task: Option<TaskId>,
-    pid: Option<u32>,
-    tasks_done: u64,
-    born: Instant,
-    idle_since: Instant,
-    startup_timer: Option<SpawnHandle>,
-    /// Retire this worker when its task is done (scaled down while busy).
-    retire: bool,
-    /// Start a fresh worker when this one has exited (restart).
-    replace: bool,
-    /// Why the pool stopped it (`timeout`, `cancelled`, `recycled`, `restart`, …).
-    stop_reason: Option<&'static str>,
-    /// The health ping waiting for its pong, and when it was sent.
-    ping: Option<(u64, Instant)>,
-    /// Aborts the in-process attempt running in this slot.
-    abort: Option<futures_util::future::AbortHandle>,
-    /// Progress of the in-process attempt running in this slot.
-    progress: inproc::ProgressBuffer,
-    /// Tasks sent ahead (prefetch), in the order the worker will run them, with their
-    /// timeouts. A task cancelled after it was sent stays here: the worker will still run it.
-    queued: VecDeque<(TaskId, Duration)>,
-    /// While the worker runs a cancelled task sent ahead (whose result is dropped): the
-    /// deadline that bounds it.
-    ghost: Option<Deadline>,
 }
 
 /// A dead-lettered task: enough to run it again.
@@ -160,38 +134,34 @@ pub(crate) struct TypePool {
     /// What a failed attempt leads to.
     retry: RetryPolicy,
     command: Option<Arc<[String]>>,
-    handler: Option<TaskHandlerFn>,
+    handler: Option<HandlerFn>,
     shared: Arc<Shared>,
     intake: Arc<Intake>,
     metrics: TypeMetrics,
     /// Where the pool says that it wants a worker slot, or gave one back.
     slots: SlotNews,
     tasks: FxHashMap<TaskId, Pending>,
-    queue: BinaryHeap<QueueKey<TaskId>>,
-    ready: usize,
-    seq: u64,
-    workers: FxHashMap<WorkerId, Slot>,
-    idle: Vec<WorkerId>,
+    /// Tasks ready to run, in queue order.
+    queue: ReadyQueue<TaskId>,
+    /// The workers and the idle stack.
+    workers: WorkerTable,
     dead: VecDeque<DeadLetter>,
     /// Workers that failed to start, in a row, and the wait before the next try.
     starts: StartBackoff,
     /// Wakes the pool when the wait of `starts` is over.
     start_timer: Option<SpawnHandle>,
+    /// Whether this type is in the lender's starved set (`Shared::lender`); kept here too, so
+    /// that the pool reads it without a lock.
     starved: bool,
     /// Workers kept warm: the type's `min_workers`, or more from the pool-wide `min_workers`.
     warm: usize,
     /// Why workers cannot start now (CPU or memory), while that lasts.
     blocked: Option<String>,
-    /// Finished tasks in the health window: when, and whether they failed.
-    recent: VecDeque<(Instant, bool)>,
-    /// Unplanned worker exits in the health window.
-    restarts: VecDeque<Instant>,
+    /// Task outcomes and unplanned worker exits of the last five minutes.
+    health: HealthWindow,
     next_ping: u64,
     /// Timeouts of running attempts, earliest first; one alarm serves them all.
-    deadlines: BTreeMap<Deadline, (TaskId, u32)>,
-    deadline_seq: u64,
-    /// The armed alarm: when it fires.
-    alarm: Option<(Instant, SpawnHandle)>,
+    deadlines: Deadlines,
     /// In-process attempts that finished at once, waiting for the dispatch loop.
     immediate: inproc::Immediate,
     /// Set while the dispatch loop runs, so that nested calls return at once.
@@ -214,7 +184,7 @@ impl TypePool {
     pub(crate) fn new(
         name: &str,
         cfg: TypeConfig,
-        handler: Option<TaskHandlerFn>,
+        handler: Option<HandlerFn>,
         shared: Arc<Shared>,
         slots: SlotNews,
         warm: usize,
@@ -242,23 +212,17 @@ impl TypePool {
             shared,
             slots,
             tasks: FxHashMap::default(),
-            queue: BinaryHeap::new(),
-            ready: 0,
-            seq: 0,
-            workers: FxHashMap::default(),
-            idle: Vec::new(),
+            queue: ReadyQueue::new(),
+            workers: WorkerTable::new(),
             dead: VecDeque::new(),
             starts,
             start_timer: None,
             starved: false,
             warm: cfg_min,
             blocked: None,
-            recent: VecDeque::new(),
-            restarts: VecDeque::new(),
+            health: HealthWindow::default(),
             next_ping: 1,
-            deadlines: BTreeMap::new(),
-            deadline_seq: 0,
-            alarm: None,
+            deadlines: Deadlines::default(),
             immediate: Default::default(),
             dispatching: false,
             answers: Vec::new(),
@@ -294,25 +258,14 @@ impl TypePool {
     }
 
     fn waiting(&self) -> usize {
-        let busy = self.workers.values().filter(|w| w.state == WState::Busy && w.ghost.is_none()).count();
+        let busy =
+            self.workers.values().filter(|w| w.state == WorkerState::Busy && w.ghost.is_none()).count();
         self.tasks.len().saturating_sub(busy)
-    }
-
-    /// Forgets what left the health window.
-    fn prune_windows(&mut self) {
-        let horizon = Instant::now().checked_sub(HEALTH_WINDOW);
-        let old = |at: &Instant| horizon.is_some_and(|h| *at < h);
-        while self.recent.front().is_some_and(|(at, _)| old(at)) || self.recent.len() > MAX_RECENT {
-            self.recent.pop_front();
-        }
-        while self.restarts.front().is_some_and(old) {
-            self.restarts.pop_front();
-        }
     }
 
     /// Workers alive and not on their way out (starting, idle or busy).
     fn live_workers(&self) -> usize {
-        self.workers.values().filter(|w| w.state != WState::Stopping).count()
+        self.workers.live()
     }
 
     /// How long the oldest ready task has waited (zero when none is ready).
@@ -326,13 +279,12 @@ impl TypePool {
     }
 
     fn stats(&mut self) -> TypeStats {
-        self.prune_windows();
-        let count = |s: WState| self.workers.values().filter(|w| w.state == s).count();
+        self.health.prune(Instant::now());
         let oldest = self.oldest_ready_wait().as_millis() as u64;
         TypeStats {
             total: self.live_workers(),
-            available: count(WState::Idle),
-            busy: count(WState::Busy),
+            available: self.workers.count(WorkerState::Idle),
+            busy: self.workers.count(WorkerState::Busy),
             queued: self.waiting(),
             tasks_completed: self.completed,
             tasks_failed: self.failed,
@@ -341,12 +293,12 @@ impl TypePool {
             } else {
                 self.busy_ms_total as f64 / self.completed as f64
             },
-            ready: self.ready,
+            ready: self.queue.ready(),
             oldest_wait_ms: oldest,
             dead_letters: self.dead.len(),
-            recent_finished: self.recent.len() as u64,
-            recent_failed: self.recent.iter().filter(|(_, failed)| *failed).count() as u64,
-            recent_restarts: self.restarts.len() as u64,
+            recent_finished: self.health.finished_count(),
+            recent_failed: self.health.failed_count(),
+            recent_restarts: self.health.restart_count(),
             start_blocked: self.starts.status(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
             start_failures: self.starts.failures(),
             cannot_start: self.starts.gave_up(),

@@ -1,7 +1,17 @@
 //! What the monitors ask of a pool: health checks (pings, stuck tasks) and autoscaling.
 
-use super::*;
-use crate::policy::{ScalingDecision, ScalingInput, scaling_decision};
+use std::time::Duration;
+
+use actix::{AsyncContext, Context, Handler};
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{AutoScale, HealthCheck, Ping, WorkerId};
+use crate::policy::retry::Failure;
+use crate::task::TaskId;
 
 /// How far past its timeout a task may run before the health check calls it stuck. The
 /// attempt's own timer fires first; this only catches a timer that did not.
@@ -14,7 +24,7 @@ impl TypePool {
             .workers
             .iter()
             .filter(|(_, w)| {
-                w.state == WState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout)
+                w.state == WorkerState::Idle && w.ping.is_some_and(|(_, at)| at.elapsed() >= ping_timeout)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -27,7 +37,7 @@ impl TypePool {
                 healthy: false,
                 detail,
             });
-            self.stop_worker(&id, true, "unresponsive");
+            self.stop_worker(&id, true, StopReason::Unresponsive);
         }
         self.dispatch(ctx);
     }
@@ -51,7 +61,7 @@ impl TypePool {
                 healthy: false,
                 detail: format!("task {task} is stuck past its timeout"),
             });
-            self.stop_worker(&worker, true, "stuck");
+            self.stop_worker(&worker, true, StopReason::Stuck);
             self.fail_attempt(&task, Failure::Timeout(timeout), ctx);
         }
     }
@@ -72,79 +82,6 @@ impl TypePool {
             });
         }
     }
-
-    fn scaling_input(&self) -> ScalingInput {
-        let live = self.workers.values().filter(|w| w.state != WState::Stopping && !w.retire).count();
-        let oldest = self.oldest_ready_wait();
-        let free_slot = self.shared.slots_used() < self.shared.max_workers;
-        ScalingInput {
-            live,
-            starting: self.workers.values().filter(|w| w.state == WState::Starting).count(),
-            idle_for: self
-                .idle
-                .iter()
-                .filter_map(|id| self.workers.get(id))
-                .map(|w| w.idle_since.elapsed())
-                .collect(),
-            ready: self.ready,
-            oldest_wait: oldest,
-            min_workers: if self.shared.others_starved(&self.name) {
-                self.cfg.min_workers
-            } else {
-                self.min_workers()
-            },
-            max_workers: self.cfg.max_concurrent,
-            can_start: free_slot
-                && self.draining.is_none()
-                && !self.start_waiting()
-                && self.shared.can_start(&self.cfg, live).is_ok(),
-            idle_timeout: Duration::from_millis(self.cfg.idle_timeout_ms),
-        }
-    }
-
-    /// Applies the scaling policy.
-    fn autoscale(&mut self, ctx: &mut Context<Self>) {
-        let input = self.scaling_input();
-        match scaling_decision(&input) {
-            ScalingDecision::Hold => {}
-            ScalingDecision::Up(n, reason) => {
-                let mut started = 0;
-                for _ in 0..n {
-                    if !self.shared.try_take_slot() {
-                        break;
-                    }
-                    self.start_worker(ctx);
-                    started += 1;
-                }
-                if started > 0 {
-                    self.scaled(true, input.live + started, reason);
-                }
-            }
-            ScalingDecision::Down(n, reason) => {
-                // The longest idle go first: they sit at the bottom of the idle stack.
-                let victims: Vec<WorkerId> = self.idle.iter().take(n).cloned().collect();
-                for id in &victims {
-                    self.stop_worker(id, false, reason);
-                }
-                self.scaled(false, input.live - victims.len(), reason);
-            }
-        }
-    }
-
-    /// Records a scaling step: an event and a metric.
-    pub(super) fn scaled(&self, up: bool, workers: usize, reason: &str) {
-        let direction = if up { "up" } else { "down" };
-        self.shared.metrics.scale_events.with_label_values(&[&self.name, direction]).inc();
-        log::info!("{} scaled {direction} to {workers} workers ({reason})", self.name);
-        let (task_type, reason) = (self.name.to_string(), reason.to_string());
-        self.shared.events.emit(|| {
-            if up {
-                EventKind::ScaleUp { task_type, workers, reason }
-            } else {
-                EventKind::ScaleDown { task_type, workers, reason }
-            }
-        });
-    }
 }
 
 impl Handler<HealthCheck> for TypePool {
@@ -153,7 +90,7 @@ impl Handler<HealthCheck> for TypePool {
     fn handle(&mut self, msg: HealthCheck, ctx: &mut Context<Self>) {
         self.check_pings(msg.ping_timeout, ctx);
         self.check_stuck(ctx);
-        let idle: Vec<WorkerId> = self.idle.clone();
+        let idle: Vec<WorkerId> = self.workers.idle().to_vec();
         for id in idle {
             let n = self.next_ping;
             if let Some(slot) = self.workers.get_mut(&id)

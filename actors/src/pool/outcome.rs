@@ -1,6 +1,18 @@
 //! How attempts end: results, failures, retries with backoff, dead letters and the drain.
 
-use super::*;
+use std::sync::Arc;
+
+use actix::{AsyncContext, Context};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::WorkerState;
+use super::{DeadLetter, State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{Report, Waiter, WorkerId, WorkerReport};
+use crate::policy::retry::{Failure, Verdict};
+use crate::task::{Progress, TaskId, TaskRecord, TaskStatus, ms_at};
 
 impl TypePool {
     pub(super) fn on_report(&mut self, msg: WorkerReport, ctx: &mut Context<Self>) {
@@ -33,8 +45,8 @@ impl TypePool {
                 self.worker_error(&worker, e.clone());
                 let mut born = Instant::now();
                 if let Some(slot) = self.workers.get_mut(&worker) {
-                    slot.state = WState::Stopping;
-                    slot.stop_reason = Some("failed_to_start");
+                    slot.state = WorkerState::Stopping;
+                    slot.stop_reason = Some(StopReason::FailedToStart);
                     born = slot.born;
                 }
                 self.start_failed(e, Some(born), ctx);
@@ -44,21 +56,21 @@ impl TypePool {
                 log::trace!("worker {worker} pong {n}");
                 self.on_pong(&worker, n);
                 let Some(slot) = self.workers.get_mut(&worker) else { return };
-                if slot.state == WState::Starting {
-                    slot.state = WState::Idle;
+                if slot.state == WorkerState::Starting {
+                    slot.state = WorkerState::Idle;
                     slot.idle_since = Instant::now();
                     if let Some(t) = slot.startup_timer.take() {
                         ctx.cancel_future(t);
                     }
                     self.start_succeeded(ctx);
-                    self.idle.push(worker.clone());
+                    self.workers.push_idle(worker.clone());
                     log::info!("worker {worker} ready");
                     self.shared.events.emit(|| EventKind::WorkerReady {
                         worker_id: worker.to_string(),
                         task_type: self.name.to_string(),
                     });
                     if self.draining.is_some() {
-                        self.stop_worker(&worker, false, "shutdown");
+                        self.stop_worker(&worker, false, StopReason::Shutdown);
                     }
                     self.dispatch(ctx);
                 }
@@ -95,7 +107,7 @@ impl TypePool {
             Report::Crashed { id, message } => {
                 if self.runs_on(&id, &worker) {
                     // The slot is replaced like a crashed process.
-                    self.stop_worker(&worker, true, "crashed");
+                    self.stop_worker(&worker, true, StopReason::Crashed);
                     self.fail_attempt(&id, Failure::Crash(message), ctx);
                 }
             }
@@ -108,8 +120,8 @@ impl TypePool {
                 self.worker_error(&worker, detail.clone());
                 let slot = self.workers.get(&worker);
                 let task = slot.and_then(|w| w.task.clone());
-                let starting = slot.filter(|w| w.state == WState::Starting).map(|w| w.born);
-                self.stop_worker(&worker, true, "output_too_large");
+                let starting = slot.filter(|w| w.state == WorkerState::Starting).map(|w| w.born);
+                self.stop_worker(&worker, true, StopReason::OutputTooLarge);
                 if let Some(born) = starting {
                     self.start_failed(detail.clone(), Some(born), ctx);
                 }
@@ -141,15 +153,6 @@ impl TypePool {
         } else {
             waiter.send(record, verdict);
         }
-    }
-
-    /// Ends a task that cannot run because the pool is draining: failed with reason
-    /// `shutdown`, or back to a durable queue.
-    pub(super) fn fail_for_shutdown(&mut self, id: &TaskId, ctx: Option<&mut Context<Self>>) {
-        if let Some(d) = &mut self.draining {
-            d.report.failed_running += 1;
-        }
-        self.settle(id, Failure::Shutdown, ctx);
     }
 
     pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
@@ -188,7 +191,7 @@ impl TypePool {
             let ghost = self.workers.iter().find(|(_, w)| w.ghost.is_some() && w.task.as_ref() == Some(&id));
             if let Some((worker, _)) = ghost {
                 let worker = worker.clone();
-                self.stop_worker(&worker, true, "timeout");
+                self.stop_worker(&worker, true, StopReason::Timeout);
                 self.dispatch(ctx);
             }
             return;
@@ -201,7 +204,7 @@ impl TypePool {
         // A timed-out attempt counts as long as its timeout: no task is sent ahead behind one.
         let timeout = p.timeout;
         self.note_duration(timeout);
-        self.stop_worker(&worker, true, "timeout");
+        self.stop_worker(&worker, true, StopReason::Timeout);
         self.fail_attempt(&id, Failure::Timeout(timeout), ctx);
         // Tasks it had been sent went back to the queue: another worker may take them.
         self.dispatch(ctx);
@@ -307,14 +310,11 @@ impl TypePool {
         };
         let status = ended.unwrap_or(TaskStatus::Queued);
         if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
-            self.recent.push_back((now, status != TaskStatus::Completed));
-            if self.recent.len() > 2 * MAX_RECENT {
-                self.prune_windows();
-            }
+            self.health.finished(now, status != TaskStatus::Completed);
         }
         if matches!(p.state, State::Queued) {
             // Its heap entry stays behind and is skipped when popped.
-            self.ready -= 1;
+            self.queue.left();
         }
         let change = |r: &mut TaskRecord| {
             r.status = status;
@@ -363,31 +363,6 @@ impl TypePool {
             && status == TaskStatus::Completed
         {
             d.report.finished_in_grace += 1;
-        }
-    }
-
-    // ===== shutdown =====
-
-    pub(super) fn check_drained(&mut self, ctx: &mut Context<Self>) {
-        if self.draining.is_none() || !self.workers.is_empty() {
-            return;
-        }
-        // No worker is left to run what is still live: it ends now, so every waiter hears.
-        let live: Vec<TaskId> = self.tasks.keys().cloned().collect();
-        for id in &live {
-            self.fail_for_shutdown(id, Some(&mut *ctx));
-        }
-        if let Some(d) = &mut self.draining
-            && let Some(reply) = d.reply.take()
-        {
-            let _ = reply.send(d.report.clone());
-        }
-    }
-
-    pub(super) fn stop_all_workers(&mut self, kill: bool) {
-        let ids: Vec<WorkerId> = self.workers.keys().cloned().collect();
-        for id in ids {
-            self.stop_worker(&id, kill, "shutdown");
         }
     }
 }

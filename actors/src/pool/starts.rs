@@ -1,6 +1,10 @@
 //! Workers that fail to start: the pool's side of [`StartBackoff`] (see `policy::starts`).
 
-use super::*;
+use actix::{AsyncContext, Context};
+use tokio::time::Instant;
+
+use super::TypePool;
+use crate::events::EventKind;
 use crate::shared::StartFailures;
 use crate::worker::runnable;
 

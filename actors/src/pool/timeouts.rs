@@ -2,7 +2,54 @@
 //! alarm is armed for the earliest. Adding or removing a deadline is a map operation; the
 //! alarm is re-armed only when an earlier deadline arrives.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use actix::{AsyncContext, Context, SpawnHandle};
+use tokio::time::Instant;
+
+use super::TypePool;
+use crate::task::TaskId;
+
+/// The key of an attempt's timeout: when, and a sequence number that makes it unique.
+pub(super) type Deadline = (Instant, u64);
+
+/// The deadlines of running attempts, earliest first, and the alarm armed for them.
+#[derive(Debug, Default)]
+pub(super) struct Deadlines {
+    /// Each deadline's task and attempt number.
+    due: BTreeMap<Deadline, (TaskId, u32)>,
+    seq: u64,
+    /// The armed alarm: when it fires.
+    alarm: Option<(Instant, SpawnHandle)>,
+}
+
+impl Deadlines {
+    /// Adds the deadline of `attempt` of task `id`, due `at`; returns its key.
+    #[inline]
+    pub(super) fn insert(&mut self, at: Instant, id: TaskId, attempt: u32) -> Deadline {
+        self.seq += 1;
+        let key = (at, self.seq);
+        self.due.insert(key, (id, attempt));
+        key
+    }
+
+    /// Drops a deadline (its attempt ended first).
+    #[inline]
+    pub(super) fn remove(&mut self, key: &Deadline) {
+        self.due.remove(key);
+    }
+
+    /// When the earliest deadline is due.
+    fn earliest(&self) -> Option<Instant> {
+        self.due.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Takes the earliest deadline if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(TaskId, u32)> {
+        let entry = self.due.first_entry()?;
+        (entry.key().0 <= now).then(|| entry.remove())
+    }
+}
 
 impl TypePool {
     /// Registers the timeout of an attempt, due `at`; returns its key.
@@ -13,17 +60,15 @@ impl TypePool {
         at: Instant,
         ctx: &mut Context<Self>,
     ) -> Deadline {
-        self.deadline_seq += 1;
-        let key = (at, self.deadline_seq);
-        self.deadlines.insert(key, (id.clone(), attempt));
+        let key = self.deadlines.insert(at, id.clone(), attempt);
         self.arm(ctx);
         key
     }
 
     /// Arms the alarm for the earliest deadline unless it is armed for that or earlier.
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some((&(at, _), _)) = self.deadlines.first_key_value() else { return };
-        if let Some((armed, handle)) = self.alarm {
+        let Some(at) = self.deadlines.earliest() else { return };
+        if let Some((armed, handle)) = self.deadlines.alarm {
             if armed <= at {
                 return;
             }
@@ -31,20 +76,58 @@ impl TypePool {
         }
         let handle =
             ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.on_alarm(ctx));
-        self.alarm = Some((at, handle));
+        self.deadlines.alarm = Some((at, handle));
     }
 
     /// Times out every attempt whose deadline has passed, then re-arms.
     fn on_alarm(&mut self, ctx: &mut Context<Self>) {
-        self.alarm = None;
+        self.deadlines.alarm = None;
         let now = Instant::now();
-        while let Some(entry) = self.deadlines.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (id, attempt) = entry.remove();
+        while let Some((id, attempt)) = self.deadlines.pop_due(now) {
             self.on_timeout(id, attempt, ctx);
         }
         self.arm(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Deadlines;
+    use crate::task::TaskId;
+
+    fn id(s: &str) -> TaskId {
+        TaskId::from(s)
+    }
+
+    #[test]
+    fn due_deadlines_come_out_earliest_first() {
+        let t0 = Instant::now();
+        let mut d = Deadlines::default();
+        d.insert(t0 + Duration::from_secs(2), id("late"), 1);
+        d.insert(t0 + Duration::from_secs(1), id("early"), 3);
+        assert_eq!(d.earliest(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(d.pop_due(t0), None);
+        let now = t0 + Duration::from_secs(5);
+        assert_eq!(d.pop_due(now), Some((id("early"), 3)));
+        assert_eq!(d.pop_due(now), Some((id("late"), 1)));
+        assert_eq!(d.pop_due(now), None);
+        assert_eq!(d.earliest(), None);
+    }
+
+    #[test]
+    fn deadlines_at_the_same_instant_stay_apart() {
+        let at = Instant::now();
+        let mut d = Deadlines::default();
+        let first = d.insert(at, id("a"), 1);
+        let second = d.insert(at, id("b"), 1);
+        assert_ne!(first, second);
+        // An attempt that ended first takes only its own deadline with it.
+        d.remove(&first);
+        assert_eq!(d.pop_due(at), Some((id("b"), 1)));
+        assert_eq!(d.pop_due(at), None);
     }
 }

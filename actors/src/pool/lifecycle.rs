@@ -1,0 +1,272 @@
+//! Starting and stopping workers: demand-driven starts, the stop of a worker and the report
+//! of its exit, and what a worker that finished a task does next.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context};
+use tokio::time::Instant;
+
+use super::stop::StopReason;
+use super::workers::{Slot, WorkerState};
+use super::{State, TypePool};
+use crate::events::EventKind;
+use crate::messages::{SlotFreed, SlotWanted, StopWorker, WorkerId};
+use crate::policy::admission::{self, Admission, Asker};
+use crate::policy::retry::Failure;
+use crate::worker::{Worker, WorkerKind};
+
+impl TypePool {
+    /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
+    pub(super) fn ensure_workers(&mut self, ctx: &mut Context<Self>) {
+        if self.draining.is_some() {
+            return;
+        }
+        let starting = self.workers.count(WorkerState::Starting);
+        let live = self.live_workers();
+        let demand = self.queue.ready().saturating_sub(starting + self.workers.idle().len());
+        let probe = self.wants_probe();
+        if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
+            // The usual case under load: nothing to start, whoever is starved.
+            self.blocked = None;
+            return;
+        }
+        let floor = admission::floor(
+            self.cfg.min_workers,
+            self.min_workers(),
+            self.shared.lender.others_starved(&self.name),
+        );
+        let below_min = floor.saturating_sub(live);
+        let wanted = demand.max(below_min).max(usize::from(probe));
+        let input = self.admission_input(Asker::Demand, wanted, live, starting);
+        let admission =
+            admission::admit(&input, || self.start_waiting(), |live| self.shared.can_start(&self.cfg, live));
+        match admission {
+            Admission::Full { .. } => {
+                self.blocked = None;
+                return;
+            }
+            Admission::Start(_) | Admission::Blocked(_) => {}
+            Admission::Draining | Admission::Backoff | Admission::NoSlots { .. } => return,
+        }
+        if probe && !self.check_command(ctx) {
+            return;
+        }
+        let want = match admission {
+            Admission::Start(want) => want,
+            Admission::Blocked(why) => {
+                if self.blocked.as_deref() != Some(why.as_str()) {
+                    log::info!("{}: not starting workers: {why}", self.name);
+                }
+                self.blocked = Some(why);
+                return;
+            }
+            _ => return,
+        };
+        self.blocked = None;
+        let started = self.start_workers(want, ctx);
+        if started < want && (demand > 0 || probe) && !self.starved {
+            // Every slot is taken. Only real work (or the due retry of a type that gave up) may
+            // ask other types for a slot; keeping workers warm may not.
+            self.starved = true;
+            self.shared.lender.set_starved(&self.name, true);
+            self.slots.wanted.do_send(SlotWanted);
+        }
+        if started > 0 {
+            self.scaled(true, live + started, if demand > 0 { "demand" } else { "min_workers" });
+        }
+        if started < want {
+            return;
+        }
+        if self.starved && demand <= want {
+            self.starved = false;
+            self.shared.lender.set_starved(&self.name, false);
+        }
+    }
+
+    /// Starts up to `n` workers, each in a tree-wide slot, until the slots run out; returns
+    /// how many started.
+    pub(super) fn start_workers(&mut self, n: usize, ctx: &mut Context<Self>) -> usize {
+        let mut started = 0;
+        while started < n && self.shared.lender.try_take() {
+            self.start_worker(ctx);
+            started += 1;
+        }
+        started
+    }
+
+    /// Starts one worker in a slot already taken.
+    pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
+        let id = self.shared.next_worker_id(&self.name);
+        let max_line_bytes = usize::try_from(self.cfg.max_output_line_mb << 20).unwrap_or(usize::MAX);
+        let kind = match (&self.handler, &self.command) {
+            (Some(_), _) => WorkerKind::InProcess,
+            (None, Some(command)) => WorkerKind::Process { command: command.clone(), max_line_bytes },
+            // Validation at start-up rules this out; a worker without a way to run fails to spawn.
+            (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes },
+        };
+        let addr = Worker::new(id.clone(), self.name.clone(), ctx.address().recipient(), kind).start();
+        let timer_id = id.clone();
+        let start_timeout = Duration::from_millis(self.cfg.start_timeout_ms);
+        // A handler slot is ready when its actor starts: only a process can fail to start.
+        let startup_timer = self.handler.is_none().then(|| {
+            ctx.run_later(start_timeout, move |act, ctx| {
+                let Some(born) =
+                    act.workers.get(&timer_id).filter(|w| w.state == WorkerState::Starting).map(|w| w.born)
+                else {
+                    return;
+                };
+                let why = format!("did not answer its first ping within {} ms", start_timeout.as_millis());
+                act.worker_error(&timer_id, why.clone());
+                act.stop_worker(&timer_id, true, StopReason::StartupTimeout);
+                act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
+            })
+        });
+        self.workers.insert(id.clone(), Slot::starting(addr, startup_timer, Instant::now()));
+        log::info!("worker {id} starting ({})", self.name);
+        id
+    }
+
+    /// Asks a worker to stop; it stays counted until its exit is reported.
+    pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: StopReason) {
+        let Some(slot) = self.workers.get_mut(id) else { return };
+        if slot.state == WorkerState::Stopping {
+            return;
+        }
+        slot.state = WorkerState::Stopping;
+        slot.stop_reason = Some(reason);
+        let sent_ahead = !slot.queued.is_empty();
+        if let Some(abort) = slot.abort.take() {
+            abort.abort();
+        }
+        // Tasks sent ahead must not start once they are back in the queue, and a worker over its
+        // memory limit gets no grace to take more.
+        let at_once = sent_ahead || reason.kills_at_once();
+        slot.addr.do_send(StopWorker { kill: kill || sent_ahead, at_once });
+        self.workers.unidle(id);
+        log::info!("worker {id} stopping ({reason})");
+        if sent_ahead {
+            // Killed before it reads them: they go back to the queue.
+            self.requeue_sent(id);
+        }
+    }
+
+    pub(super) fn worker_error(&self, id: &WorkerId, error: String) {
+        log::warn!("worker {id}: {error}");
+        self.shared.events.emit(|| EventKind::WorkerError {
+            worker_id: id.to_string(),
+            task_type: self.name.to_string(),
+            error,
+        });
+    }
+
+    /// A worker finished a task: reuse it, or retire it (recycling, another type's need).
+    pub(super) fn worker_free(&mut self, id: &WorkerId, ctx: &mut Context<Self>) {
+        let Some(slot) = self.workers.get_mut(id) else { return };
+        slot.task = None;
+        slot.abort = None;
+        slot.tasks_done += 1;
+        if slot.state != WorkerState::Busy {
+            return;
+        }
+        // A task sent ahead is already in the worker's pipe: it starts now.
+        if let Some((next, timeout)) = slot.queued.pop_front() {
+            let sent_here = self
+                .tasks
+                .get(&next)
+                .is_some_and(|p| matches!(&p.state, State::Sent { worker } if worker == id));
+            if sent_here {
+                self.start_attempt(&next, id, ctx);
+            } else {
+                // Cancelled after it was sent: the worker runs it anyway. It stays busy, bounded by
+                // the task's timeout, until that result arrives and is dropped.
+                let deadline = self.set_deadline(&next, 0, Instant::now() + timeout, ctx);
+                if let Some(slot) = self.workers.get_mut(id) {
+                    slot.task = Some(next);
+                    slot.ghost = Some(deadline);
+                }
+            }
+            self.dispatch(ctx);
+            return;
+        }
+        slot.state = WorkerState::Idle;
+        slot.idle_since = Instant::now();
+        let recycle = self.cfg.max_tasks_per_worker.is_some_and(|max| slot.tasks_done >= max);
+        if slot.retire {
+            self.stop_worker(id, false, StopReason::ScaledDown);
+        } else if recycle {
+            self.stop_worker(id, false, StopReason::Recycled);
+        } else if self.draining.is_some() {
+            self.stop_worker(id, false, StopReason::Shutdown);
+        } else if self.shared.lender.others_starved(&self.name)
+            && admission::should_yield(self.live_workers(), self.cfg.min_workers, self.queue.ready())
+        {
+            self.stop_worker(id, false, StopReason::Yielded);
+        } else {
+            self.workers.push_idle(id.clone());
+        }
+        self.dispatch(ctx);
+    }
+
+    pub(super) fn on_exit(
+        &mut self,
+        id: &WorkerId,
+        code: Option<i32>,
+        signal: Option<i32>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.requeue_sent(id);
+        let Some(slot) = self.workers.remove(id) else { return };
+        self.shared.lender.release();
+        if self.shared.lender.any_starved() {
+            self.slots.freed.do_send(SlotFreed);
+        }
+        if let Some(timer) = slot.startup_timer {
+            ctx.cancel_future(timer);
+        }
+        let how = match (code, signal) {
+            (Some(c), _) => format!("exited with code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "ended".to_string(),
+        };
+        let reason = match slot.state {
+            WorkerState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
+            WorkerState::Busy => StopReason::Crashed,
+            WorkerState::Starting => StopReason::FailedToStart,
+            WorkerState::Idle => StopReason::Exited,
+        };
+        if !reason.is_planned() {
+            self.shared.metrics.worker_restarted(&self.name, reason.as_str());
+            self.health.restarted(Instant::now());
+        }
+        log::info!("worker {id} {how} ({reason})");
+        self.shared.events.emit(|| EventKind::WorkerExited {
+            worker_id: id.to_string(),
+            task_type: self.name.to_string(),
+            reason: reason.to_string(),
+            code,
+        });
+        if slot.state == WorkerState::Starting && self.handler.is_none() {
+            self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
+        }
+        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task) {
+            self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
+        }
+        if slot.replace {
+            let starting = self.workers.count(WorkerState::Starting);
+            let input = self.admission_input(Asker::Replace, 1, self.live_workers(), starting);
+            if let Admission::Start(n) = admission::admit(&input, || self.start_waiting(), |_| Ok(())) {
+                self.start_workers(n, ctx);
+            }
+        }
+        self.check_drained(ctx);
+        self.dispatch(ctx);
+    }
+
+    /// Fails every ready task at once: no worker of this type can be started.
+    pub(super) fn fail_ready(&mut self, why: &str, ctx: &mut Context<Self>) {
+        while let Some(id) = self.pop_ready() {
+            self.fail_attempt(&id, Failure::NotStarted(why.to_string()), ctx);
+        }
+    }
+}
