@@ -77,8 +77,9 @@ pub(crate) enum Admission {
 ///   failed starts one worker at a time; the machine. Capped at the room.
 /// - Replace: not draining; the start wait over; room for one. The machine is not asked: the
 ///   new worker takes the place of one that ran.
-/// - Manual: not draining; the start wait over; for a GPU type the machine (as for a first
-///   worker, so CPU never holds it back); room for all; slots for all. All or nothing.
+/// - Manual: not draining; the start wait over; for a GPU type only, the machine as for a
+///   first worker (a usable GPU and free memory; the CPU threshold never holds it back);
+///   room for all; slots for all. All or nothing.
 /// - Scaling: a free slot; not draining; the start wait over; the machine. The scaling
 ///   decision caps the count itself.
 pub(crate) fn admit(
