@@ -88,6 +88,16 @@ impl Error {
     pub(crate) fn stopped() -> Error {
         Error::new(ErrorKind::ShuttingDown, "the pool has shut down")
     }
+
+    /// No task has this id (or its record is no longer kept).
+    pub(crate) fn unknown_task(id: &TaskId) -> Error {
+        Error::new(ErrorKind::UnknownTask, format!("no task {id}"))
+    }
+
+    /// No type has this name.
+    pub(crate) fn unknown_type(task_type: &str) -> Error {
+        Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
+    }
 }
 
 impl fmt::Display for Error {

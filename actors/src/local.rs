@@ -30,16 +30,9 @@ pub(crate) struct LocalPools {
     pub(crate) config: PoolConfig,
 }
 
-/// The error for a task id nobody knows.
-pub(crate) fn no_task(id: &TaskId) -> Error {
-    Error::new(ErrorKind::UnknownTask, format!("no task {id}"))
-}
-
 impl LocalPools {
     pub(crate) fn pool(&self, task_type: &str) -> Result<&Addr<TypePool>, Error> {
-        self.pools
-            .get(task_type)
-            .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))
+        self.pools.get(task_type).ok_or_else(|| Error::unknown_type(task_type))
     }
 
     pub(crate) fn metrics(&self) -> &PoolMetrics {
@@ -49,10 +42,7 @@ impl LocalPools {
     /// Whether this instance can run tasks of a type now (it exists; its workers can start; a
     /// GPU when needed).
     pub(crate) fn serves_now(&self, task_type: &str) -> Result<(), Error> {
-        let t =
-            self.config.types.get(task_type).ok_or_else(|| {
-                Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}"))
-            })?;
+        let t = self.config.types.get(task_type).ok_or_else(|| Error::unknown_type(task_type))?;
         if let Some(f) = self.shared.start_failures(task_type).filter(|f| f.gave_up) {
             return Err(Error::new(ErrorKind::Unavailable, f.reason));
         }
@@ -100,11 +90,7 @@ impl LocalPools {
     pub(crate) async fn execute(&self, id: TaskId, request: TaskRequest) -> Result<Arc<TaskRecord>, Error> {
         let (reply, rx) = oneshot::channel();
         self.call(Execute { id, request, reply: Reply::Record(reply), prior_attempts: 0 })?;
-        match rx.await {
-            Ok(Ok(record)) => Ok(record),
-            Ok(Err(refused)) => Err(refused.into()),
-            Err(_) => Err(Error::stopped()),
-        }
+        answer(rx).await
     }
 
     /// Runs one attempt, numbered on from `prior_attempts`, of a task a durable backend
@@ -118,11 +104,7 @@ impl LocalPools {
     ) -> Result<Settled, Error> {
         let (reply, rx) = oneshot::channel();
         self.call(Execute { id, request, reply: Reply::Attempt(reply), prior_attempts })?;
-        match rx.await {
-            Ok(Ok(settled)) => Ok(settled),
-            Ok(Err(refused)) => Err(refused.into()),
-            Err(_) => Err(Error::stopped()),
-        }
+        answer(rx).await
     }
 
     /// Sends a call through the pool's intake; only the first of a burst wakes the pool.
@@ -147,27 +129,27 @@ impl LocalPools {
 
     /// Waits for a task of this instance to end.
     pub(crate) async fn wait(&self, id: &TaskId) -> Result<TaskRecord, Error> {
-        let record = self.task(id).ok_or_else(|| no_task(id))?;
+        let record = self.task(id).ok_or_else(|| Error::unknown_task(id))?;
         if record.status.is_final() {
             return Ok(record);
         }
         let (tx, rx) = oneshot::channel();
         if !self.pool(&record.task_type)?.send(Watch(id.clone(), tx)).await? {
             // It ended between the look-up and the watch.
-            return self.task(id).ok_or_else(|| no_task(id));
+            return self.task(id).ok_or_else(|| Error::unknown_task(id));
         }
         rx.await.map(Arc::unwrap_or_clone).map_err(|_| Error::stopped())
     }
 
     /// Cancels a task of this instance's pools.
     pub(crate) async fn cancel(&self, id: &TaskId) -> Result<TaskRecord, Error> {
-        let record = self.task(id).ok_or_else(|| no_task(id))?;
+        let record = self.task(id).ok_or_else(|| Error::unknown_task(id))?;
         self.pool(&record.task_type)?.send(CancelTask(id.clone())).await?
     }
 
     /// Queues a dead-lettered task of this instance's pools again.
     pub(crate) async fn requeue(&self, id: &TaskId) -> Result<TaskId, Error> {
-        let record = self.task(id).ok_or_else(|| no_task(id))?;
+        let record = self.task(id).ok_or_else(|| Error::unknown_task(id))?;
         self.pool(&record.task_type)?.send(Requeue(id.clone())).await?
     }
 
@@ -224,5 +206,14 @@ impl LocalPools {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn emit(&self, kind: EventKind) {
         self.shared.events.emit(|| kind);
+    }
+}
+
+/// The answer to an [`Execute`] call: what the pool sent, its refusal, or "stopped" when the
+/// pool went away without answering.
+async fn answer<T>(rx: oneshot::Receiver<Result<T, SubmitError>>) -> Result<T, Error> {
+    match rx.await {
+        Ok(answered) => answered.map_err(Error::from),
+        Err(_) => Err(Error::stopped()),
     }
 }

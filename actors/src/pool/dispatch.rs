@@ -95,7 +95,7 @@ impl TypePool {
             ));
         };
         let Some(d) = self.dead.remove(pos) else {
-            return Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+            return Err(Error::unknown_task(&id));
         };
         let seq = self.queue.next_seq();
         let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);

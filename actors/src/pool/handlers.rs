@@ -91,7 +91,7 @@ impl Handler<CancelTask> for TypePool {
                 Some(r) => {
                     Err(Error::new(ErrorKind::Finished, format!("task {id} already ended ({})", r.status)))
                 }
-                None => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+                None => Err(Error::unknown_task(&id)),
             };
         };
         if let State::Running { worker, .. } = &p.state {
@@ -100,7 +100,7 @@ impl Handler<CancelTask> for TypePool {
         }
         self.fail_attempt(&id, Failure::Cancelled, ctx);
         self.dispatch(ctx);
-        self.shared.store.get(&id).ok_or_else(|| Error::new(ErrorKind::UnknownTask, format!("no task {id}")))
+        self.shared.store.get(&id).ok_or_else(|| Error::unknown_task(&id))
     }
 }
 

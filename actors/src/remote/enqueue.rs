@@ -80,10 +80,8 @@ impl Remote {
         watched: bool,
     ) -> Result<(), Error> {
         let task_type = &request.task_type;
-        let &(limit, max_retries, timeout) = self
-            .limits
-            .get(task_type)
-            .ok_or_else(|| Error::new(ErrorKind::UnknownType, format!("unknown task type {task_type:?}")))?;
+        let &(limit, max_retries, timeout) =
+            self.limits.get(task_type).ok_or_else(|| Error::unknown_type(task_type))?;
         let o = &request.options;
         let data = serde_json::to_string(&request.data)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, format!("data: {e}")))?;

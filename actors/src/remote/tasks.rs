@@ -84,7 +84,7 @@ impl Remote {
                 .invoke_async(&mut self.gated()?)
                 .await,
         )?;
-        let no_task = || Error::new(ErrorKind::UnknownTask, format!("no task {id}"));
+        let no_task = || Error::unknown_task(id);
         match Cancel::from_reply(reply) {
             Cancel::Gone => Err(no_task()),
             Cancel::Cancelled => self.record(id).await?.ok_or_else(no_task),
@@ -114,7 +114,7 @@ impl Remote {
                 ErrorKind::Finished,
                 format!("task {id} is not in the dead-letter list of {task_type}"),
             )),
-            Requeue::Gone => Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}"))),
+            Requeue::Gone => Err(Error::unknown_task(id)),
         }
     }
 

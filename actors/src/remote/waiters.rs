@@ -86,7 +86,7 @@ impl Remote {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     self.unwatch(id);
-                    return Err(Error::new(ErrorKind::UnknownTask, format!("no task {id}")));
+                    return Err(Error::unknown_task(id));
                 }
                 // Redis is away: keep waiting for it, like the task itself does.
                 Err(e) if e.kind() == ErrorKind::Unavailable => {}
