@@ -37,7 +37,7 @@ where
 /// What the pool-events stream listens to: the pool's events, and the server's closing.
 struct Feed {
     rx: EventReceiver,
-    closing: tokio::sync::watch::Receiver<bool>,
+    closing: Closing,
 }
 
 impl Feed {
@@ -46,20 +46,31 @@ impl Feed {
     }
 }
 
+/// `next` bounded by a keep-alive: `Some(Err(_))` when it is time for one, `None` once the
+/// server is closing (the stream ends).
+async fn until_closing<T>(
+    closing: &mut Closing,
+    next: impl std::future::Future<Output = T>,
+) -> Option<Result<T, tokio::time::error::Elapsed>> {
+    if *closing.borrow() {
+        return None;
+    }
+    tokio::select! {
+        _ = closing.changed() => None,
+        next = tokio::time::timeout(KEEP_ALIVE, next) => Some(next),
+    }
+}
+
+type Closing = tokio::sync::watch::Receiver<bool>;
+
 /// Waits for the next event, or says it is time for a keep-alive; `Err(0)` ends the stream
 /// (the server is closing), `Err(n)` says `n` events were lost.
 async fn next_event(feed: &mut Feed) -> Result<Option<Event>, u64> {
-    if *feed.closing.borrow() {
-        return Err(0);
-    }
-    tokio::select! {
-        _ = feed.closing.changed() => Err(0),
-        next = tokio::time::timeout(KEEP_ALIVE, feed.rx.recv()) => match next {
-            Err(_) => Ok(None),
-            Ok(Ok(event)) => Ok(Some(event)),
-            Ok(Err(RecvError::Lagged(n))) => Err(n),
-            Ok(Err(RecvError::Closed)) => Err(0),
-        },
+    match until_closing(&mut feed.closing, feed.rx.recv()).await {
+        None | Some(Ok(Err(RecvError::Closed))) => Err(0),
+        Some(Err(_)) => Ok(None),
+        Some(Ok(Ok(event))) => Ok(Some(event)),
+        Some(Ok(Err(RecvError::Lagged(n)))) => Err(n),
     }
 }
 
@@ -98,25 +109,18 @@ pub(super) async fn task_events(state: web::Data<AppState>, path: web::Path<Stri
         Err(e) => return actix_web::ResponseError::error_response(&task_error(e, &id)),
     };
     let closing = state.closing.subscribe();
-    let body = stream::unfold(Some((watch, closing)), |follow| async move {
-        let (mut watch, mut closing) = follow?;
-        if *closing.borrow() {
-            return None;
-        }
-        let next = tokio::select! {
-            _ = closing.changed() => return None,
-            next = tokio::time::timeout(KEEP_ALIVE, watch.next()) => next,
-        };
-        let (chunk, done) = match next {
-            Err(_) => (web::Bytes::from_static(b": keep-alive\n\n"), false),
+    // The watch has nothing after the end, so the stream ends right after `result`.
+    let body = stream::unfold((watch, closing), |(mut watch, mut closing)| async move {
+        let chunk = match until_closing(&mut closing, watch.next()).await? {
+            Err(_) => web::Bytes::from_static(b": keep-alive\n\n"),
             Ok(None) => return None,
-            Ok(Some(TaskUpdate::Status(record))) => (record_message("status", &record), false),
+            Ok(Some(TaskUpdate::Status(record))) => record_message("status", &record),
             Ok(Some(TaskUpdate::Progress { progress, worker_id })) => {
-                (progress_message(watch.id(), &progress, worker_id.as_deref()), false)
+                progress_message(watch.id(), &progress, worker_id.as_deref())
             }
-            Ok(Some(TaskUpdate::Ended(record))) => (record_message("result", &record), true),
+            Ok(Some(TaskUpdate::Ended(record))) => record_message("result", &record),
         };
-        Some((Ok(chunk), (!done).then_some((watch, closing))))
+        Some((Ok(chunk), (watch, closing)))
     });
     sse_response(body)
 }

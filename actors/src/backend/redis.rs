@@ -56,15 +56,7 @@ impl Backend for RedisBackend {
     }
 
     async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
-        self.availability(&request.task_type)?;
-        let id = TaskId::new();
-        // Watch before queueing, so a quick end cannot be missed.
-        let rx = self.remote.watch(&id);
-        if let Err(e) = self.remote.enqueue(&id, &request, true).await {
-            self.remote.unwatch(&id);
-            return Err(e);
-        }
-        self.remote.wait(&id, Some(rx)).await
+        self.enqueue_watched(TaskId::new(), request).await?.await
     }
 
     async fn record(&self, id: &TaskId) -> Result<Option<TaskRecord>, Error> {

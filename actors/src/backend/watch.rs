@@ -117,22 +117,7 @@ impl TaskWatch {
                 biased;
                 end = &mut self.end => {
                     self.done = true;
-                    let record = end.ok()?;
-                    // Reports sent just before the end are delivered before it: those heard
-                    // here, then the record's last one if it was not (another instance's).
-                    self.drain_progress();
-                    let heard = self.pending.iter().rev().find_map(|u| match u {
-                        TaskUpdate::Progress { progress, .. } => Some(progress),
-                        _ => None,
-                    });
-                    if let Some(last) = record.progress.clone()
-                        && heard.or(self.progress.as_ref()) != Some(&last)
-                    {
-                        let worker_id = record.worker_id.clone();
-                        self.pending.push_back(TaskUpdate::Progress { progress: last, worker_id });
-                    }
-                    self.pending.push_back(TaskUpdate::Ended(record));
-                    return self.pending.pop_front();
+                    return self.end_with(end.ok()?);
                 }
                 event = self.events.recv() => match event {
                     Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
@@ -178,21 +163,35 @@ impl TaskWatch {
         (&mut self.end).await
     }
 
-    /// Moves the progress reports of the task already heard into `pending`.
-    fn drain_progress(&mut self) {
+    /// The end, with the reports sent just before it delivered first: those already heard
+    /// here, then the record's last one if it was not (another instance's).
+    fn end_with(&mut self, record: TaskRecord) -> Option<TaskUpdate> {
         use tokio::sync::broadcast::error::TryRecvError;
+        self.done = true;
         loop {
             match self.events.try_recv() {
                 Ok(e) if e.kind.task_id() == Some(self.id.as_str()) => {
                     if let EventKind::TaskProgress { progress, stage, worker_id, .. } = e.kind {
-                        let progress = Progress { progress, stage };
-                        self.pending.push_back(TaskUpdate::Progress { progress, worker_id: Some(worker_id) });
+                        let update = self.heard(Progress { progress, stage }, Some(worker_id));
+                        self.pending.push_back(update);
                     }
                 }
                 Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
+        if let Some(last) = record.progress.clone().filter(|p| self.progress.as_ref() != Some(p)) {
+            let update = self.heard(last, record.worker_id.clone());
+            self.pending.push_back(update);
+        }
+        self.pending.push_back(TaskUpdate::Ended(record));
+        self.pending.pop_front()
+    }
+
+    /// A progress report to deliver, noted as the last one seen.
+    fn heard(&mut self, progress: Progress, worker_id: Option<String>) -> TaskUpdate {
+        self.progress = Some(progress.clone());
+        TaskUpdate::Progress { progress, worker_id }
     }
 
     /// An event of the watched task.
@@ -200,9 +199,7 @@ impl TaskWatch {
         match kind {
             // Every report heard is delivered; only reads of the record skip what was seen.
             EventKind::TaskProgress { progress, stage, worker_id, .. } => {
-                let progress = Progress { progress, stage };
-                self.progress = Some(progress.clone());
-                Some(TaskUpdate::Progress { progress, worker_id: Some(worker_id) })
+                Some(self.heard(Progress { progress, stage }, Some(worker_id)))
             }
             // The end comes from the backend: with a shared one, a local attempt's end may
             // be followed by a retry elsewhere, and its record says so only once the verdict
@@ -220,18 +217,10 @@ impl TaskWatch {
     async fn read(&mut self) -> Option<TaskUpdate> {
         let record = self.backend.record(&self.id).await.ok()??;
         if record.status.is_final() {
-            self.done = true;
-            // The last report, when it came after the previous read, goes first.
-            if let Some(progress) = record.progress.clone().filter(|p| self.progress.as_ref() != Some(p)) {
-                let worker_id = record.worker_id.clone();
-                self.pending.push_back(TaskUpdate::Ended(record));
-                return Some(TaskUpdate::Progress { progress, worker_id });
-            }
-            return Some(TaskUpdate::Ended(record));
+            return self.end_with(record);
         }
         let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;
-        self.progress = Some(progress.clone());
-        Some(TaskUpdate::Progress { progress, worker_id: record.worker_id })
+        Some(self.heard(progress, record.worker_id))
     }
 
     /// The first update, from the record read when the watch began.

@@ -19,7 +19,7 @@ use crate::backend::{AnyBackend, Backend, SharedStatus, TaskWatch};
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventReceiver;
-use crate::local::{LocalPools, no_task};
+use crate::local::LocalPools;
 use crate::messages::Shutdown;
 use crate::metrics::PoolMetrics;
 use crate::resources::ResourceSnapshot;
@@ -75,10 +75,17 @@ impl PoolHandle {
     /// when it needs a GPU, one is usable. With shared queues, Redis must answer, and a type
     /// this instance cannot run now is accepted while another live instance runs it.
     pub fn availability(&self, task_type: &str) -> Result<(), Error> {
+        self.open()?;
+        self.inner.backend.availability(task_type)
+    }
+
+    /// Refuses work once `shutdown` has begun; the backend checks the rest of availability
+    /// itself when it takes a task.
+    fn open(&self) -> Result<(), Error> {
         if self.inner.closing.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
-        self.inner.backend.availability(task_type)
+        Ok(())
     }
 
     /// Workers of a type that failed to start, in a row, while that lasts: how many, whether
@@ -94,7 +101,7 @@ impl PoolHandle {
 
     /// Queues a task and returns at once with its id.
     pub async fn enqueue(&self, request: TaskRequest) -> Result<TaskId, SubmitError> {
-        if let Err(e) = self.availability(&request.task_type) {
+        if let Err(e) = self.open() {
             return Err(SubmitError::new(e, request));
         }
         self.inner.backend.enqueue(TaskId::new(), request).await
@@ -103,9 +110,7 @@ impl PoolHandle {
     /// Queues a task and waits for it to end; the record says how (`status`), with the
     /// result or the error.
     pub async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
-        if self.inner.closing.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
-        }
+        self.open()?;
         self.inner.backend.execute(request).await
     }
 
@@ -133,15 +138,15 @@ impl PoolHandle {
     pub async fn submit(&self, request: TaskRequest) -> Result<TaskHandle, SubmitError> {
         // Subscribed before the task is queued, so none of its events is missed.
         let events = self.subscribe();
-        if let Err(e) = self.availability(&request.task_type) {
+        if let Err(e) = self.open() {
             return Err(SubmitError::new(e, request));
         }
         let (id, task_type) = (TaskId::new(), request.task_type.clone());
         let end = self.inner.backend.enqueue_watched(id.clone(), request).await?;
         // The record now, when it can be read (its end is waited for either way).
         let record = self.inner.backend.record(&id).await.ok().flatten();
-        let watch = TaskWatch::with_end(self.inner.backend.clone(), events, id.clone(), record, end);
-        Ok(TaskHandle::new(id, task_type, Some(watch), self.clone()))
+        let watch = TaskWatch::with_end(self.inner.backend.clone(), events, id, record, end);
+        Ok(TaskHandle::new(task_type, watch, self.clone()))
     }
 
     /// The record of a task this instance ran or queued, while it is kept here. With shared
@@ -152,7 +157,7 @@ impl PoolHandle {
 
     /// The record of a task, from its backend.
     pub async fn lookup(&self, id: &TaskId) -> Result<TaskRecord, Error> {
-        self.inner.backend.record(id).await?.ok_or_else(|| no_task(id))
+        self.inner.backend.record(id).await?.ok_or_else(|| Error::unknown_task(id))
     }
 
     /// Follows a task (submitted by anyone): its record now, its progress and status

@@ -7,28 +7,22 @@ use crate::task::{Progress, TaskId, TaskRecord};
 
 /// A submitted task: await its record, follow its progress, or cancel it.
 pub struct TaskHandle {
-    id: TaskId,
     task_type: String,
-    /// The task's updates; `None` once the end was seen (or when the task could not be read
-    /// back after it was queued: then `wait` asks the pool).
-    watch: Option<TaskWatch>,
+    /// The task's updates, its end registered when it was queued.
+    watch: TaskWatch,
+    /// The end, once [`TaskHandle::progress`] has seen it.
     ended: Option<TaskRecord>,
     pool: PoolHandle,
 }
 
 impl TaskHandle {
-    pub(super) fn new(
-        id: TaskId,
-        task_type: String,
-        watch: Option<TaskWatch>,
-        pool: PoolHandle,
-    ) -> TaskHandle {
-        TaskHandle { id, task_type, watch, ended: None, pool }
+    pub(super) fn new(task_type: String, watch: TaskWatch, pool: PoolHandle) -> TaskHandle {
+        TaskHandle { task_type, watch, ended: None, pool }
     }
 
     /// The task's id.
     pub fn id(&self) -> &TaskId {
-        &self.id
+        self.watch.id()
     }
 
     /// The task's type.
@@ -40,14 +34,15 @@ impl TaskHandle {
     /// the progress of a task that runs on another instance is read from its record every
     /// second (reports in between are not seen).
     pub async fn progress(&mut self) -> Option<Progress> {
-        let watch = self.watch.as_mut()?;
+        if self.ended.is_some() {
+            return None;
+        }
         loop {
-            match watch.next().await? {
+            match self.watch.next().await? {
                 TaskUpdate::Progress { progress, .. } => return Some(progress),
                 TaskUpdate::Status(_) => {}
                 TaskUpdate::Ended(record) => {
                     self.ended = Some(record);
-                    self.watch = None;
                     return None;
                 }
             }
@@ -56,17 +51,14 @@ impl TaskHandle {
 
     /// Waits for the task to end.
     pub async fn wait(self) -> Result<TaskRecord, Error> {
-        if let Some(record) = self.ended {
-            return Ok(record);
-        }
-        match self.watch {
-            Some(watch) => watch.ended().await,
-            None => self.pool.wait(&self.id).await,
+        match self.ended {
+            Some(record) => Ok(record),
+            None => self.watch.ended().await,
         }
     }
 
     /// Cancels the task.
     pub async fn cancel(&self) -> Result<TaskRecord, Error> {
-        self.pool.cancel(&self.id).await
+        self.pool.cancel(self.id()).await
     }
 }

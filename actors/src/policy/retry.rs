@@ -61,6 +61,21 @@ pub(crate) enum Verdict {
     Requeue,
 }
 
+impl Verdict {
+    /// The status the task ends with, if it ends.
+    pub(crate) fn end(self) -> Option<TaskStatus> {
+        match self {
+            Verdict::End(status) => Some(status),
+            Verdict::Retry { .. } | Verdict::Requeue => None,
+        }
+    }
+
+    /// The status its record shows: the end, or `queued` while it goes on.
+    pub(crate) fn status(self) -> TaskStatus {
+        self.end().unwrap_or(TaskStatus::Queued)
+    }
+}
+
 /// The retry rule of one type.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RetryPolicy {

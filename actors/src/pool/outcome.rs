@@ -238,10 +238,7 @@ impl TypePool {
         }
         let verdict = self.retry.decide(&failure, p.attempt, p.max_retries, self.draining.is_some());
         let message = failure.message();
-        let status = match verdict {
-            Verdict::End(status) => status,
-            Verdict::Retry { .. } | Verdict::Requeue => TaskStatus::Queued,
-        };
+        let status = verdict.status();
         // A task re-queued for another instance did not fail; the backend announces it.
         let event_error =
             (self.shared.events.active() && verdict != Verdict::Requeue).then(|| message.clone());
@@ -304,11 +301,7 @@ impl TypePool {
         now: Instant,
     ) {
         let Some(p) = self.tasks.remove(id) else { return };
-        let ended = match verdict {
-            Verdict::End(status) => Some(status),
-            Verdict::Retry { .. } | Verdict::Requeue => None,
-        };
-        let status = ended.unwrap_or(TaskStatus::Queued);
+        let (ended, status) = (verdict.end(), verdict.status());
         if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
             self.health.finished(now, status != TaskStatus::Completed);
         }
