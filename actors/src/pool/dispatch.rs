@@ -1,13 +1,14 @@
-//! Intake, the ready queue, and starting and stopping workers.
+//! Intake, taking tasks from the queue, and handing them to workers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{AsyncContext, Context, SpawnHandle};
+use actix::Context;
 use tokio::time::Instant;
 
 use super::workers::{Slot, WorkerState};
-use super::{Pending, State, TypePool};
+use super::{Held, TypePool};
+use crate::backend::memory::queue::NewTask;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
 use crate::messages::{Enqueue, Run, Waiter, WorkerId};
@@ -28,7 +29,7 @@ impl TypePool {
             let msg = format!("the queue of {} is full ({} tasks)", self.name, self.cfg.queue_size);
             return Some(Error::new(ErrorKind::QueueFull, msg));
         }
-        if self.tasks.contains_key(id) {
+        if self.queue.contains(id) {
             return Some(Error::new(ErrorKind::InvalidRequest, format!("task {id} is already live")));
         }
         None
@@ -54,24 +55,19 @@ impl TypePool {
         let mut record = TaskRecord::new_at(id.clone(), &self.name, priority, max_retries, ms_at(now));
         record.attempts = prior_attempts;
         self.shared.store.insert(record);
-        let seq = self.queue.next_seq();
-        let mut pending = Pending {
+        let task = NewTask {
             data: Arc::new(request.data),
             priority,
-            seq,
             timeout,
             max_retries,
             attempt: prior_attempts,
-            state: State::Queued,
-            ready_since: now,
             waiters: waiter.into_iter().collect(),
         };
-        if delay > 0 {
-            pending.state = State::Waiting(Self::wake_later(id.clone(), Duration::from_millis(delay), ctx));
-            self.tasks.insert(id.clone(), pending);
+        let delay = (delay > 0).then(|| Duration::from_millis(delay));
+        self.queue.insert(id.clone(), task, delay, now);
+        if delay.is_some() {
+            self.arm_delays(ctx);
         } else {
-            self.tasks.insert(id.clone(), pending);
-            self.push_ready_at(&id, now);
             self.dispatch(ctx);
         }
         Ok(id)
@@ -82,9 +78,11 @@ impl TypePool {
         if self.draining.is_some() {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
-        let Some(pos) = self.dead.iter().position(|d| d.id == id) else {
-            // A task that exists but is not dead-lettered is a conflict, not a missing task.
-            let kind = if self.tasks.contains_key(&id) || self.shared.store.get(&id).is_some() {
+        // A task that exists but is not dead-lettered (or was queued again under its id) is a
+        // conflict, not a missing task.
+        let letter = if self.queue.contains(&id) { None } else { self.dead.take(&id) };
+        let Some(letter) = letter else {
+            let kind = if self.queue.contains(&id) || self.shared.store.get(&id).is_some() {
                 ErrorKind::Finished
             } else {
                 ErrorKind::UnknownTask
@@ -94,51 +92,15 @@ impl TypePool {
                 format!("task {id} is not in the dead-letter list of {}", self.name),
             ));
         };
-        let Some(d) = self.dead.remove(pos) else {
-            return Err(Error::unknown_task(&id));
-        };
-        let seq = self.queue.next_seq();
-        let mut record = TaskRecord::new(d.id.clone(), &self.name, d.priority, d.max_retries);
-        if let Some(old) = self.shared.store.get(&d.id) {
+        let mut record = TaskRecord::new(id.clone(), &self.name, letter.priority, letter.max_retries);
+        if let Some(old) = self.shared.store.get(&id) {
             record.created_at = old.created_at;
         }
         self.shared.store.insert(record);
-        self.tasks.insert(d.id.clone(), Pending::from_dead_letter(&d, seq, Instant::now()));
-        self.push_ready(&d.id);
+        let (id, task) = letter.again();
+        self.queue.insert(id.clone(), task, None, Instant::now());
         self.dispatch(ctx);
-        Ok(d.id)
-    }
-
-    pub(super) fn wake_later(id: TaskId, after: Duration, ctx: &mut Context<Self>) -> SpawnHandle {
-        ctx.run_later(after, move |act, ctx| {
-            if let Some(p) = act.tasks.get_mut(&id)
-                && matches!(p.state, State::Waiting(_))
-            {
-                p.state = State::Queued;
-                act.push_ready(&id);
-                act.dispatch(ctx);
-            }
-        })
-    }
-
-    pub(super) fn push_ready(&mut self, id: &TaskId) {
-        self.push_ready_at(id, Instant::now());
-    }
-
-    /// Puts a task in the ready queue as of `now`.
-    pub(super) fn push_ready_at(&mut self, id: &TaskId, now: Instant) {
-        if let Some(p) = self.tasks.get_mut(id) {
-            p.ready_since = now;
-            self.queue.push(p.priority, p.seq, id.clone());
-        }
-    }
-
-    /// Pops the next ready task, skipping entries of tasks that left the queue (cancelled).
-    pub(super) fn pop_ready(&mut self) -> Option<TaskId> {
-        // The ready count drops when the task leaves the `Queued` state (assign or finish).
-        let tasks = &self.tasks;
-        self.queue
-            .pop(|id, seq| tasks.get(id).is_some_and(|p| matches!(p.state, State::Queued) && p.seq == seq))
+        Ok(id)
     }
 
     // ===== dispatch and workers =====
@@ -154,7 +116,7 @@ impl TypePool {
         loop {
             while self.queue.ready() > 0 {
                 let Some(worker) = self.workers.pop_idle() else { break };
-                let Some(id) = self.pop_ready() else {
+                let Some(id) = self.queue.take(Held::Sent { worker: worker.clone() }) else {
                     self.workers.push_idle(worker);
                     break;
                 };
@@ -168,16 +130,13 @@ impl TypePool {
         self.ensure_workers(ctx);
     }
 
-    /// Starts a ready task on an idle worker.
+    /// Starts a task just taken from the queue on an idle worker.
     pub(super) fn assign(&mut self, id: TaskId, worker: WorkerId, ctx: &mut Context<Self>) {
         if !self.workers.contains(&worker) {
+            self.queue.put_back(&id, true, Instant::now());
             return;
         }
-        let Some(p) = self.tasks.get_mut(&id) else { return };
-        if matches!(p.state, State::Queued) {
-            self.queue.left();
-        }
-        p.attempt += 1;
+        let Some(p) = self.queue.get(&id) else { return };
         let (attempt, data) = (p.attempt, p.data.clone());
         self.start_attempt(&id, &worker, ctx);
         match &self.handler {
@@ -196,15 +155,14 @@ impl TypePool {
     /// Starts the clock of an attempt already handed to `worker`: its state, timeout,
     /// record and `task_assigned` event.
     pub(super) fn start_attempt(&mut self, id: &TaskId, worker: &WorkerId, ctx: &mut Context<Self>) {
-        let Some(p) = self.tasks.get(id) else { return };
+        let Some(p) = self.queue.get(id) else { return };
         let now = Instant::now();
-        let (attempt, timeout, waited) = (p.attempt, p.timeout, now.saturating_duration_since(p.ready_since));
+        let (attempt, timeout, waited) =
+            (p.attempt, p.timeout, now.saturating_duration_since(p.ready_since()));
         self.metrics.wait.observe(waited.as_secs_f64());
         let deadline = self.set_deadline(id, attempt, now + timeout, ctx);
-        let (Some(p), Some(slot)) = (self.tasks.get_mut(id), self.workers.get_mut(worker)) else {
-            return;
-        };
-        p.state = State::Running { worker: worker.clone(), deadline, started: now };
+        let Some(slot) = self.workers.get_mut(worker) else { return };
+        self.queue.hold(id, Held::Running { worker: worker.clone(), deadline, started: now });
         slot.state = WorkerState::Busy;
         slot.task = Some(id.clone());
         let pid = slot.pid;
@@ -237,18 +195,15 @@ impl TypePool {
         // running, those sent and this one all within the worker's task budget.
         let has_room = |w: &Slot| {
             let budget = max_tasks.is_none_or(|max| w.tasks_done + 2 + (w.queued.len() as u64) <= max);
-            w.state == WorkerState::Busy && !w.retire && w.queued.len() < prefetch && budget
+            w.state.is_busy() && !w.retire && w.queued.len() < prefetch && budget
         };
         let mut room: Vec<WorkerId> =
             self.workers.iter().filter(|(_, w)| has_room(w)).map(|(id, _)| id.clone()).collect();
         room.sort();
         for worker in room {
             while self.workers.get(&worker).is_some_and(has_room) {
-                let Some(id) = self.pop_ready() else { return };
-                let Some(p) = self.tasks.get_mut(&id) else { continue };
-                self.queue.left();
-                p.attempt += 1;
-                p.state = State::Sent { worker: worker.clone() };
+                let Some(id) = self.queue.take(Held::Sent { worker: worker.clone() }) else { return };
+                let Some(p) = self.queue.get(&id) else { continue };
                 let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
                 let Some(slot) = self.workers.get_mut(&worker) else { return };
                 slot.queued.push_back((id.clone(), timeout));
@@ -269,21 +224,19 @@ impl TypePool {
         let Some(slot) = self.workers.get_mut(worker) else { return };
         let sent: Vec<TaskId> = slot.queued.drain(..).map(|(id, _)| id).collect();
         for id in sent {
-            let Some(p) = self.tasks.get_mut(&id) else { continue };
-            if !matches!(&p.state, State::Sent { worker: w } if w == worker) {
+            let held = self.queue.get(&id).and_then(|p| p.held());
+            if !matches!(held, Some(Held::Sent { worker: w }) if w == worker) {
                 continue;
             }
             if self.draining.is_some() {
                 self.fail_for_shutdown(&id, None);
                 continue;
             }
-            p.attempt = p.attempt.saturating_sub(1);
-            p.state = State::Queued;
+            self.queue.put_back(&id, true, Instant::now());
             self.shared.store.update(&id, |r| {
                 r.attempts = r.attempts.saturating_sub(1);
                 r.worker_id = None;
             });
-            self.push_ready(&id);
         }
     }
 }

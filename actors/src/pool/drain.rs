@@ -9,8 +9,8 @@ use actix::{AsyncContext, Context, ResponseFuture};
 use tokio::sync::oneshot;
 
 use super::stop::StopReason;
-use super::workers::WorkerState;
-use super::{DrainState, State, TypePool};
+use super::{DrainState, TypePool};
+use crate::backend::memory::queue::Place;
 use crate::messages::{ShutdownReport, WorkerId};
 use crate::policy::retry::Failure;
 use crate::task::TaskId;
@@ -27,9 +27,9 @@ impl TypePool {
         if self.draining.is_none() {
             self.draining = Some(DrainState { reply: Some(tx), report: ShutdownReport::default() });
             let waiting: Vec<TaskId> = self
-                .tasks
+                .queue
                 .iter()
-                .filter(|(_, p)| !matches!(p.state, State::Running { .. } | State::Sent { .. }))
+                .filter(|(_, p)| !matches!(p.place(), Place::Held(_)))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &waiting {
@@ -38,17 +38,13 @@ impl TypePool {
             if let Some(d) = &mut self.draining {
                 d.report.failed_waiting = waiting.len();
             }
-            let idle: Vec<WorkerId> = self
-                .workers
-                .iter()
-                .filter(|(_, w)| w.state != WorkerState::Busy)
-                .map(|(id, _)| id.clone())
-                .collect();
+            let idle: Vec<WorkerId> =
+                self.workers.iter().filter(|(_, w)| !w.state.is_busy()).map(|(id, _)| id.clone()).collect();
             for id in idle {
                 self.stop_worker(&id, false, StopReason::Shutdown);
             }
             ctx.run_later(timeout, |act, ctx| {
-                let running: Vec<TaskId> = act.tasks.keys().cloned().collect();
+                let running: Vec<TaskId> = act.queue.iter().map(|(id, _)| id.clone()).collect();
                 if let Some(d) = &mut act.draining {
                     d.report.failed_running = running.len();
                 }
@@ -80,7 +76,7 @@ impl TypePool {
             return;
         }
         // No worker is left to run what is still live: it ends now, so every waiter hears.
-        let live: Vec<TaskId> = self.tasks.keys().cloned().collect();
+        let live: Vec<TaskId> = self.queue.iter().map(|(id, _)| id.clone()).collect();
         for id in &live {
             self.fail_for_shutdown(id, Some(&mut *ctx));
         }

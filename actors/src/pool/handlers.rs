@@ -4,7 +4,8 @@ use actix::{Context, Handler, MessageResult, ResponseFuture};
 
 use super::stop::StopReason;
 use super::workers::WorkerState;
-use super::{Pending, State, TypePool};
+use super::{Held, TypePool};
+use crate::backend::memory::queue::{Entry, Place};
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::messages::{
     CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
@@ -14,6 +15,7 @@ use crate::messages::{
 use crate::policy::admission;
 use crate::policy::retry::Failure;
 use crate::task::{TaskId, TaskRecord, TaskStatus};
+use tokio::time::Instant;
 
 /// Most calls (and answers) whose room the pool keeps between two batches of its intake.
 const MAX_BATCH_KEPT: usize = 4096;
@@ -71,13 +73,7 @@ impl Handler<Watch> for TypePool {
     type Result = bool;
 
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> bool {
-        match self.tasks.get_mut(&msg.0) {
-            Some(p) => {
-                p.waiters.push(Waiter::Record(msg.1));
-                true
-            }
-            None => false,
-        }
+        self.queue.add_waiter(&msg.0, Waiter::Record(msg.1)).is_ok()
     }
 }
 
@@ -86,7 +82,7 @@ impl Handler<CancelTask> for TypePool {
 
     fn handle(&mut self, msg: CancelTask, ctx: &mut Context<Self>) -> Self::Result {
         let id = msg.0;
-        let Some(p) = self.tasks.get(&id) else {
+        let Some(p) = self.queue.get(&id) else {
             return match self.shared.store.get(&id) {
                 Some(r) => {
                     Err(Error::new(ErrorKind::Finished, format!("task {id} already ended ({})", r.status)))
@@ -94,7 +90,7 @@ impl Handler<CancelTask> for TypePool {
                 None => Err(Error::unknown_task(&id)),
             };
         };
-        if let State::Running { worker, .. } = &p.state {
+        if let Some(Held::Running { worker, .. }) = p.held() {
             let worker = worker.clone();
             self.stop_worker(&worker, true, StopReason::Cancelled);
         }
@@ -118,10 +114,10 @@ impl Handler<GetQueue> for TypePool {
     type Result = MessageResult<GetQueue>;
 
     fn handle(&mut self, msg: GetQueue, _: &mut Context<Self>) -> Self::Result {
-        let mut waiting: Vec<(&TaskId, &Pending)> =
-            self.tasks.iter().filter(|(_, p)| !matches!(p.state, State::Running { .. })).collect();
+        let mut waiting: Vec<(&TaskId, &Entry<Held>)> =
+            self.queue.iter().filter(|(_, p)| !matches!(p.held(), Some(Held::Running { .. }))).collect();
         // Queue order: ready before waiting, then priority, then first come.
-        waiting.sort_by_key(|(_, p)| (!matches!(p.state, State::Queued), -i64::from(p.priority), p.seq));
+        waiting.sort_by_key(|(_, p)| (!matches!(p.place(), Place::Ready), -i64::from(p.priority), p.seq()));
         let oldest = self.oldest_ready_wait().as_millis() as u64;
         let tasks = waiting
             .iter()
@@ -129,13 +125,13 @@ impl Handler<GetQueue> for TypePool {
             .map(|(id, p)| QueuedTask {
                 id: id.to_string(),
                 priority: p.priority,
-                state: match p.state {
-                    State::Queued => "ready",
-                    State::Sent { .. } => "sent",
+                state: match p.place() {
+                    Place::Ready => "ready",
+                    Place::Held(Held::Sent { .. }) => "sent",
                     _ => "waiting",
                 },
                 attempts: p.attempt,
-                waited_ms: p.ready_since.elapsed().as_millis() as u64,
+                waited_ms: p.ready_since().elapsed().as_millis() as u64,
             })
             .collect();
         MessageResult(QueueInfo {
@@ -173,7 +169,7 @@ impl Handler<GetDeadLetters> for TypePool {
     type Result = MessageResult<GetDeadLetters>;
 
     fn handle(&mut self, _: GetDeadLetters, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.dead.iter().filter_map(|d| self.shared.store.get(&d.id)).collect())
+        MessageResult(self.dead.ids().filter_map(|id| self.shared.store.get(id)).collect())
     }
 }
 
@@ -213,17 +209,14 @@ impl Handler<RestartWorker> for TypePool {
         }
         if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
-            if let Some(p) = self.tasks.get_mut(&task) {
-                if let State::Running { deadline, .. } = p.state {
-                    self.deadlines.remove(&deadline);
-                }
-                p.attempt = p.attempt.saturating_sub(1);
-                p.state = State::Queued;
+            if let Some(&Held::Running { deadline, .. }) = self.queue.get(&task).and_then(|p| p.held()) {
+                self.deadlines.remove(&deadline);
+            }
+            if self.queue.put_back(&task, true, Instant::now()) {
                 self.shared.store.update(&task, |r| {
                     r.status = TaskStatus::Queued;
                     r.attempts = r.attempts.saturating_sub(1);
                 });
-                self.push_ready(&task);
             }
         }
         if let Some(slot) = self.workers.get_mut(&id) {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::stop::StopReason;
 use super::workers::{Slot, WorkerState};
-use super::{State, TypePool};
+use super::{Held, TypePool};
 use crate::events::EventKind;
 use crate::messages::{SlotFreed, SlotWanted, StopWorker, WorkerId};
 use crate::policy::admission::{self, Admission, Asker};
@@ -130,6 +130,10 @@ impl TypePool {
     /// Asks a worker to stop; it stays counted until its exit is reported.
     pub(super) fn stop_worker(&mut self, id: &WorkerId, kill: bool, reason: StopReason) {
         let Some(slot) = self.workers.get_mut(id) else { return };
+        if let WorkerState::Ghost(deadline) = slot.state {
+            // Its answer will be dropped as that of a stopping worker.
+            self.deadlines.remove(&deadline);
+        }
         if slot.state == WorkerState::Stopping {
             return;
         }
@@ -171,10 +175,8 @@ impl TypePool {
         }
         // A task sent ahead is already in the worker's pipe: it starts now.
         if let Some((next, timeout)) = slot.queued.pop_front() {
-            let sent_here = self
-                .tasks
-                .get(&next)
-                .is_some_and(|p| matches!(&p.state, State::Sent { worker } if worker == id));
+            let held = self.queue.get(&next).and_then(|p| p.held());
+            let sent_here = matches!(held, Some(Held::Sent { worker }) if worker == id);
             if sent_here {
                 self.start_attempt(&next, id, ctx);
             } else {
@@ -183,7 +185,7 @@ impl TypePool {
                 let deadline = self.set_deadline(&next, 0, Instant::now() + timeout, ctx);
                 if let Some(slot) = self.workers.get_mut(id) {
                     slot.task = Some(next);
-                    slot.ghost = Some(deadline);
+                    slot.state = WorkerState::Ghost(deadline);
                 }
             }
             self.dispatch(ctx);
@@ -231,7 +233,7 @@ impl TypePool {
         };
         let reason = match slot.state {
             WorkerState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
-            WorkerState::Busy => StopReason::Crashed,
+            WorkerState::Busy | WorkerState::Ghost(_) => StopReason::Crashed,
             WorkerState::Starting => StopReason::FailedToStart,
             WorkerState::Idle => StopReason::Exited,
         };
@@ -265,7 +267,7 @@ impl TypePool {
 
     /// Fails every ready task at once: no worker of this type can be started.
     pub(super) fn fail_ready(&mut self, why: &str, ctx: &mut Context<Self>) {
-        while let Some(id) = self.pop_ready() {
+        for id in self.queue.ready_ids() {
             self.fail_attempt(&id, Failure::NotStarted(why.to_string()), ctx);
         }
     }

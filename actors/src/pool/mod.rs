@@ -1,32 +1,35 @@
-//! `TypePool`: the queue and the workers of one task type.
+//! `TypePool`: the executor of one task type's attempts, with its workers.
 //!
-//! The pool owns every live task of its type (waiting or running) and every worker.
-//! It hands the highest-priority ready task to an idle worker, starts workers on demand up to
-//! `max_concurrent` (and the tree-wide `max_workers`), times attempts out, retries with
-//! backoff, and writes every change to the shared task records.
+//! The pool takes the highest-priority ready task from the type's queue (the memory
+//! backend's `TaskQueue`, which it owns: no lock or message on the hot path) whenever a
+//! worker is idle, runs one attempt on that worker, and carries out what the retry rule
+//! decides of its outcome. It starts workers on demand up to `max_concurrent` (and the
+//! tree-wide `max_workers`), times attempts out, and writes every change to the shared task
+//! records. With Redis the same queue holds only the attempts this instance took.
 //!
-//! The state is held by owned types, each in its own file with its tests: the ready queue
-//! (`ready`), the worker table with the idle stack (`workers`), the health window (`window`)
-//! and the stop reasons (`stop`). The actor's behaviour is split by concern: `dispatch`
-//! (intake, the queue, handing tasks to workers), `lifecycle` (starting and stopping workers),
-//! `scale` (manual and automatic scaling), `outcome` (results, failures, retries, the end of
-//! a task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
+//! The state is held by owned types, each in its own file with its tests: the queue and the
+//! dead letters (`backend/memory/`), the worker table with the idle stack (`workers`), the
+//! health window (`window`), the deadlines and alarms (`timeouts`) and the stop reasons
+//! (`stop`). The actor's behaviour is split by concern: `dispatch` (intake, taking from the
+//! queue, handing tasks to workers), `lifecycle` (starting and stopping workers), `scale`
+//! (manual and automatic scaling), `outcome` (results, failures, retries, the end of a
+//! task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
 //! (pings and stuck tasks) and `handlers` (the message table). Whether a worker may start is
-//! decided by `policy::admission`.
+//! decided by `policy::admission`, how a failed attempt goes on by `policy::retry`.
 //!
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
 //! the slots counted against `max_concurrent` and `max_workers` are real processes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Context, Recipient, SpawnHandle};
-use rustc_hash::FxHashMap;
-use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::backend::memory::dead::DeadLetters;
+use crate::backend::memory::queue::{Hold, TaskQueue};
 use crate::config::{ExecutorKind, TypeConfig};
 use crate::executor::HandlerFn;
 use crate::intake::Intake;
@@ -35,9 +38,8 @@ use crate::metrics::TypeMetrics;
 use crate::policy::retry::{RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
-use crate::task::{TaskId, TaskRecord};
-use ready::ReadyQueue;
-use timeouts::{Deadline, Deadlines};
+use crate::task::TaskRecord;
+use timeouts::{Alarm, Deadline, Deadlines};
 use window::HealthWindow;
 use workers::{WorkerState, WorkerTable};
 
@@ -48,7 +50,6 @@ mod inproc;
 mod lifecycle;
 mod monitoring;
 mod outcome;
-mod ready;
 mod scale;
 mod starts;
 mod stop;
@@ -61,16 +62,20 @@ const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// Weight of the newest attempt in the running average of attempt durations.
 const RECENT_WEIGHT: f64 = 0.2;
 
-/// Where a live task is.
-enum State {
-    /// In the ready queue.
-    Queued,
-    /// Waiting for its delay or retry backoff to pass.
-    Waiting(SpawnHandle),
+/// How the pool holds a task it took from its queue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Held {
     /// Sent ahead to a busy worker (prefetch): in its pipe, not started.
     Sent { worker: WorkerId },
     /// On a worker.
     Running { worker: WorkerId, deadline: Deadline, started: Instant },
+}
+
+impl Hold for Held {
+    #[inline]
+    fn running(&self) -> bool {
+        matches!(self, Held::Running { .. })
+    }
 }
 
 /// Who hears of the pool's wishes for worker slots (the supervisor, which lends them).
@@ -78,45 +83,6 @@ enum State {
 pub(crate) struct SlotNews {
     pub(crate) wanted: Recipient<SlotWanted>,
     pub(crate) freed: Recipient<SlotFreed>,
-}
-
-/// A live task.
-struct Pending {
-    data: Arc<Value>,
-    priority: i32,
-    seq: u64,
-    timeout: Duration,
-    max_retries: u32,
-    attempt: u32,
-    state: State,
-    ready_since: Instant,
-    waiters: Vec<Waiter>,
-}
-
-impl Pending {
-    /// A dead-lettered task back in the ready queue as of `now`, from its first attempt.
-    fn from_dead_letter(d: &DeadLetter, seq: u64, now: Instant) -> Pending {
-        Pending {
-            data: d.data.clone(),
-            priority: d.priority,
-            seq,
-            timeout: d.timeout,
-            max_retries: d.max_retries,
-            attempt: 0,
-            state: State::Queued,
-            ready_since: now,
-            waiters: Vec::new(),
-        }
-    }
-}
-
-/// A dead-lettered task: enough to run it again.
-struct DeadLetter {
-    id: TaskId,
-    data: Arc<Value>,
-    priority: i32,
-    timeout: Duration,
-    max_retries: u32,
 }
 
 struct DrainState {
@@ -140,12 +106,16 @@ pub(crate) struct TypePool {
     metrics: TypeMetrics,
     /// Where the pool says that it wants a worker slot, or gave one back.
     slots: SlotNews,
-    tasks: FxHashMap<TaskId, Pending>,
-    /// Tasks ready to run, in queue order.
-    queue: ReadyQueue<TaskId>,
+    /// The type's live tasks: ready, delayed, or held by this pool (the memory backend's
+    /// queue; with Redis, the attempts this instance took).
+    queue: TaskQueue<Held>,
+    /// Wakes the pool when the earliest delay of `queue` ends.
+    delay_alarm: Alarm,
     /// The workers and the idle stack.
     workers: WorkerTable,
-    dead: VecDeque<DeadLetter>,
+    /// Tasks that ended `dead` or `timed_out` here (none with a durable backend, which keeps
+    /// its own).
+    dead: DeadLetters,
     /// Workers that failed to start, in a row, and the wait before the next try.
     starts: StartBackoff,
     /// Wakes the pool when the wait of `starts` is over.
@@ -211,10 +181,10 @@ impl TypePool {
             intake,
             shared,
             slots,
-            tasks: FxHashMap::default(),
-            queue: ReadyQueue::new(),
+            queue: TaskQueue::default(),
+            delay_alarm: Alarm::default(),
             workers: WorkerTable::new(),
-            dead: VecDeque::new(),
+            dead: DeadLetters::default(),
             starts,
             start_timer: None,
             starved: false,
@@ -257,10 +227,10 @@ impl TypePool {
         self.recent_secs = Some(self.recent_secs.map_or(took, |avg| avg + RECENT_WEIGHT * (took - avg)));
     }
 
+    /// Tasks not running (ready, delayed or sent ahead): what `queue_size` bounds.
+    #[inline]
     fn waiting(&self) -> usize {
-        let busy =
-            self.workers.values().filter(|w| w.state == WorkerState::Busy && w.ghost.is_none()).count();
-        self.tasks.len().saturating_sub(busy)
+        self.queue.waiting()
     }
 
     /// Workers alive and not on their way out (starting, idle or busy).
@@ -270,12 +240,7 @@ impl TypePool {
 
     /// How long the oldest ready task has waited (zero when none is ready).
     fn oldest_ready_wait(&self) -> Duration {
-        self.tasks
-            .values()
-            .filter(|p| matches!(p.state, State::Queued))
-            .map(|p| p.ready_since.elapsed())
-            .max()
-            .unwrap_or_default()
+        self.queue.oldest_ready_wait(Instant::now())
     }
 
     fn stats(&mut self) -> TypeStats {
@@ -284,7 +249,7 @@ impl TypePool {
         TypeStats {
             total: self.live_workers(),
             available: self.workers.count(WorkerState::Idle),
-            busy: self.workers.count(WorkerState::Busy),
+            busy: self.workers.busy(),
             queued: self.waiting(),
             tasks_completed: self.completed,
             tasks_failed: self.failed,

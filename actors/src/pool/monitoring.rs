@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::stop::StopReason;
 use super::workers::WorkerState;
-use super::{State, TypePool};
+use super::{Held, TypePool};
 use crate::events::EventKind;
 use crate::messages::{AutoScale, HealthCheck, Ping, WorkerId};
 use crate::policy::retry::Failure;
@@ -45,10 +45,12 @@ impl TypePool {
     /// Kills workers whose task ran far past its timeout.
     fn check_stuck(&mut self, ctx: &mut Context<Self>) {
         let stuck: Vec<(WorkerId, TaskId, Duration)> = self
-            .tasks
+            .queue
             .iter()
-            .filter_map(|(id, p)| match &p.state {
-                State::Running { worker, started, .. } if started.elapsed() > p.timeout + STUCK_GRACE => {
+            .filter_map(|(id, p)| match p.held() {
+                Some(Held::Running { worker, started, .. })
+                    if started.elapsed() > p.timeout + STUCK_GRACE =>
+                {
                     Some((worker.clone(), id.clone(), p.timeout))
                 }
                 _ => None,

@@ -8,7 +8,9 @@ use tokio::time::Instant;
 
 use super::stop::StopReason;
 use super::workers::WorkerState;
-use super::{DeadLetter, State, TypePool};
+use super::{Held, TypePool};
+use crate::backend::memory::dead::DeadLetter;
+use crate::backend::memory::queue::Place;
 use crate::events::EventKind;
 use crate::messages::{Report, Waiter, WorkerId, WorkerReport};
 use crate::policy::retry::{Failure, Verdict};
@@ -95,7 +97,14 @@ impl TypePool {
                     return;
                 }
                 if !self.runs_on(&id, &worker) {
-                    log::warn!("worker {worker} answered for task {id}, which it does not run");
+                    let stopping = self.workers.get(&worker).filter(|w| w.state == WorkerState::Stopping);
+                    if stopping.is_some_and(|w| w.task.as_ref() == Some(&id)) {
+                        // Stopped while it ran this task (cancelled, say): its answer is dropped.
+                        log::debug!("worker {worker} answered for task {id} while stopping; dropped");
+                        self.worker_free(&worker, ctx);
+                    } else {
+                        log::warn!("worker {worker} answered for task {id}, which it does not run");
+                    }
                     return;
                 }
                 match outcome {
@@ -134,15 +143,16 @@ impl TypePool {
         }
     }
 
-    /// Whether this answer ends a cancelled task the worker ran anyway; clears it if so.
+    /// Whether this answer ends a cancelled task the worker ran anyway; if so the worker is
+    /// busy as usual again, to be freed.
     fn ends_ghost(&mut self, id: &TaskId, worker: &WorkerId) -> bool {
         let Some(slot) = self.workers.get_mut(worker) else { return false };
-        if slot.ghost.is_none() || slot.task.as_ref() != Some(id) {
+        let WorkerState::Ghost(deadline) = slot.state else { return false };
+        if slot.task.as_ref() != Some(id) {
             return false;
         }
-        if let Some(deadline) = slot.ghost.take() {
-            self.deadlines.remove(&deadline);
-        }
+        self.deadlines.remove(&deadline);
+        slot.state = WorkerState::Busy;
         true
     }
 
@@ -156,16 +166,15 @@ impl TypePool {
     }
 
     pub(super) fn runs_on(&self, id: &TaskId, worker: &WorkerId) -> bool {
-        self.tasks
-            .get(id)
-            .is_some_and(|p| matches!(&p.state, State::Running { worker: w, .. } if w == worker))
+        let held = self.queue.get(id).and_then(|p| p.held());
+        matches!(held, Some(Held::Running { worker: w, .. }) if w == worker)
     }
 
     pub(super) fn complete(&mut self, id: &TaskId, worker: &WorkerId, result: Value) {
-        let Some(p) = self.tasks.get(id) else { return };
+        let Some(p) = self.queue.get(id) else { return };
         let mut ms = 0;
         let now = Instant::now();
-        if let State::Running { deadline, started, .. } = p.state {
+        if let Some(&Held::Running { deadline, started, .. }) = p.held() {
             self.deadlines.remove(&deadline);
             let took = now.saturating_duration_since(started);
             self.metrics.duration.observe(took.as_secs_f64());
@@ -186,9 +195,12 @@ impl TypePool {
     }
 
     pub(super) fn on_timeout(&mut self, id: TaskId, attempt: u32, ctx: &mut Context<Self>) {
-        let Some(p) = self.tasks.get(&id) else {
+        let Some(p) = self.queue.get(&id) else {
             // A cancelled task a worker ran anyway, past its timeout: replace that worker.
-            let ghost = self.workers.iter().find(|(_, w)| w.ghost.is_some() && w.task.as_ref() == Some(&id));
+            let ghost = self
+                .workers
+                .iter()
+                .find(|(_, w)| matches!(w.state, WorkerState::Ghost(_)) && w.task.as_ref() == Some(&id));
             if let Some((worker, _)) = ghost {
                 let worker = worker.clone();
                 self.stop_worker(&worker, true, StopReason::Timeout);
@@ -196,7 +208,7 @@ impl TypePool {
             }
             return;
         };
-        let State::Running { worker, .. } = &p.state else { return };
+        let Some(Held::Running { worker, .. }) = p.held() else { return };
         if p.attempt != attempt {
             return;
         }
@@ -219,24 +231,19 @@ impl TypePool {
 
     /// As [`TypePool::fail_attempt`]; without `ctx` (a task sent ahead, which has no timer
     /// to cancel), a local retry goes straight back to the ready queue.
-    pub(super) fn settle(&mut self, id: &TaskId, failure: Failure, mut ctx: Option<&mut Context<Self>>) {
-        let Some(p) = self.tasks.get_mut(id) else { return };
-        let (worker, running_timer) = match &p.state {
-            State::Running { worker, deadline, .. } => (Some(worker.clone()), Some(*deadline)),
-            State::Waiting(handle) => {
-                if let Some(ctx) = ctx.as_deref_mut() {
-                    ctx.cancel_future(*handle);
-                }
-                (None, None)
-            }
-            State::Queued => (None, None),
+    pub(super) fn settle(&mut self, id: &TaskId, failure: Failure, ctx: Option<&mut Context<Self>>) {
+        let Some(p) = self.queue.get(id) else { return };
+        let (worker, running_timer) = match p.place() {
+            Place::Held(Held::Running { worker, deadline, .. }) => (Some(worker.clone()), Some(*deadline)),
             // It stays in the worker's `queued`: the worker will still run it (see `worker_free`).
-            State::Sent { worker } => (Some(worker.clone()), None),
+            Place::Held(Held::Sent { worker }) => (Some(worker.clone()), None),
+            Place::Ready | Place::Delayed(_) => (None, None),
         };
+        let attempt = p.attempt;
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
         }
-        let verdict = self.retry.decide(&failure, p.attempt, p.max_retries, self.draining.is_some());
+        let verdict = self.retry.decide(&failure, attempt, p.max_retries, self.draining.is_some());
         let message = failure.message();
         let status = verdict.status();
         // A task re-queued for another instance did not fail; the backend announces it.
@@ -249,27 +256,24 @@ impl TypePool {
         }
         match verdict {
             Verdict::Retry { backoff } if !self.retry.durable => {
-                log::info!("task {id} attempt {} failed ({message}); retry in {backoff:?}", p.attempt);
-                let ready = match ctx {
+                log::info!("task {id} attempt {attempt} failed ({message}); retry in {backoff:?}");
+                let now = Instant::now();
+                match ctx {
                     Some(ctx) => {
-                        p.state = State::Waiting(Self::wake_later(id.clone(), backoff, ctx));
-                        false
+                        self.queue.delay(id, now + backoff);
+                        self.arm_delays(ctx);
                     }
                     None => {
                         // Only tasks sent ahead come here, and only while draining, when no
                         // local retry is given: kept correct all the same.
                         debug_assert!(false, "a local retry of task {id} without a context");
-                        p.state = State::Queued;
-                        true
+                        self.queue.put_back(id, false, now);
                     }
-                };
+                }
                 self.shared.store.update(id, |r| {
                     r.status = TaskStatus::Queued;
                     r.error = Some(message);
                 });
-                if ready {
-                    self.push_ready(id);
-                }
             }
             verdict => {
                 if matches!(verdict, Verdict::End(s) if s != TaskStatus::Cancelled) {
@@ -300,14 +304,10 @@ impl TypePool {
         outcome: Result<Value, String>,
         now: Instant,
     ) {
-        let Some(p) = self.tasks.remove(id) else { return };
+        let Some(p) = self.queue.remove(id) else { return };
         let (ended, status) = (verdict.end(), verdict.status());
         if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
             self.health.finished(now, status != TaskStatus::Completed);
-        }
-        if matches!(p.state, State::Queued) {
-            // Its heap entry stays behind and is skipped when popped.
-            self.queue.left();
         }
         let change = |r: &mut TaskRecord| {
             r.status = status;
@@ -331,16 +331,14 @@ impl TypePool {
         };
         // A durable backend keeps its own dead-letter lists.
         if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) && !self.retry.durable {
-            self.dead.push_back(DeadLetter {
+            let letter = DeadLetter {
                 id: id.clone(),
                 data: p.data,
                 priority: p.priority,
                 timeout: p.timeout,
                 max_retries: p.max_retries,
-            });
-            while self.dead.len() > self.shared.max_dead_letters {
-                self.dead.pop_front();
-            }
+            };
+            self.dead.push(letter, self.shared.max_dead_letters);
         }
         if let Some(Some(record)) = record {
             let mut waiters = p.waiters;

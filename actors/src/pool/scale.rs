@@ -109,7 +109,7 @@ impl TypePool {
             victims.extend(extra);
         }
         for id in &victims {
-            if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state == WorkerState::Busy) {
+            if let Some(slot) = self.workers.get_mut(id).filter(|w| w.state.is_busy()) {
                 // Let the running task finish: retire the worker when it is free.
                 slot.retire = true;
                 continue;

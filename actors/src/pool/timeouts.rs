@@ -1,6 +1,7 @@
-//! Attempt timeouts: every running attempt has a deadline in one ordered map, and a single
-//! alarm is armed for the earliest. Adding or removing a deadline is a map operation; the
-//! alarm is re-armed only when an earlier deadline arrives.
+//! Attempt timeouts and the pool's alarms: every running attempt has a deadline in one
+//! ordered map, and a single alarm is armed for the earliest. Adding or removing a deadline
+//! is a map operation; the alarm is re-armed only when an earlier deadline arrives. The
+//! queue's delays are woken the same way, by an alarm for the earliest of them.
 
 use std::collections::BTreeMap;
 
@@ -13,14 +14,41 @@ use crate::task::TaskId;
 /// The key of an attempt's timeout: when, and a sequence number that makes it unique.
 pub(super) type Deadline = (Instant, u64);
 
+/// One timer of the pool, armed for the earliest of several instants.
+#[derive(Debug, Default)]
+pub(super) struct Alarm(Option<(Instant, SpawnHandle)>);
+
+impl Alarm {
+    /// Arms the alarm to `fire` at `at`, unless it is armed for that or earlier.
+    pub(super) fn arm(
+        &mut self,
+        at: Instant,
+        ctx: &mut Context<TypePool>,
+        fire: impl FnOnce(&mut TypePool, &mut Context<TypePool>) + 'static,
+    ) {
+        if let Some((armed, handle)) = self.0 {
+            if armed <= at {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let handle = ctx.run_later(at.saturating_duration_since(Instant::now()), fire);
+        self.0 = Some((at, handle));
+    }
+
+    /// The alarm went off: nothing is armed until the next [`Alarm::arm`].
+    pub(super) fn fired(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// The deadlines of running attempts, earliest first, and the alarm armed for them.
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
     /// Each deadline's task and attempt number.
     due: BTreeMap<Deadline, (TaskId, u32)>,
     seq: u64,
-    /// The armed alarm: when it fires.
-    alarm: Option<(Instant, SpawnHandle)>,
+    alarm: Alarm,
 }
 
 impl Deadlines {
@@ -65,28 +93,37 @@ impl TypePool {
         key
     }
 
-    /// Arms the alarm for the earliest deadline unless it is armed for that or earlier.
+    /// Arms the alarm for the earliest deadline.
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some(at) = self.deadlines.earliest() else { return };
-        if let Some((armed, handle)) = self.deadlines.alarm {
-            if armed <= at {
-                return;
-            }
-            ctx.cancel_future(handle);
+        if let Some(at) = self.deadlines.earliest() {
+            self.deadlines.alarm.arm(at, ctx, |act, ctx| act.on_alarm(ctx));
         }
-        let handle =
-            ctx.run_later(at.saturating_duration_since(Instant::now()), |act, ctx| act.on_alarm(ctx));
-        self.deadlines.alarm = Some((at, handle));
     }
 
     /// Times out every attempt whose deadline has passed, then re-arms.
     fn on_alarm(&mut self, ctx: &mut Context<Self>) {
-        self.deadlines.alarm = None;
+        self.deadlines.alarm.fired();
         let now = Instant::now();
         while let Some((id, attempt)) = self.deadlines.pop_due(now) {
             self.on_timeout(id, attempt, ctx);
         }
         self.arm(ctx);
+    }
+
+    /// Arms the alarm for the earliest delay of the queue.
+    pub(super) fn arm_delays(&mut self, ctx: &mut Context<Self>) {
+        if let Some(at) = self.queue.next_due() {
+            self.delay_alarm.arm(at, ctx, |act, ctx| act.on_delays(ctx));
+        }
+    }
+
+    /// Makes the tasks whose delay ended ready, hands them out, then re-arms.
+    fn on_delays(&mut self, ctx: &mut Context<Self>) {
+        self.delay_alarm.fired();
+        if self.queue.wake_due(Instant::now()) > 0 {
+            self.dispatch(ctx);
+        }
+        self.arm_delays(ctx);
     }
 }
 

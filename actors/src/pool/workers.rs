@@ -30,19 +30,28 @@ pub(crate) enum WorkerState {
     Starting,
     /// Ready and waiting for a task, on the idle stack.
     Idle,
-    /// Running a task; with [`Slot::ghost`], a cancelled one it was sent ahead.
+    /// Running a task.
     Busy,
+    /// Running a cancelled task it had been sent ahead (prefetch), which it runs anyway: its
+    /// answer is dropped, and the deadline bounds how long it may take.
+    Ghost(Deadline),
     /// Asked to stop; still counted until its exit is reported.
     Stopping,
 }
 
 impl WorkerState {
+    /// Whether the worker runs a task (whose answer counts or not).
+    #[inline]
+    pub(crate) fn is_busy(self) -> bool {
+        matches!(self, WorkerState::Busy | WorkerState::Ghost(_))
+    }
+
     /// The state as `GET /api/workers/status` names it.
     pub(crate) fn name(self) -> &'static str {
         match self {
             WorkerState::Starting => "starting",
             WorkerState::Idle => "idle",
-            WorkerState::Busy => "busy",
+            WorkerState::Busy | WorkerState::Ghost(_) => "busy",
             WorkerState::Stopping => "stopping",
         }
     }
@@ -79,10 +88,6 @@ pub(crate) struct Slot {
     /// Tasks sent ahead (prefetch), in the order the worker will run them, with their
     /// timeouts. A task cancelled after it was sent stays here: the worker will still run it.
     pub(super) queued: VecDeque<(TaskId, Duration)>,
-    /// While the worker runs a cancelled task sent ahead (whose result is dropped): the
-    /// deadline that bounds it. It is kept apart from the state because it outlives a stop
-    /// asked for meanwhile: the answer that ends it is still recognised.
-    pub(super) ghost: Option<Deadline>,
 }
 
 impl Slot {
@@ -104,7 +109,6 @@ impl Slot {
             abort: None,
             progress: Default::default(),
             queued: VecDeque::new(),
-            ghost: None,
         }
     }
 }
@@ -181,6 +185,11 @@ impl<S: Seat> WorkerTable<S> {
     /// Workers in `state`.
     pub(crate) fn count(&self, state: WorkerState) -> usize {
         self.slots.values().filter(|w| w.state() == state).count()
+    }
+
+    /// Workers running a task (see [`WorkerState::is_busy`]).
+    pub(crate) fn busy(&self) -> usize {
+        self.slots.values().filter(|w| w.state().is_busy()).count()
     }
 
     /// Workers alive and not on their way out (starting, idle or busy).

@@ -1,10 +1,23 @@
-//! `MemoryBackend`, the embedded default: the queues are the pools' own (`TypePool`'s ready
-//! queue, delays and dead letters) and the records are the task store's, on this instance.
+//! `MemoryBackend`, the embedded default: everything lives on this instance.
+//!
+//! - [`queue`]: a type's live tasks (ready, delayed, held), the ready order and the delays.
+//! - [`dead`]: a type's dead letters.
+//! - [`ready`]: the ready order itself (priority, then first come).
+//!
+//! Each type's queue and dead letters are owned by that type's `TypePool`, the executor of
+//! its attempts: taking the next task is then a method call on the pool's own state, with no
+//! lock and no message on the hot path. `MemoryBackend` is the side that producers and
+//! observers call: it reaches a type's queue through its pool (`LocalPools`), and records
+//! through the task store.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+
+pub(crate) mod dead;
+pub(crate) mod queue;
+mod ready;
 
 use super::watch::End;
 use super::{Backend, SharedStatus};

@@ -1,0 +1,105 @@
+//! The memory backend's dead letters of one task type: tasks that ended `dead` or
+//! `timed_out`, oldest first, with what it takes to run them again; bounded, the oldest
+//! dropped first.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::queue::NewTask;
+use crate::task::TaskId;
+
+/// A dead-lettered task: enough to run it again.
+pub(crate) struct DeadLetter {
+    pub(crate) id: TaskId,
+    pub(crate) data: Arc<Value>,
+    pub(crate) priority: i32,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+}
+
+impl DeadLetter {
+    /// The task again, from its first attempt.
+    pub(crate) fn again(self) -> (TaskId, NewTask) {
+        let task = NewTask {
+            data: self.data,
+            priority: self.priority,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            attempt: 0,
+            waiters: Vec::new(),
+        };
+        (self.id, task)
+    }
+}
+
+/// The dead letters of one type, oldest first.
+#[derive(Default)]
+pub(crate) struct DeadLetters {
+    list: VecDeque<DeadLetter>,
+}
+
+impl DeadLetters {
+    /// Adds a dead letter, dropping the oldest past `max`.
+    pub(crate) fn push(&mut self, letter: DeadLetter, max: usize) {
+        self.list.push_back(letter);
+        while self.list.len() > max {
+            self.list.pop_front();
+        }
+    }
+
+    /// Takes the dead letter of `id` out of the list, if it is there.
+    pub(crate) fn take(&mut self, id: &TaskId) -> Option<DeadLetter> {
+        let pos = self.list.iter().position(|d| d.id == *id)?;
+        self.list.remove(pos)
+    }
+
+    /// The ids, oldest first.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &TaskId> {
+        self.list.iter().map(|d| &d.id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(id: &str) -> DeadLetter {
+        DeadLetter {
+            id: TaskId::from(id),
+            data: Arc::new(Value::from(id)),
+            priority: 3,
+            timeout: Duration::from_secs(7),
+            max_retries: 1,
+        }
+    }
+
+    #[test]
+    fn the_oldest_go_first_past_the_bound() {
+        let mut dead = DeadLetters::default();
+        for id in ["a", "b", "c"] {
+            dead.push(letter(id), 2);
+        }
+        let ids: Vec<&str> = dead.ids().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(dead.len(), 2);
+    }
+
+    #[test]
+    fn a_dead_letter_taken_runs_again_from_its_first_attempt() {
+        let mut dead = DeadLetters::default();
+        dead.push(letter("a"), 10);
+        assert!(dead.take(&TaskId::from("b")).is_none());
+        let (id, task) = dead.take(&TaskId::from("a")).map(DeadLetter::again).expect("listed");
+        assert_eq!(id.as_str(), "a");
+        assert_eq!((task.attempt, task.priority, task.max_retries), (0, 3, 1));
+        assert_eq!((task.timeout, task.data.as_str()), (Duration::from_secs(7), Some("a")));
+        assert_eq!(dead.len(), 0);
+    }
+}

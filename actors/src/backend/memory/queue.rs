@@ -1,0 +1,440 @@
+//! The memory backend's queue of one task type: every live task of the type (ready, delayed,
+//! or held by the executor), the ready order and the delays.
+//!
+//! A task is in one [`Place`]: `Ready` (in the ready order), `Delayed` until an instant (a
+//! `delay` option or a retry's backoff), or `Held` by the executor, which says how it holds
+//! it (`H`: sent to a worker, running on one). The executor takes the next ready task
+//! ([`TaskQueue::take`]), moves it between its own holds ([`TaskQueue::hold`]), gives it back
+//! ([`TaskQueue::put_back`], [`TaskQueue::delay`]) or ends it ([`TaskQueue::remove`]). The
+//! queue keeps the counts exact on every move, so asking how many are ready or waiting costs
+//! nothing. It has no timers: [`TaskQueue::next_due`] says when the earliest delay ends and
+//! [`TaskQueue::wake_due`] makes the due ones ready; the owner arms one alarm for them.
+//!
+//! **Architecture Invariant:** a task is in the ready order only while its place is `Ready`
+//! (entries left behind by a task that ended are skipped when popped), and in the delays only
+//! while its place is `Delayed` with that key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::ready::ReadyQueue;
+use crate::messages::Waiter;
+use crate::task::TaskId;
+
+/// How the executor holds a task.
+pub(crate) trait Hold {
+    /// Whether the task runs now (rather than waiting in a worker's pipe, say): a running
+    /// task is not counted as waiting.
+    fn running(&self) -> bool;
+}
+
+/// The key of a delay: when it ends, and a sequence number that makes it unique.
+pub(crate) type Due = (Instant, u64);
+
+/// Where a live task is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Place<H> {
+    /// In the ready order.
+    Ready,
+    /// Not ready before its delay or backoff ends.
+    Delayed(Due),
+    /// Taken by the executor.
+    Held(H),
+}
+
+/// A new task, as it enters the queue.
+pub(crate) struct NewTask {
+    pub(crate) data: Arc<Value>,
+    pub(crate) priority: i32,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+    /// Attempts already spent (elsewhere); the next one is `attempt + 1`.
+    pub(crate) attempt: u32,
+    pub(crate) waiters: Vec<Waiter>,
+}
+
+/// A live task.
+pub(crate) struct Entry<H> {
+    pub(crate) data: Arc<Value>,
+    pub(crate) priority: i32,
+    pub(crate) timeout: Duration,
+    pub(crate) max_retries: u32,
+    /// The attempt running or last run (0 before the first).
+    pub(crate) attempt: u32,
+    /// Who hears the task's end.
+    pub(crate) waiters: Vec<Waiter>,
+    seq: u64,
+    place: Place<H>,
+    ready_since: Instant,
+}
+
+impl<H> Entry<H> {
+    /// Where the task is.
+    #[inline]
+    pub(crate) fn place(&self) -> &Place<H> {
+        &self.place
+    }
+
+    /// How the executor holds the task, if it does.
+    #[inline]
+    pub(crate) fn held(&self) -> Option<&H> {
+        match &self.place {
+            Place::Held(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// Its place among the tasks of the same priority (lower is earlier).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// When it last became ready (or entered the queue).
+    pub(crate) fn ready_since(&self) -> Instant {
+        self.ready_since
+    }
+}
+
+/// The live tasks of one type.
+pub(crate) struct TaskQueue<H> {
+    tasks: FxHashMap<TaskId, Entry<H>>,
+    order: Order,
+}
+
+/// The ready order, the delays and the counts, apart from the tasks so that a task's entry
+/// and its order change together.
+struct Order {
+    ready: ReadyQueue<TaskId>,
+    delays: BTreeMap<Due, TaskId>,
+    delay_seq: u64,
+    /// Tasks held and running (see [`Hold::running`]).
+    running: usize,
+}
+
+impl Order {
+    fn add_delay(&mut self, at: Instant, id: &TaskId) -> Due {
+        self.delay_seq += 1;
+        let key = (at, self.delay_seq);
+        self.delays.insert(key, id.clone());
+        key
+    }
+
+    /// Takes a task out of the counts and entries of `place` (it leaves that place).
+    #[inline]
+    fn leave<H: Hold>(&mut self, id: &TaskId, place: &Place<H>) {
+        match place {
+            // Its heap entry stays behind and is skipped when popped.
+            Place::Ready => self.ready.left(),
+            Place::Delayed(key) => {
+                if self.delays.get(key) == Some(id) {
+                    self.delays.remove(key);
+                }
+            }
+            Place::Held(h) => self.running -= usize::from(h.running()),
+        }
+    }
+}
+
+impl<H: Hold> Default for TaskQueue<H> {
+    fn default() -> Self {
+        let order = Order { ready: ReadyQueue::new(), delays: BTreeMap::new(), delay_seq: 0, running: 0 };
+        TaskQueue { tasks: FxHashMap::default(), order }
+    }
+}
+
+impl<H: Hold> TaskQueue<H> {
+    /// Adds a task, ready as of `now`, or delayed until `now + delay`. The caller has checked
+    /// that `id` is not live.
+    pub(crate) fn insert(&mut self, id: TaskId, task: NewTask, delay: Option<Duration>, now: Instant) {
+        let NewTask { data, priority, timeout, max_retries, attempt, waiters } = task;
+        let seq = self.order.ready.next_seq();
+        let place = match delay {
+            Some(d) => Place::Delayed(self.order.add_delay(now + d, &id)),
+            None => {
+                self.order.ready.push(priority, seq, id.clone());
+                Place::Ready
+            }
+        };
+        let entry =
+            Entry { data, priority, timeout, max_retries, attempt, waiters, seq, place, ready_since: now };
+        self.tasks.insert(id, entry);
+    }
+
+    /// Whether `id` is live here.
+    #[inline]
+    pub(crate) fn contains(&self, id: &TaskId) -> bool {
+        self.tasks.contains_key(id)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, id: &TaskId) -> Option<&Entry<H>> {
+        self.tasks.get(id)
+    }
+
+    /// The live tasks, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&TaskId, &Entry<H>)> {
+        self.tasks.iter()
+    }
+
+    /// Adds a waiter to a live task; hands it back when the task is not live.
+    pub(crate) fn add_waiter(&mut self, id: &TaskId, waiter: Waiter) -> Result<(), Waiter> {
+        match self.tasks.get_mut(id) {
+            Some(e) => {
+                e.waiters.push(waiter);
+                Ok(())
+            }
+            None => Err(waiter),
+        }
+    }
+
+    /// Live tasks.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Tasks ready to run.
+    #[inline]
+    pub(crate) fn ready(&self) -> usize {
+        self.order.ready.ready()
+    }
+
+    /// Tasks not running: ready, delayed, or held without running.
+    #[inline]
+    pub(crate) fn waiting(&self) -> usize {
+        self.tasks.len() - self.order.running
+    }
+
+    /// Takes the next ready task for a new attempt: it is held as `hold`, and its attempt
+    /// count goes up by one.
+    #[inline]
+    pub(crate) fn take(&mut self, hold: H) -> Option<TaskId> {
+        let tasks = &self.tasks;
+        let live =
+            |id: &TaskId, seq| tasks.get(id).is_some_and(|e| matches!(e.place, Place::Ready) && e.seq == seq);
+        let id = self.order.ready.pop(live)?;
+        let entry = self.tasks.get_mut(&id)?;
+        entry.attempt += 1;
+        self.order.ready.left();
+        self.order.running += usize::from(hold.running());
+        entry.place = Place::Held(hold);
+        Some(id)
+    }
+
+    /// Changes how a held task is held; answers false (and changes nothing) when it is not
+    /// held.
+    #[inline]
+    pub(crate) fn hold(&mut self, id: &TaskId, hold: H) -> bool {
+        let Some(entry) = self.tasks.get_mut(id) else { return false };
+        let Place::Held(old) = &entry.place else { return false };
+        self.order.running = self.order.running - usize::from(old.running()) + usize::from(hold.running());
+        entry.place = Place::Held(hold);
+        true
+    }
+
+    /// Puts a task back in the ready order as of `now`, keeping its place among those of its
+    /// priority. `refund` gives back the attempt it was taken for (it never ran, or not by
+    /// its fault). Answers false when the task is not live.
+    pub(crate) fn put_back(&mut self, id: &TaskId, refund: bool, now: Instant) -> bool {
+        let Some(entry) = self.tasks.get_mut(id) else { return false };
+        if refund {
+            entry.attempt = entry.attempt.saturating_sub(1);
+        }
+        if !matches!(entry.place, Place::Ready) {
+            self.order.leave(id, &entry.place);
+            self.order.ready.push(entry.priority, entry.seq, id.clone());
+            entry.place = Place::Ready;
+        }
+        entry.ready_since = now;
+        true
+    }
+
+    /// Delays a live task until `at` (a retry's backoff); it becomes ready then. Answers
+    /// false when the task is not live.
+    pub(crate) fn delay(&mut self, id: &TaskId, at: Instant) -> bool {
+        let Some(entry) = self.tasks.get_mut(id) else { return false };
+        self.order.leave(id, &entry.place);
+        entry.place = Place::Delayed(self.order.add_delay(at, id));
+        true
+    }
+
+    /// Ends a task here: it leaves the queue, with its waiters.
+    #[inline]
+    pub(crate) fn remove(&mut self, id: &TaskId) -> Option<Entry<H>> {
+        let entry = self.tasks.remove(id)?;
+        self.order.leave(id, &entry.place);
+        Some(entry)
+    }
+
+    /// When the earliest delay ends.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.order.delays.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Makes every task whose delay ended by `now` ready; answers how many.
+    pub(crate) fn wake_due(&mut self, now: Instant) -> usize {
+        let mut woken = 0;
+        while let Some(first) = self.order.delays.first_entry() {
+            if first.key().0 > now {
+                break;
+            }
+            let (key, id) = first.remove_entry();
+            if let Some(e) = self.tasks.get_mut(&id)
+                && matches!(e.place, Place::Delayed(k) if k == key)
+            {
+                e.place = Place::Ready;
+                e.ready_since = now;
+                self.order.ready.push(e.priority, e.seq, id);
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    /// The ready tasks, in the order they would be taken.
+    pub(crate) fn ready_ids(&self) -> Vec<TaskId> {
+        let mut ready: Vec<(&TaskId, &Entry<H>)> =
+            self.tasks.iter().filter(|(_, e)| matches!(e.place, Place::Ready)).collect();
+        ready.sort_by_key(|(_, e)| (-i64::from(e.priority), e.seq));
+        ready.into_iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// How long the task ready the longest has waited, as of `now` (zero when none is).
+    pub(crate) fn oldest_ready_wait(&self, now: Instant) -> Duration {
+        self.tasks
+            .values()
+            .filter(|e| matches!(e.place, Place::Ready))
+            .map(|e| now.saturating_duration_since(e.ready_since))
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test executor's holds: sent ahead (waiting in a pipe) or running.
+    #[derive(Debug, PartialEq, Eq)]
+    enum H {
+        Sent,
+        Running,
+    }
+
+    impl Hold for H {
+        fn running(&self) -> bool {
+            *self == H::Running
+        }
+    }
+
+    fn id(s: &str) -> TaskId {
+        TaskId::from(s)
+    }
+
+    fn task(priority: i32) -> NewTask {
+        NewTask {
+            data: Arc::new(Value::Null),
+            priority,
+            timeout: Duration::from_secs(1),
+            max_retries: 2,
+            attempt: 0,
+            waiters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn takes_by_priority_then_first_come_and_counts_each_attempt() {
+        let now = Instant::now();
+        let mut q = TaskQueue::<H>::default();
+        for (name, priority) in [("a", 0), ("b", 5), ("c", 0)] {
+            q.insert(id(name), task(priority), None, now);
+        }
+        assert_eq!((q.len(), q.ready(), q.waiting()), (3, 3, 3));
+        assert_eq!(q.take(H::Running), Some(id("b")));
+        assert_eq!(q.take(H::Sent), Some(id("a")));
+        assert_eq!((q.ready(), q.waiting()), (1, 2), "a task sent ahead still waits");
+        assert_eq!(q.get(&id("b")).map(|e| e.attempt), Some(1));
+        assert_eq!(q.get(&id("a")).and_then(|e| e.held()), Some(&H::Sent));
+        assert!(q.hold(&id("a"), H::Running));
+        assert_eq!(q.waiting(), 1);
+        assert_eq!(q.take(H::Running), Some(id("c")));
+        assert_eq!(q.take(H::Running), None);
+        assert_eq!((q.ready(), q.waiting()), (0, 0));
+    }
+
+    #[test]
+    fn a_task_put_back_keeps_its_place_and_may_get_its_attempt_back() {
+        let t0 = Instant::now();
+        let mut q = TaskQueue::<H>::default();
+        q.insert(id("first"), task(0), None, t0);
+        q.insert(id("second"), task(0), None, t0);
+        assert_eq!(q.take(H::Sent), Some(id("first")));
+        let later = t0 + Duration::from_secs(3);
+        assert!(q.put_back(&id("first"), true, later));
+        let e = q.get(&id("first")).map(|e| (e.attempt, e.ready_since()));
+        assert_eq!(e, Some((0, later)));
+        assert_eq!(q.ready(), 2);
+        assert_eq!(q.take(H::Running), Some(id("first")), "it goes before the later task");
+        // Put back without a refund (the attempt was spent), it keeps the count.
+        assert!(q.put_back(&id("first"), false, later));
+        assert_eq!(q.get(&id("first")).map(|e| e.attempt), Some(1));
+        assert!(!q.put_back(&id("gone"), true, later));
+        assert!(!q.hold(&id("first"), H::Running), "a ready task is not held");
+    }
+
+    #[test]
+    fn a_delayed_task_is_ready_only_once_its_time_passed() {
+        let t0 = Instant::now();
+        let mut q = TaskQueue::<H>::default();
+        q.insert(id("later"), task(9), Some(Duration::from_secs(5)), t0);
+        q.insert(id("soon"), task(0), Some(Duration::from_secs(1)), t0);
+        assert_eq!((q.ready(), q.waiting(), q.next_due()), (0, 2, Some(t0 + Duration::from_secs(1))));
+        assert_eq!(q.take(H::Running), None);
+        assert_eq!(q.wake_due(t0 + Duration::from_millis(999)), 0);
+        assert_eq!(q.wake_due(t0 + Duration::from_secs(1)), 1);
+        assert_eq!(q.oldest_ready_wait(t0 + Duration::from_secs(3)), Duration::from_secs(2));
+        assert_eq!(q.take(H::Running), Some(id("soon")));
+        // A retry's backoff delays a held task again.
+        assert!(q.delay(&id("soon"), t0 + Duration::from_secs(2)));
+        assert_eq!((q.waiting(), q.next_due()), (2, Some(t0 + Duration::from_secs(2))));
+        assert_eq!(q.wake_due(t0 + Duration::from_secs(10)), 2);
+        assert_eq!(q.ready_ids(), [id("later"), id("soon")]);
+        assert_eq!(q.next_due(), None);
+    }
+
+    #[test]
+    fn a_task_that_ends_leaves_every_count_and_entry() {
+        let t0 = Instant::now();
+        let mut q = TaskQueue::<H>::default();
+        q.insert(id("ready"), task(0), None, t0);
+        q.insert(id("delayed"), task(0), Some(Duration::from_secs(1)), t0);
+        q.insert(id("running"), task(0), None, t0);
+        assert_eq!(q.take(H::Running), Some(id("ready")));
+        assert!(q.remove(&id("delayed")).is_some());
+        assert_eq!(q.next_due(), None, "its delay went with it");
+        assert!(q.remove(&id("ready")).is_some());
+        assert_eq!((q.len(), q.ready(), q.waiting()), (1, 1, 1));
+        assert!(q.remove(&id("running")).is_some());
+        assert_eq!((q.len(), q.ready(), q.waiting()), (0, 0, 0));
+        // Its entry in the ready order is skipped.
+        assert_eq!(q.take(H::Running), None);
+        assert!(q.remove(&id("running")).is_none());
+        assert_eq!(q.wake_due(t0 + Duration::from_secs(2)), 0);
+    }
+
+    #[test]
+    fn a_waiter_joins_a_live_task_only() {
+        let mut q = TaskQueue::<H>::default();
+        q.insert(id("a"), task(0), None, Instant::now());
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(q.add_waiter(&id("a"), Waiter::Record(tx)).is_ok());
+        assert_eq!(q.get(&id("a")).map(|e| e.waiters.len()), Some(1));
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(q.add_waiter(&id("b"), Waiter::Record(tx)).is_err());
+    }
+}
