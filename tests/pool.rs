@@ -57,9 +57,7 @@ async fn higher_priority_runs_first_fifo_within_one() {
     let pool = demo_pool(1, |_| {});
     let mut events = pool.subscribe();
     let blocker = pool.submit(op("sleep", json!({ "ms": 400 }))).await.unwrap();
-    assert!(
-        wait_until(LIMIT, || pool.task(blocker.id()).is_some_and(|r| r.status == TaskStatus::Running)).await
-    );
+    until_running(&pool, blocker.id(), LIMIT).await;
     let mut ids = Vec::new();
     for (n, priority) in [0, 5, 1, 5, 10].into_iter().enumerate() {
         let id = pool.enqueue(op("echo", json!({ "n": n })).priority(priority)).await.unwrap();
@@ -84,7 +82,7 @@ async fn higher_priority_runs_first_fifo_within_one() {
 async fn a_full_queue_refuses_and_hands_the_task_back() {
     let pool = demo_pool(1, |t| t.queue_size = 2);
     let running = pool.enqueue(op("sleep", json!({ "ms": 500 }))).await.unwrap();
-    assert!(wait_until(LIMIT, || pool.task(&running).is_some_and(|r| r.status == TaskStatus::Running)).await);
+    until_running(&pool, &running, LIMIT).await;
     pool.enqueue(op("echo", json!({}))).await.unwrap();
     pool.enqueue(op("echo", json!({}))).await.unwrap();
     let refused = pool.enqueue(op("echo", json!({ "keep": "me" }))).await.unwrap_err();
@@ -172,10 +170,7 @@ async fn cancel_a_queued_and_a_running_task() {
     let pool = demo_pool(1, |_| {});
     let running = pool.submit(op("sleep", json!({ "ms": 20_000 }))).await.unwrap();
     let queued = pool.submit(op("echo", json!({}))).await.unwrap();
-    assert!(
-        wait_until(LIMIT, || pool.task(running.id()).is_some_and(|r| r.status == TaskStatus::Running)).await
-    );
-    let pid = u64::from(pool.task(running.id()).unwrap().worker_pid.unwrap());
+    let pid = u64::from(until_running(&pool, running.id(), LIMIT).await.worker_pid.unwrap());
 
     let cancelled = queued.cancel().await.unwrap();
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
@@ -300,10 +295,7 @@ async fn shutdown_lets_running_tasks_finish_and_fails_waiting_ones() {
     let pool = demo_pool(1, |_| {});
     let running = pool.submit(op("sleep", json!({ "ms": 300 }))).await.unwrap();
     let waiting = pool.submit(op("echo", json!({}))).await.unwrap();
-    assert!(
-        wait_until(LIMIT, || pool.task(running.id()).is_some_and(|r| r.status == TaskStatus::Running)).await
-    );
-    let pid = u64::from(pool.task(running.id()).unwrap().worker_pid.unwrap());
+    let pid = u64::from(until_running(&pool, running.id(), LIMIT).await.worker_pid.unwrap());
     let report = within(LIMIT, pool.shutdown()).await;
     assert_eq!((report.finished_in_grace, report.failed_waiting, report.failed_running), (1, 1, 0));
     assert_eq!(running.wait().await.unwrap().status, TaskStatus::Completed);
@@ -324,10 +316,7 @@ async fn shutdown_fails_tasks_still_running_after_the_grace_period() {
     cfg.graceful_shutdown_timeout_ms = 200;
     let pool = PoolBuilder::new(cfg).start().unwrap();
     let running = pool.submit(op("sleep", json!({ "ms": 20_000 }))).await.unwrap();
-    assert!(
-        wait_until(LIMIT, || pool.task(running.id()).is_some_and(|r| r.status == TaskStatus::Running)).await
-    );
-    let pid = u64::from(pool.task(running.id()).unwrap().worker_pid.unwrap());
+    let pid = u64::from(until_running(&pool, running.id(), LIMIT).await.worker_pid.unwrap());
     let report = within(Duration::from_secs(10), pool.shutdown()).await;
     assert_eq!(report.failed_running, 1);
     let r = running.wait().await.unwrap();
@@ -450,13 +439,11 @@ async fn finished_records_go_after_record_ttl_ms() {
     let pool = inproc_pool(300, 1_000);
     let record = pool.execute(workerpool_actors::TaskRequest::new("fast", json!({ "n": 1 }))).await.unwrap();
     assert_eq!(record.status, TaskStatus::Completed);
-    let kept = pool.task(&record.id).expect("the record is kept at first");
+    let kept = pool.lookup(&record.id).await.expect("the record is kept at first");
     assert_eq!(kept.result, Some(json!({ "n": 1 })));
     // Expiry runs every 100 ms: the record goes between 300 ms and about half a second.
-    assert!(
-        wait_until(Duration::from_secs(5), || pool.task(&record.id).is_none()).await,
-        "the record stayed"
-    );
+    let gone = || async { pool.lookup(&record.id).await.is_err_and(|e| e.kind() == ErrorKind::UnknownTask) };
+    assert!(wait_until_async(Duration::from_secs(5), gone).await, "the record stayed");
     let err = pool.lookup(&record.id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownTask);
     pool.shutdown().await;
@@ -470,7 +457,14 @@ async fn at_most_max_records_finished_records_are_kept_newest_first() {
         let request = workerpool_actors::TaskRequest::new("fast", json!({ "n": n }));
         ids.push(pool.execute(request).await.unwrap().id);
     }
-    let kept: Vec<bool> = ids.iter().map(|id| pool.task(id).is_some()).collect();
+    let mut kept = Vec::with_capacity(ids.len());
+    for id in &ids {
+        kept.push(match pool.lookup(id).await {
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::UnknownTask => false,
+            Err(e) => panic!("looking up {id}: {e}"),
+        });
+    }
     let count = kept.iter().filter(|k| **k).count();
     // A generation (a thirty-second of the room, here 2 records) goes at a time.
     assert!((60..=64).contains(&count), "{count} records kept");

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use workerpool_actors::testing::{Attempt, FakeGpu, FakeProbe, PausedSystem, ScriptedExecutor};
 use workerpool_actors::{
-    ExecutorKind, PoolBuilder, PoolConfig, PoolHandle, TaskId, TaskRequest, TaskStatus, TypeConfig,
+    ExecutorKind, PoolBuilder, PoolConfig, PoolHandle, TaskId, TaskRequest, TaskStatus, TaskUpdate,
+    TypeConfig,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
+/// Most updates a test follows on one task's watch.
+const UPDATES: usize = 1_000;
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(LIMIT, fut).await.expect("finished in time")
@@ -54,15 +57,21 @@ fn config(graceful_ms: u64) -> PoolConfig {
     }
 }
 
-async fn until_status(pool: &PoolHandle, id: &TaskId, status: TaskStatus) {
-    let start = Instant::now();
-    loop {
-        if pool.task(id).is_some_and(|r| r.status == status) {
-            return;
+/// Follows a task until it is reported running (its watch delivers each status change).
+async fn until_running(pool: &PoolHandle, id: &TaskId) {
+    let mut watch = pool.watch(id).await.unwrap();
+    let running = async {
+        for _ in 0..UPDATES {
+            match watch.next().await {
+                Some(TaskUpdate::Status(r)) if r.status == TaskStatus::Running => return true,
+                Some(TaskUpdate::Status(_) | TaskUpdate::Progress { .. }) => {}
+                Some(TaskUpdate::Ended(_)) | None => return false,
+            }
         }
-        assert!(start.elapsed() < LIMIT, "task {id} never reached {status}: {:?}", pool.task(id));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        false
+    };
+    let reached = tokio::time::timeout(LIMIT, running).await.unwrap_or(false);
+    assert!(reached, "task {id} was never reported running: {:?}", pool.lookup(id).await);
 }
 
 async fn until_sent(pool: &PoolHandle, task_type: &str, id: &TaskId) {
@@ -87,7 +96,7 @@ async fn cancelling_a_sent_task_does_not_eat_the_next_tasks_timeout() {
     cfg.types.insert("py".into(), py_type(2));
     let pool = PoolBuilder::new(cfg).start().unwrap();
     let t1 = pool.submit(TaskRequest::new("py", json!({"sleep": 500, "tag": 1}))).await.unwrap();
-    until_status(&pool, t1.id(), TaskStatus::Running).await;
+    until_running(&pool, t1.id()).await;
     let t2 = pool.submit(TaskRequest::new("py", json!({"sleep": 2000, "tag": 2}))).await.unwrap();
     until_sent(&pool, "py", t2.id()).await;
     let cancelled = within(t2.cancel()).await.unwrap();
@@ -117,7 +126,7 @@ async fn a_sent_task_requeued_during_a_drain_is_failed_with_shutdown() {
     cfg.types.insert("py".into(), py_type(1));
     let pool = PoolBuilder::new(cfg).start().unwrap();
     let t1 = pool.submit(TaskRequest::new("py", json!({"sleep": 5000})).timeout_ms(600)).await.unwrap();
-    until_status(&pool, t1.id(), TaskStatus::Running).await;
+    until_running(&pool, t1.id()).await;
     let t2 = pool.submit(TaskRequest::new("py", json!({"sleep": 0, "tag": 2}))).await.unwrap();
     until_sent(&pool, "py", t2.id()).await;
     let t2_id = t2.id().clone();
@@ -128,7 +137,7 @@ async fn a_sent_task_requeued_during_a_drain_is_failed_with_shutdown() {
     assert!(
         matches!(&r2, Ok(r) if r.status == TaskStatus::Failed && r.error.as_deref() == Some("shutdown")),
         "the sent task was not failed with `shutdown`: {r2:?}; record {:?}; report {report:?}",
-        pool.task(&t2_id)
+        pool.lookup(&t2_id).await
     );
 }
 
@@ -152,7 +161,7 @@ async fn restarting_a_worker_during_a_drain_does_not_lose_its_task() {
     let t0 = tokio::time::Instant::now();
     let t1 = pool.submit(TaskRequest::new("slow", json!({}))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
-    assert_eq!(pool.task(t1.id()).unwrap().status, TaskStatus::Running);
+    assert_eq!(pool.lookup(t1.id()).await.unwrap().status, TaskStatus::Running);
     let worker = pool.workers().await.unwrap()[0].id.clone();
     let p = pool.clone();
     let shutdown = actix_rt::spawn(async move { p.shutdown().await });

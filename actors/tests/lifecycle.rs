@@ -30,7 +30,8 @@ async fn retries_back_off_doubling_then_the_task_is_dead_lettered() {
     let task = pool.submit(TaskRequest::new("job", json!({}))).await.unwrap();
     // Between the first attempt (10 ms) and its retry (100 ms later) the task waits, queued.
     at(t0, 50).await;
-    let between = pool.task(task.id()).unwrap();
+    let between = pool.lookup(task.id()).await.unwrap();
+    assert_eq!(ms(t0, Instant::now()), 50, "the look-up let the clock move");
     assert_eq!((between.status, between.attempts), (TaskStatus::Queued, 1));
     assert_eq!(between.error.as_deref(), Some("flaky"));
 
@@ -190,7 +191,8 @@ async fn a_delayed_task_waits_its_delay_before_it_runs() {
     let t0 = Instant::now();
     let task = pool.submit(TaskRequest::new("job", json!(7)).delay_ms(500)).await.unwrap();
     at(t0, 499).await;
-    assert_eq!(pool.task(task.id()).unwrap().status, TaskStatus::Queued);
+    assert_eq!(pool.lookup(task.id()).await.unwrap().status, TaskStatus::Queued);
+    assert_eq!(ms(t0, Instant::now()), 499, "the look-up let the clock move");
     let queue = pool.queue("job", 10).await.unwrap();
     assert_eq!((queue.length, queue.ready, queue.tasks[0].state), (1, 0, "waiting"));
     assert!(exec.calls().is_empty());
@@ -244,7 +246,7 @@ async fn cancelling_a_queued_task_and_a_running_one() {
     let queued = pool.submit(TaskRequest::new("job", json!(2))).await.unwrap();
     at(t0, 100).await;
     assert_eq!(pool.cancel(queued.id()).await.unwrap().status, TaskStatus::Cancelled);
-    let first_worker = pool.task(running.id()).unwrap().worker_id.unwrap();
+    let first_worker = pool.lookup(running.id()).await.unwrap().worker_id.unwrap();
     assert_eq!(pool.cancel(running.id()).await.unwrap().status, TaskStatus::Cancelled);
     let (running_id, queued_id) = (running.id().clone(), queued.id().clone());
     assert_eq!(running.wait().await.unwrap().status, TaskStatus::Cancelled);

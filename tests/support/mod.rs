@@ -9,7 +9,9 @@ pub mod server;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use workerpool_actors::{PoolBuilder, PoolConfig, PoolHandle, TaskRecord, TaskRequest, TypeConfig};
+use workerpool_actors::{
+    PoolBuilder, PoolConfig, PoolHandle, TaskId, TaskRecord, TaskRequest, TaskStatus, TaskUpdate, TypeConfig,
+};
 
 /// The bundled demo worker of the binary under test.
 pub fn demo_command() -> Vec<String> {
@@ -76,6 +78,46 @@ pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cond()
+}
+
+/// Polls `cond`, an async read (of the pool), every 10 ms until it holds or `limit` passes;
+/// says which.
+pub async fn wait_until_async<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond().await
+}
+
+/// Most updates a test follows on one task's watch.
+const UPDATES: usize = 1_000;
+
+/// Follows a task until it is reported running (its watch delivers each status change), and
+/// returns its record then; fails the test if it ends first or `limit` passes.
+pub async fn until_running(pool: &PoolHandle, id: &TaskId, limit: Duration) -> TaskRecord {
+    let mut watch = pool.watch(id).await.expect("the task is known");
+    let reported = async {
+        for _ in 0..UPDATES {
+            match watch.next().await {
+                Some(TaskUpdate::Status(r)) if r.status == TaskStatus::Running => return Some(r),
+                Some(TaskUpdate::Status(_) | TaskUpdate::Progress { .. }) => {}
+                Some(TaskUpdate::Ended(_)) | None => return None,
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(limit, reported).await {
+        Ok(Some(record)) => record,
+        _ => panic!("task {id} was never reported running: {:?}", pool.lookup(id).await),
+    }
 }
 
 /// Bounds a future in time, failing the test if it takes longer.

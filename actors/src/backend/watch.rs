@@ -1,5 +1,5 @@
 //! Following one task: [`TaskWatch`], the one way to follow a task for every backend
-//! (`TaskHandle`, `PoolHandle::wait` and the server's task stream all read it).
+//! (`TaskHandle`, `PoolHandle::watch` and the server's task stream all read it).
 //!
 //! A watch hears this instance's events for the task (progress, assignment, a retry), waits
 //! for its end through the backend, and, where the task may run on another instance (a

@@ -149,13 +149,11 @@ impl PoolHandle {
         Ok(TaskHandle::new(task_type, watch, self.clone()))
     }
 
-    /// The record of a task this instance ran or queued, while it is kept here. With shared
-    /// queues, [`PoolHandle::lookup`] reads any instance's tasks.
-    pub fn task(&self, id: &TaskId) -> Option<TaskRecord> {
-        self.inner.local.task(id)
-    }
-
-    /// The record of a task, from its backend.
+    /// The record of a task (submitted by anyone), from its backend: this instance's store,
+    /// or with shared queues the record in Redis. A finished record is kept for
+    /// [`PoolConfig::record_ttl_ms`] (and in this instance's store, among the newest
+    /// [`PoolConfig::max_records`]); after that, as for an id never seen, the answer is an
+    /// error of kind [`ErrorKind::UnknownTask`].
     pub async fn lookup(&self, id: &TaskId) -> Result<TaskRecord, Error> {
         self.inner.backend.record(id).await?.ok_or_else(|| Error::unknown_task(id))
     }
