@@ -1,9 +1,9 @@
 //! Backends: where tasks wait, how their attempts are leased, and where their records live.
 //!
 //! One contract, two backends:
-//! - [`MemoryBackend`](memory::MemoryBackend), the embedded default: each type's queue lives
-//!   in its `TypePool` on this instance, and records in the task store; nothing outlives the
-//!   process.
+//! - [`MemoryBackend`](memory::MemoryBackend), the embedded default: each type's queue
+//!   ([`memory::queue::TaskQueue`]) and dead letters are owned by its `TypePool` on this
+//!   instance, and records live in the task store; nothing outlives the process.
 //! - [`RedisBackend`](redis::RedisBackend): the queues, records and dead letters live in Redis,
 //!   where every instance sees them; an instance takes tasks when its pools have room and
 //!   holds each under a lease (`docs/REDIS.md`).
@@ -26,9 +26,13 @@
 //!   re-queue) is `policy::retry::RetryPolicy`, for both backends; the pool that ran the
 //!   attempt decides, and the backend carries the verdict out.
 //!
-//! The executor's side is each backend's own loop: with memory, the type's pool takes from
-//! its ready queue as workers free up; with Redis, a feeder per type takes leases while the
-//! pool has room and hands each over as one attempt (`LocalPools::run_attempt`).
+//! The executor's side is one shape for both: a type's `TypePool` always takes its next task
+//! from the `TaskQueue` it owns (`memory::queue`: `take`, `hold`, `put_back`, `delay`,
+//! `remove`) as workers free up, runs one attempt, and carries out the retry rule's verdict.
+//! With memory that queue is the backend's queue itself. With Redis it holds only what this
+//! instance leased: a feeder per type takes leases (`TAKE`) while the pool has room, hands
+//! each over as one attempt (`LocalPools::run_attempt`), renews them while they run, and
+//! writes the verdict the pool answers with (`FINISH`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
