@@ -159,13 +159,9 @@ impl SlotLender {
         self.starved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks a type starved for a slot, or no longer.
-    pub(crate) fn set_starved(&self, task_type: &Arc<str>, starved: bool) {
-        if starved {
-            self.starved().insert(task_type.clone());
-        } else {
-            self.starved().remove(task_type);
-        }
+    /// Marks a type starved for a slot, or no longer; answers whether that changed.
+    pub(crate) fn set_starved(&self, task_type: &Arc<str>, starved: bool) -> bool {
+        if starved { self.starved().insert(task_type.clone()) } else { self.starved().remove(task_type) }
     }
 
     /// Whether any type is starved.
@@ -221,15 +217,18 @@ mod tests {
         let lender = SlotLender::new(1);
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         assert!(!lender.any_starved());
-        lender.set_starved(&b, true);
-        lender.set_starved(&a, true);
+        assert!(lender.set_starved(&b, true));
+        assert!(lender.set_starved(&a, true));
+        // Asking again changes nothing: the pool asks the supervisor for a slot once.
+        assert!(!lender.set_starved(&a, true));
         assert!(lender.any_starved());
         assert_eq!(lender.starved_types(), [a.clone(), b.clone()]);
-        lender.set_starved(&b, false);
+        assert!(lender.set_starved(&b, false));
         // A type's own hunger does not make it give way.
         assert!(!lender.others_starved("a"));
         assert!(lender.others_starved("b"));
-        lender.set_starved(&a, false);
+        assert!(lender.set_starved(&a, false));
+        assert!(!lender.set_starved(&a, false));
         assert!(!lender.any_starved());
     }
 }

@@ -65,11 +65,9 @@ impl TypePool {
         };
         self.blocked = None;
         let started = self.start_workers(want, ctx);
-        if started < want && (demand > 0 || probe) && !self.starved {
-            // Every slot is taken. Only real work (or the due retry of a type that gave up) may
-            // ask other types for a slot; keeping workers warm may not.
-            self.starved = true;
-            self.shared.lender.set_starved(&self.name, true);
+        // Every slot is taken. Only real work (or the due retry of a type that gave up) may
+        // ask other types for a slot; keeping workers warm may not.
+        if started < want && (demand > 0 || probe) && self.shared.lender.set_starved(&self.name, true) {
             self.slots.wanted.do_send(SlotWanted);
         }
         if started > 0 {
@@ -78,8 +76,7 @@ impl TypePool {
         if started < want {
             return;
         }
-        if self.starved && demand <= want {
-            self.starved = false;
+        if demand <= want {
             self.shared.lender.set_starved(&self.name, false);
         }
     }

@@ -120,9 +120,6 @@ pub(crate) struct TypePool {
     starts: StartBackoff,
     /// Wakes the pool when the wait of `starts` is over.
     start_timer: Option<SpawnHandle>,
-    /// Whether this type is in the lender's starved set (`Shared::lender`); kept here too, so
-    /// that the pool reads it without a lock.
-    starved: bool,
     /// Workers kept warm: the type's `min_workers`, or more from the pool-wide `min_workers`.
     warm: usize,
     /// Why workers cannot start now (CPU or memory), while that lasts.
@@ -187,7 +184,6 @@ impl TypePool {
             dead: DeadLetters::default(),
             starts,
             start_timer: None,
-            starved: false,
             warm: cfg_min,
             blocked: None,
             health: HealthWindow::default(),
