@@ -24,7 +24,8 @@
 //!   `requeue` queues them again with fresh attempts (a task that is not there is a conflict).
 //! - **One rule for retries.** How a failed attempt goes on (retry after a backoff, end, or
 //!   re-queue) is `policy::retry::RetryPolicy`, for both backends; the pool that ran the
-//!   attempt decides, and the backend carries the verdict out.
+//!   attempt decides (for an attempt whose instance was lost, the instance that reaped its
+//!   lease), and the backend carries the verdict out.
 //!
 //! The executor's side is each backend's own loop: with memory, the type's pool takes from
 //! its ready queue as workers free up; with Redis, a feeder per type takes leases while the
