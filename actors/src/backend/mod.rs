@@ -24,7 +24,8 @@
 //!   `requeue` queues them again with fresh attempts (a task that is not there is a conflict).
 //! - **One rule for retries.** How a failed attempt goes on (retry after a backoff, end, or
 //!   re-queue) is `policy::retry::RetryPolicy`, for both backends; the pool that ran the
-//!   attempt decides, and the backend carries the verdict out.
+//!   attempt decides (for an attempt whose instance was lost, the instance that reaped its
+//!   lease), and the backend carries the verdict out.
 //!
 //! The executor's side is one shape for both: a type's `TypePool` always takes its next task
 //! from the `TaskQueue` it owns (`memory::queue`: `take`, `hold`, `put_back`, `delay`,

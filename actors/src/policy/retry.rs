@@ -5,11 +5,13 @@
 //! The pools carry the verdict out: with the in-process backend, a retry waits in the pool
 //! and an end is written to the task store; with a durable backend (Redis), the verdict goes
 //! back to the backend, which schedules the retry, re-queues or records the end where every
-//! instance sees it.
+//! instance sees it. An attempt whose instance went away (its lease ran out) is decided by
+//! the same rule, on the instance that reaps the lease.
 
 use std::time::Duration;
 
 use super::retry_backoff;
+use crate::config::TypeConfig;
 use crate::executor::TaskError;
 use crate::task::TaskStatus;
 
@@ -32,6 +34,10 @@ pub(crate) enum Failure {
     OutputTooLarge(String),
     /// No worker of the type could be started to run it (the type gave up starting).
     NotStarted(String),
+    /// Its instance stopped renewing the attempt's lease (it died, or was cut off for longer
+    /// than the lease): another instance reaped it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Lost { instance: String },
 }
 
 impl Failure {
@@ -45,6 +51,7 @@ impl Failure {
             Failure::Shutdown => "shutdown".to_string(),
             Failure::MemoryLimit(detail) => format!("memory_limit_exceeded: {detail}"),
             Failure::OutputTooLarge(detail) => format!("output_too_large: {detail}"),
+            Failure::Lost { instance } => format!("lease expired: instance {instance} stopped renewing it"),
         }
     }
 }
@@ -90,12 +97,24 @@ pub(crate) struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The rule of a type configured as `cfg`; `durable` when its queue outlives this
+    /// instance.
+    pub(crate) fn for_type(cfg: &TypeConfig, durable: bool) -> RetryPolicy {
+        RetryPolicy {
+            base_delay_ms: cfg.retry_delay_ms,
+            retry_on_memory_limit: cfg.retry_on_memory_limit,
+            durable,
+        }
+    }
+
     /// The verdict on attempt number `attempt` (1 = the first) of a task allowed
     /// `max_retries` retries, while the pool is `draining` or not.
     ///
     /// A retryable failure (an error marked retryable, a crash, a timeout, a memory limit
-    /// with `retry_on_memory_limit`) is retried while attempts remain; after the last one the
-    /// task ends `dead` (`timed_out` for a timeout). A draining pool retries only through a
+    /// with `retry_on_memory_limit`, a lost instance) is retried while attempts remain; after
+    /// the last one the task ends `dead` (`timed_out` for a timeout). A retry waits its
+    /// backoff, except after a lost instance: the task did nothing wrong and had waited its
+    /// turn already, so it runs again at once. A draining pool retries only through a
     /// durable queue. Anything else ends the task: `failed`, or `cancelled`.
     pub(crate) fn decide(
         &self,
@@ -104,21 +123,25 @@ impl RetryPolicy {
         max_retries: u32,
         draining: bool,
     ) -> Verdict {
-        let (retryable, end) = match failure {
-            Failure::Error(e) if e.retryable => (true, TaskStatus::Dead),
-            Failure::Error(_) | Failure::OutputTooLarge(_) => (false, TaskStatus::Failed),
-            Failure::Crash(_) => (true, TaskStatus::Dead),
-            Failure::Timeout(_) => (true, TaskStatus::TimedOut),
-            Failure::MemoryLimit(_) if self.retry_on_memory_limit => (true, TaskStatus::Dead),
-            Failure::MemoryLimit(_) => (false, TaskStatus::Failed),
-            Failure::Cancelled => (false, TaskStatus::Cancelled),
+        let backoff = retry_backoff(self.base_delay_ms, attempt);
+        // When it may be retried (after how long), and how it ends otherwise.
+        let (retry, end) = match failure {
+            Failure::Error(e) if e.retryable => (Some(backoff), TaskStatus::Dead),
+            Failure::Error(_) | Failure::OutputTooLarge(_) => (None, TaskStatus::Failed),
+            Failure::Crash(_) => (Some(backoff), TaskStatus::Dead),
+            Failure::Timeout(_) => (Some(backoff), TaskStatus::TimedOut),
+            Failure::MemoryLimit(_) if self.retry_on_memory_limit => (Some(backoff), TaskStatus::Dead),
+            Failure::MemoryLimit(_) => (None, TaskStatus::Failed),
+            Failure::Lost { .. } => (Some(Duration::ZERO), TaskStatus::Dead),
+            Failure::Cancelled => (None, TaskStatus::Cancelled),
             Failure::Shutdown | Failure::NotStarted(_) if self.durable => return Verdict::Requeue,
-            Failure::Shutdown | Failure::NotStarted(_) => (false, TaskStatus::Failed),
+            Failure::Shutdown | Failure::NotStarted(_) => (None, TaskStatus::Failed),
         };
-        if retryable && attempt <= max_retries && (!draining || self.durable) {
-            Verdict::Retry { backoff: retry_backoff(self.base_delay_ms, attempt) }
-        } else {
-            Verdict::End(end)
+        match retry {
+            Some(backoff) if attempt <= max_retries && (!draining || self.durable) => {
+                Verdict::Retry { backoff }
+            }
+            _ => Verdict::End(end),
         }
     }
 }
@@ -191,10 +214,37 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_instance_counts_the_attempt_and_retries_at_once_while_attempts_remain() {
+        let lost = Failure::Lost { instance: "a".into() };
+        for policy in [LOCAL, SHARED] {
+            assert_eq!(policy.decide(&lost, 1, 2, false), Verdict::Retry { backoff: Duration::ZERO });
+            assert_eq!(policy.decide(&lost, 2, 2, false), Verdict::Retry { backoff: Duration::ZERO });
+            // The lost attempt was the last one.
+            assert_eq!(policy.decide(&lost, 3, 2, false), Verdict::End(TaskStatus::Dead));
+            assert_eq!(policy.decide(&lost, 1, 0, false), Verdict::End(TaskStatus::Dead));
+        }
+        // Only a shared queue has lost instances; it retries them while draining too.
+        assert_eq!(SHARED.decide(&lost, 1, 2, true), Verdict::Retry { backoff: Duration::ZERO });
+    }
+
+    #[test]
+    fn a_type_configuration_gives_its_rule() {
+        let mut cfg = TypeConfig::defaults_for("text_processing");
+        cfg.retry_delay_ms = 250;
+        cfg.retry_on_memory_limit = true;
+        let policy = RetryPolicy::for_type(&cfg, true);
+        assert_eq!((policy.base_delay_ms, policy.retry_on_memory_limit, policy.durable), (250, true, true));
+    }
+
+    #[test]
     fn messages_name_the_failure() {
         assert_eq!(Failure::Timeout(Duration::from_millis(250)).message(), "timed out after 250 ms");
         assert_eq!(Failure::MemoryLimit("rss 2 GiB".into()).message(), "memory_limit_exceeded: rss 2 GiB");
         assert_eq!(Failure::OutputTooLarge("x".into()).message(), "output_too_large: x");
         assert_eq!(Failure::Shutdown.message(), "shutdown");
+        assert_eq!(
+            Failure::Lost { instance: "worker-7".into() }.message(),
+            "lease expired: instance worker-7 stopped renewing it"
+        );
     }
 }

@@ -163,11 +163,7 @@ impl TypePool {
             ExecutorKind::InProcess => None,
         };
         let starts = StartBackoff::new(&cfg);
-        let retry = RetryPolicy {
-            base_delay_ms: cfg.retry_delay_ms,
-            retry_on_memory_limit: cfg.retry_on_memory_limit,
-            durable: shared.durable,
-        };
+        let retry = RetryPolicy::for_type(&cfg, shared.durable);
         TypePool {
             name: Arc::from(name),
             retry,

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Finish, Finished, InstanceInfo, Remote, Taken, publisher};
+use super::{Finish, Finished, InstanceInfo, Reaped, Remote, Taken, publisher};
 use crate::error::ErrorKind;
 use crate::local::LocalPools;
 use crate::messages::Settled;
-use crate::policy::retry::Verdict;
 use crate::task::{TaskRequest, now_ms};
 
 /// Starts every loop of the bridge on the current arbiter.
@@ -118,14 +117,7 @@ async fn run(
             record.created_at = created_at;
             record.instance_id = Some(remote.config().instance_id.clone());
             let worker = record.worker_id.clone();
-            let how = match verdict {
-                Verdict::End(_) => Finish::Final(record),
-                Verdict::Retry { backoff } => {
-                    Finish::Retry { record, backoff_ms: backoff.as_millis() as u64 }
-                }
-                Verdict::Requeue => Finish::Requeue,
-            };
-            (how, worker)
+            (Finish::of(verdict, record), worker)
         }
         // Refused here (shutting down, stopped): back to the queue for another instance.
         Err(e) => {
@@ -243,10 +235,12 @@ async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
             // Reaping only once this instance's own leases are safe.
             if renewed && !stopping {
                 match remote.reap().await {
-                    Ok(0) | Err(_) => {}
-                    Ok(n) => {
-                        log::warn!("{n} tasks lost their instance (lease expired) and were queued again")
-                    }
+                    Ok(Reaped { retried: 0, ended: 0 }) => {}
+                    Ok(Reaped { retried, ended }) => log::warn!(
+                        "{} tasks lost their instance (lease expired): {retried} queued again, {ended} dead-lettered",
+                        retried + ended
+                    ),
+                    Err(e) => log::debug!("cannot reap expired leases now: {e}"),
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use super::Remote;
 use super::batch::BatchCall;
+use crate::policy::retry::Verdict;
 use crate::task::{TaskId, TaskRecord, now_ms};
 
 /// How an attempt ends, as written to Redis.
@@ -16,6 +17,17 @@ pub(crate) enum Finish {
     Retry { record: TaskRecord, backoff_ms: u64 },
     /// Back at the head of its queue without spending the attempt (shutdown).
     Requeue,
+}
+
+impl Finish {
+    /// How the retry rule's `verdict` on an attempt is written, with its `record`.
+    pub(crate) fn of(verdict: Verdict, record: TaskRecord) -> Finish {
+        match verdict {
+            Verdict::End(_) => Finish::Final(record),
+            Verdict::Retry { backoff } => Finish::Retry { record, backoff_ms: backoff.as_millis() as u64 },
+            Verdict::Requeue => Finish::Requeue,
+        }
+    }
 }
 
 /// What [`Remote::finish`] found.
@@ -182,5 +194,15 @@ mod tests {
         let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue);
         assert_eq!((requeue.how, requeue.status.as_str(), requeue.when), (How::Requeue, "queued", 0));
         assert!(requeue.result.is_empty() && requeue.progress.is_empty());
+    }
+
+    #[test]
+    fn a_verdict_is_written_as_its_kind_of_end() {
+        let id = TaskId::from("t1".to_string());
+        let record = TaskRecord::new(id.clone(), "echo", 0, 3);
+        assert!(matches!(Finish::of(Verdict::Requeue, record.clone()), Finish::Requeue));
+        assert!(matches!(Finish::of(Verdict::End(TaskStatus::Dead), record.clone()), Finish::Final(_)));
+        let now = Finish::of(Verdict::Retry { backoff: std::time::Duration::ZERO }, record);
+        assert!(matches!(now, Finish::Retry { backoff_ms: 0, .. }), "{now:?}");
     }
 }

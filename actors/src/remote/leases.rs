@@ -1,6 +1,6 @@
 //! The executor's side of the shared queues: taking tasks with a lease (`TAKE`), renewing the
-//! leases this instance holds (`RENEW`), sending back what is leased here but not held
-//! (`RECONCILE`) and reaping the leases that ran out anywhere (`REAP`).
+//! leases this instance holds (`RENEW`) and sending back what is leased here but not held
+//! (`RECONCILE`). Reaping the leases that ran out anywhere is [`reap`](super::reap).
 //!
 //! An instance holds `(id, attempt)` pairs from the moment `TAKE` answers until the attempt's
 //! end is written ([`finish`](super::finish)). Taken tasks are held before the take gate
@@ -180,24 +180,6 @@ impl Remote {
             call.arg(id.as_str());
         }
         self.observe(call.invoke_async(&mut self.gated()?).await)
-    }
-
-    /// Sends tasks whose lease ran out (their instance died or was cut off) back to their
-    /// queues; returns how many.
-    pub(crate) async fn reap(&self) -> Result<u64, Error> {
-        self.observe(
-            self.scripts
-                .reap
-                .key(self.keys.leases())
-                .key(self.keys.stats())
-                .arg(now_ms())
-                .arg(self.keys.base())
-                .arg(self.keys.done_channel())
-                .arg(self.keys.wake_channel())
-                .arg(self.cfg.lease_ms)
-                .invoke_async(&mut self.gated()?)
-                .await,
-        )
     }
 
     /// The attempt of `id` this instance holds, if it holds it.

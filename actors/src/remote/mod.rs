@@ -11,9 +11,10 @@
 //! - the handle's side: [`enqueue`] (`ENQUEUE`, batched), [`tasks`] (`CANCEL`, `REQUEUE`,
 //!   look-ups), [`queues`] (queues, counts, dead letters), [`waiters`] (`ANNOUNCE`, waiting
 //!   for an end) and [`outcome`] (`RESOLVE`: settling a queueing whose reply was lost);
-//! - the executor's side: [`leases`] (`TAKE`, `RENEW`, `RECONCILE`, `REAP`, the held
-//!   attempts), [`finish`] (`FINISH`, batched), [`instances`] (heartbeat, live list) and
-//!   [`publisher`] (events out, `PROGRESS`);
+//! - the executor's side: [`leases`] (`TAKE`, `RENEW`, `RECONCILE`, the held attempts),
+//!   [`reap`] (`REAP`: adopting the leases that ran out anywhere, then the retry rule's
+//!   verdict on each lost attempt, written by `FINISH`), [`finish`] (`FINISH`, batched),
+//!   [`instances`] (heartbeat, live list) and [`publisher`] (events out, `PROGRESS`);
 //! - underneath: [`keys`] (every key name), [`records`] (a task's hash), [`connection`]
 //!   (the client and each command's way through the [`link`]) and [`batch`].
 
@@ -29,8 +30,11 @@ mod link;
 mod outcome;
 mod publisher;
 mod queues;
+mod reap;
 mod records;
 mod scripts;
+#[cfg(test)]
+mod scripts_tests;
 mod tasks;
 mod waiters;
 
@@ -43,8 +47,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use rustc_hash::FxHashMap;
 use tokio::sync::{Notify, RwLock, oneshot};
 
-use crate::config::{PoolConfig, RedisConfig};
+use crate::config::{PoolConfig, RedisConfig, TypeConfig};
 use crate::error::{Error, ErrorKind};
+use crate::policy::retry::RetryPolicy;
 use crate::task::{TaskId, TaskRecord, now_ms};
 use batch::Batcher;
 use enqueue::EnqueueCall;
@@ -54,6 +59,7 @@ pub use instances::InstanceInfo;
 use keys::Keys;
 pub(crate) use leases::Taken;
 use link::Link;
+pub(crate) use reap::Reaped;
 
 /// The connection to the shared queues, and what this instance knows of them.
 pub(crate) struct Remote {
@@ -63,6 +69,8 @@ pub(crate) struct Remote {
     conn: ConnectionManager,
     /// Per type: its queue limit, default retries and timeout.
     limits: BTreeMap<String, (usize, u32, u64)>,
+    /// Per type: its retry rule, for the lost attempts this instance reaps.
+    retry_rules: BTreeMap<String, RetryPolicy>,
     /// Callers waiting for tasks to end: `Some(record)` when this instance ended it itself,
     /// `None` when they must read it.
     waiters: Mutex<FxHashMap<TaskId, Vec<oneshot::Sender<Option<TaskRecord>>>>>,
@@ -130,6 +138,8 @@ impl Remote {
             .iter()
             .map(|(name, t)| (name.clone(), (t.queue_size, t.max_retries, t.timeout_ms)))
             .collect();
+        let retry_rules =
+            config.types.iter().map(|(name, t)| (name.clone(), RetryPolicy::for_type(t, true))).collect();
         let wakes = config.types.keys().map(|name| (name.clone(), Notify::new())).collect();
         Ok(Remote {
             keys: Keys::new(&cfg.prefix),
@@ -137,6 +147,7 @@ impl Remote {
             client,
             conn,
             limits,
+            retry_rules,
             waiters: Mutex::default(),
             link: Link::new(),
             counted: Mutex::default(),
@@ -182,6 +193,18 @@ impl Remote {
     /// When this instance started (Unix ms).
     pub(crate) fn started_at(&self) -> u64 {
         self.started_at
+    }
+
+    /// The retry rule of a type and its default retries; a type this instance does not run
+    /// has the defaults.
+    fn retry_rule(&self, task_type: &str) -> (RetryPolicy, u32) {
+        match (self.retry_rules.get(task_type), self.limits.get(task_type)) {
+            (Some(rule), Some(&(_, max_retries, _))) => (*rule, max_retries),
+            _ => {
+                let cfg = TypeConfig::defaults_for(task_type);
+                (RetryPolicy::for_type(&cfg, true), cfg.max_retries)
+            }
+        }
     }
 
     /// Whether anyone listened on `worker_pool_events` at the last heartbeat.

@@ -118,19 +118,28 @@ return out
 /// then per attempt 10 values: id, type, attempt, kind (`final`, `retry`, `requeue`), status,
 /// result, error, worker, when (a retry: its backoff in ms, from now by the Redis server's
 /// clock; a final status: when it ended), progress.
-/// Only the holder of an attempt may end it; the same end written again (a reply that was
-/// lost) changes nothing. Returns per attempt: 1 recorded, 2 cancelled meanwhile, -1 stale
-/// (counted in `stats`), 0 task gone.
+/// Only the holder of an attempt may end it: the instance it runs on or, while it is still
+/// running, the instance that reaped its lease (`reaper`, see `REAP`). The same end written
+/// again (a reply that was lost) changes nothing. A retry without backoff goes back to the
+/// head of its queue, as a re-queue does; one with a backoff waits in `delayed`. Returns per
+/// attempt: 1 recorded, 2 cancelled meanwhile, -1 stale (counted in `stats`), 0 task gone.
 pub(super) const FINISH: &str = r"
 local base, instance, ttl = ARGV[1], ARGV[2], ARGV[4]
 local t = redis.call('TIME')
 local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local ended = {}
+-- The member that puts a task at the head of its queue.
+local function head(m, id)
+  m = m or ('0000000000000000000:' .. id)
+  if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+  return m
+end
 for i = 7, #ARGV, 10 do
   local id, ttype, attempt, kind, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local h = base .. ':t:' .. id
-  local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'member', 'priority', 'watcher')
+  local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'member', 'priority', 'watcher', 'reaper')
+  local holder = f[3] == instance or (f[1] == 'running' and f[7] == instance)
   local code = 1
   if not f[1] then
     code = 0
@@ -140,7 +149,7 @@ for i = 7, #ARGV, 10 do
       or (kind == 'requeue' and f[1] == 'queued' and tonumber(f[2]) == tonumber(attempt) - 1)) then
     -- This very write again (its first reply was lost, e.g. Redis stalled): already done.
     code = 1
-  elseif f[2] ~= attempt or (f[1] == 'running' and f[3] ~= instance) or (f[1] ~= 'running' and f[1] ~= 'queued') then
+  elseif f[2] ~= attempt or not holder or (f[1] ~= 'running' and f[1] ~= 'queued') then
     redis.call('HINCRBY', KEYS[2], 'stale_results', 1)
     code = -1
   else
@@ -151,9 +160,9 @@ for i = 7, #ARGV, 10 do
       redis.call('ZREM', base .. ':delayed:' .. ttype, id)
     end
     ended[#ended + 1] = id
+    if f[7] then redis.call('HDEL', h, 'reaper') end
     if kind == 'requeue' then
-      local m = f[4] or ('0000000000000000000:' .. id)
-      if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+      local m = head(f[4], id)
       redis.call('HSET', h, 'status', 'queued', 'attempts', tostring(tonumber(attempt) - 1), 'member', m)
       redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
       redis.call('PUBLISH', ARGV[6], ttype)
@@ -161,7 +170,15 @@ for i = 7, #ARGV, 10 do
       if ARGV[i + 9] ~= '' then redis.call('HSET', h, 'progress', ARGV[i + 9]) end
       if kind == 'retry' then
         redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', 'queued', 'error', ARGV[i + 6])
-        redis.call('ZADD', base .. ':delayed:' .. ttype, snow + (tonumber(ARGV[i + 8]) or 0), id)
+        local backoff = tonumber(ARGV[i + 8]) or 0
+        if backoff > 0 then
+          redis.call('ZADD', base .. ':delayed:' .. ttype, snow + backoff, id)
+        else
+          -- Due now: it had waited its turn already.
+          local m = head(f[4], id)
+          redis.call('HSET', h, 'member', m)
+          redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
+        end
         redis.call('PUBLISH', ARGV[6], ttype)
       else
         if status == 'completed' then
@@ -190,8 +207,10 @@ return out
 /// Extends the leases this instance still holds. A task whose lease ran out (this instance
 /// was cut off) but that nobody has taken since is this instance's again: it leaves its
 /// queue and is leased anew. One this instance took again since, at a newer attempt, is
-/// leased too and answered `{id, "attempt:N"}`. Returns `{id, status}` of each task it no
-/// longer holds.
+/// leased too and answered `{id, "attempt:N"}`. A lease another instance reaped meanwhile is
+/// extended all the same (the reaper still writes the lost attempt's verdict; once that has
+/// queued the task again, the first case takes it back). Returns `{id, status}` of each task
+/// it no longer holds.
 pub(super) const RENEW: &str = r"
 local base, lost = ARGV[2], {}
 local t = redis.call('TIME')
@@ -222,7 +241,8 @@ return lost
 /// KEYS: leases. ARGV: key base, instance, then the ids this instance holds.
 /// Tasks leased to this instance that it does not hold (a reply that never came back, a
 /// restart under the same name) go back to the head of their queue without spending the
-/// attempt. Returns how many.
+/// attempt; a reaper's claim on one ends with it. Returns how many. (A lease this instance
+/// reaped is not leased to it: the task's `instance` is the one it ran on.)
 pub(super) const RECONCILE: &str = r"
 local base, instance, held = ARGV[1], ARGV[2], {}
 for i = 3, #ARGV do held[ARGV[i]] = true end
@@ -235,6 +255,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       local m = f[5]
       if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
       redis.call('HSET', h, 'status', 'queued', 'member', m, 'attempts', tostring(math.max((tonumber(f[2]) or 1) - 1, 0)))
+      redis.call('HDEL', h, 'reaper')
       redis.call('ZADD', base .. ':q:' .. f[4], -(tonumber(f[6]) or 0), m)
       redis.call('ZREM', KEYS[1], id)
       n = n + 1
@@ -244,47 +265,50 @@ end
 return n
 ";
 
-/// KEYS: leases, stats. ARGV: now (for the records), key base (`{prefix}`), done channel, wake
-/// channel, lease length. Lease ends are compared with the Redis server's clock.
-/// Tasks whose lease ran out go back to the head of their queue, or to the dead-letter list
-/// when that was their last attempt. When no instance has reaped for half a lease (Redis
-/// was away, or every instance was), every lease first moves on by that gap: their holders
-/// could not renew meanwhile. Returns how many were reaped.
+/// KEYS: leases, stats. ARGV: key base (`{prefix}`), instance, lease length (ms). Lease ends
+/// are compared with the Redis server's clock.
+/// Adopts the running tasks whose lease ran out: each is leased anew, for a whole lease, to
+/// this instance as its `reaper`, which alone may end the lost attempt now (`FINISH`) with
+/// the verdict of the retry rule; the task's `instance` and attempt count stay. Should the
+/// reaper not write it in time, the lease runs out again and another reap adopts it. A lease
+/// whose task is not running any more (or has no type or attempt count) is dropped. When no
+/// instance has reaped for half a lease (Redis was away, or every instance was), every lease
+/// instead moves on by that gap: their holders could not renew meanwhile.
+/// Returns per adopted task: id, type, attempts, max_retries, instance, worker_id ('' when
+/// missing).
 pub(super) const REAP: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local lease = tonumber(ARGV[5])
+local lease = tonumber(ARGV[3])
 local last = tonumber(redis.call('HGET', KEYS[2], 'reaped_at') or '0') or 0
 redis.call('HSET', KEYS[2], 'reaped_at', tostring(now))
 if last > 0 and now - last > lease / 2 then
   local gap = now - last
   local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
   for i = 1, #all, 2 do redis.call('ZADD', KEYS[1], tonumber(all[i + 1]) + gap, all[i]) end
-  return 0
+  return {}
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tostring(now), 'LIMIT', 0, 500)
-local n = 0
+local lease_end = tostring(now + lease)
+local out = {}
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  local h = ARGV[2] .. ':t:' .. id
-  local f = redis.call('HMGET', h, 'status', 'attempts', 'max_retries', 'type', 'priority', 'member', 'instance')
-  if f[1] == 'running' and f[4] and f[6] then
-    local why = 'lease expired: instance ' .. (f[7] or '?') .. ' stopped renewing it'
-    if (tonumber(f[2]) or 0) >= (tonumber(f[3]) or 3) + 1 then
-      redis.call('HSET', h, 'status', 'dead', 'finished_at', ARGV[1], 'error', why)
-      redis.call('RPUSH', ARGV[2] .. ':dead:' .. f[4], id)
-      redis.call('PUBLISH', ARGV[3], id)
-    else
-      local m = f[6]
-      if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
-      redis.call('HSET', h, 'status', 'queued', 'member', m, 'error', why)
-      redis.call('ZADD', ARGV[2] .. ':q:' .. f[4], -(tonumber(f[5]) or 0), m)
-      redis.call('PUBLISH', ARGV[4], f[4])
-    end
-    n = n + 1
+  local h = ARGV[1] .. ':t:' .. id
+  local f = redis.call('HMGET', h, 'status', 'type', 'attempts', 'max_retries', 'instance', 'worker_id')
+  if f[1] == 'running' and f[2] and tonumber(f[3]) then
+    redis.call('HSET', h, 'reaper', ARGV[2])
+    redis.call('ZADD', KEYS[1], lease_end, id)
+    local n = #out
+    out[n + 1] = id
+    out[n + 2] = f[2]
+    out[n + 3] = f[3]
+    out[n + 4] = f[4] or ''
+    out[n + 5] = f[5] or ''
+    out[n + 6] = f[6] or ''
+  else
+    redis.call('ZREM', KEYS[1], id)
   end
 end
-return n
+return out
 ";
 
 /// KEYS: task, leases. ARGV: id, now, key base, done channel, cancel channel, record ttl.
