@@ -39,6 +39,7 @@ use crate::policy::retry::{RetryPolicy, Verdict};
 use crate::policy::starts::StartBackoff;
 use crate::shared::Shared;
 use crate::task::TaskRecord;
+use tally::Tally;
 use timeouts::{Alarm, Deadline, Deadlines};
 use window::HealthWindow;
 use workers::{WorkerState, WorkerTable};
@@ -53,14 +54,10 @@ mod outcome;
 mod scale;
 mod starts;
 mod stop;
+mod tally;
 mod timeouts;
 mod window;
 mod workers;
-
-/// `auto_prefetch` sends a task ahead while recent attempts average less than this.
-const AUTO_PREFETCH_BELOW: Duration = Duration::from_millis(1);
-/// Weight of the newest attempt in the running average of attempt durations.
-const RECENT_WEIGHT: f64 = 0.2;
 
 /// How the pool holds a task it took from its queue.
 #[derive(Debug, PartialEq, Eq)]
@@ -139,11 +136,8 @@ pub(crate) struct TypePool {
     batching: bool,
     /// The calls of the batch being handled, taken from the intake.
     calls: Vec<Execute>,
-    completed: u64,
-    failed: u64,
-    busy_ms_total: u64,
-    /// Running average of how long recent attempts took, in seconds (`None` before the first).
-    recent_secs: Option<f64>,
+    /// Tasks completed and failed, and how long attempts take.
+    tally: Tally,
     draining: Option<DrainState>,
 }
 
@@ -190,10 +184,7 @@ impl TypePool {
             answers: Vec::new(),
             batching: false,
             calls: Vec::new(),
-            completed: 0,
-            failed: 0,
-            busy_ms_total: 0,
-            recent_secs: None,
+            tally: Tally::default(),
             draining: None,
         }
     }
@@ -209,14 +200,7 @@ impl TypePool {
         if self.cfg.prefetch > 0 {
             return self.cfg.prefetch;
         }
-        let short = self.recent_secs.is_some_and(|s| s < AUTO_PREFETCH_BELOW.as_secs_f64());
-        usize::from(self.cfg.auto_prefetch && short)
-    }
-
-    /// Notes how long an attempt took (or ran before it timed out).
-    fn note_duration(&mut self, took: Duration) {
-        let took = took.as_secs_f64();
-        self.recent_secs = Some(self.recent_secs.map_or(took, |avg| avg + RECENT_WEIGHT * (took - avg)));
+        usize::from(self.cfg.auto_prefetch && self.tally.short_attempts())
     }
 
     /// Tasks not running (ready, delayed or sent ahead): what `queue_size` bounds.
@@ -243,13 +227,9 @@ impl TypePool {
             available: self.workers.count(WorkerState::Idle),
             busy: self.workers.busy(),
             queued: self.waiting(),
-            tasks_completed: self.completed,
-            tasks_failed: self.failed,
-            avg_task_ms: if self.completed == 0 {
-                0.0
-            } else {
-                self.busy_ms_total as f64 / self.completed as f64
-            },
+            tasks_completed: self.tally.completed_count(),
+            tasks_failed: self.tally.failed_count(),
+            avg_task_ms: self.tally.avg_task_ms(),
             ready: self.queue.ready(),
             oldest_wait_ms: oldest,
             dead_letters: self.dead.len(),

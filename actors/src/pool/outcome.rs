@@ -171,18 +171,16 @@ impl TypePool {
     }
 
     pub(super) fn complete(&mut self, id: &TaskId, worker: &WorkerId, result: Value) {
-        let Some(p) = self.queue.get(id) else { return };
-        let mut ms = 0;
+        // Only a running attempt completes (see `runs_on`).
+        let Some(&Held::Running { deadline, started, .. }) = self.queue.get(id).and_then(|p| p.held()) else {
+            return;
+        };
         let now = Instant::now();
-        if let Some(&Held::Running { deadline, started, .. }) = p.held() {
-            self.deadlines.remove(&deadline);
-            let took = now.saturating_duration_since(started);
-            self.metrics.duration.observe(took.as_secs_f64());
-            self.note_duration(took);
-            ms = took.as_millis() as u64;
-            self.busy_ms_total += ms;
-        }
-        self.completed += 1;
+        self.deadlines.remove(&deadline);
+        let took = now.saturating_duration_since(started);
+        self.metrics.duration.observe(took.as_secs_f64());
+        self.tally.completed(took);
+        let ms = took.as_millis() as u64;
         self.metrics.completed.inc();
         self.finish_at(id, Verdict::End(TaskStatus::Completed), Ok(result), now);
         // After the record is written, so a listener that reads it sees the result.
@@ -215,7 +213,7 @@ impl TypePool {
         let worker = worker.clone();
         // A timed-out attempt counts as long as its timeout: no task is sent ahead behind one.
         let timeout = p.timeout;
-        self.note_duration(timeout);
+        self.tally.attempt_took(timeout);
         self.stop_worker(&worker, true, StopReason::Timeout);
         self.fail_attempt(&id, Failure::Timeout(timeout), ctx);
         // Tasks it had been sent went back to the queue: another worker may take them.
@@ -277,7 +275,7 @@ impl TypePool {
             }
             verdict => {
                 if matches!(verdict, Verdict::End(s) if s != TaskStatus::Cancelled) {
-                    self.failed += 1;
+                    self.tally.failed();
                 }
                 self.finish_at(id, verdict, Err(message), Instant::now());
             }
