@@ -120,11 +120,18 @@ pub(crate) struct SlotLender {
     taken: AtomicUsize,
     /// Types that want a worker but found every slot taken.
     starved: Mutex<BTreeSet<Arc<str>>>,
+    /// How many there are, read without the lock.
+    starved_count: AtomicUsize,
 }
 
 impl SlotLender {
     pub(crate) fn new(max_workers: usize) -> SlotLender {
-        SlotLender { max_workers, taken: AtomicUsize::new(0), starved: Mutex::new(BTreeSet::new()) }
+        SlotLender {
+            max_workers,
+            taken: AtomicUsize::new(0),
+            starved: Mutex::new(BTreeSet::new()),
+            starved_count: AtomicUsize::new(0),
+        }
     }
 
     /// The tree's `max_workers`.
@@ -161,12 +168,16 @@ impl SlotLender {
 
     /// Marks a type starved for a slot, or no longer; answers whether that changed.
     pub(crate) fn set_starved(&self, task_type: &Arc<str>, starved: bool) -> bool {
-        if starved { self.starved().insert(task_type.clone()) } else { self.starved().remove(task_type) }
+        let mut set = self.starved();
+        let changed = if starved { set.insert(task_type.clone()) } else { set.remove(task_type) };
+        self.starved_count.store(set.len(), Ordering::Release);
+        changed
     }
 
-    /// Whether any type is starved.
+    /// Whether any type is starved (without taking the lock).
+    #[inline]
     pub(crate) fn any_starved(&self) -> bool {
-        !self.starved().is_empty()
+        self.starved_count.load(Ordering::Acquire) > 0
     }
 
     /// Whether a type other than `task_type` is starved.

@@ -151,9 +151,10 @@ impl PoolHandle {
 
     /// The record of a task (submitted by anyone), from its backend: this instance's store,
     /// or with shared queues the record in Redis. A finished record is kept for
-    /// [`PoolConfig::record_ttl_ms`] (and in this instance's store, among the newest
-    /// [`PoolConfig::max_records`]); after that, as for an id never seen, the answer is an
-    /// error of kind [`ErrorKind::UnknownTask`].
+    /// [`PoolConfig::record_ttl_ms`] (in this instance's store, among the newest
+    /// [`PoolConfig::max_records`]; in Redis, `dead` and `timed_out` records stay while they
+    /// are dead-lettered); after that, as for an id never seen, the answer is an error of
+    /// kind [`ErrorKind::UnknownTask`].
     pub async fn lookup(&self, id: &TaskId) -> Result<TaskRecord, Error> {
         self.inner.backend.record(id).await?.ok_or_else(|| Error::unknown_task(id))
     }

@@ -80,9 +80,14 @@ impl TypePool {
         }
         // A task that exists but is not dead-lettered (or was queued again under its id) is a
         // conflict, not a missing task.
-        let letter = if self.queue.contains(&id) { None } else { self.dead.take(&id) };
-        let Some(letter) = letter else {
-            let kind = if self.queue.contains(&id) || self.shared.store.get(&id).is_some() {
+        if self.queue.contains(&id) {
+            return Err(Error::new(
+                ErrorKind::Finished,
+                format!("task {id} is live: it is not dead-lettered"),
+            ));
+        }
+        let Some(letter) = self.dead.take(&id) else {
+            let kind = if self.shared.store.get(&id).is_some() {
                 ErrorKind::Finished
             } else {
                 ErrorKind::UnknownTask
@@ -205,7 +210,10 @@ impl TypePool {
                 let Some(id) = self.queue.take(Held::Sent { worker: worker.clone() }) else { return };
                 let Some(p) = self.queue.get(&id) else { continue };
                 let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
-                let Some(slot) = self.workers.get_mut(&worker) else { return };
+                let Some(slot) = self.workers.get_mut(&worker) else {
+                    self.queue.put_back(&id, true, Instant::now());
+                    return;
+                };
                 slot.queued.push_back((id.clone(), timeout));
                 slot.addr.do_send(Run { id: id.clone(), data, attempt });
                 let w = worker.to_string();
@@ -232,11 +240,21 @@ impl TypePool {
                 self.fail_for_shutdown(&id, None);
                 continue;
             }
-            self.queue.put_back(&id, true, Instant::now());
-            self.shared.store.update(&id, |r| {
-                r.attempts = r.attempts.saturating_sub(1);
-                r.worker_id = None;
-            });
+            self.refund(&id);
         }
+    }
+
+    /// Gives a held task back to the queue without spending its attempt (it never ran, or
+    /// stopped through no fault of its own): in the queue and in its record.
+    pub(super) fn refund(&mut self, id: &TaskId) -> bool {
+        if !self.queue.put_back(id, true, Instant::now()) {
+            return false;
+        }
+        self.shared.store.update(id, |r| {
+            r.status = TaskStatus::Queued;
+            r.attempts = r.attempts.saturating_sub(1);
+            r.worker_id = None;
+        });
+        true
     }
 }

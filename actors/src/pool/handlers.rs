@@ -14,8 +14,7 @@ use crate::messages::{
 };
 use crate::policy::admission;
 use crate::policy::retry::Failure;
-use crate::task::{TaskId, TaskRecord, TaskStatus};
-use tokio::time::Instant;
+use crate::task::{TaskId, TaskRecord};
 
 /// Most calls (and answers) whose room the pool keeps between two batches of its intake.
 const MAX_BATCH_KEPT: usize = 4096;
@@ -117,7 +116,7 @@ impl Handler<GetQueue> for TypePool {
         let mut waiting: Vec<(&TaskId, &Entry<Held>)> =
             self.queue.iter().filter(|(_, p)| !matches!(p.held(), Some(Held::Running { .. }))).collect();
         // Queue order: ready before waiting, then priority, then first come.
-        waiting.sort_by_key(|(_, p)| (!matches!(p.place(), Place::Ready), -i64::from(p.priority), p.seq()));
+        waiting.sort_by_key(|(_, p)| (!matches!(p.place(), Place::Ready), p.order_key()));
         let oldest = self.oldest_ready_wait().as_millis() as u64;
         let tasks = waiting
             .iter()
@@ -209,14 +208,12 @@ impl Handler<RestartWorker> for TypePool {
         }
         if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
             // The task did nothing wrong: it goes back to the queue without spending an attempt.
-            if let Some(&Held::Running { deadline, .. }) = self.queue.get(&task).and_then(|p| p.held()) {
+            let held = self.queue.get(&task).and_then(|p| p.held());
+            if let Some(&Held::Running { ref worker, deadline, .. }) = held
+                && *worker == id
+            {
                 self.deadlines.remove(&deadline);
-            }
-            if self.queue.put_back(&task, true, Instant::now()) {
-                self.shared.store.update(&task, |r| {
-                    r.status = TaskStatus::Queued;
-                    r.attempts = r.attempts.saturating_sub(1);
-                });
+                self.refund(&task);
             }
         }
         if let Some(slot) = self.workers.get_mut(&id) {
@@ -249,7 +246,8 @@ impl Handler<MemoryExceeded> for TypePool {
             format!("worker {id} used {} MiB, over the limit of {} MiB", msg.rss_bytes >> 20, msg.limit_mb);
         self.worker_error(&id, detail.clone());
         self.stop_worker(&id, true, StopReason::MemoryLimitExceeded);
-        if let Some(task) = task {
+        // Not a cancelled task it ran anyway (a ghost): that id may be another task's now.
+        if let Some(task) = task.filter(|t| self.runs_on(t, &id)) {
             self.fail_attempt(&task, Failure::MemoryLimit(detail), ctx);
         }
         self.dispatch(ctx);

@@ -8,6 +8,7 @@ use actix::{Actor, AsyncContext, Context};
 use tokio::time::Instant;
 
 use super::stop::StopReason;
+use super::timeouts::GHOST_ATTEMPT;
 use super::workers::{Slot, WorkerState};
 use super::{Held, TypePool};
 use crate::events::EventKind;
@@ -27,8 +28,12 @@ impl TypePool {
         let demand = self.queue.ready().saturating_sub(starting + self.workers.idle().len());
         let probe = self.wants_probe();
         if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
-            // The usual case under load: nothing to start, whoever is starved.
+            // The usual case under load: nothing to start, whoever is starved. A type that
+            // was starved needs no slot now (the lender's count is read without its lock).
             self.blocked = None;
+            if self.shared.lender.any_starved() {
+                self.shared.lender.set_starved(&self.name, false);
+            }
             return;
         }
         let floor = admission::floor(
@@ -179,7 +184,7 @@ impl TypePool {
             } else {
                 // Cancelled after it was sent: the worker runs it anyway. It stays busy, bounded by
                 // the task's timeout, until that result arrives and is dropped.
-                let deadline = self.set_deadline(&next, 0, Instant::now() + timeout, ctx);
+                let deadline = self.set_deadline(&next, GHOST_ATTEMPT, Instant::now() + timeout, ctx);
                 if let Some(slot) = self.workers.get_mut(id) {
                     slot.task = Some(next);
                     slot.state = WorkerState::Ghost(deadline);
@@ -248,8 +253,13 @@ impl TypePool {
         if slot.state == WorkerState::Starting && self.handler.is_none() {
             self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
         }
-        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task) {
-            self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
+        match (slot.state, slot.task) {
+            (WorkerState::Busy, Some(task)) => {
+                self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
+            }
+            // It died running a cancelled task: nothing waits for that answer.
+            (WorkerState::Ghost(deadline), _) => self.deadlines.remove(&deadline),
+            _ => {}
         }
         if slot.replace {
             let starting = self.workers.count(WorkerState::Starting);

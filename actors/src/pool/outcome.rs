@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::stop::StopReason;
+use super::timeouts::GHOST_ATTEMPT;
 use super::workers::WorkerState;
 use super::{Held, TypePool};
 use crate::backend::memory::dead::DeadLetter;
@@ -193,8 +194,9 @@ impl TypePool {
     }
 
     pub(super) fn on_timeout(&mut self, id: TaskId, attempt: u32, ctx: &mut Context<Self>) {
-        let Some(p) = self.queue.get(&id) else {
-            // A cancelled task a worker ran anyway, past its timeout: replace that worker.
+        if attempt == GHOST_ATTEMPT {
+            // A cancelled task a worker ran anyway, past its timeout: replace that worker
+            // (whether or not a new task took the same id meanwhile).
             let ghost = self
                 .workers
                 .iter()
@@ -205,7 +207,8 @@ impl TypePool {
                 self.dispatch(ctx);
             }
             return;
-        };
+        }
+        let Some(p) = self.queue.get(&id) else { return };
         let Some(Held::Running { worker, .. }) = p.held() else { return };
         if p.attempt != attempt {
             return;

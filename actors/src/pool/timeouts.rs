@@ -14,6 +14,10 @@ use crate::task::TaskId;
 /// The key of an attempt's timeout: when, and a sequence number that makes it unique.
 pub(super) type Deadline = (Instant, u64);
 
+/// The attempt number of the deadline that bounds a ghost (a cancelled task a worker runs
+/// anyway, see `WorkerState::Ghost`): no real attempt has it.
+pub(super) const GHOST_ATTEMPT: u32 = 0;
+
 /// One timer of the pool, armed for the earliest of several instants.
 #[derive(Debug, Default)]
 pub(super) struct Alarm(Option<(Instant, SpawnHandle)>);

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::Remote;
 use super::batch::BatchCall;
+use super::{Remote, TypeLimits};
 use crate::error::{Error, ErrorKind};
 use crate::task::{TaskId, TaskRequest, now_ms};
 
@@ -80,7 +80,7 @@ impl Remote {
         watched: bool,
     ) -> Result<(), Error> {
         let task_type = &request.task_type;
-        let &(limit, max_retries, timeout) =
+        let &TypeLimits { queue_size: limit, max_retries, timeout_ms: timeout, .. } =
             self.limits.get(task_type).ok_or_else(|| Error::unknown_type(task_type))?;
         let o = &request.options;
         let data = serde_json::to_string(&request.data)

@@ -64,11 +64,14 @@ enum How {
 }
 
 impl How {
-    fn as_str(self) -> &'static str {
-        match self {
-            How::Final => "final",
-            How::Retry => "retry",
-            How::Requeue => "requeue",
+    /// The kind `FINISH` reads; a reaper's write of a lost attempt is marked `lost_`.
+    fn kind(self, lost: bool) -> &'static str {
+        match (self, lost) {
+            (How::Final, false) => "final",
+            (How::Retry, false) => "retry",
+            (How::Final, true) => "lost_final",
+            (How::Retry, true) => "lost_retry",
+            (How::Requeue, _) => "requeue",
         }
     }
 }
@@ -80,6 +83,8 @@ pub(super) struct FinishCall {
     task_type: String,
     attempt: u32,
     how: How,
+    /// Written by the reaper of a lost attempt rather than by its holder.
+    lost: bool,
     /// The status written (`queued` for a retry or a re-queue).
     status: String,
     /// The result, JSON text; '' for none.
@@ -93,7 +98,7 @@ pub(super) struct FinishCall {
 }
 
 impl FinishCall {
-    fn new(task_type: &str, id: &TaskId, attempt: u32, finish: &Finish) -> FinishCall {
+    fn new(task_type: &str, id: &TaskId, attempt: u32, finish: &Finish, lost: bool) -> FinishCall {
         let (how, record, when) = match finish {
             Finish::Final(r) => (How::Final, Some(r), r.finished_at.unwrap_or_else(now_ms)),
             Finish::Retry { record, backoff_ms } => (How::Retry, Some(record), *backoff_ms),
@@ -104,6 +109,7 @@ impl FinishCall {
             task_type: task_type.to_string(),
             attempt,
             how,
+            lost,
             status: record.map_or("queued", |r| r.status.as_str()).to_string(),
             result: record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default(),
             error: record.and_then(|r| r.error.clone()).unwrap_or_default(),
@@ -125,7 +131,7 @@ impl BatchCall for FinishCall {
             .arg(self.id.as_str())
             .arg(&self.task_type)
             .arg(self.attempt)
-            .arg(self.how.as_str())
+            .arg(self.how.kind(self.lost))
             .arg(&self.status)
             .arg(&self.result)
             .arg(&self.error)
@@ -145,7 +151,19 @@ impl Remote {
         attempt: u32,
         how: &Finish,
     ) -> Result<Finished, crate::error::Error> {
-        self.finishing.call(FinishCall::new(task_type, id, attempt, how)).await
+        self.finishing.call(FinishCall::new(task_type, id, attempt, how, false)).await
+    }
+
+    /// Ends the attempt `attempt` of a task this instance reaped (its holder was lost), with
+    /// the retry rule's verdict; only while the reap holds (see `REAP`, `RENEW`).
+    pub(crate) async fn finish_lost(
+        &self,
+        task_type: &str,
+        id: &TaskId,
+        attempt: u32,
+        how: &Finish,
+    ) -> Result<Finished, crate::error::Error> {
+        self.finishing.call(FinishCall::new(task_type, id, attempt, how, true)).await
     }
 
     /// Sends the waiting `finish` calls in batches, one script call each; runs until the
@@ -188,10 +206,10 @@ mod tests {
         let mut record = TaskRecord::new(id.clone(), "echo", 0, 3);
         record.status = TaskStatus::Queued;
         record.error = Some("crashed".into());
-        let retry = FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 });
-        assert_eq!((retry.how, retry.status.as_str(), retry.when), (How::Retry, "queued", 400));
+        let retry = FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 }, false);
+        assert_eq!((retry.how.kind(retry.lost), retry.status.as_str(), retry.when), ("retry", "queued", 400));
         assert_eq!(retry.error, "crashed");
-        let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue);
+        let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue, false);
         assert_eq!((requeue.how, requeue.status.as_str(), requeue.when), (How::Requeue, "queued", 0));
         assert!(requeue.result.is_empty() && requeue.progress.is_empty());
     }

@@ -108,8 +108,8 @@ impl Remote {
                 .invoke_async(&mut self.gated()?)
                 .await,
         )?;
-        let &(_, max_retries, timeout) = self.limits.get(task_type).unwrap_or(&(0, 3, 60_000));
-        Ok(parse_take(reply, now, (max_retries, timeout)))
+        let limits = self.limits_of(task_type);
+        Ok(parse_take(reply, now, (limits.max_retries, limits.timeout_ms)))
     }
 
     /// Holds the tasks just taken; answers those that do not run here yet.

@@ -61,16 +61,35 @@ pub(crate) use leases::Taken;
 use link::Link;
 pub(crate) use reap::Reaped;
 
+/// What the tasks of a type get when they do not say, and its retry rule.
+#[derive(Clone, Copy, Debug)]
+struct TypeLimits {
+    queue_size: usize,
+    max_retries: u32,
+    timeout_ms: u64,
+    /// For the lost attempts this instance reaps.
+    retry: RetryPolicy,
+}
+
+impl TypeLimits {
+    fn of(t: &TypeConfig) -> TypeLimits {
+        TypeLimits {
+            queue_size: t.queue_size,
+            max_retries: t.max_retries,
+            timeout_ms: t.timeout_ms,
+            retry: RetryPolicy::for_type(t, true),
+        }
+    }
+}
+
 /// The connection to the shared queues, and what this instance knows of them.
 pub(crate) struct Remote {
     keys: Keys,
     cfg: RedisConfig,
     client: redis::Client,
     conn: ConnectionManager,
-    /// Per type: its queue limit, default retries and timeout.
-    limits: BTreeMap<String, (usize, u32, u64)>,
-    /// Per type: its retry rule, for the lost attempts this instance reaps.
-    retry_rules: BTreeMap<String, RetryPolicy>,
+    /// Per type this instance runs: what its tasks get when they do not say.
+    limits: BTreeMap<String, TypeLimits>,
     /// Callers waiting for tasks to end: `Some(record)` when this instance ended it itself,
     /// `None` when they must read it.
     waiters: Mutex<FxHashMap<TaskId, Vec<oneshot::Sender<Option<TaskRecord>>>>>,
@@ -133,13 +152,7 @@ impl Remote {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| Error::new(ErrorKind::Config, format!("redis.url: {e}")))?;
-        let limits = config
-            .types
-            .iter()
-            .map(|(name, t)| (name.clone(), (t.queue_size, t.max_retries, t.timeout_ms)))
-            .collect();
-        let retry_rules =
-            config.types.iter().map(|(name, t)| (name.clone(), RetryPolicy::for_type(t, true))).collect();
+        let limits = config.types.iter().map(|(name, t)| (name.clone(), TypeLimits::of(t))).collect();
         let wakes = config.types.keys().map(|name| (name.clone(), Notify::new())).collect();
         Ok(Remote {
             keys: Keys::new(&cfg.prefix),
@@ -147,7 +160,6 @@ impl Remote {
             client,
             conn,
             limits,
-            retry_rules,
             waiters: Mutex::default(),
             link: Link::new(),
             counted: Mutex::default(),
@@ -195,16 +207,12 @@ impl Remote {
         self.started_at
     }
 
-    /// The retry rule of a type and its default retries; a type this instance does not run
-    /// has the defaults.
-    fn retry_rule(&self, task_type: &str) -> (RetryPolicy, u32) {
-        match (self.retry_rules.get(task_type), self.limits.get(task_type)) {
-            (Some(rule), Some(&(_, max_retries, _))) => (*rule, max_retries),
-            _ => {
-                let cfg = TypeConfig::defaults_for(task_type);
-                (RetryPolicy::for_type(&cfg, true), cfg.max_retries)
-            }
-        }
+    /// A type's limits; a type this instance does not run has the defaults of its name.
+    fn limits_of(&self, task_type: &str) -> TypeLimits {
+        self.limits
+            .get(task_type)
+            .copied()
+            .unwrap_or_else(|| TypeLimits::of(&TypeConfig::defaults_for(task_type)))
     }
 
     /// Whether anyone listened on `worker_pool_events` at the last heartbeat.

@@ -9,6 +9,8 @@
 //! reconcile leaves it alone. Should this instance die or be cut off before it writes the
 //! verdict, the adopted lease runs out in turn and the next reap, anywhere, adopts it again.
 
+use std::time::Duration;
+
 use futures_util::future::join_all;
 
 use super::{Finish, Finished, Remote};
@@ -101,8 +103,13 @@ impl Remote {
                 .await,
         )?;
         let adopted = parse_reap(reply);
-        // All at once, so that they go to Redis in one batch.
-        let written = join_all(adopted.iter().map(|task| self.end_lost(task))).await;
+        // All at once, so that they go to Redis in one batch; bounded, so that the heartbeat
+        // (which renews this instance's own leases) never waits long behind other writes. A
+        // verdict not written in time is left to a later reap, once its adopted lease ends.
+        let bound = Duration::from_millis(self.cfg.heartbeat_ms.max(2) / 2);
+        let written = tokio::time::timeout(bound, join_all(adopted.iter().map(|task| self.end_lost(task))))
+            .await
+            .unwrap_or_default();
         let mut reaped = Reaped::default();
         for verdict in written.into_iter().flatten() {
             reaped.count(verdict);
@@ -112,10 +119,10 @@ impl Remote {
 
     /// Writes the verdict on one adopted task's lost attempt; answers it when written.
     async fn end_lost(&self, task: &Adopted) -> Option<Verdict> {
-        let (policy, default_retries) = self.retry_rule(&task.task_type);
-        let (verdict, record) = task.decide(&policy, default_retries, self.stopping());
+        let limits = self.limits_of(&task.task_type);
+        let (verdict, record) = task.decide(&limits.retry, limits.max_retries, self.stopping());
         let id = &task.id;
-        match self.finish(&task.task_type, id, task.attempt, &Finish::of(verdict, record)).await {
+        match self.finish_lost(&task.task_type, id, task.attempt, &Finish::of(verdict, record)).await {
             Ok(Finished::Recorded) => {
                 if verdict.end().is_some() {
                     // Waiters here read the record; others hear the done channel.

@@ -8,6 +8,20 @@
 //! order and a member starting with `!` goes before them); `delayed:<type>` (score: when
 //! due); `leases` (score: when the lease ends); `dead:<type>` list; `stats` hash.
 
+/// The member that puts a task at the head of its queue (its own, marked with `!`; one made
+/// from its id when it has none): the one rule for the scripts that send a task back first.
+macro_rules! head_rule {
+    () => {
+        r"
+local function head(m, id)
+  m = m or ('0000000000000000000:' .. id)
+  if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+  return m
+end
+"
+    };
+}
+
 /// KEYS: stats (only so the call goes to the keys' slot). ARGV: key base, now (for the
 /// record), wake channel, then per task 10 values: id, type, data, priority, max_retries,
 /// timeout, delay (ms; 0: ready now), queue limit, watcher (who is told on the done channel
@@ -123,23 +137,22 @@ return out
 /// again (a reply that was lost) changes nothing. A retry without backoff goes back to the
 /// head of its queue, as a re-queue does; one with a backoff waits in `delayed`. Returns per
 /// attempt: 1 recorded, 2 cancelled meanwhile, -1 stale (counted in `stats`), 0 task gone.
-pub(super) const FINISH: &str = r"
+pub(super) const FINISH: &str = concat!(
+    head_rule!(),
+    r"
 local base, instance, ttl = ARGV[1], ARGV[2], ARGV[4]
 local t = redis.call('TIME')
 local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local ended = {}
--- The member that puts a task at the head of its queue.
-local function head(m, id)
-  m = m or ('0000000000000000000:' .. id)
-  if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
-  return m
-end
 for i = 7, #ARGV, 10 do
   local id, ttype, attempt, kind, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  -- A reaper's write (`lost_final`, `lost_retry`) ends an attempt that was lost elsewhere.
+  local lost = string.sub(kind, 1, 5) == 'lost_'
+  if lost then kind = string.sub(kind, 6) end
   local h = base .. ':t:' .. id
   local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'member', 'priority', 'watcher', 'reaper')
-  local holder = f[3] == instance or (f[1] == 'running' and f[7] == instance)
+  local holder = (not lost and f[3] == instance) or (lost and f[1] == 'running' and f[7] == instance)
   local code = 1
   if not f[1] then
     code = 0
@@ -150,7 +163,8 @@ for i = 7, #ARGV, 10 do
     -- This very write again (its first reply was lost, e.g. Redis stalled): already done.
     code = 1
   elseif f[2] ~= attempt or not holder or (f[1] ~= 'running' and f[1] ~= 'queued') then
-    redis.call('HINCRBY', KEYS[2], 'stale_results', 1)
+    -- A worker's result that came too late; a reaper that lost its claim dropped nothing.
+    if not lost then redis.call('HINCRBY', KEYS[2], 'stale_results', 1) end
     code = -1
   else
     if f[1] == 'queued' then
@@ -173,11 +187,14 @@ for i = 7, #ARGV, 10 do
         local backoff = tonumber(ARGV[i + 8]) or 0
         if backoff > 0 then
           redis.call('ZADD', base .. ':delayed:' .. ttype, snow + backoff, id)
-        else
-          -- Due now: it had waited its turn already.
+        elseif lost then
+          -- A lost attempt had waited its turn already: it runs again first.
           local m = head(f[4], id)
           redis.call('HSET', h, 'member', m)
           redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), m)
+        else
+          -- Due now: back in its own place, as after any backoff.
+          redis.call('ZADD', base .. ':q:' .. ttype, -(tonumber(f[5]) or 0), f[4] or head(nil, id))
         end
         redis.call('PUBLISH', ARGV[6], ttype)
       else
@@ -201,16 +218,17 @@ for i = 7, #ARGV, 10 do
 end
 if #ended > 0 then redis.call('ZREM', KEYS[1], unpack(ended)) end
 return out
-";
+"
+);
 
 /// KEYS: leases. ARGV: lease length (ms), key base, instance, then (id, attempt) pairs.
 /// Extends the leases this instance still holds. A task whose lease ran out (this instance
 /// was cut off) but that nobody has taken since is this instance's again: it leaves its
 /// queue and is leased anew. One this instance took again since, at a newer attempt, is
-/// leased too and answered `{id, "attempt:N"}`. A lease another instance reaped meanwhile is
-/// extended all the same (the reaper still writes the lost attempt's verdict; once that has
-/// queued the task again, the first case takes it back). Returns `{id, status}` of each task
-/// it no longer holds.
+/// leased too and answered `{id, "attempt:N"}`. A lease another instance reaped meanwhile but
+/// has not ended yet is extended all the same, and the reap is void: the holder is alive, so
+/// the reaper's verdict on the attempt is stale. Returns `{id, status}` of each task it no
+/// longer holds.
 pub(super) const RENEW: &str = r"
 local base, lost = ARGV[2], {}
 local t = redis.call('TIME')
@@ -225,6 +243,8 @@ for i = 4, #ARGV, 2 do
       redis.call('ZREM', base .. ':delayed:' .. f[4], id)
       redis.call('HSET', h, 'status', 'running')
     end
+    -- The holder is alive: a reap of this attempt meanwhile is void.
+    redis.call('HDEL', h, 'reaper')
     redis.call('ZADD', KEYS[1], lease_end, id)
   elseif f[1] == 'running' and f[3] == ARGV[3] and (tonumber(f[2]) or 0) > (tonumber(ARGV[i + 1]) or 0) then
     -- Taken again by this instance since (a TAKE whose reply was lost, or is on its way):
@@ -243,7 +263,9 @@ return lost
 /// restart under the same name) go back to the head of their queue without spending the
 /// attempt; a reaper's claim on one ends with it. Returns how many. (A lease this instance
 /// reaped is not leased to it: the task's `instance` is the one it ran on.)
-pub(super) const RECONCILE: &str = r"
+pub(super) const RECONCILE: &str = concat!(
+    head_rule!(),
+    r"
 local base, instance, held = ARGV[1], ARGV[2], {}
 for i = 3, #ARGV do held[ARGV[i]] = true end
 local n = 0
@@ -252,8 +274,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     local h = base .. ':t:' .. id
     local f = redis.call('HMGET', h, 'status', 'attempts', 'instance', 'type', 'member', 'priority')
     if f[1] == 'running' and f[3] == instance and f[4] and f[5] then
-      local m = f[5]
-      if string.sub(m, 1, 1) ~= '!' then m = '!' .. m end
+      local m = head(f[5], id)
       redis.call('HSET', h, 'status', 'queued', 'member', m, 'attempts', tostring(math.max((tonumber(f[2]) or 1) - 1, 0)))
       redis.call('HDEL', h, 'reaper')
       redis.call('ZADD', base .. ':q:' .. f[4], -(tonumber(f[6]) or 0), m)
@@ -263,7 +284,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 return n
-";
+"
+);
 
 /// KEYS: leases, stats. ARGV: key base (`{prefix}`), instance, lease length (ms). Lease ends
 /// are compared with the Redis server's clock.
@@ -326,6 +348,7 @@ else
   return f[1]
 end
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2], 'error', 'cancelled')
+redis.call('HDEL', KEYS[1], 'reaper')
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 'cancelled:' .. f[1]
@@ -356,7 +379,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'watcher'
 ";
 
 /// KEYS: task. ARGV: progress JSON, worker id. Stores a running task's progress and the worker
-/// that reports it (never creates a record).
+/// that reports it (never creates a record). A report that arrives once the attempt ended
+/// changes nothing: the end wrote the attempt's last progress itself.
 pub(super) const PROGRESS: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'worker_id', ARGV[2]) end
+if redis.call('HGET', KEYS[1], 'status') == 'running' then
+  redis.call('HSET', KEYS[1], 'progress', ARGV[1], 'worker_id', ARGV[2])
+end
 ";

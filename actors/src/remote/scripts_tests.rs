@@ -51,8 +51,14 @@ impl Server {
         reply.chunks_exact(6).map(|f| f[0].clone()).collect()
     }
 
-    /// `FINISH` as `instance`: a retry of attempt 1 of `ID` without backoff; its code.
+    /// `FINISH` as the reaper `instance`: a retry of attempt 1 of `ID` without backoff; its code.
     fn retry_now(&mut self, instance: &str) -> i64 {
+        self.finish_retry(instance, "lost_retry")
+    }
+
+    /// `FINISH` as `instance`, with the kind of write given (`retry`: the holder's own; or
+    /// `lost_retry`: a reaper's): a retry of attempt 1 of `ID` without backoff; its code.
+    fn finish_retry(&mut self, instance: &str, kind: &str) -> i64 {
         let codes: Vec<i64> = redis::Script::new(scripts::FINISH)
             .key(LEASES)
             .key(STATS)
@@ -65,7 +71,7 @@ impl Server {
             .arg(ID)
             .arg("echo")
             .arg(1)
-            .arg("retry")
+            .arg(kind)
             .arg("queued")
             .arg("")
             .arg("lease expired: instance ghost stopped renewing it")
@@ -79,6 +85,24 @@ impl Server {
 
     fn field(&mut self, name: &str) -> Option<String> {
         self.conn.hget(format!("{BASE}:t:{ID}"), name).expect("HGET")
+    }
+
+    /// Workers' results dropped as stale, as `stats` counts them.
+    fn stale_results(&mut self) -> Option<u64> {
+        self.conn.hget(STATS, "stale_results").expect("HGET")
+    }
+
+    /// `RENEW` of attempt 1 of `ID` as `instance`: the tasks it no longer holds.
+    fn renew(&mut self, instance: &str) -> Vec<(String, String)> {
+        redis::Script::new(scripts::RENEW)
+            .key(LEASES)
+            .arg(60_000)
+            .arg(BASE)
+            .arg(instance)
+            .arg(ID)
+            .arg(1)
+            .invoke(&mut self.conn)
+            .expect("RENEW")
     }
 }
 
@@ -184,4 +208,64 @@ fn a_reaper_that_never_wrote_its_verdict_leaves_the_task_to_the_next_reap() {
     assert_eq!(redis.retry_now("r1"), -1);
     assert_eq!(redis.retry_now("r2"), 1);
     assert_eq!(redis.field("status").as_deref(), Some("queued"));
+}
+
+#[test]
+fn a_holder_that_renews_after_all_voids_the_reap() {
+    let Some(mut redis) = Server::start() else { return };
+    plant_lost(&mut redis);
+    assert_eq!(redis.reap("r1"), [ID]);
+    // `ghost` was only slow: it renews before the reaper writes, and keeps its attempt.
+    assert!(redis.renew("ghost").is_empty());
+    assert_eq!(redis.field("reaper"), None);
+    // The reaper's verdict is stale now; a reaper's lost claim is no dropped result.
+    assert_eq!(redis.retry_now("r1"), -1);
+    assert_eq!(
+        (redis.field("status").as_deref(), redis.field("instance").as_deref()),
+        (Some("running"), Some("ghost"))
+    );
+    assert_eq!(redis.stale_results(), None);
+    assert_eq!(redis.conn.zcard::<_, usize>(format!("{BASE}:q:echo")).expect("ZCARD"), 0);
+    // A reaper's kind of write is a reaper's only: the holder's own write still counts.
+    assert_eq!(redis.finish_retry("ghost", "lost_retry"), -1);
+}
+
+#[test]
+fn a_holders_retry_due_at_once_goes_back_to_its_own_place_and_a_strangers_result_is_stale() {
+    let Some(mut redis) = Server::start() else { return };
+    plant_lost(&mut redis);
+    let queue = format!("{BASE}:q:echo");
+    let () = redis.conn.zadd(&queue, "1600000000000000000:older", 0).expect("ZADD");
+    let () = redis.conn.zadd(&queue, "1800000000000000000:newer", 0).expect("ZADD");
+    // Another instance's result for the attempt is stale, and counted as such.
+    assert_eq!(redis.finish_retry("stranger", "retry"), -1);
+    assert_eq!(redis.stale_results(), Some(1));
+    // The holder's retry without backoff: between the older and the newer task, not first.
+    assert_eq!(redis.finish_retry("ghost", "retry"), 1);
+    let order: Vec<String> = redis.conn.zrange(&queue, 0, -1).expect("ZRANGE");
+    assert_eq!(order, ["1600000000000000000:older", "1700000000000000000:t1", "1800000000000000000:newer"]);
+    assert_eq!(redis.field("member").as_deref(), Some("1700000000000000000:t1"));
+}
+
+#[test]
+fn a_progress_report_that_comes_after_the_end_changes_nothing() {
+    let Some(mut redis) = Server::start() else { return };
+    plant_lost(&mut redis);
+    let progress = |redis: &mut Server, report: &str| {
+        let () = redis::Script::new(scripts::PROGRESS)
+            .key(format!("{BASE}:t:{ID}"))
+            .arg(report)
+            .arg("w1")
+            .invoke(&mut redis.conn)
+            .expect("PROGRESS");
+    };
+    progress(&mut redis, r#"{"progress":30}"#);
+    assert_eq!(redis.field("progress").as_deref(), Some(r#"{"progress":30}"#));
+    let () = redis.conn.hset(format!("{BASE}:t:{ID}"), "status", "completed").expect("HSET");
+    progress(&mut redis, r#"{"progress":10}"#);
+    assert_eq!(redis.field("progress").as_deref(), Some(r#"{"progress":30}"#));
+    // Nor does it make a record.
+    let () = redis.conn.del(format!("{BASE}:t:{ID}")).expect("DEL");
+    progress(&mut redis, r#"{"progress":50}"#);
+    assert_eq!(redis.field("status"), None);
 }

@@ -42,8 +42,10 @@ pub(crate) struct DeadLetters {
 }
 
 impl DeadLetters {
-    /// Adds a dead letter, dropping the oldest past `max`.
+    /// Adds a dead letter (in place of an older one of the same task), dropping the oldest
+    /// past `max`.
     pub(crate) fn push(&mut self, letter: DeadLetter, max: usize) {
+        self.take(&letter.id);
         self.list.push_back(letter);
         while self.list.len() > max {
             self.list.pop_front();
@@ -89,6 +91,10 @@ mod tests {
         let ids: Vec<&str> = dead.ids().map(|id| id.as_str()).collect();
         assert_eq!(ids, ["b", "c"]);
         assert_eq!(dead.len(), 2);
+        // A task dead-lettered again is listed once, as the newest.
+        dead.push(letter("b"), 2);
+        let ids: Vec<&str> = dead.ids().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["c", "b"]);
     }
 
     #[test]

@@ -89,9 +89,10 @@ impl<H> Entry<H> {
         }
     }
 
-    /// Its place among the tasks of the same priority (lower is earlier).
-    pub(crate) fn seq(&self) -> u64 {
-        self.seq
+    /// Where it stands in the ready order: sorting by this key lists tasks in the order
+    /// they are taken (higher priority first, then first come; see `policy::QueueKey`).
+    pub(crate) fn order_key(&self) -> (i64, u64) {
+        (-i64::from(self.priority), self.seq)
     }
 
     /// When it last became ready (or entered the queue).
@@ -214,15 +215,22 @@ impl<H: Hold> TaskQueue<H> {
     /// count goes up by one.
     #[inline]
     pub(crate) fn take(&mut self, hold: H) -> Option<TaskId> {
-        let tasks = &self.tasks;
-        let live =
-            |id: &TaskId, seq| tasks.get(id).is_some_and(|e| matches!(e.place, Place::Ready) && e.seq == seq);
-        let id = self.order.ready.pop(live)?;
-        let entry = self.tasks.get_mut(&id)?;
-        entry.attempt += 1;
+        let running = hold.running();
+        let mut hold = Some(hold);
+        let tasks = &mut self.tasks;
+        // The entry that is still ready is held as it is popped: one lookup per task.
+        let id = self.order.ready.pop(|id, seq| match tasks.get_mut(id) {
+            Some(e) if matches!(e.place, Place::Ready) && e.seq == seq => {
+                if let Some(h) = hold.take() {
+                    e.attempt += 1;
+                    e.place = Place::Held(h);
+                }
+                true
+            }
+            _ => false,
+        })?;
         self.order.ready.left();
-        self.order.running += usize::from(hold.running());
-        entry.place = Place::Held(hold);
+        self.order.running += usize::from(running);
         Some(id)
     }
 
@@ -237,27 +245,31 @@ impl<H: Hold> TaskQueue<H> {
         true
     }
 
-    /// Puts a task back in the ready order as of `now`, keeping its place among those of its
+    /// Gives a held task back to the ready order as of `now`, in its place among those of its
     /// priority. `refund` gives back the attempt it was taken for (it never ran, or not by
-    /// its fault). Answers false when the task is not live.
+    /// its fault). Answers false (and changes nothing) when the task is not held.
     pub(crate) fn put_back(&mut self, id: &TaskId, refund: bool, now: Instant) -> bool {
         let Some(entry) = self.tasks.get_mut(id) else { return false };
+        if !matches!(entry.place, Place::Held(_)) {
+            return false;
+        }
         if refund {
             entry.attempt = entry.attempt.saturating_sub(1);
         }
-        if !matches!(entry.place, Place::Ready) {
-            self.order.leave(id, &entry.place);
-            self.order.ready.push(entry.priority, entry.seq, id.clone());
-            entry.place = Place::Ready;
-        }
+        self.order.leave(id, &entry.place);
+        self.order.ready.push(entry.priority, entry.seq, id.clone());
+        entry.place = Place::Ready;
         entry.ready_since = now;
         true
     }
 
-    /// Delays a live task until `at` (a retry's backoff); it becomes ready then. Answers
-    /// false when the task is not live.
+    /// Delays a held task until `at` (a retry's backoff); it becomes ready then. Answers
+    /// false (and changes nothing) when the task is not held.
     pub(crate) fn delay(&mut self, id: &TaskId, at: Instant) -> bool {
         let Some(entry) = self.tasks.get_mut(id) else { return false };
+        if !matches!(entry.place, Place::Held(_)) {
+            return false;
+        }
         self.order.leave(id, &entry.place);
         entry.place = Place::Delayed(self.order.add_delay(at, id));
         true
@@ -300,7 +312,7 @@ impl<H: Hold> TaskQueue<H> {
     pub(crate) fn ready_ids(&self) -> Vec<TaskId> {
         let mut ready: Vec<(&TaskId, &Entry<H>)> =
             self.tasks.iter().filter(|(_, e)| matches!(e.place, Place::Ready)).collect();
-        ready.sort_by_key(|(_, e)| (-i64::from(e.priority), e.seq));
+        ready.sort_by_key(|(_, e)| e.order_key());
         ready.into_iter().map(|(id, _)| id.clone()).collect()
     }
 
@@ -316,125 +328,5 @@ impl<H: Hold> TaskQueue<H> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A test executor's holds: sent ahead (waiting in a pipe) or running.
-    #[derive(Debug, PartialEq, Eq)]
-    enum H {
-        Sent,
-        Running,
-    }
-
-    impl Hold for H {
-        fn running(&self) -> bool {
-            *self == H::Running
-        }
-    }
-
-    fn id(s: &str) -> TaskId {
-        TaskId::from(s)
-    }
-
-    fn task(priority: i32) -> NewTask {
-        NewTask {
-            data: Arc::new(Value::Null),
-            priority,
-            timeout: Duration::from_secs(1),
-            max_retries: 2,
-            attempt: 0,
-            waiters: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn takes_by_priority_then_first_come_and_counts_each_attempt() {
-        let now = Instant::now();
-        let mut q = TaskQueue::<H>::default();
-        for (name, priority) in [("a", 0), ("b", 5), ("c", 0)] {
-            q.insert(id(name), task(priority), None, now);
-        }
-        assert_eq!((q.len(), q.ready(), q.waiting()), (3, 3, 3));
-        assert_eq!(q.take(H::Running), Some(id("b")));
-        assert_eq!(q.take(H::Sent), Some(id("a")));
-        assert_eq!((q.ready(), q.waiting()), (1, 2), "a task sent ahead still waits");
-        assert_eq!(q.get(&id("b")).map(|e| e.attempt), Some(1));
-        assert_eq!(q.get(&id("a")).and_then(|e| e.held()), Some(&H::Sent));
-        assert!(q.hold(&id("a"), H::Running));
-        assert_eq!(q.waiting(), 1);
-        assert_eq!(q.take(H::Running), Some(id("c")));
-        assert_eq!(q.take(H::Running), None);
-        assert_eq!((q.ready(), q.waiting()), (0, 0));
-    }
-
-    #[test]
-    fn a_task_put_back_keeps_its_place_and_may_get_its_attempt_back() {
-        let t0 = Instant::now();
-        let mut q = TaskQueue::<H>::default();
-        q.insert(id("first"), task(0), None, t0);
-        q.insert(id("second"), task(0), None, t0);
-        assert_eq!(q.take(H::Sent), Some(id("first")));
-        let later = t0 + Duration::from_secs(3);
-        assert!(q.put_back(&id("first"), true, later));
-        let e = q.get(&id("first")).map(|e| (e.attempt, e.ready_since()));
-        assert_eq!(e, Some((0, later)));
-        assert_eq!(q.ready(), 2);
-        assert_eq!(q.take(H::Running), Some(id("first")), "it goes before the later task");
-        // Put back without a refund (the attempt was spent), it keeps the count.
-        assert!(q.put_back(&id("first"), false, later));
-        assert_eq!(q.get(&id("first")).map(|e| e.attempt), Some(1));
-        assert!(!q.put_back(&id("gone"), true, later));
-        assert!(!q.hold(&id("first"), H::Running), "a ready task is not held");
-    }
-
-    #[test]
-    fn a_delayed_task_is_ready_only_once_its_time_passed() {
-        let t0 = Instant::now();
-        let mut q = TaskQueue::<H>::default();
-        q.insert(id("later"), task(9), Some(Duration::from_secs(5)), t0);
-        q.insert(id("soon"), task(0), Some(Duration::from_secs(1)), t0);
-        assert_eq!((q.ready(), q.waiting(), q.next_due()), (0, 2, Some(t0 + Duration::from_secs(1))));
-        assert_eq!(q.take(H::Running), None);
-        assert_eq!(q.wake_due(t0 + Duration::from_millis(999)), 0);
-        assert_eq!(q.wake_due(t0 + Duration::from_secs(1)), 1);
-        assert_eq!(q.oldest_ready_wait(t0 + Duration::from_secs(3)), Duration::from_secs(2));
-        assert_eq!(q.take(H::Running), Some(id("soon")));
-        // A retry's backoff delays a held task again.
-        assert!(q.delay(&id("soon"), t0 + Duration::from_secs(2)));
-        assert_eq!((q.waiting(), q.next_due()), (2, Some(t0 + Duration::from_secs(2))));
-        assert_eq!(q.wake_due(t0 + Duration::from_secs(10)), 2);
-        assert_eq!(q.ready_ids(), [id("later"), id("soon")]);
-        assert_eq!(q.next_due(), None);
-    }
-
-    #[test]
-    fn a_task_that_ends_leaves_every_count_and_entry() {
-        let t0 = Instant::now();
-        let mut q = TaskQueue::<H>::default();
-        q.insert(id("ready"), task(0), None, t0);
-        q.insert(id("delayed"), task(0), Some(Duration::from_secs(1)), t0);
-        q.insert(id("running"), task(0), None, t0);
-        assert_eq!(q.take(H::Running), Some(id("ready")));
-        assert!(q.remove(&id("delayed")).is_some());
-        assert_eq!(q.next_due(), None, "its delay went with it");
-        assert!(q.remove(&id("ready")).is_some());
-        assert_eq!((q.len(), q.ready(), q.waiting()), (1, 1, 1));
-        assert!(q.remove(&id("running")).is_some());
-        assert_eq!((q.len(), q.ready(), q.waiting()), (0, 0, 0));
-        // Its entry in the ready order is skipped.
-        assert_eq!(q.take(H::Running), None);
-        assert!(q.remove(&id("running")).is_none());
-        assert_eq!(q.wake_due(t0 + Duration::from_secs(2)), 0);
-    }
-
-    #[test]
-    fn a_waiter_joins_a_live_task_only() {
-        let mut q = TaskQueue::<H>::default();
-        q.insert(id("a"), task(0), None, Instant::now());
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        assert!(q.add_waiter(&id("a"), Waiter::Record(tx)).is_ok());
-        assert_eq!(q.get(&id("a")).map(|e| e.waiters.len()), Some(1));
-        let (tx, _rx) = tokio::sync::oneshot::channel();
-        assert!(q.add_waiter(&id("b"), Waiter::Record(tx)).is_err());
-    }
-}
+#[path = "queue_tests.rs"]
+mod tests;

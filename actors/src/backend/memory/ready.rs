@@ -1,9 +1,9 @@
-//! The ready queue of a pool: tasks that may run now, highest priority first, then first
-//! come first served (see [`QueueKey`]).
+//! The ready order of a type's queue: tasks that may run now, highest priority first, then
+//! first come first served (see [`QueueKey`]).
 //!
-//! A task that leaves the queue some other way (cancelled, failed, requeued with a new
-//! sequence number) leaves its heap entry behind; [`ReadyQueue::pop`] skips such stale
-//! entries, and the ready count is kept apart from the heap's length so it stays exact.
+//! A task that leaves the ready state other than by being popped (cancelled, failed) leaves
+//! its heap entry behind; [`ReadyQueue::pop`] skips such stale entries, and the ready count
+//! is kept apart from the heap's length so it stays exact.
 
 use std::collections::BinaryHeap;
 
