@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::workers::{Slot, WorkerState};
 use super::{Held, TypePool};
-use crate::backend::memory::queue::NewTask;
+use crate::backend::memory::queue::Pending;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
 use crate::messages::{Enqueue, Run, Waiter, WorkerId};
@@ -55,7 +55,7 @@ impl TypePool {
         let mut record = TaskRecord::new_at(id.clone(), &self.name, priority, max_retries, ms_at(now));
         record.attempts = prior_attempts;
         self.shared.store.insert(record);
-        let task = NewTask {
+        let task = Pending {
             data: Arc::new(request.data),
             priority,
             timeout,
@@ -83,7 +83,7 @@ impl TypePool {
         if self.queue.contains(&id) {
             return Err(Error::new(
                 ErrorKind::Finished,
-                format!("task {id} is live: it is not dead-lettered"),
+                format!("task {id} is not in the dead-letter list of {}: it is live", self.name),
             ));
         }
         let Some(letter) = self.dead.take(&id) else {
@@ -97,7 +97,8 @@ impl TypePool {
                 format!("task {id} is not in the dead-letter list of {}", self.name),
             ));
         };
-        let mut record = TaskRecord::new(id.clone(), &self.name, letter.priority, letter.max_retries);
+        let mut record =
+            TaskRecord::new(id.clone(), &self.name, letter.task.priority, letter.task.max_retries);
         if let Some(old) = self.shared.store.get(&id) {
             record.created_at = old.created_at;
         }
@@ -142,7 +143,7 @@ impl TypePool {
             return;
         }
         let Some(p) = self.queue.get(&id) else { return };
-        let (attempt, data) = (p.attempt, p.data.clone());
+        let (attempt, data) = (p.task.attempt, p.task.data.clone());
         self.start_attempt(&id, &worker, ctx);
         match &self.handler {
             Some(handler) => {
@@ -163,7 +164,7 @@ impl TypePool {
         let Some(p) = self.queue.get(id) else { return };
         let now = Instant::now();
         let (attempt, timeout, waited) =
-            (p.attempt, p.timeout, now.saturating_duration_since(p.ready_since()));
+            (p.task.attempt, p.task.timeout, now.saturating_duration_since(p.ready_since()));
         self.metrics.wait.observe(waited.as_secs_f64());
         let deadline = self.set_deadline(id, attempt, now + timeout, ctx);
         let Some(slot) = self.workers.get_mut(worker) else { return };
@@ -209,7 +210,7 @@ impl TypePool {
             while self.workers.get(&worker).is_some_and(has_room) {
                 let Some(id) = self.queue.take(Held::Sent { worker: worker.clone() }) else { return };
                 let Some(p) = self.queue.get(&id) else { continue };
-                let (attempt, data, timeout) = (p.attempt, p.data.clone(), p.timeout);
+                let (attempt, data, timeout) = (p.task.attempt, p.task.data.clone(), p.task.timeout);
                 let Some(slot) = self.workers.get_mut(&worker) else {
                     self.queue.put_back(&id, true, Instant::now());
                     return;

@@ -123,13 +123,13 @@ impl Handler<GetQueue> for TypePool {
             .take(msg.limit)
             .map(|(id, p)| QueuedTask {
                 id: id.to_string(),
-                priority: p.priority,
+                priority: p.task.priority,
                 state: match p.place() {
                     Place::Ready => "ready",
                     Place::Held(Held::Sent { .. }) => "sent",
                     _ => "waiting",
                 },
-                attempts: p.attempt,
+                attempts: p.task.attempt,
                 waited_ms: p.ready_since().elapsed().as_millis() as u64,
             })
             .collect();

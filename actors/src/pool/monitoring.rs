@@ -49,9 +49,9 @@ impl TypePool {
             .iter()
             .filter_map(|(id, p)| match p.held() {
                 Some(Held::Running { worker, started, .. })
-                    if started.elapsed() > p.timeout + STUCK_GRACE =>
+                    if started.elapsed() > p.task.timeout + STUCK_GRACE =>
                 {
-                    Some((worker.clone(), id.clone(), p.timeout))
+                    Some((worker.clone(), id.clone(), p.task.timeout))
                 }
                 _ => None,
             })

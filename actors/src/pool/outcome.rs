@@ -210,12 +210,12 @@ impl TypePool {
         }
         let Some(p) = self.queue.get(&id) else { return };
         let Some(Held::Running { worker, .. }) = p.held() else { return };
-        if p.attempt != attempt {
+        if p.task.attempt != attempt {
             return;
         }
         let worker = worker.clone();
         // A timed-out attempt counts as long as its timeout: no task is sent ahead behind one.
-        let timeout = p.timeout;
+        let timeout = p.task.timeout;
         self.tally.attempt_took(timeout);
         self.stop_worker(&worker, true, StopReason::Timeout);
         self.fail_attempt(&id, Failure::Timeout(timeout), ctx);
@@ -240,11 +240,11 @@ impl TypePool {
             Place::Held(Held::Sent { worker }) => (Some(worker.clone()), None),
             Place::Ready | Place::Delayed(_) => (None, None),
         };
-        let attempt = p.attempt;
+        let attempt = p.task.attempt;
         if let Some(deadline) = running_timer {
             self.deadlines.remove(&deadline);
         }
-        let verdict = self.retry.decide(&failure, attempt, p.max_retries, self.draining.is_some());
+        let verdict = self.retry.decide(&failure, attempt, p.task.max_retries, self.draining.is_some());
         let message = failure.message();
         let status = verdict.status();
         // A task re-queued for another instance did not fail; the backend announces it.
@@ -305,7 +305,8 @@ impl TypePool {
         outcome: Result<Value, String>,
         now: Instant,
     ) {
-        let Some(p) = self.queue.remove(id) else { return };
+        let Some(mut p) = self.queue.remove(id) else { return };
+        let mut waiters = std::mem::take(&mut p.task.waiters);
         let (ended, status) = (verdict.end(), verdict.status());
         if let Some(status) = ended.filter(|s| *s != TaskStatus::Cancelled) {
             self.health.finished(now, status != TaskStatus::Completed);
@@ -324,7 +325,7 @@ impl TypePool {
             }
         };
         // Shared with whoever waits; each copies it on its own thread.
-        let read = |r: &Arc<TaskRecord>| (!p.waiters.is_empty()).then(|| r.clone());
+        let read = |r: &Arc<TaskRecord>| (!waiters.is_empty()).then(|| r.clone());
         let record = match ended {
             Some(_) => self.shared.store.update_at(id, now, change, read),
             // The task goes on in the durable backend, which keeps its record.
@@ -332,17 +333,9 @@ impl TypePool {
         };
         // A durable backend keeps its own dead-letter lists.
         if matches!(status, TaskStatus::Dead | TaskStatus::TimedOut) && !self.retry.durable {
-            let letter = DeadLetter {
-                id: id.clone(),
-                data: p.data,
-                priority: p.priority,
-                timeout: p.timeout,
-                max_retries: p.max_retries,
-            };
-            self.dead.push(letter, self.shared.max_dead_letters);
+            self.dead.push(DeadLetter::of(id.clone(), p.task), self.shared.max_dead_letters);
         }
         if let Some(Some(record)) = record {
-            let mut waiters = p.waiters;
             let last = waiters.pop();
             for w in waiters {
                 self.answer(w, record.clone(), verdict);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Finish, Finished, InstanceInfo, Reaped, Remote, Taken, publisher};
+use super::{Finish, Finished, InstanceInfo, Reaped, Remote, Taken, Writer, publisher};
 use crate::error::ErrorKind;
 use crate::local::LocalPools;
 use crate::messages::Settled;
@@ -136,7 +136,7 @@ async fn run(
             log::info!("task {id} is no longer held here; its outcome is not recorded");
             return;
         };
-        match remote.finish(&task_type, &id, attempt, &how).await {
+        match remote.finish(&task_type, &id, attempt, &how, Writer::Holder).await {
             Ok(Finished::Recorded) => {
                 match &how {
                     Finish::Final(record) => {

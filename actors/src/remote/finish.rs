@@ -30,6 +30,15 @@ impl Finish {
     }
 }
 
+/// Who ends an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// The instance that holds it (runs it).
+    Holder,
+    /// The instance that reaped its lease, its holder being lost.
+    Reaper,
+}
+
 /// What [`Remote::finish`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Finished {
@@ -65,12 +74,12 @@ enum How {
 
 impl How {
     /// The kind `FINISH` reads; a reaper's write of a lost attempt is marked `lost_`.
-    fn kind(self, lost: bool) -> &'static str {
-        match (self, lost) {
-            (How::Final, false) => "final",
-            (How::Retry, false) => "retry",
-            (How::Final, true) => "lost_final",
-            (How::Retry, true) => "lost_retry",
+    fn kind(self, writer: Writer) -> &'static str {
+        match (self, writer) {
+            (How::Final, Writer::Holder) => "final",
+            (How::Retry, Writer::Holder) => "retry",
+            (How::Final, Writer::Reaper) => "lost_final",
+            (How::Retry, Writer::Reaper) => "lost_retry",
             (How::Requeue, _) => "requeue",
         }
     }
@@ -83,8 +92,7 @@ pub(super) struct FinishCall {
     task_type: String,
     attempt: u32,
     how: How,
-    /// Written by the reaper of a lost attempt rather than by its holder.
-    lost: bool,
+    writer: Writer,
     /// The status written (`queued` for a retry or a re-queue).
     status: String,
     /// The result, JSON text; '' for none.
@@ -98,7 +106,7 @@ pub(super) struct FinishCall {
 }
 
 impl FinishCall {
-    fn new(task_type: &str, id: &TaskId, attempt: u32, finish: &Finish, lost: bool) -> FinishCall {
+    fn new(task_type: &str, id: &TaskId, attempt: u32, finish: &Finish, writer: Writer) -> FinishCall {
         let (how, record, when) = match finish {
             Finish::Final(r) => (How::Final, Some(r), r.finished_at.unwrap_or_else(now_ms)),
             Finish::Retry { record, backoff_ms } => (How::Retry, Some(record), *backoff_ms),
@@ -109,7 +117,7 @@ impl FinishCall {
             task_type: task_type.to_string(),
             attempt,
             how,
-            lost,
+            writer,
             status: record.map_or("queued", |r| r.status.as_str()).to_string(),
             result: record.and_then(|r| r.result.as_ref()).map(|v| v.to_string()).unwrap_or_default(),
             error: record.and_then(|r| r.error.clone()).unwrap_or_default(),
@@ -131,7 +139,7 @@ impl BatchCall for FinishCall {
             .arg(self.id.as_str())
             .arg(&self.task_type)
             .arg(self.attempt)
-            .arg(self.how.kind(self.lost))
+            .arg(self.how.kind(self.writer))
             .arg(&self.status)
             .arg(&self.result)
             .arg(&self.error)
@@ -142,28 +150,19 @@ impl BatchCall for FinishCall {
 }
 
 impl Remote {
-    /// Ends (or re-queues) the attempt `attempt` of a task this instance holds. Calls made
-    /// while a batch is on its way to Redis go together in the next one.
+    /// Ends (or re-queues) the attempt `attempt` of a task, as `writer`: the instance that
+    /// holds it, or the one that reaped it (its holder was lost; only while the reap holds,
+    /// see `REAP`, `RENEW`). Calls made while a batch is on its way to Redis go together in
+    /// the next one.
     pub(crate) async fn finish(
         &self,
         task_type: &str,
         id: &TaskId,
         attempt: u32,
         how: &Finish,
+        writer: Writer,
     ) -> Result<Finished, crate::error::Error> {
-        self.finishing.call(FinishCall::new(task_type, id, attempt, how, false)).await
-    }
-
-    /// Ends the attempt `attempt` of a task this instance reaped (its holder was lost), with
-    /// the retry rule's verdict; only while the reap holds (see `REAP`, `RENEW`).
-    pub(crate) async fn finish_lost(
-        &self,
-        task_type: &str,
-        id: &TaskId,
-        attempt: u32,
-        how: &Finish,
-    ) -> Result<Finished, crate::error::Error> {
-        self.finishing.call(FinishCall::new(task_type, id, attempt, how, true)).await
+        self.finishing.call(FinishCall::new(task_type, id, attempt, how, writer)).await
     }
 
     /// Sends the waiting `finish` calls in batches, one script call each; runs until the
@@ -206,10 +205,14 @@ mod tests {
         let mut record = TaskRecord::new(id.clone(), "echo", 0, 3);
         record.status = TaskStatus::Queued;
         record.error = Some("crashed".into());
-        let retry = FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 }, false);
-        assert_eq!((retry.how.kind(retry.lost), retry.status.as_str(), retry.when), ("retry", "queued", 400));
+        let retry =
+            FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 }, Writer::Holder);
+        assert_eq!(
+            (retry.how.kind(retry.writer), retry.status.as_str(), retry.when),
+            ("retry", "queued", 400)
+        );
         assert_eq!(retry.error, "crashed");
-        let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue, false);
+        let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue, Writer::Holder);
         assert_eq!((requeue.how, requeue.status.as_str(), requeue.when), (How::Requeue, "queued", 0));
         assert!(requeue.result.is_empty() && requeue.progress.is_empty());
     }

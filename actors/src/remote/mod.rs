@@ -54,7 +54,7 @@ use crate::task::{TaskId, TaskRecord, now_ms};
 use batch::Batcher;
 use enqueue::EnqueueCall;
 use finish::FinishCall;
-pub(crate) use finish::{Finish, Finished};
+pub(crate) use finish::{Finish, Finished, Writer};
 pub use instances::InstanceInfo;
 use keys::Keys;
 pub(crate) use leases::Taken;

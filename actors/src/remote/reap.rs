@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{Finish, Finished, Remote};
+use super::{Finish, Finished, Remote, Writer};
 use crate::error::Error;
 use crate::policy::retry::{Failure, RetryPolicy, Verdict};
 use crate::task::{TaskId, TaskRecord};
@@ -122,7 +122,10 @@ impl Remote {
         let limits = self.limits_of(&task.task_type);
         let (verdict, record) = task.decide(&limits.retry, limits.max_retries, self.stopping());
         let id = &task.id;
-        match self.finish_lost(&task.task_type, id, task.attempt, &Finish::of(verdict, record)).await {
+        match self
+            .finish(&task.task_type, id, task.attempt, &Finish::of(verdict, record), Writer::Reaper)
+            .await
+        {
             Ok(Finished::Recorded) => {
                 if verdict.end().is_some() {
                     // Waiters here read the record; others hear the done channel.

@@ -3,35 +3,25 @@
 //! dropped first.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::Value;
-
-use super::queue::NewTask;
+use super::queue::Pending;
 use crate::task::TaskId;
 
 /// A dead-lettered task: enough to run it again.
 pub(crate) struct DeadLetter {
     pub(crate) id: TaskId,
-    pub(crate) data: Arc<Value>,
-    pub(crate) priority: i32,
-    pub(crate) timeout: Duration,
-    pub(crate) max_retries: u32,
+    pub(crate) task: Pending,
 }
 
 impl DeadLetter {
+    /// The task `id` as it ended, kept to run again (without its waiters, who heard the end).
+    pub(crate) fn of(id: TaskId, task: Pending) -> DeadLetter {
+        DeadLetter { id, task: Pending { waiters: Vec::new(), ..task } }
+    }
+
     /// The task again, from its first attempt.
-    pub(crate) fn again(self) -> (TaskId, NewTask) {
-        let task = NewTask {
-            data: self.data,
-            priority: self.priority,
-            timeout: self.timeout,
-            max_retries: self.max_retries,
-            attempt: 0,
-            waiters: Vec::new(),
-        };
-        (self.id, task)
+    pub(crate) fn again(self) -> (TaskId, Pending) {
+        (self.id, Pending { attempt: 0, ..self.task })
     }
 }
 
@@ -70,16 +60,24 @@ impl DeadLetters {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
     use super::*;
 
     fn letter(id: &str) -> DeadLetter {
-        DeadLetter {
-            id: TaskId::from(id),
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let task = Pending {
             data: Arc::new(Value::from(id)),
             priority: 3,
             timeout: Duration::from_secs(7),
             max_retries: 1,
-        }
+            attempt: 2,
+            waiters: vec![crate::messages::Waiter::Record(tx)],
+        };
+        DeadLetter::of(TaskId::from(id), task)
     }
 
     #[test]
@@ -104,7 +102,7 @@ mod tests {
         assert!(dead.take(&TaskId::from("b")).is_none());
         let (id, task) = dead.take(&TaskId::from("a")).map(DeadLetter::again).expect("listed");
         assert_eq!(id.as_str(), "a");
-        assert_eq!((task.attempt, task.priority, task.max_retries), (0, 3, 1));
+        assert_eq!((task.attempt, task.priority, task.max_retries, task.waiters.len()), (0, 3, 1, 0));
         assert_eq!((task.timeout, task.data.as_str()), (Duration::from_secs(7), Some("a")));
         assert_eq!(dead.len(), 0);
     }

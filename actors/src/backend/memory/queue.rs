@@ -47,27 +47,22 @@ pub(crate) enum Place<H> {
     Held(H),
 }
 
-/// A new task, as it enters the queue.
-pub(crate) struct NewTask {
+/// A task as the queue keeps it: its data, its options, its attempts and who waits for it.
+pub(crate) struct Pending {
     pub(crate) data: Arc<Value>,
     pub(crate) priority: i32,
     pub(crate) timeout: Duration,
     pub(crate) max_retries: u32,
-    /// Attempts already spent (elsewhere); the next one is `attempt + 1`.
-    pub(crate) attempt: u32,
-    pub(crate) waiters: Vec<Waiter>,
-}
-
-/// A live task.
-pub(crate) struct Entry<H> {
-    pub(crate) data: Arc<Value>,
-    pub(crate) priority: i32,
-    pub(crate) timeout: Duration,
-    pub(crate) max_retries: u32,
-    /// The attempt running or last run (0 before the first).
+    /// The attempt running or last run: 0 before the first (or attempts already spent
+    /// elsewhere, as it enters); the next one is `attempt + 1`.
     pub(crate) attempt: u32,
     /// Who hears the task's end.
     pub(crate) waiters: Vec<Waiter>,
+}
+
+/// A live task, where it is.
+pub(crate) struct Entry<H> {
+    pub(crate) task: Pending,
     seq: u64,
     place: Place<H>,
     ready_since: Instant,
@@ -92,7 +87,7 @@ impl<H> Entry<H> {
     /// Where it stands in the ready order: sorting by this key lists tasks in the order
     /// they are taken (higher priority first, then first come; see `policy::QueueKey`).
     pub(crate) fn order_key(&self) -> (i64, u64) {
-        (-i64::from(self.priority), self.seq)
+        (-i64::from(self.task.priority), self.seq)
     }
 
     /// When it last became ready (or entered the queue).
@@ -151,19 +146,16 @@ impl<H: Hold> Default for TaskQueue<H> {
 impl<H: Hold> TaskQueue<H> {
     /// Adds a task, ready as of `now`, or delayed until `now + delay`. The caller has checked
     /// that `id` is not live.
-    pub(crate) fn insert(&mut self, id: TaskId, task: NewTask, delay: Option<Duration>, now: Instant) {
-        let NewTask { data, priority, timeout, max_retries, attempt, waiters } = task;
+    pub(crate) fn insert(&mut self, id: TaskId, task: Pending, delay: Option<Duration>, now: Instant) {
         let seq = self.order.ready.next_seq();
         let place = match delay {
             Some(d) => Place::Delayed(self.order.add_delay(now + d, &id)),
             None => {
-                self.order.ready.push(priority, seq, id.clone());
+                self.order.ready.push(task.priority, seq, id.clone());
                 Place::Ready
             }
         };
-        let entry =
-            Entry { data, priority, timeout, max_retries, attempt, waiters, seq, place, ready_since: now };
-        self.tasks.insert(id, entry);
+        self.tasks.insert(id, Entry { task, seq, place, ready_since: now });
     }
 
     /// Whether `id` is live here.
@@ -186,7 +178,7 @@ impl<H: Hold> TaskQueue<H> {
     pub(crate) fn add_waiter(&mut self, id: &TaskId, waiter: Waiter) -> Result<(), Waiter> {
         match self.tasks.get_mut(id) {
             Some(e) => {
-                e.waiters.push(waiter);
+                e.task.waiters.push(waiter);
                 Ok(())
             }
             None => Err(waiter),
@@ -222,7 +214,7 @@ impl<H: Hold> TaskQueue<H> {
         let id = self.order.ready.pop(|id, seq| match tasks.get_mut(id) {
             Some(e) if matches!(e.place, Place::Ready) && e.seq == seq => {
                 if let Some(h) = hold.take() {
-                    e.attempt += 1;
+                    e.task.attempt += 1;
                     e.place = Place::Held(h);
                 }
                 true
@@ -254,10 +246,10 @@ impl<H: Hold> TaskQueue<H> {
             return false;
         }
         if refund {
-            entry.attempt = entry.attempt.saturating_sub(1);
+            entry.task.attempt = entry.task.attempt.saturating_sub(1);
         }
         self.order.leave(id, &entry.place);
-        self.order.ready.push(entry.priority, entry.seq, id.clone());
+        self.order.ready.push(entry.task.priority, entry.seq, id.clone());
         entry.place = Place::Ready;
         entry.ready_since = now;
         true
@@ -301,7 +293,7 @@ impl<H: Hold> TaskQueue<H> {
             {
                 e.place = Place::Ready;
                 e.ready_since = now;
-                self.order.ready.push(e.priority, e.seq, id);
+                self.order.ready.push(e.task.priority, e.seq, id);
                 woken += 1;
             }
         }

@@ -19,8 +19,8 @@ fn id(s: &str) -> TaskId {
     TaskId::from(s)
 }
 
-fn task(priority: i32) -> NewTask {
-    NewTask {
+fn task(priority: i32) -> Pending {
+    Pending {
         data: Arc::new(Value::Null),
         priority,
         timeout: Duration::from_secs(1),
@@ -41,7 +41,7 @@ fn takes_by_priority_then_first_come_and_counts_each_attempt() {
     assert_eq!(q.take(H::Running), Some(id("b")));
     assert_eq!(q.take(H::Sent), Some(id("a")));
     assert_eq!((q.ready(), q.waiting()), (1, 2), "a task sent ahead still waits");
-    assert_eq!(q.get(&id("b")).map(|e| e.attempt), Some(1));
+    assert_eq!(q.get(&id("b")).map(|e| e.task.attempt), Some(1));
     assert_eq!(q.get(&id("a")).and_then(|e| e.held()), Some(&H::Sent));
     assert!(q.hold(&id("a"), H::Running));
     assert_eq!(q.waiting(), 1);
@@ -59,13 +59,13 @@ fn a_task_put_back_keeps_its_place_and_may_get_its_attempt_back() {
     assert_eq!(q.take(H::Sent), Some(id("first")));
     let later = t0 + Duration::from_secs(3);
     assert!(q.put_back(&id("first"), true, later));
-    let e = q.get(&id("first")).map(|e| (e.attempt, e.ready_since()));
+    let e = q.get(&id("first")).map(|e| (e.task.attempt, e.ready_since()));
     assert_eq!(e, Some((0, later)));
     assert_eq!(q.ready(), 2);
     assert_eq!(q.take(H::Running), Some(id("first")), "it goes before the later task");
     // Put back without a refund (the attempt was spent), it keeps the count.
     assert!(q.put_back(&id("first"), false, later));
-    assert_eq!(q.get(&id("first")).map(|e| e.attempt), Some(1));
+    assert_eq!(q.get(&id("first")).map(|e| e.task.attempt), Some(1));
     assert!(!q.put_back(&id("gone"), true, later));
     assert!(!q.hold(&id("first"), H::Running), "a ready task is not held");
 }
@@ -116,7 +116,7 @@ fn a_waiter_joins_a_live_task_only() {
     q.insert(id("a"), task(0), None, Instant::now());
     let (tx, _rx) = tokio::sync::oneshot::channel();
     assert!(q.add_waiter(&id("a"), Waiter::Record(tx)).is_ok());
-    assert_eq!(q.get(&id("a")).map(|e| e.waiters.len()), Some(1));
+    assert_eq!(q.get(&id("a")).map(|e| e.task.waiters.len()), Some(1));
     let (tx, _rx) = tokio::sync::oneshot::channel();
     assert!(q.add_waiter(&id("b"), Waiter::Record(tx)).is_err());
 }
@@ -134,7 +134,7 @@ fn only_a_held_task_is_put_back_or_delayed() {
     }
     // Nothing moved: one ready task, its attempt untouched, the delay as it was.
     assert_eq!((q.ready(), q.next_due()), (1, Some(t0 + Duration::from_secs(1))));
-    assert_eq!(q.get(&id("ready")).map(|e| (e.attempt, e.ready_since())), Some((0, t0)));
+    assert_eq!(q.get(&id("ready")).map(|e| (e.task.attempt, e.ready_since())), Some((0, t0)));
     assert_eq!(q.take(H::Running), Some(id("ready")));
     assert_eq!(q.take(H::Running), None, "the ready task had one entry in the ready order");
 }
