@@ -189,9 +189,9 @@ pub struct Progress {
 ///
 /// `wall_ms` is exact (the pool's clock, from the attempt's start to its end). The others are
 /// sampled by the resource monitor every `resource_monitor_interval_ms`, so they are known
-/// only for process workers that were sampled while the attempt ran (see
-/// `docs/ARCHITECTURE.md`, "Resource accounting"): `None` for in-process attempts and for
-/// attempts that no sample saw.
+/// only for process workers that were sampled while the attempt ran (`docs/API.md`,
+/// "Resource accounting", says how): `None` for in-process attempts and for attempts that
+/// no sample saw.
 ///
 /// # Examples
 /// ```

@@ -2,6 +2,7 @@
 //! wall time is exact to the millisecond, and the sampled figures (CPU, memory, GPU memory),
 //! which only a worker process has, are absent. A retried task shows its last attempt.
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

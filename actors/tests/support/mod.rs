@@ -4,8 +4,6 @@
 //! Every test runs under `PausedSystem`: the clock moves only when every task waits on a
 //! timer, so a sleep of the test returns only after the pool has done all it could until then.
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use tokio::time::Instant;
