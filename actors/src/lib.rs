@@ -59,6 +59,7 @@ mod supervisor;
 mod task;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod usage;
 mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
@@ -81,4 +82,4 @@ pub use monitor::probe::{
 };
 pub use resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use shared::StartFailures;
-pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskStatus};
+pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskResources, TaskStatus};

@@ -11,7 +11,7 @@
 //! | `TypePool` | [`Scale`], [`RestartWorker`] | handle | workers now / done |
 //! | `TypePool` | [`Drain`] | supervisor | what the drain did, once every worker has exited |
 //! | `TypePool` | [`Poke`], [`ReleaseIdle`] | supervisor, resource monitor | (none) |
-//! | `TypePool` | [`MemoryExceeded`] | resource monitor | (none) |
+//! | `TypePool` | [`MemoryExceeded`], [`UsageSampled`] | resource monitor | (none) |
 //! | `TypePool` | [`HealthCheck`] | health monitor | (none) |
 //! | `TypePool` | [`AutoScale`] | scaling monitor | (none) |
 //! | `TypePool` | [`WorkerReport`] | a worker or its I/O tasks | (none) |
@@ -31,6 +31,7 @@ pub(crate) use crate::answers::{QueueInfo, QueuedTask, ScaleAction, ShutdownRepo
 use crate::error::{Error, SubmitError};
 use crate::policy::retry::Verdict;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
+use crate::usage::WorkerSample;
 
 /// A worker's id: `<type>-<n>`, never reused within one tree.
 pub type WorkerId = Arc<str>;
@@ -199,6 +200,16 @@ pub(crate) struct MemoryExceeded {
     pub(crate) worker: String,
     pub(crate) rss_bytes: u64,
     pub(crate) limit_mb: u64,
+}
+
+/// One resource sample of a pool's worker processes, taken at `taken` (on the pool's clock,
+/// before any figure was read): the pool folds each into its worker's running attempt. One
+/// message per pool per sample.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct UsageSampled {
+    pub(crate) taken: tokio::time::Instant,
+    pub(crate) workers: Vec<(WorkerId, WorkerSample)>,
 }
 
 /// Health check: ping idle workers, replace those that did not answer the last ping within

@@ -5,7 +5,7 @@
 //! event; the gauges of workers and queue lengths are set whenever stats are read
 //! (`PoolHandle::stats`), which a scrape does first.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::messages::TypeStats;
 
@@ -15,6 +15,10 @@ const DURATION_BUCKETS: [f64; 14] =
 /// Buckets of the wait histogram, in seconds: 100 µs to 10 min.
 const WAIT_BUCKETS: [f64; 13] =
     [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
+/// Buckets of the peak resident memory histogram, in bytes: 1 MiB to 64 GiB, by fours.
+fn peak_rss_buckets() -> Vec<f64> {
+    (0..9).map(|i| f64::from(1u32 << 20) * 4f64.powi(i)).collect()
+}
 
 /// The collectors.
 #[derive(Clone, Debug)]
@@ -43,6 +47,12 @@ pub struct PoolMetrics {
     /// `workerpool_stale_results_total`: results of attempts that had lost their lease
     /// (shared queues only), dropped instead of recorded twice.
     pub stale_results: prometheus::IntCounter,
+    /// `workerpool_task_peak_rss_bytes{type}`: the peak resident memory of each ended attempt
+    /// whose peak is known (process workers that were sampled while it ran).
+    pub task_peak_rss: HistogramVec,
+    /// `workerpool_task_gpu_seconds_total{type}`: wall seconds of ended attempts times the
+    /// GPUs their worker held.
+    pub task_gpu_seconds: CounterVec,
 }
 
 impl PoolMetrics {
@@ -110,6 +120,21 @@ impl PoolMetrics {
                 "workerpool_stale_results_total",
                 "Results dropped because their attempt had lost its lease to another one",
             )?,
+            task_peak_rss: HistogramVec::new(
+                HistogramOpts::new(
+                    "workerpool_task_peak_rss_bytes",
+                    "Peak resident memory of the worker process during each ended attempt (where sampled)",
+                )
+                .buckets(peak_rss_buckets()),
+                &["type"],
+            )?,
+            task_gpu_seconds: CounterVec::new(
+                Opts::new(
+                    "workerpool_task_gpu_seconds_total",
+                    "Wall seconds of ended attempts times the GPUs their worker held",
+                ),
+                &["type"],
+            )?,
         };
         registry.register(Box::new(m.workers.clone()))?;
         registry.register(Box::new(m.queue_length.clone()))?;
@@ -122,6 +147,8 @@ impl PoolMetrics {
         registry.register(Box::new(m.worker_cpu.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
         registry.register(Box::new(m.stale_results.clone()))?;
+        registry.register(Box::new(m.task_peak_rss.clone()))?;
+        registry.register(Box::new(m.task_gpu_seconds.clone()))?;
         Ok(m)
     }
 
@@ -150,6 +177,8 @@ pub(crate) struct TypeMetrics {
     pub(crate) completed: prometheus::IntCounter,
     pub(crate) duration: prometheus::Histogram,
     pub(crate) wait: prometheus::Histogram,
+    pub(crate) peak_rss: prometheus::Histogram,
+    pub(crate) gpu_seconds: prometheus::Counter,
     tasks_total: IntCounterVec,
     task_type: String,
 }
@@ -160,6 +189,8 @@ impl TypeMetrics {
             completed: m.tasks_total.with_label_values(&[task_type, "completed"]),
             duration: m.task_duration.with_label_values(&[task_type]),
             wait: m.task_wait.with_label_values(&[task_type]),
+            peak_rss: m.task_peak_rss.with_label_values(&[task_type]),
+            gpu_seconds: m.task_gpu_seconds.with_label_values(&[task_type]),
             tasks_total: m.tasks_total.clone(),
             task_type: task_type.to_string(),
         }

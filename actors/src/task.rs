@@ -185,6 +185,45 @@ pub struct Progress {
     pub stage: Option<String>,
 }
 
+/// What one attempt used: the figures of the last attempt that ended, in the task's record.
+///
+/// `wall_ms` is exact (the pool's clock, from the attempt's start to its end). The others are
+/// sampled by the resource monitor every `resource_monitor_interval_ms`, so they are known
+/// only for process workers that were sampled while the attempt ran (`docs/API.md`,
+/// "Resource accounting", says how): `None` for in-process attempts and for attempts that
+/// no sample saw.
+///
+/// # Examples
+/// ```
+/// use workerpool_actors::TaskResources;
+/// let r = TaskResources { wall_ms: 1500, gpus: vec!["GPU-1".into()], ..TaskResources::default() };
+/// assert_eq!(r.gpu_seconds(), 1.5);
+/// let json = serde_json::to_value(&r).unwrap();
+/// assert_eq!(json["cpu_ms"], serde_json::Value::Null);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResources {
+    /// Milliseconds from the attempt's start to its end.
+    pub wall_ms: u64,
+    /// CPU time of the worker process between the samples that bracket the attempt (a lower
+    /// bound); `None` when too few samples saw it.
+    pub cpu_ms: Option<u64>,
+    /// The highest resident memory of the worker process seen while the attempt ran.
+    pub peak_rss_bytes: Option<u64>,
+    /// The UUIDs of the GPUs the worker was given (empty without GPU placement).
+    #[serde(default)]
+    pub gpus: Vec<String>,
+    /// The highest GPU memory of the worker process seen while the attempt ran, over all GPUs.
+    pub peak_gpu_memory_bytes: Option<u64>,
+}
+
+impl TaskResources {
+    /// Wall seconds times the GPUs held: what `workerpool_task_gpu_seconds_total` adds.
+    pub fn gpu_seconds(&self) -> f64 {
+        self.wall_ms as f64 / 1000.0 * self.gpus.len() as f64
+    }
+}
+
 /// Everything known about one task.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
@@ -220,6 +259,9 @@ pub struct TaskRecord {
     /// With shared queues: the instance of its current or last attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
+    /// What its last ended attempt used; `None` until an attempt has ended.
+    #[serde(default)]
+    pub resources: Option<TaskResources>,
 }
 
 impl TaskRecord {
@@ -250,6 +292,7 @@ impl TaskRecord {
             worker_id: None,
             worker_pid: None,
             instance_id: None,
+            resources: None,
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct ProcessUsage {
     /// kernel's high-water mark, reset at each sample), so that a spike between two samples
     /// is seen; elsewhere the resident memory.
     pub peak_memory_bytes: u64,
+    /// CPU time the process has used since it started, in milliseconds (user + system; on
+    /// Linux in steps of the kernel's clock tick, usually 10 ms). Task accounting takes the
+    /// differences between samples.
+    pub cpu_time_ms: u64,
 }
 
 /// One GPU's figures.
@@ -107,7 +111,13 @@ impl ResourceProbe for SysinfoProbe {
                 let p = self.system.process(Pid::from_u32(pid))?;
                 let memory_bytes = p.memory();
                 let peak_memory_bytes = take_peak_rss(pid).unwrap_or(0).max(memory_bytes);
-                Some((pid, ProcessUsage { cpu_percent: p.cpu_usage(), memory_bytes, peak_memory_bytes }))
+                let usage = ProcessUsage {
+                    cpu_percent: p.cpu_usage(),
+                    memory_bytes,
+                    peak_memory_bytes,
+                    cpu_time_ms: p.accumulated_cpu_time(),
+                };
+                Some((pid, usage))
             })
             .collect();
         let system = SystemUsage {

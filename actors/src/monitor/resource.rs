@@ -1,6 +1,7 @@
 //! `ResourceMonitor`: every `resource_monitor_interval_ms`, samples the CPU and memory of the
 //! system and of every worker process, and the GPUs; publishes the snapshot (the contract's
-//! `/resources`) and the resource gauges.
+//! `/resources`) and the resource gauges; tells each pool what its workers used (one
+//! [`UsageSampled`] per pool per sample), for the accounting of their running attempts.
 //!
 //! Sampling blocks (it reads `/proc` and calls NVML), so it runs on a blocking thread; a tick
 //! that finds the previous sample still running is skipped.
@@ -12,11 +13,12 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::probe::{GpuSample, GpuSource, ProcessUsage, ResourceProbe, SystemUsage};
-use crate::messages::{GetWorkers, MemoryExceeded, Poke, StopMonitor, WorkerInfo};
+use crate::messages::{GetWorkers, MemoryExceeded, Poke, StopMonitor, UsageSampled, WorkerId, WorkerInfo};
 use crate::pool::Pools;
 use crate::resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 use crate::shared::Shared;
 use crate::task::now_ms;
+use crate::usage::WorkerSample;
 
 type Probes = Arc<Mutex<(Box<dyn ResourceProbe>, Box<dyn GpuSource>)>>;
 
@@ -63,6 +65,9 @@ impl ResourceMonitor {
                 workers.extend(ask.await.unwrap_or_default());
             }
             let pids: Vec<u32> = workers.iter().filter_map(|w| w.pid).collect();
+            // Before any figure is read: a pool counts the sample only in attempts that had
+            // started by then.
+            let taken = tokio::time::Instant::now();
             let sampled = actix_rt::task::spawn_blocking(move || {
                 let mut guard = probes.lock().unwrap_or_else(|e| e.into_inner());
                 let (probe, gpu) = &mut *guard;
@@ -70,11 +75,12 @@ impl ResourceMonitor {
                 (system, procs, gpu.sample())
             })
             .await;
-            (workers, sampled.ok())
+            (workers, taken, sampled.ok())
         };
-        ctx.spawn(work.into_actor(self).map(|(workers, sampled), act, _| {
+        ctx.spawn(work.into_actor(self).map(|(workers, taken, sampled), act, _| {
             act.sampling = false;
             if let Some((system, procs, gpu)) = sampled {
+                act.account(&workers, taken, &procs, &gpu);
                 act.publish(&workers, system, &procs, gpu);
                 act.enforce();
             }
@@ -129,6 +135,32 @@ impl ResourceMonitor {
 }
 
 impl ResourceMonitor {
+    /// Sends each pool the figures of its sampled worker processes.
+    fn account(
+        &self,
+        workers: &[WorkerInfo],
+        taken: tokio::time::Instant,
+        procs: &HashMap<u32, ProcessUsage>,
+        gpu: &GpuSample,
+    ) {
+        let mut by_type: HashMap<&str, Vec<(WorkerId, WorkerSample)>> = HashMap::new();
+        for w in workers {
+            let Some((pid, p)) = w.pid.and_then(|pid| procs.get(&pid).map(|p| (pid, p))) else { continue };
+            let sample = WorkerSample {
+                cpu_time_ms: p.cpu_time_ms,
+                memory_bytes: p.memory_bytes,
+                peak_memory_bytes: p.peak_memory_bytes,
+                gpu_memory_bytes: gpu.available.then(|| gpu.process_memory.get(&pid).copied().unwrap_or(0)),
+            };
+            by_type.entry(&w.task_type).or_default().push((WorkerId::from(w.id.as_str()), sample));
+        }
+        for (task_type, workers) in by_type {
+            if let Some(pool) = self.pools.get(task_type) {
+                pool.do_send(UsageSampled { taken, workers });
+            }
+        }
+    }
+
     /// Kills workers whose memory passed their limit since the previous sample (the peak,
     /// so that a spike between samples counts), and lets pools waiting for CPU or memory
     /// look again.

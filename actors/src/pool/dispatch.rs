@@ -171,6 +171,7 @@ impl TypePool {
         self.queue.hold(id, Held::Running { worker: worker.clone(), deadline, started: now });
         slot.state = WorkerState::Busy;
         slot.task = Some(id.clone());
+        slot.usage.start(now);
         let pid = slot.pid;
         self.shared.store.update(id, |r| {
             r.status = TaskStatus::Running;

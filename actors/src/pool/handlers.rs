@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, SubmitError};
 use crate::messages::{
     CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
     MemoryExceeded, Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport,
-    Waiter, Watch, WorkerInfo, WorkerReport,
+    UsageSampled, Waiter, Watch, WorkerInfo, WorkerReport,
 };
 use crate::policy::admission;
 use crate::policy::retry::Failure;
@@ -65,6 +65,14 @@ impl Handler<Execute> for TypePool {
         if let Err((e, Some(waiter))) = self.enqueue(enqueue, ctx) {
             waiter.refuse(e);
         }
+    }
+}
+
+impl Handler<UsageSampled> for TypePool {
+    type Result = ();
+
+    fn handle(&mut self, msg: UsageSampled, _: &mut Context<Self>) {
+        self.fold_usage(msg);
     }
 }
 

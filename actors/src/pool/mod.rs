@@ -14,7 +14,8 @@
 //! queue, handing tasks to workers), `lifecycle` (starting and stopping workers), `scale`
 //! (manual and automatic scaling), `outcome` (results, failures, retries, the end of a
 //! task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
-//! (pings and stuck tasks) and `handlers` (the message table). Whether a worker may start is
+//! (pings and stuck tasks), `accounting` (what attempts used) and `handlers` (the message
+//! table). Whether a worker may start is
 //! decided by `policy::admission`, how a failed attempt goes on by `policy::retry`.
 //!
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
@@ -44,6 +45,7 @@ use timeouts::{Alarm, Deadline, Deadlines};
 use window::HealthWindow;
 use workers::{WorkerState, WorkerTable};
 
+mod accounting;
 mod dispatch;
 mod drain;
 mod handlers;

@@ -259,6 +259,9 @@ impl TypePool {
             Verdict::Retry { backoff } if !self.retry.durable => {
                 log::info!("task {id} attempt {attempt} failed ({message}); retry in {backoff:?}");
                 let now = Instant::now();
+                // Before the task leaves its worker (every other verdict goes through
+                // `finish_at`, which counts the attempt there).
+                let resources = self.end_usage(id, now);
                 match ctx {
                     Some(ctx) => {
                         self.queue.delay(id, now + backoff);
@@ -274,6 +277,9 @@ impl TypePool {
                 self.shared.store.update(id, |r| {
                     r.status = TaskStatus::Queued;
                     r.error = Some(message);
+                    if resources.is_some() {
+                        r.resources = resources;
+                    }
                 });
             }
             verdict => {
@@ -305,6 +311,7 @@ impl TypePool {
         outcome: Result<Value, String>,
         now: Instant,
     ) {
+        let resources = self.end_usage(id, now);
         let Some(mut p) = self.queue.remove(id) else { return };
         let mut waiters = std::mem::take(&mut p.task.waiters);
         let (ended, status) = (verdict.end(), verdict.status());
@@ -315,6 +322,10 @@ impl TypePool {
             r.status = status;
             if ended.is_some() {
                 r.finished_at = Some(ms_at(now));
+            }
+            // A task that ends without running again keeps its last attempt's figures.
+            if resources.is_some() {
+                r.resources = resources;
             }
             match outcome {
                 Ok(v) => {

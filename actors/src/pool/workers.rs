@@ -21,6 +21,7 @@ use super::stop::StopReason;
 use super::timeouts::Deadline;
 use crate::messages::WorkerId;
 use crate::task::TaskId;
+use crate::usage::UsageMeter;
 use crate::worker::Worker;
 
 /// Where a worker is in its life.
@@ -88,6 +89,9 @@ pub(crate) struct Slot {
     /// Tasks sent ahead (prefetch), in the order the worker will run them, with their
     /// timeouts. A task cancelled after it was sent stays here: the worker will still run it.
     pub(super) queued: VecDeque<(TaskId, Duration)>,
+    /// What the running attempt used so far, from the resource monitor's samples (reset
+    /// when an attempt starts; see `usage`).
+    pub(super) usage: UsageMeter,
 }
 
 impl Slot {
@@ -109,7 +113,15 @@ impl Slot {
             abort: None,
             progress: Default::default(),
             queued: VecDeque::new(),
+            usage: UsageMeter::default(),
         }
+    }
+
+    /// The UUIDs of the GPUs this worker was given, which its attempts' records and
+    /// `workerpool_task_gpu_seconds_total` count. GPU placement owns the answer; until a
+    /// worker is placed on GPUs, none.
+    pub(super) fn gpus(&self) -> &[String] {
+        &[]
     }
 }
 

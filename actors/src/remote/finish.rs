@@ -103,6 +103,9 @@ pub(super) struct FinishCall {
     when: u64,
     /// The last progress, JSON text; '' for none.
     progress: String,
+    /// What the attempt used (`TaskResources`), JSON text; '' for none (a re-queue, or an
+    /// attempt that did not run here).
+    resources: String,
 }
 
 impl FinishCall {
@@ -127,6 +130,10 @@ impl FinishCall {
                 .and_then(|r| r.progress.as_ref())
                 .and_then(|p| serde_json::to_string(p).ok())
                 .unwrap_or_default(),
+            resources: record
+                .and_then(|r| r.resources.as_ref())
+                .and_then(|u| serde_json::to_string(u).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -145,7 +152,8 @@ impl BatchCall for FinishCall {
             .arg(&self.error)
             .arg(&self.worker)
             .arg(self.when)
-            .arg(&self.progress);
+            .arg(&self.progress)
+            .arg(&self.resources);
     }
 }
 
@@ -205,6 +213,7 @@ mod tests {
         let mut record = TaskRecord::new(id.clone(), "echo", 0, 3);
         record.status = TaskStatus::Queued;
         record.error = Some("crashed".into());
+        record.resources = Some(crate::task::TaskResources { wall_ms: 7, ..Default::default() });
         let retry =
             FinishCall::new("echo", &id, 2, &Finish::Retry { record, backoff_ms: 400 }, Writer::Holder);
         assert_eq!(
@@ -212,9 +221,11 @@ mod tests {
             ("retry", "queued", 400)
         );
         assert_eq!(retry.error, "crashed");
+        let resources: serde_json::Value = serde_json::from_str(&retry.resources).unwrap();
+        assert_eq!((resources["wall_ms"].as_u64(), resources["cpu_ms"].is_null()), (Some(7), true));
         let requeue = FinishCall::new("echo", &id, 2, &Finish::Requeue, Writer::Holder);
         assert_eq!((requeue.how, requeue.status.as_str(), requeue.when), (How::Requeue, "queued", 0));
-        assert!(requeue.result.is_empty() && requeue.progress.is_empty());
+        assert!(requeue.result.is_empty() && requeue.progress.is_empty() && requeue.resources.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::task::{Progress, TaskId, TaskRecord, TaskStatus};
+use crate::task::{Progress, TaskId, TaskRecord, TaskResources, TaskStatus};
 
 /// A task record from its hash; `None` for a missing (or unreadable) task.
 pub(super) fn record_from_hash(id: &TaskId, h: &HashMap<String, String>) -> Option<TaskRecord> {
@@ -28,6 +28,7 @@ pub(super) fn record_from_hash(id: &TaskId, h: &HashMap<String, String>) -> Opti
         worker_id: h.get("worker_id").filter(|w| !w.is_empty()).cloned(),
         worker_pid: None,
         instance_id: h.get("instance").filter(|i| !i.is_empty()).cloned(),
+        resources: h.get("resources").and_then(|v| serde_json::from_str::<TaskResources>(v).ok()),
     })
 }
 

@@ -129,9 +129,11 @@ return out
 ";
 
 /// KEYS: leases, stats. ARGV: key base, instance, now, record ttl, done channel, wake channel,
-/// then per attempt 10 values: id, type, attempt, kind (`final`, `retry`, `requeue`), status,
-/// result, error, worker, when (a retry: its backoff in ms, from now by the Redis server's
-/// clock; a final status: when it ended), progress.
+/// then per attempt 11 values (in the order `FinishCall::push_args` pushes them): id, type,
+/// attempt, kind (`final`, `retry`, `requeue`; `lost_final`, `lost_retry` from a reaper),
+/// status, result, error, worker, when (a retry: its backoff in ms, from now by the Redis
+/// server's clock; a final status: when it ended), progress, resources (what the attempt used,
+/// JSON; '' for none). A retry and a final status write progress and resources when given.
 /// Only the holder of an attempt may end it: the instance it runs on or, while it is still
 /// running, the instance that reaped its lease (`reaper`, see `REAP`). The same end written
 /// again (a reply that was lost) changes nothing. A retry without backoff goes back to the
@@ -145,7 +147,7 @@ local t = redis.call('TIME')
 local snow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
 local ended = {}
-for i = 7, #ARGV, 10 do
+for i = 7, #ARGV, 11 do
   local id, ttype, attempt, kind, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   -- A reaper's write (`lost_final`, `lost_retry`) ends an attempt that was lost elsewhere.
   local lost = string.sub(kind, 1, 5) == 'lost_'
@@ -182,6 +184,7 @@ for i = 7, #ARGV, 10 do
       redis.call('PUBLISH', ARGV[6], ttype)
     else
       if ARGV[i + 9] ~= '' then redis.call('HSET', h, 'progress', ARGV[i + 9]) end
+      if ARGV[i + 10] ~= '' then redis.call('HSET', h, 'resources', ARGV[i + 10]) end
       if kind == 'retry' then
         redis.call('HSET', h, 'worker_id', ARGV[i + 7], 'status', 'queued', 'error', ARGV[i + 6])
         local backoff = tonumber(ARGV[i + 8]) or 0

@@ -78,6 +78,7 @@ impl Server {
             .arg("")
             .arg(0)
             .arg("")
+            .arg("")
             .invoke(&mut self.conn)
             .expect("FINISH");
         codes[0]

@@ -47,8 +47,12 @@ impl FakeProbe {
             memory_available_bytes: 16 << 30,
             memory_total_bytes: 17 << 30,
         };
-        let every_process =
-            ProcessUsage { cpu_percent: 1.0, memory_bytes: 10 << 20, peak_memory_bytes: 10 << 20 };
+        let every_process = ProcessUsage {
+            cpu_percent: 1.0,
+            memory_bytes: 10 << 20,
+            peak_memory_bytes: 10 << 20,
+            cpu_time_ms: 0,
+        };
         let state = ProbeState { system, every_process, processes: HashMap::new(), samples: 0 };
         FakeProbe { state: Arc::new(Mutex::new(state)) }
     }
