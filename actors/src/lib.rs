@@ -35,6 +35,10 @@
 //! # }
 //! ```
 
+// The library has no `unsafe` code at all; the workspace only denies it, for the server's
+// one call into the CUDA driver.
+#![forbid(unsafe_code)]
+
 mod answers;
 mod backend;
 mod config;

@@ -23,6 +23,7 @@
 //! | `sleep` | `ms` | `{"slept_ms", "pid"}` |
 //! | `spin` | `ms` | `{"spun_ms", "iterations", "pid"}`, one CPU kept busy |
 //! | `alloc` | `mb`, `hold_ms` (0) | `{"allocated_mb", "pid"}`, every page made resident |
+//! | `gpu_alloc` | `mb`, `ms` (0) | `{"device", "bytes", "held_ms", "simulated", "pid"}` (and `device_name` on a real device): `mb` MiB held on the first device in `CUDA_VISIBLE_DEVICES` through the CUDA driver, or, with `WORKERPOOL_SIMULATED_GPU_DIR` set, recorded in that directory's usage file `<pid>` as `<uuid> <bytes>` while held; without a driver the error `gpu_alloc: no CUDA driver (…)` |
 //! | `crash` | `code` (3), `until_attempt` | none: a line on stderr, then exit with `code` (only on attempts up to `until_attempt`; later ones answer `recovered_on_attempt`) |
 //! | `fail` | `retryable` (true), `message` ("requested failure"), `until_attempt` | the error line (only on attempts up to `until_attempt`) |
 //! | `progress` | `steps` (5), `step_ms` (10) | progress at `100*i/steps`, then `{"steps", "pid"}` |
@@ -46,6 +47,7 @@
 
 mod audio;
 mod content;
+mod gpu;
 mod hash;
 mod image;
 mod ops;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{
+    gpu::{self, GpuEnv},
     hash::mix64,
     params::Params,
     protocol::{Output, Progress, TaskError},
@@ -41,6 +42,8 @@ pub(super) enum Op {
     Spin,
     /// Make `mb` MiB resident for `hold_ms` milliseconds.
     Alloc,
+    /// Hold `mb` MiB of device memory (real or simulated) for `ms` milliseconds.
+    GpuAlloc,
     /// Exit the process with `code`, without answering.
     Crash,
     /// Answer with an error.
@@ -62,6 +65,7 @@ impl Op {
             "sleep" => Ok(Self::Sleep),
             "spin" => Ok(Self::Spin),
             "alloc" => Ok(Self::Alloc),
+            "gpu_alloc" => Ok(Self::GpuAlloc),
             "crash" => Ok(Self::Crash),
             "fail" => Ok(Self::Fail),
             "progress" => Ok(Self::Progress),
@@ -103,6 +107,7 @@ impl Op {
                 allocate(mb, Duration::from_millis(hold_ms))?;
                 json!({"allocated_mb": mb, "pid": pid})
             }
+            Self::GpuAlloc => gpu::gpu_alloc(&params, &GpuEnv::from_process(), pid)?,
             Self::Crash => {
                 let code = params.uint_or("code", 3, 0..=255)?;
                 crash(code, pid)
