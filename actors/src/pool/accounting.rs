@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::workers::WorkerState;
 use super::{Held, TypePool};
-use crate::messages::{UsageSampled, WorkerId};
+use crate::messages::UsageSampled;
 use crate::task::{TaskId, TaskResources};
 use crate::usage::SeenAs;
 
@@ -28,11 +28,19 @@ impl TypePool {
     /// The figures of the attempt of `id`, ended at `now`, counted in the metrics; `None`
     /// when the task is not running (it was waiting or sent ahead).
     pub(super) fn end_usage(&mut self, id: &TaskId, now: Instant) -> Option<TaskResources> {
-        let Some(Held::Running { worker, started, .. }) = self.queue.get(id).and_then(|p| p.held()) else {
-            return None;
+        let held = self.queue.get(id).and_then(|p| p.held());
+        let Some(Held::Running { worker, started, .. }) = held else { return None };
+        let wall_ms = now.saturating_duration_since(*started).as_millis() as u64;
+        // In-process attempts have no process to sample: the wall time is all there is. So it
+        // is too when the worker's exit was handled first (its samples went with it).
+        let slot = self.handler.is_none().then(|| self.workers.get_mut(worker)).flatten();
+        let resources = match slot {
+            Some(slot) => {
+                let gpus = slot.gpus().to_vec();
+                slot.usage.finish(wall_ms, gpus)
+            }
+            None => TaskResources { wall_ms, ..TaskResources::default() },
         };
-        let (worker, wall_ms) = (worker.clone(), now.saturating_duration_since(*started).as_millis() as u64);
-        let resources = self.attempt_resources(&worker, wall_ms);
         if let Some(peak) = resources.peak_rss_bytes {
             self.metrics.peak_rss.observe(peak as f64);
         }
@@ -40,16 +48,5 @@ impl TypePool {
             self.metrics.gpu_seconds.inc_by(resources.gpu_seconds());
         }
         Some(resources)
-    }
-
-    fn attempt_resources(&mut self, worker: &WorkerId, wall_ms: u64) -> TaskResources {
-        match self.workers.get_mut(worker) {
-            Some(slot) => {
-                let gpus = slot.gpus().to_vec();
-                slot.usage.finish(wall_ms, gpus)
-            }
-            // The worker's exit was handled first: its samples went with it.
-            None => TaskResources { wall_ms, ..TaskResources::default() },
-        }
     }
 }
