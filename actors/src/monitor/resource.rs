@@ -88,6 +88,8 @@ impl ResourceMonitor {
         procs: &HashMap<u32, ProcessUsage>,
         gpu: GpuSample,
     ) {
+        let gpu = self.shared.gpus.observe(gpu);
+        let mut placed = self.shared.gpus.placed();
         let usage: Vec<WorkerUsage> = workers
             .iter()
             .filter_map(|w| {
@@ -101,6 +103,7 @@ impl ResourceMonitor {
                     memory_bytes: p.memory_bytes,
                     peak_memory_bytes: p.peak_memory_bytes.max(p.memory_bytes),
                     gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
+                    gpus: placed.remove(&w.id).unwrap_or_default(),
                 })
             })
             .collect();
@@ -121,7 +124,7 @@ impl ResourceMonitor {
             sampled_at: now_ms(),
             system,
             workers: usage,
-            gpu: GpuStatus { available: gpu.available, reason: gpu.reason },
+            gpu: GpuStatus { available: gpu.available, reason: gpu.reason, simulated: gpu.simulated },
             gpus: gpu.devices,
         };
         self.shared.set_resources(snapshot);
