@@ -51,6 +51,9 @@ struct Reservation {
     uuids: Vec<String>,
     /// Per GPU; `None`: the GPUs are the worker's alone.
     bytes: Option<u64>,
+    /// What the worker used per GPU at the last sample (its process's GPU memory, shared
+    /// evenly over its GPUs): the part of its reservation already in the GPU's used memory.
+    used: u64,
 }
 
 impl GpuLedger {
@@ -71,9 +74,10 @@ impl GpuLedger {
     }
 
     /// Takes a new sample as the inventory: keeps the GPUs the pool uses (see
-    /// `policy::gpu::select`), marks each with what is reserved there, and answers the sample
-    /// as the pool publishes it.
-    pub(crate) fn observe(&self, mut sample: GpuSample) -> GpuSample {
+    /// `policy::gpu::select`), notes what each placed worker of `workers` (id, pid) uses,
+    /// marks each GPU with what is reserved there, and answers the sample as the pool
+    /// publishes it.
+    pub(crate) fn observe(&self, mut sample: GpuSample, workers: &[(&str, u32)]) -> GpuSample {
         let (chosen, unknown) =
             gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
         let mut state = self.lock();
@@ -81,6 +85,12 @@ impl GpuLedger {
         if !unknown.is_empty() && sample.available && !state.warned {
             log::warn!("{source} names GPUs that are not there: {}", unknown.join(", "));
             state.warned = true;
+        }
+        for &(id, pid) in workers {
+            if let Some(r) = state.reservations.get_mut(id) {
+                let used = sample.process_memory.get(&pid).copied().unwrap_or(0);
+                r.used = used / r.uuids.len().max(1) as u64;
+            }
         }
         let seen = sample.devices.len();
         let mut devices: Vec<GpuUsage> = chosen.into_iter().map(|i| sample.devices[i].clone()).collect();
@@ -117,9 +127,10 @@ impl GpuLedger {
         match gpu::place(&rooms, need, self.placement) {
             Ok(chosen) => {
                 let uuids: Vec<String> = chosen.iter().map(|&i| state.devices[i].uuid.clone()).collect();
-                state
-                    .reservations
-                    .insert(worker.clone(), Reservation { uuids: uuids.clone(), bytes: need.memory_bytes });
+                state.reservations.insert(
+                    worker.clone(),
+                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: 0 },
+                );
                 if state.waiting.remove(task_type).is_some() {
                     self.waiting_count.store(state.waiting.len(), Ordering::Release);
                 }
@@ -140,13 +151,13 @@ impl GpuLedger {
 
     /// Ends a worker's reservation (its exit was reported); answers whether it had one.
     ///
-    /// Until the next sample, what the worker used (at most its reservation) counts as free
-    /// again on its GPUs, so that a type waiting for room can start at once.
+    /// Until the next sample, what the worker used at the last one counts as free again on
+    /// its GPUs, so that a type waiting for room can start at once.
     pub(crate) fn release(&self, worker: &WorkerId) -> bool {
         let mut state = self.lock();
         let Some(r) = state.reservations.remove(worker) else { return false };
         for d in state.devices.iter_mut().filter(|d| r.uuids.contains(&d.uuid)) {
-            let freed = r.bytes.unwrap_or(d.memory_total_bytes).min(d.memory_used_bytes);
+            let freed = r.used.min(d.memory_used_bytes);
             d.memory_used_bytes -= freed;
             d.memory_free_bytes = d.memory_free_bytes.saturating_add(freed).min(d.memory_total_bytes);
         }
@@ -216,13 +227,16 @@ fn reserved_on(reservations: &BTreeMap<WorkerId, Reservation>, uuid: &str, total
         .fold(0u64, |sum, r| sum.saturating_add(r.bytes.unwrap_or(total)))
 }
 
-/// What placement sees of GPU `d`.
+/// What placement sees of GPU `d`: its free memory less what the reservations there may
+/// still take (reserved but not yet used).
 fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
     let here: Vec<&Reservation> =
         reservations.values().filter(|r| r.uuids.iter().any(|u| *u == d.uuid)).collect();
+    let unused =
+        here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used))));
     DeviceRoom {
         total: d.memory_total_bytes,
-        free: d.memory_free_bytes,
+        free: d.memory_free_bytes.saturating_sub(unused),
         reserved: here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.unwrap_or(d.memory_total_bytes))),
         holders: here.len(),
         exclusive: here.iter().any(|r| r.bytes.is_none()),
@@ -251,7 +265,7 @@ mod tests {
     #[test]
     fn reservations_follow_workers_and_show_in_the_inventory() {
         let ledger = GpuLedger::new(&PoolConfig::default(), None);
-        ledger.observe(sample(&[8, 8]));
+        ledger.observe(sample(&[8, 8]), &[]);
         let (t, cfg): (Arc<str>, _) = (
             Arc::from("t"),
             TypeConfig { gpu_required: true, gpu_memory_mb: Some(6 << 10), ..TypeConfig::defaults_for("t") },
@@ -263,7 +277,7 @@ mod tests {
         let why = ledger.reserve(&c, &t, &cfg).unwrap_err();
         assert_eq!(ledger.wait_reason("t"), Some(why));
         assert_eq!(ledger.waiting_types(), [t.clone()]);
-        let seen = ledger.observe(sample(&[8, 8]));
+        let seen = ledger.observe(sample(&[8, 8]), &[]);
         assert_eq!(seen.devices[0].memory_reserved_bytes, 6 << 30);
         assert!(ledger.release(&a));
         assert!(!ledger.release(&a));
@@ -278,7 +292,7 @@ mod tests {
     #[test]
     fn a_selection_that_names_no_gpu_makes_none_usable() {
         let cfg = PoolConfig { gpu_devices: Some(vec!["GPU-9".into()]), ..PoolConfig::default() };
-        let seen = GpuLedger::new(&cfg, None).observe(sample(&[8]));
+        let seen = GpuLedger::new(&cfg, None).observe(sample(&[8]), &[]);
         assert!(!seen.available && seen.devices.is_empty());
         assert!(seen.reason.unwrap().contains("pool.gpu_devices"));
     }

@@ -21,6 +21,7 @@
 //! |---|---|---|
 //! | `echo` | any | `{"echo": data, "pid"}` |
 //! | `sleep` | `ms` | `{"slept_ms", "pid"}` |
+//! | `env` | none | `{"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "WORKERPOOL_SIMULATED_GPU_DIR", "pid"}` (each a string, or null when unset) |
 //! | `spin` | `ms` | `{"spun_ms", "iterations", "pid"}`, one CPU kept busy |
 //! | `alloc` | `mb`, `hold_ms` (0) | `{"allocated_mb", "pid"}`, every page made resident |
 //! | `crash` | `code` (3), `until_attempt` | none: a line on stderr, then exit with `code` (only on attempts up to `until_attempt`; later ones answer `recovered_on_attempt`) |

@@ -147,7 +147,7 @@ impl PoolBuilder {
             })?),
         };
         // GPU availability and the inventory must be known before the first task is admitted.
-        let first = shared.gpus.observe(gpu.sample());
+        let first = shared.gpus.observe(gpu.sample(), &[]);
         shared.set_resources(ResourceSnapshot {
             gpu: GpuStatus { available: first.available, reason: first.reason, simulated: first.simulated },
             gpus: first.devices,

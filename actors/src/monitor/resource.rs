@@ -88,8 +88,9 @@ impl ResourceMonitor {
         procs: &HashMap<u32, ProcessUsage>,
         gpu: GpuSample,
     ) {
-        let gpu = self.shared.gpus.observe(gpu);
-        let mut placed = self.shared.gpus.placed();
+        let placed: Vec<(&str, u32)> =
+            workers.iter().filter(|w| !w.gpus.is_empty()).filter_map(|w| Some((&*w.id, w.pid?))).collect();
+        let gpu = self.shared.gpus.observe(gpu, &placed);
         let usage: Vec<WorkerUsage> = workers
             .iter()
             .filter_map(|w| {
@@ -103,7 +104,7 @@ impl ResourceMonitor {
                     memory_bytes: p.memory_bytes,
                     peak_memory_bytes: p.peak_memory_bytes.max(p.memory_bytes),
                     gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
-                    gpus: placed.remove(&w.id).unwrap_or_default(),
+                    gpus: w.gpus.clone(),
                 })
             })
             .collect();

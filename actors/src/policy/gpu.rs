@@ -60,7 +60,7 @@ pub(crate) fn select(
 pub(crate) struct DeviceRoom {
     /// All its memory.
     pub(crate) total: u64,
-    /// Memory free, as last sampled.
+    /// Memory free, as last sampled, less what the reservations here may still take.
     pub(crate) free: u64,
     /// Memory reserved by workers placed here.
     pub(crate) reserved: u64,
