@@ -230,8 +230,7 @@ fn reserved_on(reservations: &BTreeMap<WorkerId, Reservation>, uuid: &str, total
 /// What placement sees of GPU `d`: its free memory less what the reservations there may
 /// still take (reserved but not yet used).
 fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
-    let here: Vec<&Reservation> =
-        reservations.values().filter(|r| r.uuids.iter().any(|u| *u == d.uuid)).collect();
+    let here: Vec<&Reservation> = reservations.values().filter(|r| r.uuids.contains(&d.uuid)).collect();
     let unused =
         here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used))));
     DeviceRoom {
@@ -276,7 +275,7 @@ mod tests {
         assert_eq!(ledger.reserve(&b, &t, &cfg), Ok(vec!["GPU-1".to_string()]));
         let why = ledger.reserve(&c, &t, &cfg).unwrap_err();
         assert_eq!(ledger.wait_reason("t"), Some(why));
-        assert_eq!(ledger.waiting_types(), [t.clone()]);
+        assert_eq!(ledger.waiting_types(), std::slice::from_ref(&t));
         let seen = ledger.observe(sample(&[8, 8]), &[]);
         assert_eq!(seen.devices[0].memory_reserved_bytes, 6 << 30);
         assert!(ledger.release(&a));

@@ -121,6 +121,7 @@ async fn whole_gpus_several_per_worker_wait_for_room_then_start() {
     let stats = pool.stats().await.unwrap();
     let why = stats.by_type["pair"].start_blocked.clone().unwrap_or_default();
     assert!(why.contains("waiting for GPU room") && why.contains("2 GPU(s)"), "{why}");
+    assert_eq!(pool.gpu_wait("pair").as_deref(), Some(why.as_str()));
     let health = assess_health(&stats, false);
     assert!(health.types["pair"].reasons.iter().any(|r| r.contains("waiting for GPU room")), "{health:?}");
     // The first worker exits after its task; its GPUs go to the second.

@@ -164,8 +164,10 @@ mod tests {
         let mut cfg = PoolConfig::default();
         cfg.types.get_mut("video_generation").unwrap().gpu_memory_mb = Some(0);
         assert!(cfg.validate().unwrap_err().to_string().contains("types.video_generation.gpu_memory_mb"));
-        let mut cfg = PoolConfig::default();
-        cfg.simulated_gpus = vec![crate::config::SimulatedGpu { name: "x".into(), memory_mb: 0 }];
+        let cfg = PoolConfig {
+            simulated_gpus: vec![crate::config::SimulatedGpu { name: "x".into(), memory_mb: 0 }],
+            ..PoolConfig::default()
+        };
         assert!(cfg.validate().unwrap_err().to_string().contains("pool.simulated_gpus[0].memory_mb"));
     }
 }
