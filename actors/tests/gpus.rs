@@ -60,6 +60,16 @@ async fn placements(pool: &PoolHandle) -> Vec<Vec<String>> {
     pool.workers().await.unwrap().into_iter().map(|w| w.gpus).collect()
 }
 
+/// `workerpool_gpu_memory_reserved_bytes{gpu}`.
+fn reserved_gauge(pool: &PoolHandle, uuid: &str) -> f64 {
+    let families = pool.metrics().registry().gather();
+    let family = families.iter().find(|f| f.name() == "workerpool_gpu_memory_reserved_bytes");
+    let metric = family.and_then(|f| {
+        f.get_metric().iter().find(|m| m.get_label().iter().any(|l| l.name() == "gpu" && l.value() == uuid))
+    });
+    metric.map_or(0.0, |m| m.get_gauge().get_value())
+}
+
 fn uuids(indexes: &[usize]) -> Vec<String> {
     indexes.iter().map(|i| format!("GPU-fake-{i}")).collect()
 }
@@ -76,6 +86,8 @@ async fn spread_puts_each_worker_where_most_room_is() {
     at(t0, 10_100).await;
     let reserved: Vec<u64> = pool.resources().gpus.iter().map(|g| g.memory_reserved_bytes).collect();
     assert_eq!(reserved, [20 << 30, 10 << 30]);
+    assert_eq!(reserved_gauge(&pool, "GPU-fake-0"), (20u64 << 30) as f64);
+    assert_eq!(reserved_gauge(&pool, "GPU-fake-1"), (10u64 << 30) as f64);
     pool.shutdown().await;
 }
 

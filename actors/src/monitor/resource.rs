@@ -116,10 +116,17 @@ impl ResourceMonitor {
             m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
         }
         m.gpu_utilization.reset();
+        m.gpu_memory_used.reset();
+        m.gpu_memory_total.reset();
+        m.gpu_memory_reserved.reset();
         for g in &gpu.devices {
             m.gpu_utilization
                 .with_label_values(&[&g.index.to_string()])
                 .set(f64::from(g.utilization_percent));
+            let as_gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+            m.gpu_memory_used.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_used_bytes));
+            m.gpu_memory_total.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_total_bytes));
+            m.gpu_memory_reserved.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_reserved_bytes));
         }
         let snapshot = ResourceSnapshot {
             sampled_at: now_ms(),
