@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use workerpool_actors::config_file::ConfigFile;
-use workerpool_actors::{ExecutorKind, PoolConfig};
+use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3002";
@@ -145,6 +145,10 @@ fn apply_env(pool: &mut PoolConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
             t.queue_size = n;
         }
     }
+    if let Some(spec) = env("WORKERPOOL_SIMULATED_GPUS").filter(|s| !s.trim().is_empty()) {
+        pool.simulated_gpus = SimulatedGpu::parse_list(&spec)
+            .map_err(|e| ConfigError(format!("environment variable WORKERPOOL_SIMULATED_GPUS: {e}")))?;
+    }
     Ok(())
 }
 
@@ -273,6 +277,17 @@ mod tests {
         assert!(err.contains("MAX_WORKERS"), "{err}");
         let err = Settings::load(&Overrides::default(), &env_of(&[("MAX_WORKERS", "0")])).unwrap_err().0;
         assert!(err.contains("pool.max_workers"), "{err}");
+    }
+
+    #[test]
+    fn simulated_gpus_from_the_environment() {
+        let load = |spec: &str| {
+            Settings::load(&Overrides::default(), &env_of(&[("WORKERPOOL_SIMULATED_GPUS", spec)]))
+        };
+        let gpus = load("2x81920").unwrap().pool.simulated_gpus;
+        assert_eq!(gpus.iter().map(|g| g.memory_mb).collect::<Vec<_>>(), [81920, 81920]);
+        let err = load("lots").unwrap_err().0;
+        assert!(err.contains("WORKERPOOL_SIMULATED_GPUS") && err.contains("COUNTxMB"), "{err}");
     }
 
     #[test]

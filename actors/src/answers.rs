@@ -116,6 +116,9 @@ pub struct WorkerInfo {
     pub tasks_done: u64,
     /// How long it has lived.
     pub uptime_ms: u64,
+    /// The UUIDs of the GPUs it was placed on (its `CUDA_VISIBLE_DEVICES`); empty for a type
+    /// that needs none.
+    pub gpus: Vec<String>,
 }
 
 /// What a shutdown did.

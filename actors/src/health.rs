@@ -110,6 +110,9 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
             reasons.push(
                 why.unwrap_or_else(|| format!("{} workers failed to start in a row", t.start_failures)),
             );
+        } else if let Some(why) = t.start_blocked.as_ref().filter(|_| t.ready > 0) {
+            // Tasks wait for a worker that may not start yet (CPU, memory, GPU room): say why.
+            reasons.push(format!("tasks wait: {why}"));
         }
         if t.oldest_wait_ms > DEGRADED_WAIT_MS {
             status = status.max(HealthStatus::Degraded);

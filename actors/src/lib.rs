@@ -45,6 +45,7 @@ mod config;
 mod error;
 mod events;
 mod executor;
+mod gpus;
 mod handle;
 mod health;
 mod intake;
@@ -68,7 +69,7 @@ mod worker;
 
 pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
 pub use backend::{InstanceInfo, SharedStatus, TaskUpdate, TaskWatch};
-pub use config::{ExecutorKind, PoolConfig, RedisConfig, TypeConfig, Weight};
+pub use config::{ExecutorKind, GpuPlacement, PoolConfig, RedisConfig, SimulatedGpu, TypeConfig, Weight};
 
 /// The model of a configuration file, for a program that reads one (the server does): every
 /// key optional, laid over the defaults of each named type by [`PoolConfig::from_file`].
@@ -81,9 +82,11 @@ pub use executor::{HandlerFn, HandlerFuture, TaskContext, TaskError};
 pub use handle::{PoolBuilder, PoolHandle, TaskHandle};
 pub use health::{HealthReport, HealthStatus, TypeHealth, assess_health};
 pub use metrics::PoolMetrics;
+pub use monitor::nvml::NvmlSource;
 pub use monitor::probe::{
-    GpuSample, GpuSource, GpuUsage, NvmlSource, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
+    GpuSample, GpuSource, GpuUsage, ProcessUsage, ResourceProbe, SysinfoProbe, SystemUsage,
 };
+pub use monitor::simulated::{SIMULATED_GPU_DIR_VAR, SimulatedGpus};
 pub use resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 pub use shared::StartFailures;
 pub use task::{Progress, TaskId, TaskOptions, TaskRecord, TaskRequest, TaskResources, TaskStatus};

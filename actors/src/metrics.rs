@@ -44,6 +44,13 @@ pub struct PoolMetrics {
     pub worker_cpu: prometheus::GaugeVec,
     /// `workerpool_gpu_utilization_percent{gpu}`.
     pub gpu_utilization: prometheus::GaugeVec,
+    /// `workerpool_gpu_memory_used_bytes{gpu}` (the GPU's UUID).
+    pub gpu_memory_used: prometheus::IntGaugeVec,
+    /// `workerpool_gpu_memory_total_bytes{gpu}` (the GPU's UUID).
+    pub gpu_memory_total: prometheus::IntGaugeVec,
+    /// `workerpool_gpu_memory_reserved_bytes{gpu}` (the GPU's UUID): reserved by the pool's
+    /// workers placed there.
+    pub gpu_memory_reserved: prometheus::IntGaugeVec,
     /// `workerpool_stale_results_total`: results of attempts that had lost their lease
     /// (shared queues only), dropped instead of recorded twice.
     pub stale_results: prometheus::IntCounter,
@@ -116,6 +123,27 @@ impl PoolMetrics {
                 Opts::new("workerpool_gpu_utilization_percent", "Utilisation of each GPU"),
                 &["gpu"],
             )?,
+            gpu_memory_used: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "workerpool_gpu_memory_used_bytes",
+                    "Memory in use on each GPU the pool uses, by UUID",
+                ),
+                &["gpu"],
+            )?,
+            gpu_memory_total: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "workerpool_gpu_memory_total_bytes",
+                    "All memory of each GPU the pool uses, by UUID",
+                ),
+                &["gpu"],
+            )?,
+            gpu_memory_reserved: prometheus::IntGaugeVec::new(
+                Opts::new(
+                    "workerpool_gpu_memory_reserved_bytes",
+                    "Memory reserved by the pool's workers on each GPU, by UUID",
+                ),
+                &["gpu"],
+            )?,
             stale_results: prometheus::IntCounter::new(
                 "workerpool_stale_results_total",
                 "Results dropped because their attempt had lost its lease to another one",
@@ -146,6 +174,9 @@ impl PoolMetrics {
         registry.register(Box::new(m.worker_memory.clone()))?;
         registry.register(Box::new(m.worker_cpu.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
+        registry.register(Box::new(m.gpu_memory_used.clone()))?;
+        registry.register(Box::new(m.gpu_memory_total.clone()))?;
+        registry.register(Box::new(m.gpu_memory_reserved.clone()))?;
         registry.register(Box::new(m.stale_results.clone()))?;
         registry.register(Box::new(m.task_peak_rss.clone()))?;
         registry.register(Box::new(m.task_gpu_seconds.clone()))?;

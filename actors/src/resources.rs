@@ -20,8 +20,10 @@ pub struct WorkerUsage {
     pub memory_bytes: u64,
     /// Highest resident memory since the previous sample (see [`ProcessUsage`](crate::ProcessUsage)).
     pub peak_memory_bytes: u64,
-    /// GPU memory, when NVML reports it.
+    /// GPU memory, when NVML (or a simulated GPU's report) gives it.
     pub gpu_memory_bytes: Option<u64>,
+    /// The UUIDs of the GPUs the worker was placed on (its `CUDA_VISIBLE_DEVICES`).
+    pub gpus: Vec<String>,
 }
 
 /// Whether a usable GPU is there, and why not.
@@ -31,6 +33,8 @@ pub struct GpuStatus {
     pub available: bool,
     /// Why not, when not.
     pub reason: Option<String>,
+    /// Whether the GPUs are simulated (`simulated_gpus`): they do not exist.
+    pub simulated: bool,
 }
 
 /// The latest resource figures (the contract's `/resources`).
@@ -44,6 +48,6 @@ pub struct ResourceSnapshot {
     pub workers: Vec<WorkerUsage>,
     /// GPU availability.
     pub gpu: GpuStatus,
-    /// Per GPU.
+    /// Per GPU the pool uses (MIG instances included), with the memory reserved there.
     pub gpus: Vec<GpuUsage>,
 }

@@ -1,5 +1,6 @@
-//! What every actor of one tree shares: task records, the event bus, worker ids and the
-//! tree-wide worker slots (`max_workers`), lent between types by the [`SlotLender`].
+//! What every actor of one tree shares: task records, the event bus, worker ids, the
+//! tree-wide worker slots (`max_workers`), lent between types by the [`SlotLender`], and the
+//! GPU ledger (`crate::gpus`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::{PoolConfig, TypeConfig};
 use crate::events::EventBus;
+use crate::gpus::GpuLedger;
 use crate::messages::WorkerId;
 use crate::metrics::PoolMetrics;
 use crate::policy::admission;
@@ -32,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: PoolMetrics,
     /// The `max_workers` slots and the types starved for one.
     pub(crate) lender: SlotLender,
+    /// The GPUs and the reservations of the workers placed on them.
+    pub(crate) gpus: GpuLedger,
     pub(crate) max_dead_letters: usize,
     /// Whether the queues outlive this instance (Redis): then the pools run one attempt of
     /// each task they are handed and give the verdict back (`policy::retry`).
@@ -46,12 +50,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: &PoolConfig, metrics: PoolMetrics) -> Shared {
+    pub(crate) fn new(cfg: &PoolConfig, metrics: PoolMetrics, gpus: GpuLedger) -> Shared {
         Shared {
             store: TaskStore::new(Duration::from_millis(cfg.record_ttl_ms), local_records(cfg)),
             events: EventBus::new(),
             metrics,
             lender: SlotLender::new(cfg.max_workers),
+            gpus,
             max_dead_letters: cfg.max_dead_letters,
             durable: cfg.redis.url.is_some(),
             next_worker: AtomicU64::new(1),

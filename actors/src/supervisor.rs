@@ -129,7 +129,13 @@ impl Handler<SlotFreed> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _: SlotFreed, _: &mut Context<Self>) {
-        for name in self.shared.lender.starved_types() {
+        // Types starved for a slot, and types waiting for GPU room (a slot given back may
+        // have ended a GPU reservation).
+        let mut waiting = self.shared.lender.starved_types();
+        waiting.extend(self.shared.gpus.waiting_types());
+        waiting.sort();
+        waiting.dedup();
+        for name in waiting {
             if let Some(pool) = self.pools.get(&*name) {
                 pool.do_send(Poke);
             }

@@ -75,6 +75,7 @@ pub(super) async fn types(state: State) -> Result<HttpResponse, ApiError> {
             };
             map.insert("unavailable_reason".into(), json!(reason));
             map.insert("start_failures".into(), json!(state.pool.start_failures(name)));
+            map.insert("gpu_wait".into(), json!(state.pool.gpu_wait(name)));
         }
         types.insert(name.clone(), entry);
     }

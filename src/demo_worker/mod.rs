@@ -21,6 +21,7 @@
 //! |---|---|---|
 //! | `echo` | any | `{"echo": data, "pid"}` |
 //! | `sleep` | `ms` | `{"slept_ms", "pid"}` |
+//! | `env` | none | `{"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "WORKERPOOL_SIMULATED_GPU_DIR", "pid"}` (each a string, or null when unset) |
 //! | `spin` | `ms` | `{"spun_ms", "iterations", "pid"}`, one CPU kept busy |
 //! | `alloc` | `mb`, `hold_ms` (0) | `{"allocated_mb", "pid"}`, every page made resident |
 //! | `gpu_alloc` | `mb`, `ms` (0) | `{"device", "bytes", "held_ms", "simulated", "pid"}` (and `device_name` on a real device): `mb` MiB held on the first device in `CUDA_VISIBLE_DEVICES` through the CUDA driver, or, with `WORKERPOOL_SIMULATED_GPU_DIR` set, recorded in that directory's usage file `<pid>` as `<uuid> <bytes>` while held; without a driver the error `gpu_alloc: no CUDA driver (…)` |

@@ -52,7 +52,14 @@ pub(super) enum Op {
     Progress,
     /// Stop answering pings from now on (tasks are still served): a hung worker, for health checks.
     Mute,
+    /// Answer the GPU variables of the worker's environment (what the pool placed it on).
+    Env,
 }
+
+/// The environment variables `env` answers: the GPUs a worker was given, and where a worker
+/// on simulated GPUs reports what it holds.
+const ENV_VARS: [&str; 3] =
+    ["CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "WORKERPOOL_SIMULATED_GPU_DIR"];
 
 /// Set by `mute`: pings go unanswered.
 pub(super) static MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -70,6 +77,7 @@ impl Op {
             "fail" => Ok(Self::Fail),
             "progress" => Ok(Self::Progress),
             "mute" => Ok(Self::Mute),
+            "env" => Ok(Self::Env),
             _ => Err(TaskError::invalid(format!("unknown op '{name}'"))),
         }
     }
@@ -120,6 +128,14 @@ impl Op {
             Self::Mute => {
                 MUTED.store(true, std::sync::atomic::Ordering::Relaxed);
                 json!({"muted": true, "pid": pid})
+            }
+            Self::Env => {
+                let mut vars = serde_json::Map::new();
+                for name in ENV_VARS {
+                    vars.insert(name.to_string(), std::env::var(name).map_or(Value::Null, Value::String));
+                }
+                vars.insert("pid".to_string(), json!(pid));
+                Value::Object(vars)
             }
             Self::Progress => {
                 let steps = params.uint_or("steps", 5, 0..=MAX_STEPS)?;
@@ -202,6 +218,16 @@ mod tests {
             None => Err(TaskError::invalid("no op")),
         };
         (result, reports)
+    }
+
+    #[test]
+    fn env_answers_the_gpu_variables() {
+        let answer = run(json!({"op": "env"})).0.unwrap();
+        for name in ENV_VARS {
+            let seen = std::env::var(name).ok();
+            assert_eq!(answer[name].as_str(), seen.as_deref(), "{name}");
+        }
+        assert_eq!(answer["pid"], 42);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 #[cfg(doc)]
 use super::redis::RedisConfig;
 use super::{
+    gpu::{GpuPlacement, SimulatedGpu},
     pool::PoolConfig,
     types::{ExecutorKind, TypeConfig, Weight},
 };
@@ -85,6 +86,12 @@ pub struct PoolSection {
     pub max_records: Option<usize>,
     /// Most entries in each type's dead-letter list ([`PoolConfig::max_dead_letters`]).
     pub max_dead_letters: Option<usize>,
+    /// The GPUs the pool uses, by index or UUID ([`PoolConfig::gpu_devices`]).
+    pub gpu_devices: Option<Vec<String>>,
+    /// How workers are placed on GPUs ([`PoolConfig::gpu_placement`]).
+    pub gpu_placement: Option<GpuPlacement>,
+    /// GPUs that do not exist, for placement without hardware ([`PoolConfig::simulated_gpus`]).
+    pub simulated_gpus: Option<Vec<SimulatedGpu>>,
 }
 
 /// A `[types.NAME]` table of a configuration file.
@@ -103,6 +110,11 @@ pub struct TypeSection {
     pub cpu_threshold: Option<f32>,
     /// Whether tasks need a usable GPU ([`TypeConfig::gpu_required`]).
     pub gpu_required: Option<bool>,
+    /// GPUs each worker is placed on ([`TypeConfig::gpus_per_worker`]).
+    pub gpus_per_worker: Option<usize>,
+    /// GPU memory reserved per worker and GPU ([`TypeConfig::gpu_memory_mb`]); absent: the
+    /// worker takes its GPUs for itself.
+    pub gpu_memory_mb: Option<u64>,
     /// Default per-task timeout ([`TypeConfig::timeout_ms`]).
     pub timeout_ms: Option<u64>,
     /// Most tasks waiting before submissions are refused ([`TypeConfig::queue_size`]).
@@ -167,8 +179,11 @@ impl PoolConfig {
             graceful_shutdown_timeout_ms,
             record_ttl_ms,
             max_records,
-            max_dead_letters
+            max_dead_letters,
+            gpu_placement,
+            simulated_gpus
         );
+        cfg.gpu_devices = pool.gpu_devices.or(cfg.gpu_devices.take());
         let (r, redis) = (&mut cfg.redis, file.redis);
         overlay!(r, redis, prefix, instance_id, lease_ms, heartbeat_ms, take_ahead, consume);
         overlay!(r, redis, command_timeout_ms, outcome_wait_ms);
@@ -208,6 +223,8 @@ impl PoolConfig {
                     );
                     t.max_tasks_per_worker = section.max_tasks_per_worker.or(t.max_tasks_per_worker);
                     t.command = section.command.or(t.command);
+                    t.gpus_per_worker = section.gpus_per_worker.or(t.gpus_per_worker);
+                    t.gpu_memory_mb = section.gpu_memory_mb.or(t.gpu_memory_mb);
                     (name, t)
                 })
                 .collect();

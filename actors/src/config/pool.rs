@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{
+    gpu::{GpuPlacement, SimulatedGpu},
     redis::RedisConfig,
     types::{DEFAULT_TYPES, TypeConfig},
 };
@@ -34,6 +35,15 @@ pub struct PoolConfig {
     pub max_records: usize,
     /// Most entries in each type's dead-letter list (the oldest go first).
     pub max_dead_letters: usize,
+    /// The GPUs the pool uses, each by NVML index (`"0"`) or UUID (`"GPU-…"`, `"MIG-…"`);
+    /// `None`: those the server's own `CUDA_VISIBLE_DEVICES` names, or else all.
+    pub gpu_devices: Option<Vec<String>>,
+    /// How a starting worker's GPUs are chosen: the most room first (`spread`, the default)
+    /// or the fullest that still fits (`pack`).
+    pub gpu_placement: GpuPlacement,
+    /// GPUs that do not exist: when not empty they replace NVML, and workers are placed on
+    /// them and report what they hold through files (see the crate's GPU docs).
+    pub simulated_gpus: Vec<SimulatedGpu>,
     /// The task types, by name.
     pub types: BTreeMap<String, TypeConfig>,
     /// The shared queue in Redis; without a URL the pool is fully in-process.
@@ -55,6 +65,9 @@ impl Default for PoolConfig {
             record_ttl_ms: 3_600_000,
             max_records: 100_000,
             max_dead_letters: 1_000,
+            gpu_devices: None,
+            gpu_placement: GpuPlacement::Spread,
+            simulated_gpus: Vec::new(),
             redis: RedisConfig::default(),
             types: DEFAULT_TYPES
                 .iter()

@@ -41,6 +41,12 @@ pub struct TypeConfig {
     pub cpu_threshold: f32,
     /// Tasks run only where a usable GPU is reported.
     pub gpu_required: bool,
+    /// GPUs each worker is placed on (`None`: 1 when `gpu_required`, else 0); see
+    /// [`TypeConfig::gpus`].
+    pub gpus_per_worker: Option<usize>,
+    /// GPU memory a worker of the type may use on each of its GPUs, reserved there while it
+    /// lives; `None`: the worker takes its GPUs for itself (no other worker is placed there).
+    pub gpu_memory_mb: Option<u64>,
     /// Default per-task timeout in milliseconds.
     pub timeout_ms: u64,
     /// Most tasks waiting (queued, delayed or backing off) before submissions are refused.
@@ -122,6 +128,8 @@ impl TypeConfig {
             memory_limit_mb,
             cpu_threshold,
             gpu_required,
+            gpus_per_worker: None,
+            gpu_memory_mb: None,
             timeout_ms,
             queue_size: 100,
             max_retries: 3,
@@ -139,5 +147,18 @@ impl TypeConfig {
             executor: ExecutorKind::Process,
             command: None,
         }
+    }
+
+    /// GPUs each worker of the type is placed on: `gpus_per_worker`, or 1 for a type with
+    /// `gpu_required` and 0 for one without.
+    ///
+    /// # Examples
+    /// ```
+    /// let video = workerpool_actors::TypeConfig::defaults_for("video_generation");
+    /// assert_eq!(video.gpus(), 1);
+    /// assert_eq!(workerpool_actors::TypeConfig::defaults_for("text_processing").gpus(), 0);
+    /// ```
+    pub fn gpus(&self) -> usize {
+        self.gpus_per_worker.unwrap_or(usize::from(self.gpu_required))
     }
 }

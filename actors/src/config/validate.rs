@@ -60,6 +60,19 @@ impl PoolConfig {
         if r.tls_cert_file.is_some() != r.tls_key_file.is_some() {
             return bad("redis.tls_key_file".into(), "tls_cert_file and tls_key_file together");
         }
+        for (i, g) in self.simulated_gpus.iter().enumerate() {
+            if g.memory_mb == 0 {
+                return bad(format!("pool.simulated_gpus[{i}].memory_mb"), "a positive number of MB");
+            }
+            if g.name.trim().is_empty() {
+                return bad(format!("pool.simulated_gpus[{i}].name"), "a non-empty name");
+            }
+        }
+        if let Some(devices) = &self.gpu_devices
+            && devices.iter().any(|d| d.trim().is_empty())
+        {
+            return bad("pool.gpu_devices".into(), "GPU indexes or UUIDs, none empty");
+        }
         for (name, t) in &self.types {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return bad(format!("types.{name:?}"), "a name of letters, digits, '_' and '-'");
@@ -101,6 +114,21 @@ impl PoolConfig {
             if t.max_start_failures == 0 {
                 return bad(key("max_start_failures"), "at least 1");
             }
+            match (t.gpu_required, t.gpus_per_worker) {
+                (false, Some(n)) if n > 0 => {
+                    return bad(key("gpus_per_worker"), "0 for a type without gpu_required");
+                }
+                (true, Some(n)) if !(1..=64).contains(&n) => {
+                    return bad(key("gpus_per_worker"), "1 to 64 for a type with gpu_required");
+                }
+                _ => {}
+            }
+            if t.gpu_memory_mb == Some(0) {
+                return bad(key("gpu_memory_mb"), "a positive number of MB (omit it for whole GPUs)");
+            }
+            if t.gpu_memory_mb.is_some() && t.gpus() == 0 {
+                return bad(key("gpu_memory_mb"), "only for a type with gpu_required");
+            }
             if t.max_retries > 32 {
                 return bad(key("max_retries"), "at most 32");
             }
@@ -126,5 +154,20 @@ mod tests {
         let err = PoolConfig::from_file(file).unwrap_err();
         assert_eq!(err.to_string(), "types.x.queue_size: expected at least 1");
         assert_eq!(err.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn gpu_keys_are_checked() {
+        let mut cfg = PoolConfig::default();
+        cfg.types.get_mut("text_processing").unwrap().gpus_per_worker = Some(1);
+        assert!(cfg.validate().unwrap_err().to_string().contains("types.text_processing.gpus_per_worker"));
+        let mut cfg = PoolConfig::default();
+        cfg.types.get_mut("video_generation").unwrap().gpu_memory_mb = Some(0);
+        assert!(cfg.validate().unwrap_err().to_string().contains("types.video_generation.gpu_memory_mb"));
+        let cfg = PoolConfig {
+            simulated_gpus: vec![crate::config::SimulatedGpu { name: "x".into(), memory_mb: 0 }],
+            ..PoolConfig::default()
+        };
+        assert!(cfg.validate().unwrap_err().to_string().contains("pool.simulated_gpus[0].memory_mb"));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Addr;
@@ -16,10 +17,13 @@ use crate::backend::memory::MemoryBackend;
 use crate::config::{ExecutorKind, PoolConfig, TypeConfig};
 use crate::error::{Error, ErrorKind};
 use crate::executor::{HandlerFn, HandlerFuture, TaskContext, TaskError, typed_handler};
+use crate::gpus::GpuLedger;
 use crate::intake::Intake;
 use crate::local::LocalPools;
 use crate::metrics::PoolMetrics;
-use crate::monitor::probe::{GpuSource, NvmlSource, ResourceProbe, SysinfoProbe};
+use crate::monitor::nvml::NvmlSource;
+use crate::monitor::probe::{GpuSource, ResourceProbe, SysinfoProbe};
+use crate::monitor::simulated::SimulatedGpus;
 use crate::pool::Pools;
 use crate::resources::{GpuStatus, ResourceSnapshot};
 use crate::shared::Shared;
@@ -97,7 +101,8 @@ impl PoolBuilder {
         self
     }
 
-    /// Reads GPUs through `source` (default: [`NvmlSource`]).
+    /// Reads GPUs through `source` (default: [`SimulatedGpus`] when
+    /// [`PoolConfig::simulated_gpus`] names some, else [`NvmlSource`]).
     pub fn gpu_source(mut self, source: impl GpuSource) -> Self {
         self.gpu = Some(Box::new(source));
         self
@@ -133,18 +138,19 @@ impl PoolBuilder {
         let registry = registry.unwrap_or_default();
         let metrics = PoolMetrics::new(&registry)
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot register the metrics: {e}")))?;
-        let shared = Arc::new(Shared::new(&config, metrics));
+        let (mut gpu, simulated_dir) = gpu_source(gpu, &config)?;
+        let shared = Arc::new(Shared::new(&config, metrics, GpuLedger::new(&config, simulated_dir)));
         let probe: Box<dyn ResourceProbe> = match probe {
             Some(p) => p,
             None => Box::new(SysinfoProbe::new().ok_or_else(|| {
                 Error::new(ErrorKind::Internal, "cannot read system resources on this platform")
             })?),
         };
-        let mut gpu: Box<dyn GpuSource> = gpu.unwrap_or_else(|| Box::new(NvmlSource::new()));
-        // GPU availability must be known before the first task is admitted.
-        let first = gpu.sample();
+        // GPU availability and the inventory must be known before the first task is admitted.
+        let first = shared.gpus.observe(gpu.sample(), &[]);
         shared.set_resources(ResourceSnapshot {
-            gpu: GpuStatus { available: first.available, reason: first.reason },
+            gpu: GpuStatus { available: first.available, reason: first.reason, simulated: first.simulated },
+            gpus: first.devices,
             ..ResourceSnapshot::default()
         });
         let intakes: BTreeMap<String, Arc<Intake>> =
@@ -161,6 +167,25 @@ impl PoolBuilder {
         let backend = backend(remote, &local, system.as_ref());
         Ok(PoolHandle::new(supervisor, local, backend, system))
     }
+}
+
+/// The GPU source: the one given, else simulated GPUs when `simulated_gpus` names some,
+/// else NVML; and the directory workers on simulated GPUs report to.
+fn gpu_source(
+    given: Option<Box<dyn GpuSource>>,
+    config: &PoolConfig,
+) -> Result<(Box<dyn GpuSource>, Option<PathBuf>), Error> {
+    if let Some(source) = given {
+        return Ok((source, None));
+    }
+    if config.simulated_gpus.is_empty() {
+        return Ok((Box::new(NvmlSource::new()), None));
+    }
+    let sim = SimulatedGpus::create(&config.simulated_gpus).map_err(|e| {
+        Error::new(ErrorKind::Config, format!("pool.simulated_gpus: cannot create their directory: {e}"))
+    })?;
+    let dir = sim.dir().to_path_buf();
+    Ok((Box::new(sim), Some(dir)))
 }
 
 /// The connection to the shared queues.

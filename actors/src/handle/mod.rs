@@ -94,6 +94,12 @@ impl PoolHandle {
         self.inner.local.start_failures(task_type)
     }
 
+    /// Why a type's next worker waits for GPU room, while it does: its tasks stay queued, and
+    /// it starts once another worker's exit (or a sample) leaves room for it.
+    pub fn gpu_wait(&self, task_type: &str) -> Option<String> {
+        self.inner.local.shared.gpus.wait_reason(task_type)
+    }
+
     /// The configuration the pool runs with.
     pub fn config(&self) -> &PoolConfig {
         &self.inner.local.config

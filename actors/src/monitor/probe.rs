@@ -1,6 +1,7 @@
 //! Where resource figures come from: [`ResourceProbe`] (CPU and memory of the system and of
 //! worker processes) and [`GpuSource`] (GPUs), each a trait with a real implementation
-//! (`sysinfo`, NVML) and room for fakes in tests.
+//! (`sysinfo` here; NVML in `nvml`, simulated devices in `simulated`) and room for fakes in
+//! tests.
 //!
 //! **Architecture Invariant:** OS and GPU figures are read only through these traits. Both
 //! are blocking; the resource monitor calls them off the actor thread.
@@ -42,19 +43,40 @@ pub struct ProcessUsage {
     pub cpu_time_ms: u64,
 }
 
-/// One GPU's figures.
+/// One GPU's figures, or one MIG instance's (placed like a GPU, by its UUID).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct GpuUsage {
-    /// Its index.
+    /// Its NVML index (a MIG instance has its GPU's).
     pub index: u32,
+    /// Its UUID (`GPU-…`, `MIG-…`; `GPU-sim-N` for a simulated one): what workers are given.
+    pub uuid: String,
     /// Its name.
     pub name: String,
     /// Utilisation, 0–100.
     pub utilization_percent: f32,
     /// Memory in use.
     pub memory_used_bytes: u64,
+    /// Memory free.
+    pub memory_free_bytes: u64,
     /// All its memory.
     pub memory_total_bytes: u64,
+    /// Memory reserved by the pool's workers placed here (`gpu_memory_mb` each; a worker that
+    /// holds the GPU for itself reserves all of it). Filled in by the pool, not the source.
+    pub memory_reserved_bytes: u64,
+    /// Die temperature in °C, where NVML gives it.
+    pub temperature_c: Option<u32>,
+    /// Whether MIG is on: then workers are placed on its instances, listed after it, and
+    /// never on the GPU itself.
+    pub mig_enabled: bool,
+    /// For a MIG instance, the UUID of its GPU.
+    pub mig_parent: Option<String>,
+}
+
+impl GpuUsage {
+    /// Whether workers may be placed on it (a GPU with MIG on is not: its instances are).
+    pub fn placeable(&self) -> bool {
+        !self.mig_enabled
+    }
 }
 
 /// What a GPU source saw.
@@ -64,6 +86,8 @@ pub struct GpuSample {
     pub available: bool,
     /// Why not, when not (e.g. "NVML unavailable: libnvidia-ml.so.1: cannot open …").
     pub reason: Option<String>,
+    /// Whether the devices are simulated (`simulated_gpus`): they do not exist.
+    pub simulated: bool,
     /// Per GPU.
     pub devices: Vec<GpuUsage>,
     /// GPU memory per process id, over all GPUs.
@@ -154,97 +178,6 @@ fn take_peak_rss(_: u32) -> Option<u64> {
     None
 }
 
-// ===== NVML =====
-
-/// [`GpuSource`] over NVML. A machine without the NVIDIA driver gets a source that reports
-/// "unavailable" with the reason, and logs it once; so does a build without the `gpu`
-/// feature.
-pub struct NvmlSource {
-    nvml: Result<Nvml, String>,
-}
-
-#[cfg(feature = "gpu")]
-type Nvml = nvml_wrapper::Nvml;
-/// Without the `gpu` feature there is no NVML to hold.
-#[cfg(not(feature = "gpu"))]
-type Nvml = std::convert::Infallible;
-
-impl NvmlSource {
-    /// Loads NVML; failure is not an error, only a reason why no GPU is usable.
-    pub fn new() -> NvmlSource {
-        #[cfg(feature = "gpu")]
-        let nvml = nvml_wrapper::Nvml::init().map_err(|e| format!("NVML unavailable: {e}"));
-        #[cfg(not(feature = "gpu"))]
-        let nvml = Err("this build has no GPU support (the `gpu` feature)".to_string());
-        match &nvml {
-            Ok(_) => log::info!("NVML loaded: GPU figures are live"),
-            Err(reason) => log::info!("no GPU: {reason}; types with gpu_required take no tasks"),
-        }
-        NvmlSource { nvml }
-    }
-}
-
-impl Default for NvmlSource {
-    fn default() -> Self {
-        NvmlSource::new()
-    }
-}
-
-impl GpuSource for NvmlSource {
-    fn sample(&mut self) -> GpuSample {
-        match &self.nvml {
-            Ok(nvml) => sample_nvml(nvml),
-            Err(reason) => GpuSample { reason: Some(reason.clone()), ..GpuSample::default() },
-        }
-    }
-}
-
-#[cfg(not(feature = "gpu"))]
-fn sample_nvml(nvml: &Nvml) -> GpuSample {
-    match *nvml {}
-}
-
-#[cfg(feature = "gpu")]
-fn sample_nvml(nvml: &Nvml) -> GpuSample {
-    let count = match nvml.device_count() {
-        Ok(n) => n,
-        Err(e) => {
-            return GpuSample {
-                reason: Some(format!("NVML cannot count devices: {e}")),
-                ..GpuSample::default()
-            };
-        }
-    };
-    let mut sample = GpuSample::default();
-    for index in 0..count {
-        let device = match nvml.device_by_index(index) {
-            Ok(d) => d,
-            Err(e) => {
-                log::warn!("GPU {index}: {e}");
-                continue;
-            }
-        };
-        let memory = device.memory_info().ok();
-        sample.devices.push(GpuUsage {
-            index,
-            name: device.name().unwrap_or_else(|_| format!("GPU {index}")),
-            utilization_percent: device.utilization_rates().map_or(0.0, |u| u.gpu as f32),
-            memory_used_bytes: memory.as_ref().map_or(0, |m| m.used),
-            memory_total_bytes: memory.as_ref().map_or(0, |m| m.total),
-        });
-        for p in device.running_compute_processes().unwrap_or_default() {
-            if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
-                *sample.process_memory.entry(p.pid).or_default() += bytes;
-            }
-        }
-    }
-    sample.available = !sample.devices.is_empty();
-    if !sample.available {
-        sample.reason = Some("NVML reports no GPU".to_string());
-    }
-    sample
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,13 +190,5 @@ mod tests {
         assert!(system.memory_total_bytes > 0 && system.cpus > 0);
         assert!(procs[&me].memory_bytes > 0);
         assert!(!procs.contains_key(&(u32::MAX - 1)));
-    }
-
-    #[test]
-    fn nvml_without_a_driver_says_why() {
-        let sample = NvmlSource::new().sample();
-        if !sample.available {
-            assert!(sample.reason.is_some());
-        }
     }
 }

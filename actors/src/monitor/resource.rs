@@ -94,6 +94,9 @@ impl ResourceMonitor {
         procs: &HashMap<u32, ProcessUsage>,
         gpu: GpuSample,
     ) {
+        let placed: Vec<(&str, u32)> =
+            workers.iter().filter(|w| !w.gpus.is_empty()).filter_map(|w| Some((&*w.id, w.pid?))).collect();
+        let gpu = self.shared.gpus.observe(gpu, &placed);
         let usage: Vec<WorkerUsage> = workers
             .iter()
             .filter_map(|w| {
@@ -107,6 +110,7 @@ impl ResourceMonitor {
                     memory_bytes: p.memory_bytes,
                     peak_memory_bytes: p.peak_memory_bytes.max(p.memory_bytes),
                     gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
+                    gpus: w.gpus.clone(),
                 })
             })
             .collect();
@@ -118,16 +122,23 @@ impl ResourceMonitor {
             m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
         }
         m.gpu_utilization.reset();
+        m.gpu_memory_used.reset();
+        m.gpu_memory_total.reset();
+        m.gpu_memory_reserved.reset();
         for g in &gpu.devices {
             m.gpu_utilization
                 .with_label_values(&[&g.index.to_string()])
                 .set(f64::from(g.utilization_percent));
+            let as_gauge = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+            m.gpu_memory_used.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_used_bytes));
+            m.gpu_memory_total.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_total_bytes));
+            m.gpu_memory_reserved.with_label_values(&[&g.uuid]).set(as_gauge(g.memory_reserved_bytes));
         }
         let snapshot = ResourceSnapshot {
             sampled_at: now_ms(),
             system,
             workers: usage,
-            gpu: GpuStatus { available: gpu.available, reason: gpu.reason },
+            gpu: GpuStatus { available: gpu.available, reason: gpu.reason, simulated: gpu.simulated },
             gpus: gpu.devices,
         };
         self.shared.set_resources(snapshot);

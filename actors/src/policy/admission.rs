@@ -325,7 +325,7 @@ mod tests {
             Err("100 MiB of memory available, a worker may use memory_limit_mb 512 MiB".to_string())
         );
         let gpu = TypeConfig { gpu_required: true, ..cfg };
-        r.gpu = GpuStatus { available: false, reason: None };
+        r.gpu = GpuStatus { available: false, reason: None, simulated: false };
         assert_eq!(machine(&r, &gpu, 0), Err("the type needs a GPU: no usable GPU".to_string()));
     }
 

@@ -31,14 +31,17 @@ impl TypePool {
         let held = self.queue.get(id).and_then(|p| p.held());
         let Some(Held::Running { worker, started, .. }) = held else { return None };
         let wall_ms = now.saturating_duration_since(*started).as_millis() as u64;
-        // In-process attempts have no process to sample: the wall time is all there is. So it
-        // is too when the worker's exit was handled first (its samples went with it).
-        let slot = self.handler.is_none().then(|| self.workers.get_mut(worker)).flatten();
+        // An in-process attempt has no process to sample: its wall time (and GPUs) is all
+        // there is; and without GPUs its slot need not be looked up. A worker whose exit was
+        // handled first took its samples with it.
+        let (sampled, placed) = (self.handler.is_none(), self.cfg.gpus() > 0);
+        let slot = if sampled || placed { self.workers.get_mut(worker) } else { None };
         let resources = match slot {
-            Some(slot) => {
+            Some(slot) if sampled => {
                 let gpus = slot.gpus().to_vec();
                 slot.usage.finish(wall_ms, gpus)
             }
+            Some(slot) => TaskResources { wall_ms, gpus: slot.gpus().to_vec(), ..TaskResources::default() },
             None => TaskResources { wall_ms, ..TaskResources::default() },
         };
         if let Some(peak) = resources.peak_rss_bytes {

@@ -31,6 +31,7 @@ impl TypePool {
             // The usual case under load: nothing to start, whoever is starved. A type that
             // was starved needs no slot now (the lender's count is read without its lock).
             self.blocked = None;
+            self.shared.gpus.clear_wait(&self.name);
             if self.shared.lender.any_starved() {
                 self.shared.lender.set_starved(&self.name, false);
             }
@@ -49,6 +50,7 @@ impl TypePool {
         match admission {
             Admission::Full { .. } => {
                 self.blocked = None;
+                self.shared.gpus.clear_wait(&self.name);
                 return;
             }
             Admission::Start(_) | Admission::Blocked(_) => {}
@@ -70,9 +72,16 @@ impl TypePool {
         };
         self.blocked = None;
         let started = self.start_workers(want, ctx);
+        // A worker that fits on no GPU waits for room there (the ledger says why), not for a
+        // slot.
+        let gpu_wait = started < want && self.shared.gpus.wait_reason(&self.name).is_some();
         // Every slot is taken. Only real work (or the due retry of a type that gave up) may
         // ask other types for a slot; keeping workers warm may not.
-        if started < want && (demand > 0 || probe) && self.shared.lender.set_starved(&self.name, true) {
+        if started < want
+            && !gpu_wait
+            && (demand > 0 || probe)
+            && self.shared.lender.set_starved(&self.name, true)
+        {
             self.slots.wanted.do_send(SlotWanted);
         }
         if started > 0 {
@@ -86,26 +95,32 @@ impl TypePool {
         }
     }
 
-    /// Starts up to `n` workers, each in a tree-wide slot, until the slots run out; returns
-    /// how many started.
+    /// Starts up to `n` workers, each in a tree-wide slot and, for a type that needs GPUs,
+    /// placed on its GPUs, until the slots or the GPU room run out; returns how many started.
+    /// A worker that fits on no GPU leaves the type waiting for room (see `GpuLedger`).
     pub(super) fn start_workers(&mut self, n: usize, ctx: &mut Context<Self>) -> usize {
         let mut started = 0;
         while started < n && self.shared.lender.try_take() {
-            self.start_worker(ctx);
+            let id = self.shared.next_worker_id(&self.name);
+            let Ok(gpus) = self.shared.gpus.reserve(&id, &self.name, &self.cfg) else {
+                self.shared.lender.release();
+                break;
+            };
+            self.start_worker(id, &gpus, ctx);
             started += 1;
         }
         started
     }
 
-    /// Starts one worker in a slot already taken.
-    pub(super) fn start_worker(&mut self, ctx: &mut Context<Self>) -> WorkerId {
-        let id = self.shared.next_worker_id(&self.name);
+    /// Starts worker `id`, placed on `gpus`, in a slot already taken.
+    fn start_worker(&mut self, id: WorkerId, gpus: &[String], ctx: &mut Context<Self>) {
         let max_line_bytes = usize::try_from(self.cfg.max_output_line_mb << 20).unwrap_or(usize::MAX);
+        let env = self.shared.gpus.env(gpus);
         let kind = match (&self.handler, &self.command) {
             (Some(_), _) => WorkerKind::InProcess,
-            (None, Some(command)) => WorkerKind::Process { command: command.clone(), max_line_bytes },
+            (None, Some(command)) => WorkerKind::Process { command: command.clone(), max_line_bytes, env },
             // Validation at start-up rules this out; a worker without a way to run fails to spawn.
-            (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes },
+            (None, None) => WorkerKind::Process { command: Arc::from(Vec::new()), max_line_bytes, env },
         };
         let addr = Worker::new(id.clone(), self.name.clone(), ctx.address().recipient(), kind).start();
         let timer_id = id.clone();
@@ -124,9 +139,13 @@ impl TypePool {
                 act.start_failed(format!("worker {timer_id} {why}"), Some(born), ctx);
             })
         });
-        self.workers.insert(id.clone(), Slot::starting(addr, startup_timer, Instant::now()));
-        log::info!("worker {id} starting ({})", self.name);
-        id
+        self.workers.insert(id.clone(), Slot::starting(addr, startup_timer, gpus.to_vec(), Instant::now()));
+        if gpus.is_empty() {
+            log::info!("worker {id} starting ({})", self.name);
+        } else {
+            let simulated = if self.shared.gpus.simulated() { "simulated " } else { "" };
+            log::info!("worker {id} starting ({}) on {simulated}GPU(s) {}", self.name, gpus.join(","));
+        }
     }
 
     /// Asks a worker to stop; it stays counted until its exit is reported.
@@ -222,7 +241,9 @@ impl TypePool {
         self.requeue_sent(id);
         let Some(slot) = self.workers.remove(id) else { return };
         self.shared.lender.release();
-        if self.shared.lender.any_starved() {
+        // The worker's GPU reservation ends with its process, never before.
+        let gpu_freed = self.shared.gpus.release(id);
+        if self.shared.lender.any_starved() || (gpu_freed && !self.shared.gpus.waiting_types().is_empty()) {
             self.slots.freed.do_send(SlotFreed);
         }
         if let Some(timer) = slot.startup_timer {

@@ -238,7 +238,11 @@ impl TypePool {
             recent_finished: self.health.finished_count(),
             recent_failed: self.health.failed_count(),
             recent_restarts: self.health.restart_count(),
-            start_blocked: self.starts.status(&self.name, Instant::now()).or_else(|| self.blocked.clone()),
+            start_blocked: self
+                .starts
+                .status(&self.name, Instant::now())
+                .or_else(|| self.blocked.clone())
+                .or_else(|| self.shared.gpus.wait_reason(&self.name)),
             start_failures: self.starts.failures(),
             cannot_start: self.starts.gave_up(),
         }

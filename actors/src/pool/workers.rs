@@ -92,11 +92,18 @@ pub(crate) struct Slot {
     /// What the running attempt used so far, from the resource monitor's samples (reset
     /// when an attempt starts; see `usage`).
     pub(super) usage: UsageMeter,
+    /// The GPUs it was placed on (see [`Slot::gpus`]).
+    gpus: Vec<String>,
 }
 
 impl Slot {
     /// A worker just started, at `now`.
-    pub(super) fn starting(addr: Addr<Worker>, startup_timer: Option<SpawnHandle>, now: Instant) -> Slot {
+    pub(super) fn starting(
+        addr: Addr<Worker>,
+        startup_timer: Option<SpawnHandle>,
+        gpus: Vec<String>,
+        now: Instant,
+    ) -> Slot {
         Slot {
             addr,
             state: WorkerState::Starting,
@@ -114,14 +121,14 @@ impl Slot {
             progress: Default::default(),
             queued: VecDeque::new(),
             usage: UsageMeter::default(),
+            gpus,
         }
     }
 
-    /// The UUIDs of the GPUs this worker was given, which its attempts' records and
-    /// `workerpool_task_gpu_seconds_total` count. GPU placement owns the answer; until a
-    /// worker is placed on GPUs, none.
+    /// The UUIDs of the GPUs this worker was placed on (none for a type without GPUs),
+    /// which its attempts' records and `workerpool_task_gpu_seconds_total` count.
     pub(super) fn gpus(&self) -> &[String] {
-        &[]
+        &self.gpus
     }
 }
 

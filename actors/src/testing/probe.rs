@@ -115,8 +115,9 @@ impl ResourceProbe for FakeProbe {
 /// A [`GpuSource`] that reports what the test sets. Clones share it, so a test keeps one and
 /// hands another to [`PoolBuilder::gpu_source`](crate::PoolBuilder::gpu_source).
 ///
-/// Unavailable, it says "fake: no GPU"; available, it shows one device, "Fake GPU", at 42%
-/// with 1 GiB used of 8 GiB.
+/// Unavailable, it says "fake: no GPU"; available, it shows one device, "Fake GPU"
+/// (`GPU-fake-0`), at 42% with 1 GiB used of 8 GiB. [`FakeGpu::with_devices`] shows several,
+/// `GPU-fake-0`, `GPU-fake-1`, …, whose free memory a test sets.
 ///
 /// # Examples
 /// ```
@@ -145,6 +146,34 @@ impl FakeGpu {
     /// A source with the one device above.
     pub fn available() -> FakeGpu {
         FakeGpu::from_sample(one_gpu())
+    }
+
+    /// A source with one idle device per entry of `memory_mb`, all its memory free.
+    ///
+    /// # Examples
+    /// ```
+    /// use workerpool_actors::GpuSource;
+    /// use workerpool_actors::testing::FakeGpu;
+    ///
+    /// let gpu = FakeGpu::with_devices(&[1024, 2048]);
+    /// gpu.set_free(1, 512 << 20);
+    /// let sample = gpu.clone().sample();
+    /// assert_eq!(sample.devices[1].uuid, "GPU-fake-1");
+    /// assert_eq!(sample.devices[1].memory_free_bytes, 512 << 20);
+    /// assert_eq!(sample.devices[1].memory_used_bytes, 1536 << 20);
+    /// ```
+    pub fn with_devices(memory_mb: &[u64]) -> FakeGpu {
+        let devices = (0u32..).zip(memory_mb).map(|(i, &mb)| fake_device(i, mb << 20)).collect();
+        FakeGpu::from_sample(GpuSample { available: !memory_mb.is_empty(), devices, ..GpuSample::default() })
+    }
+
+    /// Sets the free memory of device `index` (the rest of it reads as used); an index
+    /// without a device is ignored.
+    pub fn set_free(&self, index: usize, free_bytes: u64) {
+        if let Some(d) = self.lock().0.devices.get_mut(index) {
+            d.memory_free_bytes = free_bytes.min(d.memory_total_bytes);
+            d.memory_used_bytes = d.memory_total_bytes - d.memory_free_bytes;
+        }
     }
 
     /// A source that reports `sample`.
@@ -191,11 +220,21 @@ fn no_gpu(reason: &str) -> GpuSample {
 
 fn one_gpu() -> GpuSample {
     let device = GpuUsage {
-        index: 0,
-        name: "Fake GPU".into(),
         utilization_percent: 42.0,
         memory_used_bytes: 1 << 30,
-        memory_total_bytes: 8 << 30,
+        memory_free_bytes: 7 << 30,
+        ..fake_device(0, 8 << 30)
     };
-    GpuSample { available: true, reason: None, devices: vec![device], process_memory: HashMap::new() }
+    GpuSample { available: true, devices: vec![device], ..GpuSample::default() }
+}
+
+fn fake_device(index: u32, total: u64) -> GpuUsage {
+    GpuUsage {
+        index,
+        uuid: format!("GPU-fake-{index}"),
+        name: "Fake GPU".into(),
+        memory_free_bytes: total,
+        memory_total_bytes: total,
+        ..GpuUsage::default()
+    }
 }

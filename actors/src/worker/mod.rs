@@ -35,10 +35,12 @@ pub(crate) const STOP_BOUND: Duration =
 
 /// How the worker runs tasks.
 pub(crate) enum WorkerKind {
-    /// A child process; a stdout line past `max_line_bytes` kills it.
+    /// A child process; a stdout line past `max_line_bytes` kills it. `env` is added to its
+    /// environment (the GPUs it was placed on).
     Process {
         command: Arc<[String]>,
         max_line_bytes: usize,
+        env: Vec<(String, String)>,
     },
     InProcess,
 }
@@ -69,8 +71,13 @@ impl Worker {
         self.pool.do_send(WorkerReport { worker: self.id.clone(), report });
     }
 
-    fn spawn_process(&mut self, command: &[String], max_line_bytes: usize) -> Result<(), String> {
-        let spawned = process::spawn(command, &self.id, &self.task_type)?;
+    fn spawn_process(
+        &mut self,
+        command: &[String],
+        max_line_bytes: usize,
+        env: &[(String, String)],
+    ) -> Result<(), String> {
+        let spawned = process::spawn(command, &self.id, &self.task_type, env)?;
         self.report(Report::Spawned { pid: Some(spawned.pid) });
 
         let (input_tx, input_rx) = mpsc::unbounded_channel();
@@ -102,10 +109,10 @@ impl Actor for Worker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        match &self.kind {
-            WorkerKind::Process { command, max_line_bytes } => {
-                let (command, max) = (command.clone(), *max_line_bytes);
-                if let Err(e) = self.spawn_process(&command, max) {
+        match &mut self.kind {
+            WorkerKind::Process { command, max_line_bytes, env } => {
+                let (command, max, env) = (command.clone(), *max_line_bytes, std::mem::take(env));
+                if let Err(e) = self.spawn_process(&command, max, &env) {
                     self.report(Report::SpawnFailed(e));
                     ctx.stop();
                     return;

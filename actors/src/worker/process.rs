@@ -45,8 +45,14 @@ pub(crate) struct Spawned {
     pub(crate) key: String,
 }
 
-/// Starts `command` (no shell) in a process group of its own.
-pub(crate) fn spawn(command: &[String], worker: &str, task_type: &str) -> Result<Spawned, String> {
+/// Starts `command` (no shell) in a process group of its own, with `env` added to the
+/// environment.
+pub(crate) fn spawn(
+    command: &[String],
+    worker: &str,
+    task_type: &str,
+    env: &[(String, String)],
+) -> Result<Spawned, String> {
     let Some((program, args)) = command.split_first() else {
         return Err("the type has no command".into());
     };
@@ -59,6 +65,7 @@ pub(crate) fn spawn(command: &[String], worker: &str, task_type: &str) -> Result
         .env("WORKERPOOL_WORKER_ID", worker)
         .env("WORKERPOOL_TASK_TYPE", task_type)
         .env(KEY_VAR, &key)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true);
     // Its own process group: a Ctrl-C in the terminal reaches the pool, which drains, and not
     // the workers, which would die under their tasks; and a kill reaches all of the worker.

@@ -1,0 +1,298 @@
+//! [`GpuLedger`]: the GPUs the tree uses and the reservations of the workers placed on them.
+//!
+//! One ledger serves every pool of a tree, since types share GPUs. It is written at three
+//! moments only, none on the path that hands tasks to idle workers: a resource sample (the
+//! inventory, through [`GpuLedger::observe`]), the start of a worker ([`GpuLedger::reserve`])
+//! and the report of its exit ([`GpuLedger::release`]). The choice itself is
+//! `policy::gpu::place`.
+//!
+//! **Architecture Invariant:** a reservation lives exactly as long as its worker's slot in
+//! the pool: taken before the process is spawned, ended when its exit is reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::{GpuPlacement, PoolConfig, TypeConfig};
+use crate::messages::WorkerId;
+use crate::monitor::probe::{GpuSample, GpuUsage};
+use crate::monitor::simulated::SIMULATED_GPU_DIR_VAR;
+use crate::policy::gpu::{self, DeviceRoom, GpuNeed};
+
+/// The tree's GPUs and reservations.
+#[derive(Debug)]
+pub(crate) struct GpuLedger {
+    /// `[pool] gpu_devices`.
+    named: Option<Vec<String>>,
+    /// The server's own `CUDA_VISIBLE_DEVICES`, read once.
+    cuda_visible: Option<String>,
+    placement: GpuPlacement,
+    /// Where workers on simulated GPUs report what they hold.
+    simulated_dir: Option<PathBuf>,
+    state: Mutex<LedgerState>,
+    /// How many types wait for room, read without the lock.
+    waiting_count: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct LedgerState {
+    /// The GPUs the pool uses, as last sampled.
+    devices: Vec<GpuUsage>,
+    reservations: BTreeMap<WorkerId, Reservation>,
+    /// Types whose next worker fits nowhere now, and why.
+    waiting: BTreeMap<Arc<str>, String>,
+    /// Whether names of `gpu_devices` that match no GPU were logged.
+    warned: bool,
+}
+
+#[derive(Debug)]
+struct Reservation {
+    uuids: Vec<String>,
+    /// Per GPU; `None`: the GPUs are the worker's alone.
+    bytes: Option<u64>,
+    /// What the worker used per GPU at the last sample (its process's GPU memory, shared
+    /// evenly over its GPUs): the part of its reservation already in the GPU's used memory.
+    used: u64,
+}
+
+impl GpuLedger {
+    /// A ledger for `cfg`; `simulated_dir` is set when the GPUs are simulated.
+    pub(crate) fn new(cfg: &PoolConfig, simulated_dir: Option<PathBuf>) -> GpuLedger {
+        GpuLedger {
+            named: cfg.gpu_devices.clone(),
+            cuda_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+            placement: cfg.gpu_placement,
+            simulated_dir,
+            state: Mutex::new(LedgerState::default()),
+            waiting_count: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LedgerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a new sample as the inventory: keeps the GPUs the pool uses (see
+    /// `policy::gpu::select`), notes what each placed worker of `workers` (id, pid) uses,
+    /// marks each GPU with what is reserved there, and answers the sample as the pool
+    /// publishes it.
+    pub(crate) fn observe(&self, mut sample: GpuSample, workers: &[(&str, u32)]) -> GpuSample {
+        let (chosen, unknown) =
+            gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
+        let mut state = self.lock();
+        let source = if self.named.is_some() { "pool.gpu_devices" } else { "CUDA_VISIBLE_DEVICES" };
+        if !unknown.is_empty() && sample.available && !state.warned {
+            log::warn!("{source} names GPUs that are not there: {}", unknown.join(", "));
+            state.warned = true;
+        }
+        for &(id, pid) in workers {
+            if let Some(r) = state.reservations.get_mut(id) {
+                let used = sample.process_memory.get(&pid).copied().unwrap_or(0);
+                r.used = used / r.uuids.len().max(1) as u64;
+            }
+        }
+        let seen = sample.devices.len();
+        let mut devices: Vec<GpuUsage> = chosen.into_iter().map(|i| sample.devices[i].clone()).collect();
+        for d in &mut devices {
+            d.memory_reserved_bytes = reserved_on(&state.reservations, &d.uuid, d.memory_total_bytes);
+        }
+        if sample.available && devices.is_empty() {
+            sample.available = false;
+            sample.reason = Some(format!("none of the {seen} GPU(s) is among those {source} names"));
+        }
+        state.devices = devices.clone();
+        sample.devices = devices;
+        sample
+    }
+
+    /// Places a worker of type `cfg` (named `task_type`): answers the UUIDs of its GPUs (none
+    /// for a type that needs none) and reserves its memory there, or says why it fits
+    /// nowhere now (and the type waits for room).
+    pub(crate) fn reserve(
+        &self,
+        worker: &WorkerId,
+        task_type: &Arc<str>,
+        cfg: &TypeConfig,
+    ) -> Result<Vec<String>, String> {
+        let need = GpuNeed {
+            count: cfg.gpus(),
+            memory_bytes: cfg.gpu_memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+        };
+        if need.count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut state = self.lock();
+        let rooms: Vec<DeviceRoom> = state.devices.iter().map(|d| room(&state.reservations, d)).collect();
+        match gpu::place(&rooms, need, self.placement) {
+            Ok(chosen) => {
+                let uuids: Vec<String> = chosen.iter().map(|&i| state.devices[i].uuid.clone()).collect();
+                state.reservations.insert(
+                    worker.clone(),
+                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: 0 },
+                );
+                if state.waiting.remove(task_type).is_some() {
+                    self.waiting_count.store(state.waiting.len(), Ordering::Release);
+                }
+                Ok(uuids)
+            }
+            Err(mut why) => {
+                if !gpu::could_ever_fit(&rooms, need) {
+                    why.push_str(" (and none ever can: too few or too small GPUs for gpus_per_worker and gpu_memory_mb)");
+                }
+                if state.waiting.insert(task_type.clone(), why.clone()).as_ref() != Some(&why) {
+                    log::info!("{task_type}: not starting a worker: {why}");
+                }
+                self.waiting_count.store(state.waiting.len(), Ordering::Release);
+                Err(why)
+            }
+        }
+    }
+
+    /// Ends a worker's reservation (its exit was reported); answers whether it had one.
+    ///
+    /// Until the next sample, what the worker used at the last one counts as free again on
+    /// its GPUs, so that a type waiting for room can start at once.
+    pub(crate) fn release(&self, worker: &WorkerId) -> bool {
+        let mut state = self.lock();
+        let Some(r) = state.reservations.remove(worker) else { return false };
+        for d in state.devices.iter_mut().filter(|d| r.uuids.contains(&d.uuid)) {
+            let freed = r.used.min(d.memory_used_bytes);
+            d.memory_used_bytes -= freed;
+            d.memory_free_bytes = d.memory_free_bytes.saturating_add(freed).min(d.memory_total_bytes);
+        }
+        true
+    }
+
+    /// A type no longer wants a worker: it no longer waits for room.
+    pub(crate) fn clear_wait(&self, task_type: &str) {
+        if self.waiting_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        state.waiting.remove(task_type);
+        self.waiting_count.store(state.waiting.len(), Ordering::Release);
+    }
+
+    /// Why a type's next worker waits for GPU room, if it does.
+    pub(crate) fn wait_reason(&self, task_type: &str) -> Option<String> {
+        if self.waiting_count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        self.lock().waiting.get(task_type).cloned()
+    }
+
+    /// The types waiting for GPU room.
+    pub(crate) fn waiting_types(&self) -> Vec<Arc<str>> {
+        if self.waiting_count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        self.lock().waiting.keys().cloned().collect()
+    }
+
+    /// The GPUs of every placed worker, by worker id.
+    pub(crate) fn placed(&self) -> HashMap<String, Vec<String>> {
+        self.lock().reservations.iter().map(|(w, r)| (w.to_string(), r.uuids.clone())).collect()
+    }
+
+    /// Whether the GPUs are simulated.
+    pub(crate) fn simulated(&self) -> bool {
+        self.simulated_dir.is_some()
+    }
+
+    /// The environment of a worker placed on `uuids`: `CUDA_VISIBLE_DEVICES` and
+    /// `NVIDIA_VISIBLE_DEVICES` (comma-joined UUIDs) and, on simulated GPUs, where it reports
+    /// what it holds. None for a worker without GPUs.
+    pub(crate) fn env(&self, uuids: &[String]) -> Vec<(String, String)> {
+        if uuids.is_empty() {
+            return Vec::new();
+        }
+        let joined = uuids.join(",");
+        let mut env = vec![
+            ("CUDA_VISIBLE_DEVICES".to_string(), joined.clone()),
+            ("NVIDIA_VISIBLE_DEVICES".to_string(), joined),
+        ];
+        if let Some(dir) = &self.simulated_dir {
+            env.push((SIMULATED_GPU_DIR_VAR.to_string(), dir.display().to_string()));
+        }
+        env
+    }
+}
+
+/// What is reserved on the GPU `uuid` of `total` bytes.
+fn reserved_on(reservations: &BTreeMap<WorkerId, Reservation>, uuid: &str, total: u64) -> u64 {
+    reservations
+        .values()
+        .filter(|r| r.uuids.iter().any(|u| u == uuid))
+        .fold(0u64, |sum, r| sum.saturating_add(r.bytes.unwrap_or(total)))
+}
+
+/// What placement sees of GPU `d`: its free memory less what the reservations there may
+/// still take (reserved but not yet used).
+fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
+    let here: Vec<&Reservation> = reservations.values().filter(|r| r.uuids.contains(&d.uuid)).collect();
+    let unused =
+        here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used))));
+    DeviceRoom {
+        total: d.memory_total_bytes,
+        free: d.memory_free_bytes.saturating_sub(unused),
+        reserved: here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.unwrap_or(d.memory_total_bytes))),
+        holders: here.len(),
+        exclusive: here.iter().any(|r| r.bytes.is_none()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(free_gib: &[u64]) -> GpuSample {
+        let devices = free_gib
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| GpuUsage {
+                index: i as u32,
+                uuid: format!("GPU-{i}"),
+                memory_total_bytes: 8 << 30,
+                memory_free_bytes: f << 30,
+                ..GpuUsage::default()
+            })
+            .collect();
+        GpuSample { available: true, devices, ..GpuSample::default() }
+    }
+
+    #[test]
+    fn reservations_follow_workers_and_show_in_the_inventory() {
+        let ledger = GpuLedger::new(&PoolConfig::default(), None);
+        ledger.observe(sample(&[8, 8]), &[]);
+        let (t, cfg): (Arc<str>, _) = (
+            Arc::from("t"),
+            TypeConfig { gpu_required: true, gpu_memory_mb: Some(6 << 10), ..TypeConfig::defaults_for("t") },
+        );
+        let (a, b, c): (WorkerId, WorkerId, WorkerId) =
+            (Arc::from("t-1"), Arc::from("t-2"), Arc::from("t-3"));
+        assert_eq!(ledger.reserve(&a, &t, &cfg), Ok(vec!["GPU-0".to_string()]));
+        assert_eq!(ledger.reserve(&b, &t, &cfg), Ok(vec!["GPU-1".to_string()]));
+        let why = ledger.reserve(&c, &t, &cfg).unwrap_err();
+        assert_eq!(ledger.wait_reason("t"), Some(why));
+        assert_eq!(ledger.waiting_types(), std::slice::from_ref(&t));
+        let seen = ledger.observe(sample(&[8, 8]), &[]);
+        assert_eq!(seen.devices[0].memory_reserved_bytes, 6 << 30);
+        assert!(ledger.release(&a));
+        assert!(!ledger.release(&a));
+        assert_eq!(ledger.reserve(&c, &t, &cfg), Ok(vec!["GPU-0".to_string()]));
+        assert_eq!(ledger.wait_reason("t"), None);
+        assert_eq!(ledger.placed()["t-3"], ["GPU-0"]);
+        let env = ledger.env(&["GPU-0".to_string(), "GPU-1".to_string()]);
+        assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES".to_string(), "GPU-0,GPU-1".to_string()));
+        assert_eq!(env.len(), 2);
+    }
+
+    #[test]
+    fn a_selection_that_names_no_gpu_makes_none_usable() {
+        let cfg = PoolConfig { gpu_devices: Some(vec!["GPU-9".into()]), ..PoolConfig::default() };
+        let seen = GpuLedger::new(&cfg, None).observe(sample(&[8]), &[]);
+        assert!(!seen.available && seen.devices.is_empty());
+        assert!(seen.reason.unwrap().contains("pool.gpu_devices"));
+    }
+}
