@@ -47,3 +47,19 @@ async fn workers_under_spread_see_different_gpus() {
     assert_eq!(dirs.len(), 1, "one directory for the whole pool");
     pool.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_crashes_leaves_its_attempt_with_its_gpus() {
+    let mut t = demo_type(1);
+    t.gpu_required = true;
+    t.max_retries = 0;
+    let mut cfg = config(vec![("work", t)]);
+    cfg.simulated_gpus = SimulatedGpu::parse_list("1x81920").expect("a valid spec");
+    let pool = PoolBuilder::new(cfg).start().expect("pool starts");
+    let handle = pool.submit(op("crash", serde_json::json!({"code": 3}))).await.expect("queued");
+    let record = within(LIMIT, handle.wait()).await.expect("a record");
+    assert_eq!(record.status, TaskStatus::Dead, "{record:?}");
+    let resources = record.resources.expect("the crashed attempt has its figures");
+    assert_eq!(resources.gpus, ["GPU-sim-0"], "{resources:?}");
+    pool.shutdown().await;
+}

@@ -9,7 +9,7 @@
 //! **Architecture Invariant:** a reservation lives exactly as long as its worker's slot in
 //! the pool: taken before the process is spawned, ended when its exit is reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -182,6 +182,11 @@ impl GpuLedger {
         self.lock().waiting.get(task_type).cloned()
     }
 
+    /// Whether any type waits for GPU room (without the lock).
+    pub(crate) fn any_waiting(&self) -> bool {
+        self.waiting_count.load(Ordering::Acquire) > 0
+    }
+
     /// The types waiting for GPU room.
     pub(crate) fn waiting_types(&self) -> Vec<Arc<str>> {
         if self.waiting_count.load(Ordering::Acquire) == 0 {
@@ -191,7 +196,8 @@ impl GpuLedger {
     }
 
     /// The GPUs of every placed worker, by worker id.
-    pub(crate) fn placed(&self) -> HashMap<String, Vec<String>> {
+    #[cfg(test)]
+    pub(crate) fn placed(&self) -> std::collections::HashMap<String, Vec<String>> {
         self.lock().reservations.iter().map(|(w, r)| (w.to_string(), r.uuids.clone())).collect()
     }
 

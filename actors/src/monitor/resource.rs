@@ -161,7 +161,10 @@ impl ResourceMonitor {
                 cpu_time_ms: p.cpu_time_ms,
                 memory_bytes: p.memory_bytes,
                 peak_memory_bytes: p.peak_memory_bytes,
-                gpu_memory_bytes: gpu.available.then(|| gpu.process_memory.get(&pid).copied().unwrap_or(0)),
+                // Known for a worker placed on GPUs (one NVML does not list holds nothing);
+                // unknown for any other.
+                gpu_memory_bytes: (gpu.available && !w.gpus.is_empty())
+                    .then(|| gpu.process_memory.get(&pid).copied().unwrap_or(0)),
             };
             by_type.entry(&w.task_type).or_default().push((WorkerId::from(w.id.as_str()), sample));
         }

@@ -117,7 +117,12 @@ fn read_holdings(dir: &Path, known: &[String]) -> (HashMap<String, u64>, HashMap
             let _ = std::fs::remove_file(entry.path());
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        // A worker writes these files: only a plain file is read (never a link, a pipe or a
+        // device), and only its first bytes.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(text) = read_capped(&entry.path()) else { continue };
         for line in text.lines() {
             let mut words = line.split_whitespace();
             let (Some(uuid), Some(bytes), None) = (words.next(), words.next(), words.next()) else {
@@ -134,6 +139,17 @@ fn read_holdings(dir: &Path, known: &[String]) -> (HashMap<String, u64>, HashMap
         }
     }
     (per_gpu, per_pid)
+}
+
+/// The most of a usage file that is read: far more than any number of GPUs needs.
+const MAX_USAGE_FILE: u64 = 64 << 10;
+
+/// A usage file's text, up to [`MAX_USAGE_FILE`] bytes; `None` when it cannot be read.
+fn read_capped(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path).ok()?.take(MAX_USAGE_FILE).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Whether process `pid` exists (a signal-0 probe; a process of another user exists too).
@@ -172,5 +188,23 @@ mod tests {
         assert!(!dead.exists());
         drop(gpus);
         assert!(!dir.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_plain_files_are_read_and_only_their_first_bytes() {
+        let mut gpus = SimulatedGpus::create(&SimulatedGpu::parse_list("1x1000").unwrap()).unwrap();
+        let dir = gpus.dir().to_path_buf();
+        // Live pids (this process's parent and init) whose files are a link and a huge file.
+        let parent = std::os::unix::process::parent_id();
+        std::os::unix::fs::symlink("/dev/zero", dir.join(parent.to_string())).unwrap();
+        let mut big = "GPU-sim-0 7\n".to_string();
+        big.push_str(&"x".repeat(MAX_USAGE_FILE as usize));
+        big.push_str("\nGPU-sim-0 1000\n");
+        std::fs::write(dir.join("1"), big).unwrap();
+        // Returns at once: the link to an endless device is not followed.
+        let s = gpus.sample();
+        assert_eq!(s.devices[0].memory_used_bytes, 7, "{s:?}");
+        assert_eq!((s.process_memory.get(&1), s.process_memory.get(&parent)), (Some(&7), None));
     }
 }

@@ -154,7 +154,6 @@ impl Handler<GetWorkers> for TypePool {
     type Result = MessageResult<GetWorkers>;
 
     fn handle(&mut self, _: GetWorkers, _: &mut Context<Self>) -> Self::Result {
-        let mut placed = if self.cfg.gpus() > 0 { self.shared.gpus.placed() } else { Default::default() };
         let mut list: Vec<WorkerInfo> = self
             .workers
             .iter()
@@ -166,7 +165,7 @@ impl Handler<GetWorkers> for TypePool {
                 task_id: w.task.as_ref().map(|t| t.to_string()),
                 tasks_done: w.tasks_done,
                 uptime_ms: w.born.elapsed().as_millis() as u64,
-                gpus: placed.remove(&**id).unwrap_or_default(),
+                gpus: w.gpus().to_vec(),
             })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));

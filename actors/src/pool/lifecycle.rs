@@ -21,6 +21,7 @@ impl TypePool {
     /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
     pub(super) fn ensure_workers(&mut self, ctx: &mut Context<Self>) {
         if self.draining.is_some() {
+            self.end_gpu_wait();
             return;
         }
         let starting = self.workers.count(WorkerState::Starting);
@@ -31,7 +32,7 @@ impl TypePool {
             // The usual case under load: nothing to start, whoever is starved. A type that
             // was starved needs no slot now (the lender's count is read without its lock).
             self.blocked = None;
-            self.shared.gpus.clear_wait(&self.name);
+            self.end_gpu_wait();
             if self.shared.lender.any_starved() {
                 self.shared.lender.set_starved(&self.name, false);
             }
@@ -50,7 +51,7 @@ impl TypePool {
         match admission {
             Admission::Full { .. } => {
                 self.blocked = None;
-                self.shared.gpus.clear_wait(&self.name);
+                self.end_gpu_wait();
                 return;
             }
             Admission::Start(_) | Admission::Blocked(_) => {}
@@ -66,6 +67,8 @@ impl TypePool {
                     log::info!("{}: not starting workers: {why}", self.name);
                 }
                 self.blocked = Some(why);
+                // What it waits for now is the machine, not GPU room.
+                self.end_gpu_wait();
                 return;
             }
             _ => return,
@@ -73,8 +76,11 @@ impl TypePool {
         self.blocked = None;
         let started = self.start_workers(want, ctx);
         // A worker that fits on no GPU waits for room there (the ledger says why), not for a
-        // slot.
-        let gpu_wait = started < want && self.shared.gpus.wait_reason(&self.name).is_some();
+        // slot: a slot lent to it would go unused.
+        let gpu_wait = started < want && self.gpu_waiting;
+        if gpu_wait && self.shared.lender.any_starved() {
+            self.shared.lender.set_starved(&self.name, false);
+        }
         // Every slot is taken. Only real work (or the due retry of a type that gave up) may
         // ask other types for a slot; keeping workers warm may not.
         if started < want
@@ -100,16 +106,33 @@ impl TypePool {
     /// A worker that fits on no GPU leaves the type waiting for room (see `GpuLedger`).
     pub(super) fn start_workers(&mut self, n: usize, ctx: &mut Context<Self>) -> usize {
         let mut started = 0;
-        while started < n && self.shared.lender.try_take() {
+        while started < n {
+            if !self.shared.lender.try_take() {
+                // Out of slots, not of GPU room: whatever wait the ledger had is over.
+                self.end_gpu_wait();
+                break;
+            }
             let id = self.shared.next_worker_id(&self.name);
             let Ok(gpus) = self.shared.gpus.reserve(&id, &self.name, &self.cfg) else {
                 self.shared.lender.release();
+                self.gpu_waiting = true;
                 break;
             };
+            // A placement clears the type's wait in the ledger.
+            self.gpu_waiting = false;
             self.start_worker(id, &gpus, ctx);
             started += 1;
         }
         started
+    }
+
+    /// Ends this type's wait for GPU room in the ledger, if it left one (so that the
+    /// dispatch path takes the ledger's lock only then).
+    fn end_gpu_wait(&mut self) {
+        if self.gpu_waiting {
+            self.gpu_waiting = false;
+            self.shared.gpus.clear_wait(&self.name);
+        }
     }
 
     /// Starts worker `id`, placed on `gpus`, in a slot already taken.
@@ -239,21 +262,28 @@ impl TypePool {
         ctx: &mut Context<Self>,
     ) {
         self.requeue_sent(id);
-        let Some(slot) = self.workers.remove(id) else { return };
-        self.shared.lender.release();
-        // The worker's GPU reservation ends with its process, never before.
-        let gpu_freed = self.shared.gpus.release(id);
-        if self.shared.lender.any_starved() || (gpu_freed && !self.shared.gpus.waiting_types().is_empty()) {
-            self.slots.freed.do_send(SlotFreed);
-        }
-        if let Some(timer) = slot.startup_timer {
-            ctx.cancel_future(timer);
-        }
         let how = match (code, signal) {
             (Some(c), _) => format!("exited with code {c}"),
             (None, Some(s)) => format!("killed by signal {s}"),
             (None, None) => "ended".to_string(),
         };
+        // The task it was running fails as a crash while its slot is still there, so that
+        // the attempt keeps its figures and its GPUs.
+        let running =
+            self.workers.get(id).filter(|w| w.state == WorkerState::Busy).and_then(|w| w.task.clone());
+        if let Some(task) = running {
+            self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
+        }
+        let Some(slot) = self.workers.remove(id) else { return };
+        self.shared.lender.release();
+        // The worker's GPU reservation ends with its process, never before.
+        let gpu_freed = !slot.gpus().is_empty() && self.shared.gpus.release(id);
+        if self.shared.lender.any_starved() || (gpu_freed && self.shared.gpus.any_waiting()) {
+            self.slots.freed.do_send(SlotFreed);
+        }
+        if let Some(timer) = slot.startup_timer {
+            ctx.cancel_future(timer);
+        }
         let reason = match slot.state {
             WorkerState::Stopping => slot.stop_reason.unwrap_or(StopReason::Stopped),
             WorkerState::Busy | WorkerState::Ghost(_) => StopReason::Crashed,
@@ -274,13 +304,9 @@ impl TypePool {
         if slot.state == WorkerState::Starting && self.handler.is_none() {
             self.start_failed(format!("worker {id} {how} before it was ready"), Some(slot.born), ctx);
         }
-        match (slot.state, slot.task) {
-            (WorkerState::Busy, Some(task)) => {
-                self.fail_attempt(&task, Failure::Crash(format!("worker {id} {how}")), ctx);
-            }
+        if let WorkerState::Ghost(deadline) = slot.state {
             // It died running a cancelled task: nothing waits for that answer.
-            (WorkerState::Ghost(deadline), _) => self.deadlines.remove(&deadline),
-            _ => {}
+            self.deadlines.remove(&deadline);
         }
         if slot.replace {
             let starting = self.workers.count(WorkerState::Starting);

@@ -140,6 +140,9 @@ pub(crate) struct TypePool {
     calls: Vec<Execute>,
     /// Tasks completed and failed, and how long attempts take.
     tally: Tally,
+    /// Whether this type's last try to start a worker found no GPU room, leaving its wait
+    /// in the ledger (`Shared::gpus`), which the pool then ends when it no longer waits.
+    gpu_waiting: bool,
     draining: Option<DrainState>,
 }
 
@@ -187,6 +190,7 @@ impl TypePool {
             batching: false,
             calls: Vec::new(),
             tally: Tally::default(),
+            gpu_waiting: false,
             draining: None,
         }
     }

@@ -127,7 +127,7 @@ impl Slot {
 
     /// The UUIDs of the GPUs this worker was placed on (none for a type without GPUs),
     /// which its attempts' records and `workerpool_task_gpu_seconds_total` count.
-    pub(super) fn gpus(&self) -> &[String] {
+    pub(crate) fn gpus(&self) -> &[String] {
         &self.gpus
     }
 }
