@@ -115,10 +115,7 @@ impl GpuLedger {
         task_type: &Arc<str>,
         cfg: &TypeConfig,
     ) -> Result<Vec<String>, String> {
-        let need = GpuNeed {
-            count: cfg.gpus(),
-            memory_bytes: cfg.gpu_memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
-        };
+        let need = need_of(cfg);
         if need.count == 0 {
             return Ok(Vec::new());
         }
@@ -182,6 +179,29 @@ impl GpuLedger {
         self.lock().waiting.get(task_type).cloned()
     }
 
+    /// Why no worker of type `cfg` can ever be placed on the GPUs this tree uses (too few, or
+    /// all too small), if so; a type that needs no GPU, or a machine whose GPUs are not known
+    /// yet, has no such reason.
+    pub(crate) fn never_fits(&self, cfg: &TypeConfig) -> Option<String> {
+        let need = need_of(cfg);
+        if need.count == 0 {
+            return None;
+        }
+        let state = self.lock();
+        if state.devices.is_empty() {
+            return None;
+        }
+        let rooms: Vec<DeviceRoom> = state.devices.iter().map(|d| room(&state.reservations, d)).collect();
+        (!gpu::could_ever_fit(&rooms, need)).then(|| {
+            let memory = cfg.gpu_memory_mb.map_or("whole GPUs".to_string(), |mb| format!("{mb} MiB on each"));
+            format!(
+                "a worker needs {} GPU(s) ({memory}) and this machine's {} GPU(s) can never give that",
+                need.count,
+                state.devices.len()
+            )
+        })
+    }
+
     /// Whether any type waits for GPU room (without the lock).
     pub(crate) fn any_waiting(&self) -> bool {
         self.waiting_count.load(Ordering::Acquire) > 0
@@ -235,6 +255,11 @@ fn reserved_on(reservations: &BTreeMap<WorkerId, Reservation>, uuid: &str, total
 
 /// What placement sees of GPU `d`: its free memory less what the reservations there may
 /// still take (reserved but not yet used).
+/// What a worker of type `cfg` needs of the GPUs.
+fn need_of(cfg: &TypeConfig) -> GpuNeed {
+    GpuNeed { count: cfg.gpus(), memory_bytes: cfg.gpu_memory_mb.map(|mb| mb.saturating_mul(1 << 20)) }
+}
+
 fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
     let here: Vec<&Reservation> = reservations.values().filter(|r| r.uuids.contains(&d.uuid)).collect();
     let unused =

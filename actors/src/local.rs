@@ -53,6 +53,11 @@ impl LocalPools {
                 return Err(Error::new(ErrorKind::Unavailable, format!("{task_type} needs a GPU: {why}")));
             }
         }
+        if t.gpus() > 0
+            && let Some(why) = self.shared.gpus.never_fits(t)
+        {
+            return Err(Error::new(ErrorKind::Unavailable, format!("{task_type} cannot run here: {why}")));
+        }
         Ok(())
     }
 

@@ -206,3 +206,20 @@ async fn a_tasks_record_names_the_gpus_it_ran_on_and_its_gpu_seconds_are_counted
     assert_eq!(gpu_seconds(&pool, "g"), 2.0);
     pool.shutdown().await;
 }
+
+#[actix_rt::test(system = "workerpool_actors::testing::PausedSystem")]
+async fn a_type_no_gpu_here_can_ever_hold_is_refused_rather_than_left_waiting() {
+    let gpu = FakeGpu::with_devices(&[80 * GIB_MB]);
+    let types = [("pair", gpu_type(2, None, 1)), ("huge", gpu_type(1, Some(100 * GIB_MB), 1))];
+    let (pool, _) = start(config(8), &types, &gpu);
+    for (name, why) in
+        [("pair", "needs 2 GPU(s) (whole GPUs)"), ("huge", "needs 1 GPU(s) (102400 MiB on each)")]
+    {
+        let Err(refused) = pool.submit(TaskRequest::new(name, json!({}))).await else {
+            panic!("{name} was queued to wait for room that can never be");
+        };
+        assert_eq!(refused.error().kind(), ErrorKind::Unavailable, "{name}");
+        assert!(refused.to_string().contains(why), "{name}: {refused}");
+    }
+    pool.shutdown().await;
+}
