@@ -1,6 +1,8 @@
 //! GPU placement with real processes on simulated GPUs: each demo worker reports the
 //! `CUDA_VISIBLE_DEVICES` it really got (the `env` op), and under spread two workers that
-//! live at once get different GPUs.
+//! live at once get different GPUs. A worker that holds more than its type's `gpu_memory_mb`
+//! is killed, its task fails with `gpu_memory_limit_exceeded` (retried only with
+//! `retry_on_memory_limit`), and its usage report is removed.
 
 mod support;
 
@@ -8,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use support::*;
-use workerpool_actors::{PoolBuilder, SimulatedGpu, TaskStatus};
+use workerpool_actors::{PoolBuilder, PoolHandle, SimulatedGpu, TaskRecord, TaskStatus, TypeConfig};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -61,5 +63,64 @@ async fn a_worker_that_crashes_leaves_its_attempt_with_its_gpus() {
     assert_eq!(record.status, TaskStatus::Dead, "{record:?}");
     let resources = record.resources.expect("the crashed attempt has its figures");
     assert_eq!(resources.gpus, ["GPU-sim-0"], "{resources:?}");
+    pool.shutdown().await;
+}
+
+/// A type placed on one simulated GPU with `gpu_memory_mb = 64`, one worker at a time.
+fn limited_type(retry_on_memory_limit: bool) -> TypeConfig {
+    let mut t = demo_type(1);
+    t.gpu_required = true;
+    t.gpu_memory_mb = Some(64);
+    t.max_retries = 1;
+    t.retry_on_memory_limit = retry_on_memory_limit;
+    t
+}
+
+fn limited_pool(t: TypeConfig) -> PoolHandle {
+    let mut cfg = config(vec![("work", t)]);
+    cfg.simulated_gpus = SimulatedGpu::parse_list("1x1024").expect("a valid spec");
+    cfg.resource_monitor_interval_ms = 50;
+    PoolBuilder::new(cfg).start().expect("pool starts")
+}
+
+/// Runs a `gpu_alloc` of 256 MiB held for a minute (past any wait here): answers its record
+/// and the directory its worker reported to.
+async fn over_the_limit(pool: &PoolHandle) -> (TaskRecord, std::path::PathBuf) {
+    let env = within(LIMIT, pool.execute(op("env", serde_json::json!({})))).await.expect("a record");
+    let env = env.result.unwrap_or_default();
+    let dir = std::path::PathBuf::from(env["WORKERPOOL_SIMULATED_GPU_DIR"].as_str().unwrap_or_default());
+    assert!(dir.is_dir(), "{env}");
+    let alloc = op("gpu_alloc", serde_json::json!({ "mb": 256, "ms": 60_000 }));
+    let record = within(LIMIT, pool.execute(alloc)).await.expect("a record");
+    (record, dir)
+}
+
+#[tokio::test]
+async fn a_worker_over_its_gpu_memory_is_killed_and_its_task_fails() {
+    let pool = limited_pool(limited_type(false));
+    let (record, dir) = over_the_limit(&pool).await;
+    assert_eq!(record.status, TaskStatus::Failed, "{record:?}");
+    let error = record.error.clone().unwrap_or_default();
+    assert!(error.starts_with("gpu_memory_limit_exceeded"), "{error}");
+    assert!(error.contains("256 MiB of GPU memory, over the limit of 64 MiB"), "{error}");
+    assert_eq!(record.attempts, 1, "not retried unless the type says so");
+    let pid = record.worker_pid.expect("it ran on a process");
+    assert!(wait_until(LIMIT, || !alive(u64::from(pid))).await, "the worker is killed");
+    let report = dir.join(pid.to_string());
+    assert!(wait_until(LIMIT, || !report.exists()).await, "its usage report is removed");
+    // A fresh worker serves the type.
+    let next = within(LIMIT, pool.execute(op("echo", serde_json::json!({})))).await.expect("a record");
+    assert_eq!(next.status, TaskStatus::Completed, "{next:?}");
+    assert_ne!(next.worker_pid, Some(pid));
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_gpu_memory_limit_is_retried_only_as_the_memory_limit_is() {
+    let pool = limited_pool(limited_type(true));
+    let (record, _) = over_the_limit(&pool).await;
+    assert_eq!((record.status, record.attempts), (TaskStatus::Dead, 2), "{record:?}");
+    let error = record.error.clone().unwrap_or_default();
+    assert!(error.starts_with("gpu_memory_limit_exceeded"), "{error}");
     pool.shutdown().await;
 }

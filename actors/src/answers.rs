@@ -21,6 +21,10 @@ pub struct PoolStats {
     pub avg_task_ms: f64,
     /// Per type.
     pub by_type: BTreeMap<String, TypeStats>,
+    /// The drained GPUs (gone from the sample, or answering NVML with errors), by UUID, and
+    /// why each is: nothing is placed on them until a sample reads them again.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub drained_gpus: BTreeMap<String, String>,
 }
 
 /// Scale by hand: add or remove `count` workers of a type.

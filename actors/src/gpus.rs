@@ -93,13 +93,20 @@ impl GpuLedger {
             }
         }
         let seen = sample.devices.len();
-        let mut devices: Vec<GpuUsage> = chosen.into_iter().map(|i| sample.devices[i].clone()).collect();
-        for d in &mut devices {
-            d.memory_reserved_bytes = reserved_on(&state.reservations, &d.uuid, d.memory_total_bytes);
-        }
-        if sample.available && devices.is_empty() {
+        let now: Vec<GpuUsage> = chosen.into_iter().map(|i| sample.devices[i].clone()).collect();
+        if sample.available && now.is_empty() {
             sample.available = false;
             sample.reason = Some(format!("none of the {seen} GPU(s) is among those {source} names"));
+        }
+        let mut devices = gpu::drain(&state.devices, now);
+        for d in &mut devices {
+            d.memory_reserved_bytes = reserved_on(&state.reservations, &d.uuid, d.memory_total_bytes);
+            let before = state.devices.iter().find(|p| p.uuid == d.uuid).and_then(|p| p.drained.as_ref());
+            match (before, &d.drained) {
+                (None, Some(why)) => log::warn!("GPU {} drained: {why}; its workers are stopped", d.uuid),
+                (Some(_), None) => log::info!("GPU {} is back: workers may be placed on it again", d.uuid),
+                _ => {}
+            }
         }
         state.devices = devices.clone();
         sample.devices = devices;
@@ -150,9 +157,15 @@ impl GpuLedger {
     ///
     /// Until the next sample, what the worker used at the last one counts as free again on
     /// its GPUs, so that a type waiting for room can start at once.
-    pub(crate) fn release(&self, worker: &WorkerId) -> bool {
+    ///
+    /// On simulated GPUs the report of its process `pid` goes too: a killed worker cannot
+    /// remove it itself.
+    pub(crate) fn release(&self, worker: &WorkerId, pid: Option<u32>) -> bool {
         let mut state = self.lock();
         let Some(r) = state.reservations.remove(worker) else { return false };
+        if let (Some(dir), Some(pid)) = (&self.simulated_dir, pid) {
+            let _ = std::fs::remove_file(dir.join(pid.to_string()));
+        }
         for d in state.devices.iter_mut().filter(|d| r.uuids.contains(&d.uuid)) {
             let freed = r.used.min(d.memory_used_bytes);
             d.memory_used_bytes -= freed;
@@ -221,6 +234,12 @@ impl GpuLedger {
         self.lock().reservations.iter().map(|(w, r)| (w.to_string(), r.uuids.clone())).collect()
     }
 
+    /// The drained GPUs, by UUID, and why each is.
+    pub(crate) fn drained(&self) -> BTreeMap<String, String> {
+        let state = self.lock();
+        state.devices.iter().filter_map(|d| Some((d.uuid.clone(), d.drained.clone()?))).collect()
+    }
+
     /// Whether the GPUs are simulated.
     pub(crate) fn simulated(&self) -> bool {
         self.simulated_dir.is_some()
@@ -270,6 +289,7 @@ fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceR
         reserved: here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.unwrap_or(d.memory_total_bytes))),
         holders: here.len(),
         exclusive: here.iter().any(|r| r.bytes.is_none()),
+        drained: d.drained.is_some(),
     }
 }
 
@@ -309,14 +329,33 @@ mod tests {
         assert_eq!(ledger.waiting_types(), std::slice::from_ref(&t));
         let seen = ledger.observe(sample(&[8, 8]), &[]);
         assert_eq!(seen.devices[0].memory_reserved_bytes, 6 << 30);
-        assert!(ledger.release(&a));
-        assert!(!ledger.release(&a));
+        assert!(ledger.release(&a, None));
+        assert!(!ledger.release(&a, None));
         assert_eq!(ledger.reserve(&c, &t, &cfg), Ok(vec!["GPU-0".to_string()]));
         assert_eq!(ledger.wait_reason("t"), None);
         assert_eq!(ledger.placed()["t-3"], ["GPU-0"]);
         let env = ledger.env(&["GPU-0".to_string(), "GPU-1".to_string()]);
         assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES".to_string(), "GPU-0,GPU-1".to_string()));
         assert_eq!(env.len(), 2);
+    }
+
+    #[test]
+    fn a_gpu_that_vanishes_is_drained_and_skipped_until_it_returns() {
+        let ledger = GpuLedger::new(&PoolConfig::default(), None);
+        ledger.observe(sample(&[8, 8]), &[]);
+        let mut one = sample(&[8, 8]);
+        one.devices.remove(0);
+        let seen = ledger.observe(one, &[]);
+        assert_eq!(seen.devices.len(), 2, "the vanished GPU is still listed");
+        assert_eq!(ledger.drained().get("GPU-0").map(String::as_str), Some("gone from the GPU sample"));
+        let (t, cfg): (Arc<str>, _) = (
+            Arc::from("t"),
+            TypeConfig { gpu_required: true, gpu_memory_mb: Some(1 << 10), ..TypeConfig::defaults_for("t") },
+        );
+        let w: WorkerId = Arc::from("t-1");
+        assert_eq!(ledger.reserve(&w, &t, &cfg), Ok(vec!["GPU-1".to_string()]));
+        ledger.observe(sample(&[8, 8]), &[]);
+        assert!(ledger.drained().is_empty());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - healthy otherwise.
 //!
 //! The pool is unhealthy when it is shutting down or every type that has run tasks is
-//! unhealthy, degraded when any type is not healthy, healthy otherwise.
+//! unhealthy, degraded when any type is not healthy or a GPU is drained (each drained GPU
+//! is named among the reasons), healthy otherwise.
 
 use std::collections::BTreeMap;
 
@@ -141,9 +142,14 @@ pub fn assess_health(stats: &PoolStats, shutting_down: bool) -> HealthReport {
     } else if !active.is_empty() && active.iter().all(|t| t.status == HealthStatus::Unhealthy) {
         reasons.push("every type that ran tasks is unhealthy".to_string());
         HealthStatus::Unhealthy
+    } else if !stats.drained_gpus.is_empty() {
+        HealthStatus::Degraded
     } else {
         types.values().map(|t| t.status).max().unwrap_or(HealthStatus::Healthy).min(HealthStatus::Degraded)
     };
+    for (uuid, why) in &stats.drained_gpus {
+        reasons.push(format!("GPU {uuid} drained: {why}"));
+    }
     for (name, t) in &types {
         reasons.extend(t.reasons.iter().map(|r| format!("{name}: {r}")));
     }
@@ -192,6 +198,16 @@ mod tests {
         let r = assess_health(&s, false);
         assert_eq!(r.status, HealthStatus::Unhealthy);
         assert!(r.reasons.iter().any(|x| x.contains("10 workers replaced")), "{:?}", r.reasons);
+    }
+
+    #[test]
+    fn a_drained_gpu_degrades_the_pool_and_is_named() {
+        let mut s = stats(&[("a", 10, 0, 0)]);
+        s.drained_gpus.insert("GPU-1".into(), "gone from the GPU sample".into());
+        let r = assess_health(&s, false);
+        assert_eq!(r.status, HealthStatus::Degraded);
+        assert_eq!(r.reasons, ["GPU GPU-1 drained: gone from the GPU sample"]);
+        assert_eq!(assess_health(&s, true).status, HealthStatus::Unhealthy);
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl LocalPools {
         if stats.tasks_completed > 0 {
             stats.avg_task_ms = busy_ms / stats.tasks_completed as f64;
         }
+        stats.drained_gpus = self.shared.gpus.drained();
         Ok(stats)
     }
 

@@ -11,7 +11,7 @@
 //! | `TypePool` | [`Scale`], [`RestartWorker`] | handle | workers now / done |
 //! | `TypePool` | [`Drain`] | supervisor | what the drain did, once every worker has exited |
 //! | `TypePool` | [`Poke`], [`ReleaseIdle`] | supervisor, resource monitor | (none) |
-//! | `TypePool` | [`MemoryExceeded`], [`UsageSampled`] | resource monitor | (none) |
+//! | `TypePool` | [`MemoryExceeded`], [`GpuDrained`], [`UsageSampled`] | resource monitor | (none) |
 //! | `TypePool` | [`HealthCheck`] | health monitor | (none) |
 //! | `TypePool` | [`AutoScale`] | scaling monitor | (none) |
 //! | `TypePool` | [`WorkerReport`] | a worker or its I/O tasks | (none) |
@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use crate::answers::{QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
 use crate::error::{Error, SubmitError};
+use crate::policy::limits::Exceeded;
 use crate::policy::retry::Verdict;
 use crate::task::{TaskId, TaskRecord, TaskRequest};
 use crate::usage::WorkerSample;
@@ -193,13 +194,24 @@ pub(crate) struct SlotWanted;
 #[rtype(result = "()")]
 pub(crate) struct SlotFreed;
 
-/// A worker's resident memory passed its type's `memory_limit_mb`: kill and replace it.
+/// A worker's resident memory passed its type's `memory_limit_mb`, or its GPU memory its
+/// `gpu_memory_mb`: kill and replace it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct MemoryExceeded {
     pub(crate) worker: String,
-    pub(crate) rss_bytes: u64,
-    pub(crate) limit_mb: u64,
+    pub(crate) over: Exceeded,
+}
+
+/// A GPU a worker was placed on is drained (`gpu`, for `why`): stop the worker and run its
+/// task elsewhere, without spending an attempt. Sent after each sample while the worker
+/// lives.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct GpuDrained {
+    pub(crate) worker: String,
+    pub(crate) gpu: String,
+    pub(crate) why: String,
 }
 
 /// One resource sample of a pool's worker processes, taken at `taken` (on the pool's clock,

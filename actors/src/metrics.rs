@@ -42,6 +42,9 @@ pub struct PoolMetrics {
     pub worker_memory: IntGaugeVec,
     /// `workerpool_worker_cpu_percent{worker}`.
     pub worker_cpu: prometheus::GaugeVec,
+    /// `workerpool_worker_gpu_memory_bytes{worker,type}`: GPU memory of each worker process
+    /// that holds some (NVML per process, or what a worker on simulated GPUs reports).
+    pub worker_gpu_memory: IntGaugeVec,
     /// `workerpool_gpu_utilization_percent{gpu}`.
     pub gpu_utilization: prometheus::GaugeVec,
     /// `workerpool_gpu_memory_used_bytes{gpu}` (the GPU's UUID).
@@ -119,6 +122,10 @@ impl PoolMetrics {
                 ),
                 &["worker"],
             )?,
+            worker_gpu_memory: IntGaugeVec::new(
+                Opts::new("workerpool_worker_gpu_memory_bytes", "GPU memory of each worker process"),
+                &["worker", "type"],
+            )?,
             gpu_utilization: prometheus::GaugeVec::new(
                 Opts::new("workerpool_gpu_utilization_percent", "Utilisation of each GPU"),
                 &["gpu"],
@@ -173,6 +180,7 @@ impl PoolMetrics {
         registry.register(Box::new(m.scale_events.clone()))?;
         registry.register(Box::new(m.worker_memory.clone()))?;
         registry.register(Box::new(m.worker_cpu.clone()))?;
+        registry.register(Box::new(m.worker_gpu_memory.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
         registry.register(Box::new(m.gpu_memory_used.clone()))?;
         registry.register(Box::new(m.gpu_memory_total.clone()))?;
@@ -191,6 +199,13 @@ impl PoolMetrics {
     /// Counts an exit that needs a replacement (one not part of normal operation).
     pub(crate) fn worker_restarted(&self, task_type: &str, reason: &str) {
         self.worker_restarts.with_label_values(&[task_type, reason]).inc();
+    }
+
+    /// Removes the per-worker series of a worker that exited.
+    pub(crate) fn forget_worker(&self, worker: &str, task_type: &str) {
+        let _ = self.worker_memory.remove_label_values(&[worker]);
+        let _ = self.worker_cpu.remove_label_values(&[worker]);
+        let _ = self.worker_gpu_memory.remove_label_values(&[worker, task_type]);
     }
 
     pub(crate) fn set_gauges(&self, task_type: &str, stats: &TypeStats) {

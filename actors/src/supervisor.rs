@@ -17,6 +17,7 @@ use crate::monitor::health::HealthMonitor;
 use crate::monitor::probe::{GpuSource, ResourceProbe};
 use crate::monitor::resource::ResourceMonitor;
 use crate::monitor::scaling::ScalingMonitor;
+use crate::policy::limits::MemoryLimits;
 use crate::pool::{Pools, SlotNews, TypePool};
 use crate::shared::Shared;
 
@@ -76,7 +77,14 @@ impl Supervisor {
                 started.insert(name.clone(), pool.start());
             }
             let every = Duration::from_millis(cfg.resource_monitor_interval_ms);
-            let limits = cfg.types.iter().map(|(n, t)| (n.clone(), t.memory_limit_mb)).collect();
+            let limits = cfg
+                .types
+                .iter()
+                .map(|(n, t)| {
+                    let gpu_memory_mb = t.gpu_memory_mb.filter(|_| t.gpus() > 0);
+                    (n.clone(), MemoryLimits { memory_mb: t.memory_limit_mb, gpu_memory_mb })
+                })
+                .collect();
             let monitor =
                 ResourceMonitor::new(shared.clone(), started.clone(), probe, gpu, every, limits).start();
             let health = HealthMonitor::new(

@@ -16,11 +16,13 @@
 //! - `progress.rs`: the progress bar on stderr.
 //! - `submit.rs`: [`submit`], which queues a task and follows it to its end.
 //! - `status.rs`: [`status`] and [`render_status`].
+//! - `gpus.rs`: the GPU table of the status report.
 //! - `table.rs`: [`Table`], plain text tables.
 //! - `output.rs`: lines on stdout, and sizes and durations as people read them.
 
 mod args;
 mod error;
+mod gpus;
 mod http;
 mod output;
 mod progress;

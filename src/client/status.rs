@@ -1,10 +1,11 @@
-//! `workerpool status`: the server's workers, queues and resources (`GET
+//! `workerpool status`: the server's workers, queues, resources and GPUs (`GET
 //! /api/workers/status`) as text tables, or its JSON.
 
 use serde_json::Value;
 
 use super::args::StatusArgs;
 use super::error::ClientError;
+use super::gpus::render_gpus;
 use super::http::Client;
 use super::output::{format_bytes, format_duration_ms, format_mib, print_stdout};
 use super::table::Table;
@@ -104,45 +105,28 @@ pub fn render_status(s: &Value) -> String {
     }
 
     out.push('\n');
-    out.push_str(&render_resources(s.get("resources").unwrap_or(&Value::Null)));
+    let resources = s.get("resources").unwrap_or(&Value::Null);
+    out.push_str(&render_resources(resources));
+    if num(resources, "sampled_at") > 0 {
+        out.push_str(&render_gpus(resources, workers));
+    }
     out
 }
 
-/// The system lines of the status report.
+/// The system line of the status report.
 fn render_resources(r: &Value) -> String {
     if num(r, "sampled_at") == 0 {
         return "resources: not sampled yet\n".to_string();
     }
     let sys = r.get("system").unwrap_or(&Value::Null);
-    let mut out = format!(
+    format!(
         "system: CPU {:.1}% of {} CPUs, memory {} used of {} ({} available)\n",
         float(sys, "cpu_percent").unwrap_or(0.0),
         num(sys, "cpus"),
         format_bytes(num(sys, "memory_used_bytes")),
         format_bytes(num(sys, "memory_total_bytes")),
         format_bytes(num(sys, "memory_available_bytes")),
-    );
-    let gpu = r.get("gpu").unwrap_or(&Value::Null);
-    if gpu.get("available").and_then(Value::as_bool).unwrap_or(false) {
-        let gpus = r.get("gpus").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        if gpus.is_empty() {
-            out.push_str("gpu: available\n");
-        }
-        for g in gpus {
-            out.push_str(&format!(
-                "gpu {}: {}, {:.0}% busy, memory {} used of {}\n",
-                num(g, "index"),
-                text(g, "name"),
-                float(g, "utilization_percent").unwrap_or(0.0),
-                format_bytes(num(g, "memory_used_bytes")),
-                format_bytes(num(g, "memory_total_bytes")),
-            ));
-        }
-    } else {
-        let reason = gpu.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
-        out.push_str(&format!("gpu: unavailable ({reason})\n"));
-    }
-    out
+    )
 }
 
 #[cfg(test)]

@@ -102,11 +102,18 @@ fn sample_nvml(nvml: &Nvml) -> GpuSample {
 }
 
 /// The figures of one GPU or MIG instance; a figure NVML does not give reads 0 (or `None`).
+/// A device whose memory NVML cannot read (e.g. `GPU is lost`, `Unknown`) carries that
+/// error, and the pool drains it.
 #[cfg(feature = "gpu")]
 fn usage(device: &nvml_wrapper::Device<'_>, index: u32) -> GpuUsage {
     use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
-    let memory = device.memory_info().ok();
+    let (memory, error) = match device.memory_info() {
+        Ok(m) => (Some(m), None),
+        Err(nvml_wrapper::error::NvmlError::NotSupported) => (None, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     GpuUsage {
+        error,
         index,
         uuid: device.uuid().unwrap_or_else(|_| format!("GPU-index-{index}")),
         name: device.name().unwrap_or_else(|_| format!("GPU {index}")),

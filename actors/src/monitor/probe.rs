@@ -70,6 +70,15 @@ pub struct GpuUsage {
     pub mig_enabled: bool,
     /// For a MIG instance, the UUID of its GPU.
     pub mig_parent: Option<String>,
+    /// What NVML answered instead of a figure of this device, when it answered an error:
+    /// set by the source; the pool then drains the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the pool places nothing on it now and has stopped its workers (it answered an
+    /// error, or it is gone from the sample: then its figures are the last ones read).
+    /// Filled in by the pool, not the source; cleared when a sample reads it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drained: Option<String>,
 }
 
 impl GpuUsage {

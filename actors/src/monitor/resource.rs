@@ -1,7 +1,9 @@
 //! `ResourceMonitor`: every `resource_monitor_interval_ms`, samples the CPU and memory of the
 //! system and of every worker process, and the GPUs; publishes the snapshot (the contract's
 //! `/resources`) and the resource gauges; tells each pool what its workers used (one
-//! [`UsageSampled`] per pool per sample), for the accounting of their running attempts.
+//! [`UsageSampled`] per pool per sample), for the accounting of their running attempts;
+//! and enforces: a worker over its memory or GPU memory limit (`policy::limits`) is killed
+//! ([`MemoryExceeded`]), a worker on a drained GPU is stopped ([`GpuDrained`]).
 //!
 //! Sampling blocks (it reads `/proc` and calls NVML), so it runs on a blocking thread; a tick
 //! that finds the previous sample still running is skipped.
@@ -13,7 +15,10 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::probe::{GpuSample, GpuSource, ProcessUsage, ResourceProbe, SystemUsage};
-use crate::messages::{GetWorkers, MemoryExceeded, Poke, StopMonitor, UsageSampled, WorkerId, WorkerInfo};
+use crate::messages::{
+    GetWorkers, GpuDrained, MemoryExceeded, Poke, StopMonitor, UsageSampled, WorkerId, WorkerInfo,
+};
+use crate::policy::limits::{self, MemoryLimits};
 use crate::pool::Pools;
 use crate::resources::{GpuStatus, ResourceSnapshot, WorkerUsage};
 use crate::shared::Shared;
@@ -29,8 +34,8 @@ pub(crate) struct ResourceMonitor {
     probes: Probes,
     every: Duration,
     sampling: bool,
-    /// `memory_limit_mb` per type.
-    limits: HashMap<String, u64>,
+    /// The memory limits per type.
+    limits: HashMap<String, MemoryLimits>,
 }
 
 impl ResourceMonitor {
@@ -40,7 +45,7 @@ impl ResourceMonitor {
         probe: Box<dyn ResourceProbe>,
         gpu: Box<dyn GpuSource>,
         every: Duration,
-        limits: HashMap<String, u64>,
+        limits: HashMap<String, MemoryLimits>,
     ) -> ResourceMonitor {
         ResourceMonitor {
             shared,
@@ -82,7 +87,7 @@ impl ResourceMonitor {
             if let Some((system, procs, gpu)) = sampled {
                 act.account(&workers, taken, &procs, &gpu);
                 act.publish(&workers, system, &procs, gpu);
-                act.enforce();
+                act.enforce(&workers);
             }
         }));
     }
@@ -117,9 +122,14 @@ impl ResourceMonitor {
         let m = &self.shared.metrics;
         m.worker_memory.reset();
         m.worker_cpu.reset();
+        m.worker_gpu_memory.reset();
         for w in &usage {
             m.worker_memory.with_label_values(&[&w.worker_id]).set(w.memory_bytes as i64);
             m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
+            if let Some(bytes) = w.gpu_memory_bytes.filter(|_| !w.gpus.is_empty()) {
+                let gauge = m.worker_gpu_memory.with_label_values(&[&w.worker_id, &w.task_type]);
+                gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
         }
         m.gpu_utilization.reset();
         m.gpu_memory_used.reset();
@@ -175,18 +185,23 @@ impl ResourceMonitor {
         }
     }
 
-    /// Kills workers whose memory passed their limit since the previous sample (the peak,
-    /// so that a spike between samples counts), and lets pools waiting for CPU or memory
-    /// look again.
-    fn enforce(&self) {
+    /// Kills workers whose memory or GPU memory passed their limit (see
+    /// `policy::limits::exceeded`), stops the workers of drained GPUs, and lets pools
+    /// waiting for CPU, memory or GPU room look again.
+    fn enforce(&self, workers: &[WorkerInfo]) {
         for w in self.shared.resources().workers {
-            let Some(&limit_mb) = self.limits.get(&w.task_type) else { continue };
-            // At least the resident memory: see `publish`.
-            let peak = w.peak_memory_bytes;
-            if peak > limit_mb.saturating_mul(1 << 20)
+            let Some(limits) = self.limits.get(&w.task_type) else { continue };
+            if let Some(over) = limits::exceeded(&w, limits)
                 && let Some(pool) = self.pools.get(&w.task_type)
             {
-                pool.do_send(MemoryExceeded { worker: w.worker_id.clone(), rss_bytes: peak, limit_mb });
+                pool.do_send(MemoryExceeded { worker: w.worker_id.clone(), over });
+            }
+        }
+        let drained = self.shared.gpus.drained();
+        for w in workers.iter().filter(|_| !drained.is_empty()) {
+            let Some((gpu, why)) = w.gpus.iter().find_map(|g| drained.get_key_value(g)) else { continue };
+            if let Some(pool) = self.pools.get(&w.task_type) {
+                pool.do_send(GpuDrained { worker: w.id.clone(), gpu: gpu.clone(), why: why.clone() });
             }
         }
         for pool in self.pools.values() {

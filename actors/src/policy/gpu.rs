@@ -1,6 +1,6 @@
-//! GPU decisions: which of the machine's GPUs the pool uses ([`select`]), and on which of
-//! them a starting worker is placed ([`place`]). Both are pure; the ledger (`crate::gpus`)
-//! carries them out.
+//! GPU decisions: which of the machine's GPUs the pool uses ([`select`]), which of them are
+//! drained ([`drain`]), and on which of them a starting worker is placed ([`place`]). All
+//! are pure; the ledger (`crate::gpus`) carries them out.
 
 use crate::config::GpuPlacement;
 use crate::monitor::probe::GpuUsage;
@@ -68,6 +68,8 @@ pub(crate) struct DeviceRoom {
     pub(crate) holders: usize,
     /// Whether one of them holds it for itself.
     pub(crate) exclusive: bool,
+    /// Whether it is drained (see [`drain`]): nothing is placed on it.
+    pub(crate) drained: bool,
 }
 
 impl DeviceRoom {
@@ -94,7 +96,7 @@ pub(crate) struct GpuNeed {
 /// fits (so one GPU fills before the next); ties go to the lower position.
 pub(crate) fn place(devices: &[DeviceRoom], need: GpuNeed, how: GpuPlacement) -> Result<Vec<usize>, String> {
     let fits = |d: &DeviceRoom| match need.memory_bytes {
-        _ if d.exclusive => false,
+        _ if d.exclusive || d.drained => false,
         Some(m) => d.room() >= m,
         None => d.holders == 0,
     };
@@ -119,6 +121,31 @@ pub(crate) fn place(devices: &[DeviceRoom], need: GpuNeed, how: GpuPlacement) ->
     Ok(candidates)
 }
 
+/// Marks the GPUs of a new sample that are drained, from the pool's GPUs as last seen
+/// (`previous`) and those chosen now (`now`): a GPU that answered an error is drained for
+/// it; a GPU seen before and missing now stays in the list, with its last figures, drained
+/// as gone. A GPU read again without an error is no longer drained. Answers the list in
+/// the order of `now`, the missing ones after it.
+pub(crate) fn drain(previous: &[GpuUsage], now: Vec<GpuUsage>) -> Vec<GpuUsage> {
+    let mut devices: Vec<GpuUsage> = now
+        .into_iter()
+        .map(|mut d| {
+            d.drained = d.error.as_ref().map(|e| format!("NVML error: {e}"));
+            d
+        })
+        .collect();
+    let gone: Vec<GpuUsage> = previous
+        .iter()
+        .filter(|p| !devices.iter().any(|d| d.uuid == p.uuid))
+        .map(|p| GpuUsage {
+            drained: Some(p.drained.clone().unwrap_or_else(|| "gone from the GPU sample".to_string())),
+            ..p.clone()
+        })
+        .collect();
+    devices.extend(gone);
+    devices
+}
+
 /// Whether a worker could ever fit on these GPUs (were every reservation gone): if not, the
 /// type will wait for ever, which is worth saying.
 pub(crate) fn could_ever_fit(devices: &[DeviceRoom], need: GpuNeed) -> bool {
@@ -137,7 +164,14 @@ mod tests {
     }
 
     fn room(free_gib: u64) -> DeviceRoom {
-        DeviceRoom { total: 80 * GIB, free: free_gib * GIB, reserved: 0, holders: 0, exclusive: false }
+        DeviceRoom {
+            total: 80 * GIB,
+            free: free_gib * GIB,
+            reserved: 0,
+            holders: 0,
+            exclusive: false,
+            drained: false,
+        }
     }
 
     fn need(count: usize, gib: Option<u64>) -> GpuNeed {
@@ -192,6 +226,29 @@ mod tests {
         assert_eq!(place(&devices, need(1, Some(1)), GpuPlacement::Pack), Ok(vec![1]));
         let err = place(&devices, need(2, None), GpuPlacement::Spread).unwrap_err();
         assert!(err.contains("needs 2 GPU(s)") && err.contains("1 of 3"), "{err}");
+    }
+
+    #[test]
+    fn drained_gpus_get_nothing_and_come_back_when_read_again() {
+        let devices = [DeviceRoom { drained: true, ..room(80) }, room(10)];
+        assert_eq!(place(&devices, need(1, Some(5)), GpuPlacement::Spread), Ok(vec![1]));
+        assert!(place(&devices, need(1, Some(20)), GpuPlacement::Spread).is_err());
+        assert!(could_ever_fit(&devices, need(1, Some(20))), "a drained GPU may come back");
+
+        let failing = GpuUsage { error: Some("GPU is lost".into()), ..gpu(1, "GPU-b") };
+        let first = drain(&[], vec![gpu(0, "GPU-a"), failing]);
+        assert_eq!(first[0].drained, None);
+        assert_eq!(first[1].drained.as_deref(), Some("NVML error: GPU is lost"));
+        // GPU-a vanishes: it stays, drained, with its last figures; GPU-b reads well again.
+        let second = drain(&first, vec![gpu(1, "GPU-b")]);
+        let marks: Vec<(&str, Option<&str>)> =
+            second.iter().map(|d| (d.uuid.as_str(), d.drained.as_deref())).collect();
+        assert_eq!(marks, [("GPU-b", None), ("GPU-a", Some("gone from the GPU sample"))]);
+        // A GPU gone while failing keeps the reason it was drained for.
+        let third = drain(&first, vec![gpu(0, "GPU-a")]);
+        assert_eq!(third[1].drained.as_deref(), Some("NVML error: GPU is lost"));
+        let back = drain(&second, vec![gpu(0, "GPU-a"), gpu(1, "GPU-b")]);
+        assert!(back.iter().all(|d| d.drained.is_none()) && back.len() == 2);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! Pure decisions, kept apart from the actors that carry them out (public, so that tools such
 //! as the benchmarks can run them on their own): retry backoff, queue order, scaling, warm
 //! workers, the verdict on a failed attempt (`retry`), when a type may try to start a worker
-//! again (`starts`), whether workers may start now (`admission`), and which GPUs the pool
-//! uses and a starting worker gets (`gpu`).
+//! again (`starts`), whether workers may start now (`admission`), which GPUs the pool
+//! uses and a starting worker gets (`gpu`), and whether a worker passed a memory limit
+//! (`limits`).
 
 use std::cmp::Ordering;
 use std::time::Duration;
 
 pub(crate) mod admission;
 pub(crate) mod gpu;
+pub(crate) mod limits;
 pub(crate) mod retry;
 pub(crate) mod starts;
 

@@ -30,6 +30,8 @@ pub(crate) enum Failure {
     Shutdown,
     /// The worker passed the type's memory limit and was killed.
     MemoryLimit(String),
+    /// The worker's GPU memory passed the type's `gpu_memory_mb` and it was killed.
+    GpuMemoryLimit(String),
     /// The worker wrote a stdout line past `max_output_line_mb` and was killed.
     OutputTooLarge(String),
     /// No worker of the type could be started to run it (the type gave up starting).
@@ -50,6 +52,7 @@ impl Failure {
             Failure::Cancelled => "cancelled".to_string(),
             Failure::Shutdown => "shutdown".to_string(),
             Failure::MemoryLimit(detail) => format!("memory_limit_exceeded: {detail}"),
+            Failure::GpuMemoryLimit(detail) => format!("gpu_memory_limit_exceeded: {detail}"),
             Failure::OutputTooLarge(detail) => format!("output_too_large: {detail}"),
             Failure::Lost { instance } => format!("lease expired: instance {instance} stopped renewing it"),
         }
@@ -110,8 +113,8 @@ impl RetryPolicy {
     /// The verdict on attempt number `attempt` (1 = the first) of a task allowed
     /// `max_retries` retries, while the pool is `draining` or not.
     ///
-    /// A retryable failure (an error marked retryable, a crash, a timeout, a memory limit
-    /// with `retry_on_memory_limit`, a lost instance) is retried while attempts remain; after
+    /// A retryable failure (an error marked retryable, a crash, a timeout, a memory or GPU
+    /// memory limit with `retry_on_memory_limit`, a lost instance) is retried while attempts remain; after
     /// the last one the task ends `dead` (`timed_out` for a timeout). A retry waits its
     /// backoff, except after a lost instance: the task did nothing wrong and had waited its
     /// turn already, so it runs again at once. A draining pool retries only through a
@@ -130,8 +133,10 @@ impl RetryPolicy {
             Failure::Error(_) | Failure::OutputTooLarge(_) => (None, TaskStatus::Failed),
             Failure::Crash(_) => (Some(backoff), TaskStatus::Dead),
             Failure::Timeout(_) => (Some(backoff), TaskStatus::TimedOut),
-            Failure::MemoryLimit(_) if self.retry_on_memory_limit => (Some(backoff), TaskStatus::Dead),
-            Failure::MemoryLimit(_) => (None, TaskStatus::Failed),
+            Failure::MemoryLimit(_) | Failure::GpuMemoryLimit(_) if self.retry_on_memory_limit => {
+                (Some(backoff), TaskStatus::Dead)
+            }
+            Failure::MemoryLimit(_) | Failure::GpuMemoryLimit(_) => (None, TaskStatus::Failed),
             Failure::Lost { .. } => (Some(Duration::ZERO), TaskStatus::Dead),
             Failure::Cancelled => (None, TaskStatus::Cancelled),
             Failure::Shutdown | Failure::NotStarted(_) if self.durable => return Verdict::Requeue,
@@ -191,12 +196,13 @@ mod tests {
     }
 
     #[test]
-    fn memory_limit_retries_only_when_configured() {
-        let over = Failure::MemoryLimit("rss 900 MiB".into());
-        assert_eq!(LOCAL.decide(&over, 1, 3, false), Verdict::End(TaskStatus::Failed));
-        let retrying = RetryPolicy { retry_on_memory_limit: true, ..LOCAL };
-        assert!(matches!(retrying.decide(&over, 1, 3, false), Verdict::Retry { .. }));
-        assert_eq!(retrying.decide(&over, 4, 3, false), Verdict::End(TaskStatus::Dead));
+    fn memory_limits_retry_only_when_configured() {
+        for over in [Failure::MemoryLimit("rss 900 MiB".into()), Failure::GpuMemoryLimit("2 GiB".into())] {
+            assert_eq!(LOCAL.decide(&over, 1, 3, false), Verdict::End(TaskStatus::Failed));
+            let retrying = RetryPolicy { retry_on_memory_limit: true, ..LOCAL };
+            assert!(matches!(retrying.decide(&over, 1, 3, false), Verdict::Retry { .. }));
+            assert_eq!(retrying.decide(&over, 4, 3, false), Verdict::End(TaskStatus::Dead));
+        }
     }
 
     #[test]
@@ -241,6 +247,7 @@ mod tests {
         assert_eq!(Failure::Timeout(Duration::from_millis(250)).message(), "timed out after 250 ms");
         assert_eq!(Failure::MemoryLimit("rss 2 GiB".into()).message(), "memory_limit_exceeded: rss 2 GiB");
         assert_eq!(Failure::OutputTooLarge("x".into()).message(), "output_too_large: x");
+        assert_eq!(Failure::GpuMemoryLimit("x".into()).message(), "gpu_memory_limit_exceeded: x");
         assert_eq!(Failure::Shutdown.message(), "shutdown");
         assert_eq!(
             Failure::Lost { instance: "worker-7".into() }.message(),

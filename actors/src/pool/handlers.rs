@@ -9,8 +9,8 @@ use crate::backend::memory::queue::{Entry, Place};
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::messages::{
     CancelTask, Drain, DrainIntake, Enqueue, Execute, GetDeadLetters, GetQueue, GetTypeStats, GetWorkers,
-    MemoryExceeded, Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport,
-    UsageSampled, Waiter, Watch, WorkerInfo, WorkerReport,
+    Poke, QueueInfo, QueuedTask, ReleaseIdle, Requeue, RestartWorker, Scale, ShutdownReport, UsageSampled,
+    Waiter, Watch, WorkerInfo, WorkerReport,
 };
 use crate::policy::admission;
 use crate::policy::retry::Failure;
@@ -215,16 +215,8 @@ impl Handler<RestartWorker> for TypePool {
             // Already going; no replacement beyond what its stop asked for.
             return Ok(());
         }
-        if let (WorkerState::Busy, Some(task)) = (slot.state, slot.task.clone()) {
-            // The task did nothing wrong: it goes back to the queue without spending an attempt.
-            let held = self.queue.get(&task).and_then(|p| p.held());
-            if let Some(&Held::Running { ref worker, deadline, .. }) = held
-                && *worker == id
-            {
-                self.deadlines.remove(&deadline);
-                self.refund(&task);
-            }
-        }
+        // The task did nothing wrong: it goes back to the queue without spending an attempt.
+        self.give_back_running(&id);
         if let Some(slot) = self.workers.get_mut(&id) {
             slot.replace = true;
         }
@@ -239,27 +231,6 @@ impl Handler<Drain> for TypePool {
 
     fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
         self.drain(msg.timeout, ctx)
-    }
-}
-
-impl Handler<MemoryExceeded> for TypePool {
-    type Result = ();
-
-    fn handle(&mut self, msg: MemoryExceeded, ctx: &mut Context<Self>) {
-        let Some((id, slot)) = self.workers.iter().find(|(id, _)| ***id == *msg.worker) else { return };
-        if slot.state == WorkerState::Stopping {
-            return;
-        }
-        let (id, task) = (id.clone(), slot.task.clone());
-        let detail =
-            format!("worker {id} used {} MiB, over the limit of {} MiB", msg.rss_bytes >> 20, msg.limit_mb);
-        self.worker_error(&id, detail.clone());
-        self.stop_worker(&id, true, StopReason::MemoryLimitExceeded);
-        // Not a cancelled task it ran anyway (a ghost): that id may be another task's now.
-        if let Some(task) = task.filter(|t| self.runs_on(t, &id)) {
-            self.fail_attempt(&task, Failure::MemoryLimit(detail), ctx);
-        }
-        self.dispatch(ctx);
     }
 }
 

@@ -277,7 +277,8 @@ impl TypePool {
         let Some(slot) = self.workers.remove(id) else { return };
         self.shared.lender.release();
         // The worker's GPU reservation ends with its process, never before.
-        let gpu_freed = !slot.gpus().is_empty() && self.shared.gpus.release(id);
+        let gpu_freed = !slot.gpus().is_empty() && self.shared.gpus.release(id, slot.pid);
+        self.shared.metrics.forget_worker(id, &self.name);
         if self.shared.lender.any_starved() || (gpu_freed && self.shared.gpus.any_waiting()) {
             self.slots.freed.do_send(SlotFreed);
         }

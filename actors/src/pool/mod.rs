@@ -14,8 +14,8 @@
 //! queue, handing tasks to workers), `lifecycle` (starting and stopping workers), `scale`
 //! (manual and automatic scaling), `outcome` (results, failures, retries, the end of a
 //! task), `starts` (failed starts), `timeouts`, `inproc` (in-process handlers), `monitoring`
-//! (pings and stuck tasks), `accounting` (what attempts used) and `handlers` (the message
-//! table). Whether a worker may start is
+//! (pings and stuck tasks), `accounting` (what attempts used), `enforce` (memory limits and
+//! drained GPUs, as the resource monitor reports them) and `handlers` (the message table). Whether a worker may start is
 //! decided by `policy::admission`, how a failed attempt goes on by `policy::retry`.
 //!
 //! **Architecture Invariant:** a worker leaves `workers` only when its exit is reported, so
@@ -48,6 +48,7 @@ use workers::{WorkerState, WorkerTable};
 mod accounting;
 mod dispatch;
 mod drain;
+mod enforce;
 mod handlers;
 mod inproc;
 mod lifecycle;

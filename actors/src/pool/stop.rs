@@ -12,6 +12,10 @@ pub(crate) enum StopReason {
     Cancelled,
     /// It used more memory than `memory_limit_mb`.
     MemoryLimitExceeded,
+    /// It used more GPU memory than `gpu_memory_mb`.
+    GpuMemoryLimitExceeded,
+    /// A GPU it was placed on was drained (gone from the sample, or answering errors).
+    GpuDrained,
     /// It wrote a stdout line past `max_output_line_mb`.
     OutputTooLarge,
     /// It did not answer a health ping in time.
@@ -48,6 +52,8 @@ impl StopReason {
             StopReason::Timeout => "timeout",
             StopReason::Cancelled => "cancelled",
             StopReason::MemoryLimitExceeded => "memory_limit_exceeded",
+            StopReason::GpuMemoryLimitExceeded => "gpu_memory_limit_exceeded",
+            StopReason::GpuDrained => "gpu_drained",
             StopReason::OutputTooLarge => "output_too_large",
             StopReason::Unresponsive => "unresponsive",
             StopReason::Stuck => "stuck",
@@ -77,9 +83,12 @@ impl StopReason {
     }
 
     /// Whether the worker is killed with no grace to take more: a worker over its memory
-    /// limit keeps growing while it waits.
+    /// limit keeps growing while it waits, and a drained GPU may hang whoever uses it.
     pub(crate) fn kills_at_once(self) -> bool {
-        self == StopReason::MemoryLimitExceeded
+        matches!(
+            self,
+            StopReason::MemoryLimitExceeded | StopReason::GpuMemoryLimitExceeded | StopReason::GpuDrained
+        )
     }
 }
 
@@ -93,11 +102,13 @@ impl std::fmt::Display for StopReason {
 mod tests {
     use super::StopReason::{self, *};
 
-    const ALL: [StopReason; 17] = [
+    const ALL: [StopReason; 19] = [
         Crashed,
         Timeout,
         Cancelled,
         MemoryLimitExceeded,
+        GpuMemoryLimitExceeded,
+        GpuDrained,
         OutputTooLarge,
         Unresponsive,
         Stuck,
@@ -123,6 +134,8 @@ mod tests {
                 "timeout",
                 "cancelled",
                 "memory_limit_exceeded",
+                "gpu_memory_limit_exceeded",
+                "gpu_drained",
                 "output_too_large",
                 "unresponsive",
                 "stuck",
@@ -148,8 +161,8 @@ mod tests {
     }
 
     #[test]
-    fn only_the_memory_limit_kills_at_once() {
+    fn memory_limits_and_drained_gpus_kill_at_once() {
         let at_once: Vec<StopReason> = ALL.into_iter().filter(|r| r.kills_at_once()).collect();
-        assert_eq!(at_once, [MemoryLimitExceeded]);
+        assert_eq!(at_once, [MemoryLimitExceeded, GpuMemoryLimitExceeded, GpuDrained]);
     }
 }

@@ -134,7 +134,15 @@ impl ResourceProbe for FakeProbe {
 /// ```
 #[derive(Clone, Debug)]
 pub struct FakeGpu {
-    state: Arc<Mutex<(GpuSample, u64)>>,
+    state: Arc<Mutex<GpuState>>,
+}
+
+#[derive(Debug)]
+struct GpuState {
+    sample: GpuSample,
+    samples: u64,
+    /// Devices (by position) left out of the sample, or reported with an error.
+    broken: HashMap<usize, Option<String>>,
 }
 
 impl FakeGpu {
@@ -170,7 +178,7 @@ impl FakeGpu {
     /// Sets the free memory of device `index` (the rest of it reads as used); an index
     /// without a device is ignored.
     pub fn set_free(&self, index: usize, free_bytes: u64) {
-        if let Some(d) = self.lock().0.devices.get_mut(index) {
+        if let Some(d) = self.lock().sample.devices.get_mut(index) {
             d.memory_free_bytes = free_bytes.min(d.memory_total_bytes);
             d.memory_used_bytes = d.memory_total_bytes - d.memory_free_bytes;
         }
@@ -178,7 +186,44 @@ impl FakeGpu {
 
     /// A source that reports `sample`.
     pub fn from_sample(sample: GpuSample) -> FakeGpu {
-        FakeGpu { state: Arc::new(Mutex::new((sample, 0))) }
+        FakeGpu { state: Arc::new(Mutex::new(GpuState { sample, samples: 0, broken: HashMap::new() })) }
+    }
+
+    /// Sets the GPU memory of process `pid` (over all GPUs), as NVML reports it per process.
+    pub fn set_process_memory(&self, pid: u32, bytes: u64) {
+        self.lock().sample.process_memory.insert(pid, bytes);
+    }
+
+    /// Leaves device `index` out of the samples, as if it had fallen off the bus, until
+    /// [`FakeGpu::restore`].
+    ///
+    /// # Examples
+    /// ```
+    /// use workerpool_actors::GpuSource;
+    /// use workerpool_actors::testing::FakeGpu;
+    ///
+    /// let gpu = FakeGpu::with_devices(&[1024, 1024]);
+    /// gpu.vanish(0);
+    /// assert_eq!(gpu.clone().sample().devices[0].uuid, "GPU-fake-1");
+    /// gpu.fail(1, "GPU is lost");
+    /// assert_eq!(gpu.clone().sample().devices[0].error.as_deref(), Some("GPU is lost"));
+    /// gpu.restore(0);
+    /// gpu.restore(1);
+    /// assert_eq!(gpu.clone().sample().devices.len(), 2);
+    /// ```
+    pub fn vanish(&self, index: usize) {
+        self.lock().broken.insert(index, None);
+    }
+
+    /// Reports device `index` with `error` in place of its figures, as NVML answering an
+    /// error for it, until [`FakeGpu::restore`].
+    pub fn fail(&self, index: usize, error: &str) {
+        self.lock().broken.insert(index, Some(error.to_string()));
+    }
+
+    /// Reports device `index` as it was before [`FakeGpu::vanish`] or [`FakeGpu::fail`].
+    pub fn restore(&self, index: usize) {
+        self.lock().broken.remove(&index);
     }
 
     /// Switches between the one device above and no GPU ("fake: no GPU").
@@ -193,15 +238,15 @@ impl FakeGpu {
 
     /// Reports `sample` from now on.
     pub fn set_sample(&self, sample: GpuSample) {
-        self.lock().0 = sample;
+        self.lock().sample = sample;
     }
 
     /// How many samples were taken.
     pub fn samples(&self) -> u64 {
-        self.lock().1
+        self.lock().samples
     }
 
-    fn lock(&self) -> MutexGuard<'_, (GpuSample, u64)> {
+    fn lock(&self) -> MutexGuard<'_, GpuState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -209,8 +254,21 @@ impl FakeGpu {
 impl GpuSource for FakeGpu {
     fn sample(&mut self) -> GpuSample {
         let mut s = self.lock();
-        s.1 += 1;
-        s.0.clone()
+        s.samples += 1;
+        let mut sample = s.sample.clone();
+        let devices = std::mem::take(&mut sample.devices);
+        for (i, mut d) in devices.into_iter().enumerate() {
+            match s.broken.get(&i) {
+                None => sample.devices.push(d),
+                Some(None) => {}
+                Some(Some(error)) => {
+                    d.error = Some(error.clone());
+                    d.utilization_percent = 0.0;
+                    sample.devices.push(d);
+                }
+            }
+        }
+        sample
     }
 }
 
