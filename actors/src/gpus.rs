@@ -98,7 +98,21 @@ impl GpuLedger {
             sample.available = false;
             sample.reason = Some(format!("none of the {seen} GPU(s) is among those {source} names"));
         }
+        if seen == 0 && !state.devices.is_empty() {
+            // A sample that reads no GPU at all (NVML failed as a whole) drains nothing: one
+            // failed read must not stop every GPU worker. The GPUs stay as last seen.
+            log::warn!("the GPU sample read no GPU ({:?}); keeping the GPUs as last seen", sample.reason);
+            sample.devices = state.devices.clone();
+            return sample;
+        }
         let mut devices = gpu::drain(&state.devices, now);
+        // A GPU gone from the sample stays listed, drained, until it is read again. One last
+        // seen only answering errors (whose UUID NVML may not have given: `GPU-index-N`) is
+        // forgotten once no worker is placed on it, so it does not stay drained for ever.
+        devices.retain(|d| {
+            let gone = !sample.devices.iter().any(|s| s.uuid == d.uuid);
+            !(gone && d.error.is_some()) || state.reservations.values().any(|r| r.uuids.contains(&d.uuid))
+        });
         for d in &mut devices {
             d.memory_reserved_bytes = reserved_on(&state.reservations, &d.uuid, d.memory_total_bytes);
             let before = state.devices.iter().find(|p| p.uuid == d.uuid).and_then(|p| p.drained.as_ref());
@@ -356,6 +370,36 @@ mod tests {
         assert_eq!(ledger.reserve(&w, &t, &cfg), Ok(vec!["GPU-1".to_string()]));
         ledger.observe(sample(&[8, 8]), &[]);
         assert!(ledger.drained().is_empty());
+    }
+
+    #[test]
+    fn a_sample_that_reads_no_gpu_at_all_drains_nothing() {
+        let ledger = GpuLedger::new(&PoolConfig::default(), None);
+        ledger.observe(sample(&[8, 8]), &[]);
+        let failed = GpuSample { reason: Some("NVML cannot count devices".into()), ..GpuSample::default() };
+        let seen = ledger.observe(failed, &[]);
+        assert!(!seen.available);
+        assert_eq!(seen.devices.len(), 2);
+        assert!(ledger.drained().is_empty(), "{:?}", ledger.drained());
+    }
+
+    #[test]
+    fn a_gpu_seen_only_answering_errors_is_forgotten_once_gone_and_never_refuses_a_type() {
+        let ledger = GpuLedger::new(&PoolConfig::default(), None);
+        let mut erring = sample(&[8, 8]);
+        erring.devices[1] =
+            GpuUsage { uuid: "GPU-index-1".into(), error: Some("GPU is lost".into()), ..GpuUsage::default() };
+        ledger.observe(erring, &[]);
+        assert_eq!(ledger.drained().len(), 1);
+        // Two GPUs per worker: the erring one may come back, so the type is not refused.
+        let pair =
+            TypeConfig { gpu_required: true, gpus_per_worker: Some(2), ..TypeConfig::defaults_for("t") };
+        assert_eq!(ledger.never_fits(&pair), None);
+        // It is read again under its real UUID: the entry NVML named while it failed goes.
+        ledger.observe(sample(&[8, 8]), &[]);
+        assert!(ledger.drained().is_empty(), "{:?}", ledger.drained());
+        let three = TypeConfig { gpus_per_worker: Some(3), ..pair };
+        assert!(ledger.never_fits(&three).is_some_and(|why| why.contains("needs 3 GPU(s)")));
     }
 
     #[test]

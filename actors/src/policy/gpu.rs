@@ -147,9 +147,11 @@ pub(crate) fn drain(previous: &[GpuUsage], now: Vec<GpuUsage>) -> Vec<GpuUsage> 
 }
 
 /// Whether a worker could ever fit on these GPUs (were every reservation gone): if not, the
-/// type will wait for ever, which is worth saying.
+/// type will wait for ever, which is worth saying. A drained GPU counts as one that may: it
+/// may come back (and while it answers errors, its figures say nothing).
 pub(crate) fn could_ever_fit(devices: &[DeviceRoom], need: GpuNeed) -> bool {
-    let big_enough = devices.iter().filter(|d| need.memory_bytes.is_none_or(|m| d.total >= m)).count();
+    let big_enough =
+        devices.iter().filter(|d| d.drained || need.memory_bytes.is_none_or(|m| d.total >= m)).count();
     big_enough >= need.count
 }
 

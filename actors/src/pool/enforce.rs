@@ -72,6 +72,11 @@ impl Handler<GpuDrained> for TypePool {
     fn handle(&mut self, msg: GpuDrained, ctx: &mut Context<Self>) {
         let Some(id) = self.live_worker(&msg.worker) else { return };
         self.worker_error(&id, format!("its GPU {} is drained: {}", msg.gpu, msg.why));
+        if self.draining.is_some() {
+            // Shutting down: its attempt ends with the drain of the pool, and nothing replaces it.
+            self.stop_worker(&id, true, StopReason::GpuDrained);
+            return;
+        }
         if let Some(task) = self.give_back_running(&id) {
             self.shared.events.emit(|| EventKind::TaskRequeued {
                 task_id: task.to_string(),
@@ -81,8 +86,9 @@ impl Handler<GpuDrained> for TypePool {
             });
         }
         if let Some(slot) = self.workers.get_mut(&id) {
-            // Its replacement is placed on a GPU that is not drained, or waits for one.
-            slot.replace = true;
+            // Its replacement is placed on a GPU that is not drained, or waits for one (not
+            // if it was being scaled down anyway).
+            slot.replace = !slot.retire;
         }
         self.stop_worker(&id, true, StopReason::GpuDrained);
         self.dispatch(ctx);
