@@ -31,12 +31,14 @@ fn status_shows_a_gpu_table_with_the_workers_placed_on_each() {
     let server = Server::start(CONFIG, &[("WORKERPOOL_SIMULATED_GPUS", "2x1024")]);
     let ran = execute(&server, json!({"type": "render", "data": {"op": "echo"}}));
     assert_eq!(ran.status, 200, "{ran:?}");
-    // The worker stays, idle, on its GPU; a sample after its start lists it there.
+    // The worker stays, idle, on its GPU; a sample after its start lists it there, with its
+    // reservation (a sample may list the worker before the GPUs' figures count it).
     let mut last = String::new();
     let shown = wait_for(Duration::from_secs(20), || {
         let (code, out) = status(&server);
         last = out;
-        code == Some(0) && last.lines().any(|l| l.starts_with("GPU-sim-0") && l.ends_with("render-1"))
+        let placed = |l: &str| l.starts_with("GPU-sim-0") && l.ends_with("render-1") && l.contains(" 256.0 ");
+        code == Some(0) && last.lines().any(placed)
     });
     assert!(shown, "no GPU row with its worker in\n{last}");
     assert!(last.contains("gpus: 2 (simulated: they do not exist)"), "{last}");
