@@ -53,6 +53,10 @@ pub struct TypeStats {
     pub tasks_failed: u64,
     /// Mean run time of completed tasks.
     pub avg_task_ms: f64,
+    /// Median run time of the latest 512 completed tasks (`None` before the first).
+    pub p50_task_ms: Option<u64>,
+    /// 95th percentile of the same run times.
+    pub p95_task_ms: Option<u64>,
     /// Tasks ready to run now, in the priority queue.
     pub ready: usize,
     /// How long the oldest ready task has waited.
@@ -83,7 +87,9 @@ pub struct QueueInfo {
     pub ready: usize,
     /// How long the oldest ready task has waited.
     pub oldest_wait_ms: u64,
-    /// The first waiting tasks in queue order.
+    /// The position in the queue order of the first task listed (0 for the head).
+    pub offset: usize,
+    /// The waiting tasks listed, in queue order from `offset`.
     pub tasks: Vec<QueuedTask>,
 }
 

@@ -3,6 +3,7 @@
 //! tree.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use actix::Addr;
@@ -158,8 +159,8 @@ impl LocalPools {
         self.pool(&record.task_type)?.send(Requeue(id.clone())).await?
     }
 
-    pub(crate) async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        Ok(self.pool(task_type)?.send(GetQueue { limit }).await?)
+    pub(crate) async fn queue(&self, task_type: &str, range: Range<usize>) -> Result<QueueInfo, Error> {
+        Ok(self.pool(task_type)?.send(GetQueue { range }).await?)
     }
 
     pub(crate) async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {

@@ -132,11 +132,11 @@ pub(crate) struct CancelTask(pub(crate) TaskId);
 #[rtype(result = "TypeStats")]
 pub(crate) struct GetTypeStats;
 
-/// The waiting tasks of one type, in queue order, at most `limit` of them.
+/// The waiting tasks of one type at the positions `range` of the queue order.
 #[derive(Message)]
 #[rtype(result = "QueueInfo")]
 pub(crate) struct GetQueue {
-    pub(crate) limit: usize,
+    pub(crate) range: std::ops::Range<usize>,
 }
 
 /// The workers of one type.

@@ -37,7 +37,7 @@ async fn delays_end_in_their_own_order_and_a_cancelled_one_never_runs() {
     at(t0, 50).await;
     let stats = pool.stats().await.unwrap().by_type["job"].clone();
     assert_eq!((stats.queued, stats.ready, stats.busy), (5, 0, 0), "{stats:?}");
-    let queue = pool.queue("job", 10).await.unwrap();
+    let queue = pool.queue("job", 0..10).await.unwrap();
     assert!(queue.tasks.iter().all(|t| t.state == "waiting"), "{queue:?}");
 
     at(t0, 200).await;

@@ -77,7 +77,7 @@ async fn until_running(pool: &PoolHandle, id: &TaskId) {
 async fn until_sent(pool: &PoolHandle, task_type: &str, id: &TaskId) {
     let start = Instant::now();
     loop {
-        let q = pool.queue(task_type, 100).await.unwrap();
+        let q = pool.queue(task_type, 0..100).await.unwrap();
         if q.tasks.iter().any(|t| t.id == id.as_str() && t.state == "sent") {
             return;
         }

@@ -193,7 +193,7 @@ async fn a_delayed_task_waits_its_delay_before_it_runs() {
     at(t0, 499).await;
     assert_eq!(pool.lookup(task.id()).await.unwrap().status, TaskStatus::Queued);
     assert_eq!(ms(t0, Instant::now()), 499, "the look-up let the clock move");
-    let queue = pool.queue("job", 10).await.unwrap();
+    let queue = pool.queue("job", 0..10).await.unwrap();
     assert_eq!((queue.length, queue.ready, queue.tasks[0].state), (1, 0, "waiting"));
     assert!(exec.calls().is_empty());
     let record = task.wait().await.unwrap();
@@ -220,7 +220,7 @@ async fn one_worker_takes_tasks_by_priority_then_first_come() {
     }
     // While the blocker runs, the queue lists them in the order they will run.
     at(t0, 50).await;
-    let queue = pool.queue("job", 10).await.unwrap();
+    let queue = pool.queue("job", 0..10).await.unwrap();
     let listed: Vec<_> = queue.tasks.iter().map(|t| (labels[&t.id.as_str().into()], t.priority)).collect();
     assert_eq!(listed, [("b", 5), ("d", 5), ("f", 5), ("a", 0), ("c", 0), ("e", -1)]);
     assert_eq!(blocker.wait().await.unwrap().result, Some(json!("blocker")));

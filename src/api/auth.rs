@@ -7,12 +7,15 @@ use actix_web::{HttpRequest, dev, web};
 use super::error::ApiError;
 use super::state::AppState;
 
-/// Middleware for `WORKERPOOL_PROTECT_READS`: every request needs the token, reads too.
+/// Middleware for `WORKERPOOL_PROTECT_READS`: every request needs the token, reads too, except
+/// the dashboard's own files, which hold no data (the page then asks for the token).
 pub async fn guard_everything(
     req: dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+    if let Some(state) = req.app_data::<web::Data<AppState>>()
+        && !super::dashboard::is_page(req.path())
+    {
         authorize(req.request(), state)?;
     }
     next.call(req).await

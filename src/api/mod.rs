@@ -7,9 +7,11 @@
 
 mod auth;
 mod body;
+mod dashboard;
 mod error;
 mod events;
 mod metrics;
+mod page;
 mod state;
 mod tasks;
 mod workers;
@@ -20,6 +22,7 @@ use actix_web::{HttpResponse, web};
 
 pub use auth::{authorize, guard_everything};
 pub use body::{MAX_BODY_BYTES, read_json};
+pub use dashboard::is_page;
 pub use error::{ApiError, json_errors};
 pub use state::AppState;
 
@@ -27,6 +30,7 @@ pub use state::AppState;
 pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(state))
+            .configure(dashboard::routes)
             .service(
                 web::scope("/api/workers")
                     .service(
@@ -46,6 +50,11 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
                     )
                     .service(
                         web::resource("/queues").get(workers::queues).route(web::head().to(workers::queues)),
+                    )
+                    .service(
+                        web::resource("/queues/{type}")
+                            .get(workers::queue_page)
+                            .route(web::head().to(workers::queue_page)),
                     )
                     .service(
                         web::resource("/resources")

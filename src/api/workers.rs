@@ -12,6 +12,7 @@ use super::auth::authorize;
 use super::body::read_json;
 use super::body::{ExecuteBody, ScaleBody, ScaleDirection};
 use super::error::ApiError;
+use super::page::Page;
 use super::state::AppState;
 
 type State = web::Data<AppState>;
@@ -185,7 +186,7 @@ pub(super) async fn health(state: State) -> Result<HttpResponse, ApiError> {
 async fn queue_map(state: &AppState) -> Result<BTreeMap<String, workerpool_actors::QueueInfo>, ApiError> {
     let mut queues = BTreeMap::new();
     for name in state.pool.config().types.keys() {
-        queues.insert(name.clone(), state.pool.queue(name, QUEUE_LISTING).await?);
+        queues.insert(name.clone(), state.pool.queue(name, 0..QUEUE_LISTING).await?);
     }
     Ok(queues)
 }
@@ -193,6 +194,27 @@ async fn queue_map(state: &AppState) -> Result<BTreeMap<String, workerpool_actor
 /// `GET /api/workers/queues`: per type, length, oldest wait and the first tasks in order.
 pub(super) async fn queues(state: State) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({ "queues": queue_map(&state).await? })))
+}
+
+/// `GET /api/workers/queues/{type}?offset=&limit=`: one page of a type's queue, in order.
+pub(super) async fn queue_page(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let task_type = path.into_inner();
+    let page = Page::from_query(req.query_string())?;
+    let queue = state
+        .pool
+        .queue(&task_type, page.range())
+        .await
+        .map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
+    let mut body = serde_json::to_value(queue).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        map.insert("type".into(), json!(task_type));
+        map.insert("limit".into(), json!(page.limit));
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /api/workers/resources`: the latest sample of the resource monitor.

@@ -37,6 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Range;
 
 use crate::answers::QueueInfo;
 use crate::error::{Error, SubmitError};
@@ -86,8 +87,13 @@ pub(crate) trait Backend {
     /// Queues a dead-lettered task again, with fresh attempts and the same id.
     fn requeue(&self, id: &TaskId) -> impl Future<Output = Result<TaskId, Error>> + Send;
 
-    /// The waiting tasks of a type, in queue order (at most `limit` listed).
-    fn queue(&self, task_type: &str, limit: usize) -> impl Future<Output = Result<QueueInfo, Error>> + Send;
+    /// The waiting tasks of a type at the positions `range` of the queue order (ready tasks
+    /// first, then delayed ones), with the counts of the whole queue.
+    fn queue(
+        &self,
+        task_type: &str,
+        range: Range<usize>,
+    ) -> impl Future<Output = Result<QueueInfo, Error>> + Send;
 
     /// The dead-letter list of a type, oldest first.
     fn dead_letters(&self, task_type: &str) -> impl Future<Output = Result<Vec<TaskRecord>, Error>> + Send;
@@ -163,8 +169,8 @@ impl Backend for AnyBackend {
         delegate!(self, b => b.requeue(id).await)
     }
 
-    async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        delegate!(self, b => b.queue(task_type, limit).await)
+    async fn queue(&self, task_type: &str, range: Range<usize>) -> Result<QueueInfo, Error> {
+        delegate!(self, b => b.queue(task_type, range).await)
     }
 
     async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {

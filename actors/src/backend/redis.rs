@@ -3,6 +3,7 @@
 //! leases for this instance's pools.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::watch::End;
@@ -75,9 +76,9 @@ impl Backend for RedisBackend {
         self.remote.requeue(id).await
     }
 
-    async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
+    async fn queue(&self, task_type: &str, range: Range<usize>) -> Result<QueueInfo, Error> {
         self.local.pool(task_type)?;
-        self.remote.queue(task_type, limit).await
+        self.remote.queue(task_type, range).await
     }
 
     async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {

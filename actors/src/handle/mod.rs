@@ -200,9 +200,11 @@ impl PoolHandle {
         Ok(stats)
     }
 
-    /// The waiting tasks of a type, in queue order (at most `limit` listed).
-    pub async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        self.inner.backend.queue(task_type, limit).await
+    /// The waiting tasks of a type at the positions `range` of its queue order (ready tasks
+    /// by priority, then first come; then those waiting for a delay or a retry), with the
+    /// counts of the whole queue: `queue("job", 0..50)` is the first page of 50.
+    pub async fn queue(&self, task_type: &str, range: std::ops::Range<usize>) -> Result<QueueInfo, Error> {
+        self.inner.backend.queue(task_type, range).await
     }
 
     /// Why the backend cannot be reached now (Redis down), if so.

@@ -128,7 +128,8 @@ impl Handler<GetQueue> for TypePool {
         let oldest = self.oldest_ready_wait().as_millis() as u64;
         let tasks = waiting
             .iter()
-            .take(msg.limit)
+            .skip(msg.range.start)
+            .take(msg.range.len())
             .map(|(id, p)| QueuedTask {
                 id: id.to_string(),
                 priority: p.task.priority,
@@ -143,6 +144,7 @@ impl Handler<GetQueue> for TypePool {
             .collect();
         MessageResult(QueueInfo {
             length: waiting.len(),
+            offset: msg.range.start,
             ready: self.queue.ready(),
             oldest_wait_ms: oldest,
             tasks,

@@ -229,6 +229,7 @@ impl TypePool {
     fn stats(&mut self) -> TypeStats {
         self.health.prune(Instant::now());
         let oldest = self.oldest_ready_wait().as_millis() as u64;
+        let percentiles = self.tally.percentiles();
         TypeStats {
             total: self.live_workers(),
             available: self.workers.count(WorkerState::Idle),
@@ -237,6 +238,8 @@ impl TypePool {
             tasks_completed: self.tally.completed_count(),
             tasks_failed: self.tally.failed_count(),
             avg_task_ms: self.tally.avg_task_ms(),
+            p50_task_ms: percentiles.map(|p| p.p50_ms),
+            p95_task_ms: percentiles.map(|p| p.p95_ms),
             ready: self.queue.ready(),
             oldest_wait_ms: oldest,
             dead_letters: self.dead.len(),

@@ -1,5 +1,6 @@
 //! What a pool counts of its attempts: tasks completed and failed, the mean run time of the
-//! completed ones, and a running average of recent attempts, which decides `auto_prefetch`.
+//! completed ones and the percentiles of the most recent ones, and a running average of
+//! recent attempts, which decides `auto_prefetch`.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use std::time::Duration;
 const SHORT_BELOW: Duration = Duration::from_millis(1);
 /// Weight of the newest attempt in the running average of attempt durations.
 const RECENT_WEIGHT: f64 = 0.2;
+/// How many of the latest completed tasks the duration percentiles are taken over.
+pub(super) const KEPT_DURATIONS: usize = 512;
 
 /// The counts of one pool.
 #[derive(Debug, Default)]
@@ -16,6 +19,15 @@ pub(super) struct Tally {
     busy_ms_total: u64,
     /// Running average of how long recent attempts took, in seconds (`None` before the first).
     recent_secs: Option<f64>,
+    /// The run times (ms) of the latest completed tasks, a ring of [`KEPT_DURATIONS`].
+    latest_ms: Vec<u32>,
+}
+
+/// The median and 95th percentile of the latest completed tasks' run times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Percentiles {
+    pub(super) p50_ms: u64,
+    pub(super) p95_ms: u64,
 }
 
 impl Tally {
@@ -23,7 +35,14 @@ impl Tally {
     #[inline]
     pub(super) fn completed(&mut self, took: Duration) {
         self.completed += 1;
-        self.busy_ms_total += took.as_millis() as u64;
+        let ms = took.as_millis() as u64;
+        self.busy_ms_total += ms;
+        let ms = u32::try_from(ms).unwrap_or(u32::MAX);
+        if self.latest_ms.len() < KEPT_DURATIONS {
+            self.latest_ms.push(ms);
+        } else {
+            self.latest_ms[(self.completed as usize - 1) % KEPT_DURATIONS] = ms;
+        }
         self.attempt_took(took);
     }
 
@@ -54,6 +73,18 @@ impl Tally {
         self.failed
     }
 
+    /// The median and 95th percentile (nearest rank) of the latest completed tasks' run
+    /// times; `None` before the first.
+    pub(super) fn percentiles(&self) -> Option<Percentiles> {
+        let mut sorted = self.latest_ms.clone();
+        sorted.sort_unstable();
+        let rank = |q: f64| {
+            let at = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+            u64::from(sorted[at - 1])
+        };
+        (!sorted.is_empty()).then(|| Percentiles { p50_ms: rank(0.50), p95_ms: rank(0.95) })
+    }
+
     /// The mean run time of completed tasks, in milliseconds (0 before the first).
     pub(super) fn avg_task_ms(&self) -> f64 {
         if self.completed == 0 { 0.0 } else { self.busy_ms_total as f64 / self.completed as f64 }
@@ -63,6 +94,27 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_are_of_the_latest_completed_tasks() {
+        let mut t = Tally::default();
+        assert_eq!(t.percentiles(), None);
+        t.completed(Duration::from_millis(7));
+        assert_eq!(t.percentiles(), Some(Percentiles { p50_ms: 7, p95_ms: 7 }));
+        let mut t = Tally::default();
+        for ms in 1..=100 {
+            t.completed(Duration::from_millis(ms));
+        }
+        t.failed();
+        assert_eq!(t.percentiles(), Some(Percentiles { p50_ms: 50, p95_ms: 95 }));
+        // Past the ring's size, the oldest run times are forgotten.
+        for _ in 0..KEPT_DURATIONS {
+            t.completed(Duration::from_millis(1000));
+        }
+        assert_eq!(t.percentiles(), Some(Percentiles { p50_ms: 1000, p95_ms: 1000 }));
+        t.completed(Duration::from_secs(u64::from(u32::MAX)));
+        assert_eq!(t.percentiles().map(|p| p.p95_ms), Some(1000));
+    }
 
     #[test]
     fn the_mean_is_over_completed_tasks_only() {

@@ -3,6 +3,7 @@
 //! counted by every instance.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -17,23 +18,37 @@ use crate::task::{TaskId, TaskRecord, now_ms};
 const QUICK_READ: Duration = Duration::from_millis(150);
 
 impl Remote {
-    /// The waiting tasks of a type in queue order (at most `limit`), then the delayed ones.
-    pub(crate) async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        let stop = limit.saturating_sub(1) as isize;
-        let (ready, delayed, head, later): (usize, usize, Vec<String>, Vec<String>) = self.observe(
+    /// The waiting tasks of a type at the positions `range` of the queue order: the ready
+    /// ones in order, then the delayed ones by due time.
+    pub(crate) async fn queue(&self, task_type: &str, range: Range<usize>) -> Result<QueueInfo, Error> {
+        let (ready, delayed): (usize, usize) = self.observe(
             redis::pipe()
                 .zcard(self.keys.queue(task_type))
                 .zcard(self.keys.delayed(task_type))
-                .zrange(self.keys.queue(task_type), 0, stop)
-                .zrange(self.keys.delayed(task_type), 0, stop)
                 .query_async(&mut self.gated()?)
                 .await,
         )?;
+        let (in_ready, in_delayed) = split_range(&range, ready, delayed);
+        let (head, later): (Vec<String>, Vec<String>) = if in_ready.is_empty() && in_delayed.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.observe(
+                redis::pipe()
+                    .zrange(self.keys.queue(task_type), in_ready.start as isize, in_ready.end as isize - 1)
+                    .zrange(
+                        self.keys.delayed(task_type),
+                        in_delayed.start as isize,
+                        in_delayed.end as isize - 1,
+                    )
+                    .query_async(&mut self.gated()?)
+                    .await,
+            )?
+        };
         let listed: Vec<(String, &'static str)> = head
             .iter()
+            .take(in_ready.len())
             .map(|m| (m.rsplit(':').next().unwrap_or_default().to_string(), "ready"))
-            .chain(later.into_iter().map(|id| (id, "waiting")))
-            .take(limit)
+            .chain(later.into_iter().take(in_delayed.len()).map(|id| (id, "waiting")))
             .collect();
         let mut pipe = redis::pipe();
         for (id, _) in &listed {
@@ -58,7 +73,7 @@ impl Remote {
             .collect();
         let oldest_wait_ms =
             tasks.iter().filter(|t| t.state == "ready").map(|t| t.waited_ms).max().unwrap_or(0);
-        Ok(QueueInfo { length: ready + delayed, ready, oldest_wait_ms, tasks })
+        Ok(QueueInfo { length: ready + delayed, ready, oldest_wait_ms, offset: range.start, tasks })
     }
 
     /// Waiting tasks per type (ready plus delayed).
@@ -105,5 +120,30 @@ impl Remote {
     pub(crate) async fn stale_results_total(&self) -> Result<u64, Error> {
         let n: Option<u64> = self.observe(self.gated()?.hget(self.keys.stats(), "stale_results").await)?;
         Ok(n.unwrap_or(0))
+    }
+}
+
+/// The positions of `range` (in the whole queue order) in the ready list, which has `ready`
+/// tasks, and in the delayed list of `delayed` tasks after it.
+fn split_range(range: &Range<usize>, ready: usize, delayed: usize) -> (Range<usize>, Range<usize>) {
+    let in_ready = range.start.min(ready)..range.end.min(ready);
+    let clamp = |at: usize| at.saturating_sub(ready).min(delayed);
+    (in_ready, clamp(range.start)..clamp(range.end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_range;
+
+    #[test]
+    fn a_range_spans_the_ready_list_then_the_delayed_one() {
+        assert_eq!(split_range(&(0..50), 10, 100), (0..10, 0..40));
+        assert_eq!(split_range(&(0..50), 10, 5), (0..10, 0..5));
+        assert_eq!(split_range(&(5..8), 10, 5), (5..8, 0..0));
+        assert_eq!(split_range(&(10..20), 10, 100), (10..10, 0..10));
+        assert_eq!(split_range(&(25..30), 10, 100), (10..10, 15..20));
+        assert_eq!(split_range(&(0..0), 10, 100), (0..0, 0..0));
+        assert_eq!(split_range(&(3..9), 0, 100), (0..0, 3..9));
+        assert!(split_range(&(usize::MAX - 1..usize::MAX), 10, 100).1.is_empty());
     }
 }

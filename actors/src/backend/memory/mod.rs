@@ -11,6 +11,7 @@
 //! through the task store.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -76,8 +77,8 @@ impl Backend for MemoryBackend {
         self.local.requeue(id).await
     }
 
-    async fn queue(&self, task_type: &str, limit: usize) -> Result<QueueInfo, Error> {
-        self.local.queue(task_type, limit).await
+    async fn queue(&self, task_type: &str, range: Range<usize>) -> Result<QueueInfo, Error> {
+        self.local.queue(task_type, range).await
     }
 
     async fn dead_letters(&self, task_type: &str) -> Result<Vec<TaskRecord>, Error> {

@@ -1,0 +1,91 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver (Selenium) against the
+//! real server: tasks appear and finish, a progress bar moves, scale-up asks for the token
+//! once and the worker appears, a wrong token is refused plainly, a dead letter is re-queued,
+//! the page fits a phone and is reachable by keyboard. Screenshots go to
+//! `target/dashboard-shots/`.
+//!
+//! `scripts/test.sh` installs Chromium, its driver and Selenium (`target/browser-py`).
+//! Without them the test is skipped on a developer machine and fails under `CI=true`.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::*;
+
+const TOKEN: &str = "dashboard-test-token";
+
+const CONFIG: &str = "[pool]\nmax_workers = 12\nmin_workers = 0\nresource_monitor_interval_ms = 500\nhealth_check_interval_ms = 1000\ngraceful_shutdown_timeout_ms = 2000\n\n[types.work]\nmax_concurrent = 10\nmin_workers = 0\nmax_retries = 1\nretry_delay_ms = 50\nidle_timeout_ms = 600000\ncpu_threshold = 100\n";
+
+/// The longest the whole browser run may take.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// The Python with Selenium, and the browser and its driver; `None` (skip) where they are
+/// missing and this is not CI.
+fn browser_tools() -> Option<PathBuf> {
+    let python = std::env::var_os("WORKERPOOL_TEST_BROWSER_PYTHON").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/browser-py/bin/python")),
+        PathBuf::from,
+    );
+    let selenium = Command::new(&python).args(["-c", "import selenium"]).stderr(Stdio::null()).status();
+    let chromium =
+        Command::new("chromium").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let driver = Command::new("chromedriver").arg("--version").stdout(Stdio::null()).status();
+    let missing: Vec<&str> = [("Selenium", selenium), ("chromium", chromium), ("chromedriver", driver)]
+        .into_iter()
+        .filter(|(_, s)| !s.as_ref().is_ok_and(|s| s.success()))
+        .map(|(name, _)| name)
+        .collect();
+    if missing.is_empty() {
+        return Some(python);
+    }
+    let why = format!("missing {}; scripts/test.sh installs them", missing.join(", "));
+    assert!(!support::redis_server::required(), "{why}");
+    eprintln!("skipped: {why}");
+    None
+}
+
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let Some(python) = browser_tools() else { return };
+    let server = Server::start(CONFIG, &[("WORKERPOOL_API_TOKEN", TOKEN)]);
+    let shots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/dashboard-shots"));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .arg(&server.base)
+        .arg(TOKEN)
+        .arg(&shots)
+        .env("SE_OFFLINE", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the browser script");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the browser script") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            break child.wait().expect("the killed script");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = child.wait_with_output().expect("the script's output");
+    let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{out}");
+    assert!(
+        status.success(),
+        "the browser run failed ({status}, {:?}):\n{out}\n{err}\nserver log:\n{}",
+        started.elapsed(),
+        server.log().join("\n")
+    );
+    assert!(out.contains("every step passed"), "{out}");
+    for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "phone"] {
+        let png = std::fs::read(shots.join(format!("{shot}.png"))).expect("a screenshot");
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{shot}.png is not a real screenshot");
+    }
+}
