@@ -404,7 +404,7 @@ async fn prefetch_respects_recycling_and_queue_listing() {
         wait_until(LIMIT, || {
             let pool = pool.clone();
             on_thread(move || async move {
-                pool.queue("work", 10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
+                pool.queue("work", 0..10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
             }) == 2
         })
         .await
@@ -475,7 +475,7 @@ async fn at_most_max_records_finished_records_are_kept_newest_first() {
 
 /// How many of the type's waiting tasks sit in a worker's pipe.
 async fn sent_ahead(pool: &workerpool_actors::PoolHandle) -> usize {
-    pool.queue("work", 10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
+    pool.queue("work", 0..10).await.unwrap().tasks.iter().filter(|t| t.state == "sent").count()
 }
 
 /// A sleep of `ms` and three echo tasks behind it, on the type's one worker; answers how many
@@ -489,7 +489,7 @@ async fn echoes_behind_a_sleep(pool: &workerpool_actors::PoolHandle, ms: u64) ->
     // Read once all three wait (while the sleep runs); at most for a second.
     let mut sent = None;
     for _ in 0..200 {
-        if pool.queue("work", 10).await.unwrap().length == 3 {
+        if pool.queue("work", 0..10).await.unwrap().length == 3 {
             sent = Some(sent_ahead(pool).await);
             break;
         }

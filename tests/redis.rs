@@ -224,6 +224,20 @@ fn priority_and_delay_hold_across_instances() {
     let mid = enqueue(&front, sleep_task(10), json!({"priority": 5}));
     let queue = get(&front.url("/api/workers/queues")).body;
     assert_eq!(queue["queues"]["text_processing"]["length"], 4, "{queue}");
+    // A page spans the ready tasks in order, then the delayed one.
+    let page = get(&front.url("/api/workers/queues/text_processing?offset=1&limit=3")).body;
+    let listed: Vec<(&str, &str)> = page["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap_or_default(), t["state"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        listed,
+        [(mid.as_str(), "ready"), (low.as_str(), "ready"), (delayed.as_str(), "waiting")],
+        "{page}"
+    );
+    assert_eq!((page["offset"].as_u64(), page["length"].as_u64()), (Some(1), Some(4)), "{page}");
     let records = wait_all(
         &front,
         &[blocker, low.clone(), delayed.clone(), high.clone(), mid.clone()],

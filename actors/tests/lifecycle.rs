@@ -223,6 +223,12 @@ async fn one_worker_takes_tasks_by_priority_then_first_come() {
     let queue = pool.queue("job", 0..10).await.unwrap();
     let listed: Vec<_> = queue.tasks.iter().map(|t| (labels[&t.id.as_str().into()], t.priority)).collect();
     assert_eq!(listed, [("b", 5), ("d", 5), ("f", 5), ("a", 0), ("c", 0), ("e", -1)]);
+    // Pages of it: the same order from an offset, with the counts of the whole queue.
+    let page = pool.queue("job", 2..5).await.unwrap();
+    let paged: Vec<_> = page.tasks.iter().map(|t| labels[&t.id.as_str().into()]).collect();
+    assert_eq!((paged, page.offset, page.length), (vec!["f", "a", "c"], 2, 6));
+    let past = pool.queue("job", 6..50).await.unwrap();
+    assert_eq!((past.tasks.len(), past.offset, past.length), (0, 6, 6));
     assert_eq!(blocker.wait().await.unwrap().result, Some(json!("blocker")));
     for h in handles {
         assert_eq!(h.wait().await.unwrap().status, TaskStatus::Completed);
