@@ -7,6 +7,7 @@
 
 mod auth;
 mod body;
+mod cors;
 mod error;
 mod events;
 mod metrics;
@@ -20,6 +21,7 @@ use actix_web::{HttpResponse, web};
 
 pub use auth::{authorize, guard_everything};
 pub use body::{MAX_BODY_BYTES, read_json};
+pub use cors::cors;
 pub use error::{ApiError, json_errors};
 pub use state::AppState;
 
