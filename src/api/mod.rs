@@ -11,6 +11,7 @@ mod cors;
 mod error;
 mod events;
 mod metrics;
+mod resume;
 mod state;
 mod tasks;
 mod workers;
