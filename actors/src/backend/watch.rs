@@ -226,8 +226,15 @@ impl TaskWatch {
             return self.end_with(record);
         }
         if self.seen != Some((record.status, record.attempts)) {
-            self.progress = record.progress.clone();
-            return Some(self.status(record));
+            // The status first; a report it holds that was not delivered still comes as one.
+            let report = record.progress.clone().filter(|p| self.progress.as_ref() != Some(p));
+            let worker_id = record.worker_id.clone();
+            let status = self.status(record);
+            if let Some(report) = report {
+                let update = self.heard(report, worker_id);
+                self.pending.push_back(update);
+            }
+            return Some(status);
         }
         let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;
         Some(self.heard(progress, record.worker_id))
