@@ -69,10 +69,16 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
     let settings = &state.settings;
     let protect_reads = settings.protect_reads && settings.api_token.is_some();
     let app_state = state.clone();
+    let cors_origins = settings.cors_origins.clone();
     let mut server = HttpServer::new(move || {
+        let cors = api::cors(&cors_origins);
+        // Innermost first: the token, then CORS (a preflight is answered before the token is
+        // asked for, and a 401 gets the allow headers), then error bodies as JSON (the
+        // framework's and a refused preflight's, keeping the CORS headers), then the log.
         App::new()
-            .wrap(api::json_errors())
             .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
+            .wrap(middleware::Condition::new(cors.is_some(), cors.unwrap_or_default()))
+            .wrap(api::json_errors())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
             .configure(api::configure(app_state.clone()))
     })

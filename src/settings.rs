@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use workerpool_actors::config_file::ConfigFile;
 use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
+mod server;
+
+pub use server::CorsOrigins;
+use server::ServerFile;
+
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3002";
 /// The configuration file used when none is named and it exists.
@@ -52,6 +57,8 @@ pub struct Settings {
     pub api_token: Option<String>,
     /// With a token, require it on reads, SSE and `/metrics` too (`WORKERPOOL_PROTECT_READS`).
     pub protect_reads: bool,
+    /// Web origins that may call the API from a browser (`[server] cors_origins`).
+    pub cors_origins: CorsOrigins,
 }
 
 impl Settings {
@@ -62,10 +69,15 @@ impl Settings {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
         };
-        let file = match &path {
+        let (file, server) = match &path {
             Some(p) => read_file(p)?,
-            None => ConfigFile::default(),
+            None => (ConfigFile::default(), ServerFile::default()),
         };
+        let cors_origins =
+            CorsOrigins::from_list(server.server.cors_origins.as_deref()).map_err(|e| match &path {
+                Some(p) => ConfigError(format!("{}: {e}", p.display())),
+                None => e,
+            })?;
         let mut pool = PoolConfig::from_file(file).map_err(|e| match &path {
             Some(p) => ConfigError(format!("{}: {e}", p.display())),
             None => ConfigError(e.to_string()),
@@ -99,14 +111,17 @@ impl Settings {
             api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
             protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            cors_origins,
         })
     }
 }
 
-fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+/// The file's tables: the library's, and the server's own `[server]`.
+fn read_file(path: &Path) -> Result<(ConfigFile, ServerFile), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read the configuration: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    let bad = |e: toml::de::Error| ConfigError(format!("{}: {e}", path.display()));
+    Ok((toml::from_str(&text).map_err(bad)?, toml::from_str(&text).map_err(bad)?))
 }
 
 fn parse_env<T: std::str::FromStr>(
@@ -308,6 +323,21 @@ mod tests {
         assert!(err.contains("WORKER_POOL_SIZE") && !err.contains("MAX_WORKERS"), "{err}");
         let err = load(&[("WORKER_POOL_SIZE", "0")]).unwrap_err().0;
         assert!(err.contains("pool.max_workers"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_from_the_server_table() {
+        let load = |text: &str| {
+            let (_d, path) = write(text);
+            Settings::load(&Overrides { config: Some(path), ..Overrides::default() }, &env_of(&[]))
+        };
+        assert_eq!(load("").unwrap().cors_origins, CorsOrigins::Off);
+        let s = load("[server]\ncors_origins = [\"https://ops.example\"]\n").unwrap();
+        assert_eq!(s.cors_origins, CorsOrigins::Listed(vec!["https://ops.example".into()]));
+        let err = load("[server]\ncors_origins = [\"https://ops.example/\"]\n").unwrap_err().0;
+        assert!(err.contains("\"https://ops.example/\""), "{err}");
+        let err = load("[server]\ncors_origin = []\n").unwrap_err().0;
+        assert!(err.contains("cors_origin"), "{err}");
     }
 
     #[test]

@@ -113,8 +113,8 @@ impl From<workerpool_actors::SubmitError> for ApiError {
 }
 
 /// Turns the framework's own error pages (unknown route, wrong method) into JSON bodies.
-pub fn json_errors() -> ErrorHandlers<actix_web::body::BoxBody> {
-    ErrorHandlers::new().default_handler(|res: dev::ServiceResponse| {
+pub fn json_errors<B: actix_web::body::MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: dev::ServiceResponse<B>| {
         let status = res.status();
         let has_json = res
             .response()
@@ -132,10 +132,22 @@ pub fn json_errors() -> ErrorHandlers<actix_web::body::BoxBody> {
             other => other.canonical_reason().unwrap_or("error").to_lowercase(),
         };
         let (req, old) = res.into_parts();
+        let mut headers = old.headers().clone();
+        headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_LENGTH);
+        // A refused CORS preflight: the middleware's text says why (origin, method, headers).
+        let message = match actix_web::body::MessageBody::try_into_bytes(old.into_body()) {
+            Ok(why)
+                if req.method() == actix_web::http::Method::OPTIONS && status == StatusCode::BAD_REQUEST =>
+            {
+                format!("CORS preflight refused: {}", String::from_utf8_lossy(&why))
+            }
+            _ => message,
+        };
         let mut body = HttpResponse::build(status).json(json!({ "error": message }));
-        // Keep what the framework said besides the body (e.g. `Allow` on a 405).
-        if let Some(allow) = old.headers().get(header::ALLOW) {
-            body.headers_mut().insert(header::ALLOW, allow.clone());
+        // Keep what was said besides the body (`Allow` on a 405, the CORS headers).
+        for (name, value) in headers {
+            body.headers_mut().append(name, value);
         }
         Ok(ErrorHandlerResponse::Response(dev::ServiceResponse::new(req, body).map_into_right_body()))
     })

@@ -7,11 +7,13 @@
 
 mod auth;
 mod body;
+mod cors;
 mod dashboard;
 mod error;
 mod events;
 mod metrics;
 mod page;
+mod resume;
 mod state;
 mod tasks;
 mod workers;
@@ -22,6 +24,7 @@ use actix_web::{HttpResponse, web};
 
 pub use auth::{authorize, guard_everything};
 pub use body::{MAX_BODY_BYTES, read_json};
+pub use cors::cors;
 pub use dashboard::is_page;
 pub use error::{ApiError, json_errors};
 pub use state::AppState;

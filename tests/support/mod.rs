@@ -6,6 +6,7 @@ pub mod misbehaving;
 pub mod openapi;
 pub mod redis_server;
 pub mod server;
+pub mod sse;
 
 use std::time::{Duration, Instant};
 

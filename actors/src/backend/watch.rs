@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{AnyBackend, Backend};
 use crate::error::Error;
 use crate::events::{EventKind, EventReceiver};
-use crate::task::{Progress, TaskId, TaskRecord};
+use crate::task::{Progress, TaskId, TaskRecord, TaskStatus};
 
 /// With a shared backend, how often a watch reads the task's record.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -25,7 +25,8 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 #[serde(tag = "update", rename_all = "snake_case")]
 pub enum TaskUpdate {
     /// Its record: the first update of a live task, and again when its status changed
-    /// (assigned to a worker, back in the queue for a retry).
+    /// (assigned to a worker, back in the queue for a retry; with a shared backend, also as
+    /// a read of the record finds it, e.g. an attempt started on another instance).
     Status(TaskRecord),
     /// A progress report, with the worker that sent it when known.
     Progress {
@@ -55,6 +56,9 @@ pub struct TaskWatch {
     progress: Option<Progress>,
     /// With a shared backend: the next read of the record.
     look: Option<tokio::time::Interval>,
+    /// The status and attempt count of the last record delivered, so a read of the record
+    /// that finds another (an attempt elsewhere, a retry pending) delivers it once.
+    seen: Option<(TaskStatus, u32)>,
     done: bool,
 }
 
@@ -90,6 +94,7 @@ impl TaskWatch {
             progress: record.as_ref().and_then(|r| r.progress.clone()),
             pending: Default::default(),
             look,
+            seen: None,
             done: false,
         };
         if let Some(record) = record {
@@ -131,7 +136,7 @@ impl TaskWatch {
                         if let Ok(Some(record)) = self.backend.record(&self.id).await
                             && !record.status.is_final()
                         {
-                            return Some(TaskUpdate::Status(record));
+                            return Some(self.status(record));
                         }
                     }
                     Err(RecvError::Closed) => {
@@ -207,17 +212,29 @@ impl TaskWatch {
             EventKind::TaskFailed { .. } if self.backend.shared() => None,
             EventKind::TaskAssigned { .. } | EventKind::TaskFailed { .. } => {
                 let record = self.backend.record(&self.id).await.ok()??;
-                (!record.status.is_final()).then_some(TaskUpdate::Status(record))
+                (!record.status.is_final()).then(|| self.status(record))
             }
             _ => None,
         }
     }
 
-    /// A read of the record (shared backends): its end, or progress not delivered yet.
+    /// A read of the record (shared backends): its end, a status not delivered yet (an
+    /// attempt started or failed on another instance), or progress not delivered yet.
     async fn read(&mut self) -> Option<TaskUpdate> {
         let record = self.backend.record(&self.id).await.ok()??;
         if record.status.is_final() {
             return self.end_with(record);
+        }
+        if self.seen != Some((record.status, record.attempts)) {
+            // The status first; a report it holds that was not delivered still comes as one.
+            let report = record.progress.clone().filter(|p| self.progress.as_ref() != Some(p));
+            let worker_id = record.worker_id.clone();
+            let status = self.status(record);
+            if let Some(report) = report {
+                let update = self.heard(report, worker_id);
+                self.pending.push_back(update);
+            }
+            return Some(status);
         }
         let progress = record.progress.filter(|p| self.progress.as_ref() != Some(p))?;
         Some(self.heard(progress, record.worker_id))
@@ -229,8 +246,14 @@ impl TaskWatch {
             self.done = true;
             TaskUpdate::Ended(record)
         } else {
-            TaskUpdate::Status(record)
+            self.status(record)
         }
+    }
+
+    /// A record to deliver as a status, noted as the last one seen.
+    fn status(&mut self, record: TaskRecord) -> TaskUpdate {
+        self.seen = Some((record.status, record.attempts));
+        TaskUpdate::Status(record)
     }
 }
 

@@ -31,6 +31,10 @@ pub struct ConfigFile {
     /// The `[redis]` table.
     #[serde(default)]
     pub redis: RedisSection,
+    /// The `[server]` table: the embedding application's own settings (the server binary reads
+    /// it itself); the library accepts it and reads nothing of it.
+    #[serde(default)]
+    pub server: Option<serde::de::IgnoredAny>,
 }
 
 /// The `[redis]` table of a configuration file.
