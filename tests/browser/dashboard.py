@@ -73,6 +73,16 @@ class Steps:
         found = self.css(selector)
         return found[0].text if found else ""
 
+    def click(self, selector, what):
+        """Clicks the element `selector` names, found afresh: the page redraws as events arrive."""
+        def press(_):
+            found = self.css(selector)
+            if not found:
+                return False
+            found[0].click()
+            return True
+        self.until(f"{what} can be clicked", press)
+
     def go(self, hash_):
         self.driver.get(f"{BASE}/{hash_}")
 
@@ -98,7 +108,7 @@ def enter_token(s, value):
     dialog = s.until("the token dialog opens", lambda d: s.css("dialog[open] #token-input"))
     dialog[0].clear()
     dialog[0].send_keys(value)
-    s.css("#token-ok")[0].click()
+    s.click("#token-ok", "the dialog's ok")
 
 
 def main():
@@ -144,23 +154,23 @@ def main():
         s.go("")
         s.until("the overview shows", lambda _: s.css("[data-scale-up='work']"))
         count = len(workers_of(s, "work"))
-        s.css("[data-scale-up='work']")[0].click()
+        s.click("[data-scale-up='work']", "scale up")
         enter_token(s, TOKEN)
         s.until("the page says the action was done", lambda _: "done" in s.text("#banner"))
         s.until("a new `work` worker is listed", lambda _: len(workers_of(s, "work")) > count)
         kept = d.execute_script("return sessionStorage.getItem('workerpool.token')")
         assert kept == TOKEN, "the token is kept for the tab"
-        s.css("[data-scale-up='work']")[0].click()
+        s.click("[data-scale-up='work']", "scale up")
         s.until("a second scale-up needs no prompt", lambda _: len(workers_of(s, "work")) > count + 1)
         assert not s.css("dialog[open]"), "no prompt with a good token"
         s.shot("scaled")
 
         s.step = "a wrong token is refused, plainly"
         d.execute_script("sessionStorage.setItem('workerpool.token', 'wrong-token')")
-        s.css("[data-scale-down='work']")[0].click()
+        s.click("[data-scale-down='work']", "scale down")
         dialog = s.until("the page asks again for the token", lambda _: s.css("dialog[open]"))
         assert "refused" in s.text("#token-why"), s.text("#token-why")
-        s.css("dialog[open] button[value='cancel']")[0].click()
+        s.click("dialog[open] button[value='cancel']", "the dialog's cancel")
         s.until("the refusal is shown", lambda _: "refused (HTTP 401)" in s.text("#banner"))
         assert "bearer token" in s.text("#banner"), s.text("#banner")
         s.shot("refused")
@@ -172,9 +182,9 @@ def main():
         dead = body["id"]
         ended = body["finished_at"]
         s.go("#/type/work")
-        button = s.until("the dead letter is listed with a re-queue button", lambda _: s.css(f"[data-requeue='{dead}']"))
+        s.until("the dead letter is listed with a re-queue button", lambda _: s.css(f"[data-requeue='{dead}']"))
         s.shot("dead-letters")
-        button[0].click()
+        s.click(f"[data-requeue='{dead}']", "re-queue")
         s.until("the re-queue is done", lambda _: "Re-queue" in s.text("#banner") and "done" in s.text("#banner"))
         deadline = time.time() + WAIT_S
         while time.time() < deadline:

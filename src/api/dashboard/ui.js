@@ -91,7 +91,20 @@ export function pager(offset, limit, total, go, what) {
     h("button", { type: "button", class: "small", disabled: last >= total, onclick: () => go(offset + limit) }, "Next →"));
 }
 
-/** Replaces the children of `el`. */
+/**
+ * Replaces the children of `el`. The element that had the keyboard focus keeps it when the
+ * new content has its like (same id, or same aria-label), so live updates do not throw a
+ * keyboard user back to the top.
+ */
 export function fill(el, ...children) {
+  const active = document.activeElement;
+  const key = active && el.contains(active) && active !== el
+    ? (active.id && `#${CSS.escape(active.id)}`) ||
+      (active.getAttribute("aria-label") && `[aria-label="${CSS.escape(active.getAttribute("aria-label"))}"]`)
+    : null;
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  if (key) {
+    const again = el.querySelector(key);
+    if (again) again.focus({ preventScroll: true });
+  }
 }
