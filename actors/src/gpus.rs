@@ -59,9 +59,16 @@ struct Reservation {
 impl GpuLedger {
     /// A ledger for `cfg`; `simulated_dir` is set when the GPUs are simulated.
     pub(crate) fn new(cfg: &PoolConfig, simulated_dir: Option<PathBuf>) -> GpuLedger {
+        let cuda_visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let order = std::env::var("CUDA_DEVICE_ORDER").ok();
+        if let Some(warning) =
+            gpu::index_order_warning(cfg.gpu_devices.as_deref(), cuda_visible.as_deref(), order.as_deref())
+        {
+            log::warn!("{warning}");
+        }
         GpuLedger {
             named: cfg.gpu_devices.clone(),
-            cuda_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+            cuda_visible,
             placement: cfg.gpu_placement,
             simulated_dir,
             state: Mutex::new(LedgerState::default()),
@@ -78,12 +85,12 @@ impl GpuLedger {
     /// marks each GPU with what is reserved there, and answers the sample as the pool
     /// publishes it.
     pub(crate) fn observe(&self, mut sample: GpuSample, workers: &[(&str, u32)]) -> GpuSample {
-        let (chosen, unknown) =
-            gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
+        let (chosen, bad) = gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
         let mut state = self.lock();
         let source = if self.named.is_some() { "pool.gpu_devices" } else { "CUDA_VISIBLE_DEVICES" };
-        if !unknown.is_empty() && sample.available && !state.warned {
-            log::warn!("{source} names GPUs that are not there: {}", unknown.join(", "));
+        if !bad.is_empty() && sample.available && !state.warned {
+            let names: Vec<String> = bad.iter().map(ToString::to_string).collect();
+            log::warn!("{source} names GPUs the pool cannot use: {}", names.join(", "));
             state.warned = true;
         }
         for &(id, pid) in workers {
@@ -259,19 +266,14 @@ impl GpuLedger {
         self.simulated_dir.is_some()
     }
 
-    /// The environment of a worker placed on `uuids`: `CUDA_VISIBLE_DEVICES` and
-    /// `NVIDIA_VISIBLE_DEVICES` (comma-joined UUIDs) and, on simulated GPUs, where it reports
-    /// what it holds. None for a worker without GPUs.
+    /// The environment of a worker placed on `uuids` (see `policy::gpu::visible_devices`):
+    /// `CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES` name its GPUs and, on simulated
+    /// GPUs, where it reports what it holds. A worker without GPUs sees none while the pool
+    /// places workers on GPUs (simulated ones, or any it has sampled).
     pub(crate) fn env(&self, uuids: &[String]) -> Vec<(String, String)> {
-        if uuids.is_empty() {
-            return Vec::new();
-        }
-        let joined = uuids.join(",");
-        let mut env = vec![
-            ("CUDA_VISIBLE_DEVICES".to_string(), joined.clone()),
-            ("NVIDIA_VISIBLE_DEVICES".to_string(), joined),
-        ];
-        if let Some(dir) = &self.simulated_dir {
+        let places_gpus = self.simulated_dir.is_some() || !self.lock().devices.is_empty();
+        let mut env = gpu::visible_devices(uuids, places_gpus);
+        if let Some(dir) = self.simulated_dir.as_ref().filter(|_| !uuids.is_empty()) {
             env.push((SIMULATED_GPU_DIR_VAR.to_string(), dir.display().to_string()));
         }
         env

@@ -41,6 +41,11 @@ fn reservations_follow_workers_and_show_in_the_inventory() {
     let env = ledger.env(&["GPU-0".to_string(), "GPU-1".to_string()]);
     assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES".to_string(), "GPU-0,GPU-1".to_string()));
     assert_eq!(env.len(), 2);
+    // A worker without GPUs sees none while the pool places workers on GPUs.
+    let hidden = ledger.env(&[]);
+    assert_eq!(hidden[0], ("CUDA_VISIBLE_DEVICES".to_string(), String::new()));
+    assert_eq!(hidden[1], ("NVIDIA_VISIBLE_DEVICES".to_string(), "void".to_string()));
+    assert_eq!(GpuLedger::new(&PoolConfig::default(), None).env(&[]), vec![], "no GPU sampled yet");
 }
 
 #[test]
