@@ -51,9 +51,17 @@ struct Reservation {
     uuids: Vec<String>,
     /// Per GPU; `None`: the GPUs are the worker's alone.
     bytes: Option<u64>,
-    /// What the worker used per GPU at the last sample (its process's GPU memory, shared
-    /// evenly over its GPUs): the part of its reservation already in the GPU's used memory.
-    used: u64,
+    /// What the worker used on each of its GPUs at the last sample (its process's GPU
+    /// memory there, as the source gives it per device): the part of its reservation already
+    /// in that GPU's used memory.
+    used: BTreeMap<String, u64>,
+}
+
+impl Reservation {
+    /// What the worker used on GPU `uuid` at the last sample.
+    fn used_on(&self, uuid: &str) -> u64 {
+        self.used.get(uuid).copied().unwrap_or(0)
+    }
 }
 
 impl GpuLedger {
@@ -95,8 +103,12 @@ impl GpuLedger {
         }
         for &(id, pid) in workers {
             if let Some(r) = state.reservations.get_mut(id) {
-                let used = sample.process_memory.get(&pid).copied().unwrap_or(0);
-                r.used = used / r.uuids.len().max(1) as u64;
+                let held = sample.process_memory.get(&pid);
+                r.used = r
+                    .uuids
+                    .iter()
+                    .map(|u| (u.clone(), held.and_then(|h| h.get(u)).copied().unwrap_or(0)))
+                    .collect();
             }
         }
         let seen = sample.devices.len();
@@ -154,7 +166,7 @@ impl GpuLedger {
                 let uuids: Vec<String> = chosen.iter().map(|&i| state.devices[i].uuid.clone()).collect();
                 state.reservations.insert(
                     worker.clone(),
-                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: 0 },
+                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: BTreeMap::new() },
                 );
                 if state.waiting.remove(task_type).is_some() {
                     self.waiting_count.store(state.waiting.len(), Ordering::Release);
@@ -188,7 +200,7 @@ impl GpuLedger {
             let _ = std::fs::remove_file(dir.join(pid.to_string()));
         }
         for d in state.devices.iter_mut().filter(|d| r.uuids.contains(&d.uuid)) {
-            let freed = r.used.min(d.memory_used_bytes);
+            let freed = r.used_on(&d.uuid).min(d.memory_used_bytes);
             d.memory_used_bytes -= freed;
             d.memory_free_bytes = d.memory_free_bytes.saturating_add(freed).min(d.memory_total_bytes);
         }
@@ -297,8 +309,9 @@ fn need_of(cfg: &TypeConfig) -> GpuNeed {
 
 fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
     let here: Vec<&Reservation> = reservations.values().filter(|r| r.uuids.contains(&d.uuid)).collect();
-    let unused =
-        here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used))));
+    let unused = here
+        .iter()
+        .fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used_on(&d.uuid)))));
     DeviceRoom {
         total: d.memory_total_bytes,
         free: d.memory_free_bytes.saturating_sub(unused),
