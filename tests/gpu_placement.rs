@@ -2,7 +2,8 @@
 //! `CUDA_VISIBLE_DEVICES` it really got (the `env` op), and under spread two workers that
 //! live at once get different GPUs. A worker that holds more than its type's `gpu_memory_mb`
 //! is killed, its task fails with `gpu_memory_limit_exceeded` (retried only with
-//! `retry_on_memory_limit`), and its usage report is removed.
+//! `retry_on_memory_limit`), and its usage report is removed. A worker of a type without
+//! GPUs sees none.
 
 mod support;
 
@@ -47,6 +48,24 @@ async fn workers_under_spread_see_different_gpus() {
     let expected: BTreeSet<String> = ["GPU-sim-0", "GPU-sim-1"].into_iter().map(String::from).collect();
     assert_eq!(seen, expected, "one worker on each simulated GPU");
     assert_eq!(dirs.len(), 1, "one directory for the whole pool");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_worker_of_a_type_without_gpus_sees_none() {
+    let mut gpu = demo_type(1);
+    gpu.gpu_required = true;
+    let mut cfg = config(vec![("work", demo_type(1)), ("gpu", gpu)]);
+    cfg.simulated_gpus = SimulatedGpu::parse_list("1x81920").expect("a valid spec");
+    let pool = PoolBuilder::new(cfg).start().expect("pool starts");
+    let record = within(LIMIT, pool.execute(op("env", serde_json::json!({})))).await.expect("a record");
+    assert_eq!(record.status, TaskStatus::Completed, "{record:?}");
+    let env = record.result.clone().unwrap_or_default();
+    // Not the server's variables (inherited): none at all, so it cannot use a GPU the pool
+    // reserved for another worker.
+    assert_eq!(env["CUDA_VISIBLE_DEVICES"], "", "{env}");
+    assert_eq!(env["NVIDIA_VISIBLE_DEVICES"], "void", "{env}");
+    assert!(env["WORKERPOOL_SIMULATED_GPU_DIR"].is_null(), "{env}");
     pool.shutdown().await;
 }
 

@@ -260,7 +260,7 @@ async fn max_workers_is_shared_and_no_type_starves() {
 #[tokio::test]
 async fn manual_scale_and_restart() {
     let pool = demo_pool(2, |_| {});
-    assert_eq!(pool.scale("work", ScaleAction::Up(2)).await.unwrap(), 2);
+    assert_eq!(pool.scale("work", ScaleAction::Up(2)).await.unwrap().workers, 2);
     assert!(wait_until(LIMIT, || count_workers(&pool, "idle") == 2).await);
     let err = pool.scale("work", ScaleAction::Up(1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Limit);
@@ -274,7 +274,7 @@ async fn manual_scale_and_restart() {
     let ids: HashSet<String> = pool.workers().await.unwrap().into_iter().map(|w| w.id).collect();
     assert!(!ids.contains(&victim.id) && ids.len() == 2, "{ids:?}");
     assert_eq!(pool.restart_worker("work-999").await.unwrap_err().kind(), ErrorKind::UnknownWorker);
-    assert_eq!(pool.scale("work", ScaleAction::Down(2)).await.unwrap(), 0);
+    assert_eq!(pool.scale("work", ScaleAction::Down(2)).await.unwrap().workers, 0);
     assert!(wait_until(LIMIT, || count_workers(&pool, "any") == 0).await);
     assert_eq!(pool.scale("nope", ScaleAction::Up(1)).await.unwrap_err().kind(), ErrorKind::UnknownType);
     pool.shutdown().await;

@@ -36,6 +36,25 @@ pub enum ScaleAction {
     Down(usize),
 }
 
+/// What a manual scale answers.
+///
+/// A scale-up starts what the GPUs have room for now (`started`); the rest (`waiting`) wait
+/// for room as demand-driven starts do, start as soon as another worker's exit leaves it,
+/// and are the first a scale-down takes back. `gpu_wait` says why they wait, as
+/// `PoolHandle::gpu_wait` does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Scaled {
+    /// The workers the type will have: those alive, starting or waiting to start.
+    pub workers: usize,
+    /// Workers this request started now (0 for a scale-down), owed ones of an earlier
+    /// scale-up included.
+    pub started: usize,
+    /// Workers the type is still owed by manual scale-ups, waiting for GPU room.
+    pub waiting: usize,
+    /// Why they wait (`waiting for GPU room: …`), while some do.
+    pub gpu_wait: Option<String>,
+}
+
 /// Figures of one type (the contract's `by_type` entry).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TypeStats {

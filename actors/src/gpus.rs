@@ -51,17 +51,32 @@ struct Reservation {
     uuids: Vec<String>,
     /// Per GPU; `None`: the GPUs are the worker's alone.
     bytes: Option<u64>,
-    /// What the worker used per GPU at the last sample (its process's GPU memory, shared
-    /// evenly over its GPUs): the part of its reservation already in the GPU's used memory.
-    used: u64,
+    /// What the worker used on each of its GPUs at the last sample (its process's GPU
+    /// memory there, as the source gives it per device): the part of its reservation already
+    /// in that GPU's used memory.
+    used: BTreeMap<String, u64>,
+}
+
+impl Reservation {
+    /// What the worker used on GPU `uuid` at the last sample.
+    fn used_on(&self, uuid: &str) -> u64 {
+        self.used.get(uuid).copied().unwrap_or(0)
+    }
 }
 
 impl GpuLedger {
     /// A ledger for `cfg`; `simulated_dir` is set when the GPUs are simulated.
     pub(crate) fn new(cfg: &PoolConfig, simulated_dir: Option<PathBuf>) -> GpuLedger {
+        let cuda_visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+        let order = std::env::var("CUDA_DEVICE_ORDER").ok();
+        if let Some(warning) =
+            gpu::index_order_warning(cfg.gpu_devices.as_deref(), cuda_visible.as_deref(), order.as_deref())
+        {
+            log::warn!("{warning}");
+        }
         GpuLedger {
             named: cfg.gpu_devices.clone(),
-            cuda_visible: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+            cuda_visible,
             placement: cfg.gpu_placement,
             simulated_dir,
             state: Mutex::new(LedgerState::default()),
@@ -78,18 +93,22 @@ impl GpuLedger {
     /// marks each GPU with what is reserved there, and answers the sample as the pool
     /// publishes it.
     pub(crate) fn observe(&self, mut sample: GpuSample, workers: &[(&str, u32)]) -> GpuSample {
-        let (chosen, unknown) =
-            gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
+        let (chosen, bad) = gpu::select(&sample.devices, self.named.as_deref(), self.cuda_visible.as_deref());
         let mut state = self.lock();
         let source = if self.named.is_some() { "pool.gpu_devices" } else { "CUDA_VISIBLE_DEVICES" };
-        if !unknown.is_empty() && sample.available && !state.warned {
-            log::warn!("{source} names GPUs that are not there: {}", unknown.join(", "));
+        if !bad.is_empty() && sample.available && !state.warned {
+            let names: Vec<String> = bad.iter().map(ToString::to_string).collect();
+            log::warn!("{source} names GPUs the pool cannot use: {}", names.join(", "));
             state.warned = true;
         }
         for &(id, pid) in workers {
             if let Some(r) = state.reservations.get_mut(id) {
-                let used = sample.process_memory.get(&pid).copied().unwrap_or(0);
-                r.used = used / r.uuids.len().max(1) as u64;
+                let held = sample.process_memory.get(&pid);
+                r.used = r
+                    .uuids
+                    .iter()
+                    .map(|u| (u.clone(), held.and_then(|h| h.get(u)).copied().unwrap_or(0)))
+                    .collect();
             }
         }
         let seen = sample.devices.len();
@@ -147,7 +166,7 @@ impl GpuLedger {
                 let uuids: Vec<String> = chosen.iter().map(|&i| state.devices[i].uuid.clone()).collect();
                 state.reservations.insert(
                     worker.clone(),
-                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: 0 },
+                    Reservation { uuids: uuids.clone(), bytes: need.memory_bytes, used: BTreeMap::new() },
                 );
                 if state.waiting.remove(task_type).is_some() {
                     self.waiting_count.store(state.waiting.len(), Ordering::Release);
@@ -181,7 +200,7 @@ impl GpuLedger {
             let _ = std::fs::remove_file(dir.join(pid.to_string()));
         }
         for d in state.devices.iter_mut().filter(|d| r.uuids.contains(&d.uuid)) {
-            let freed = r.used.min(d.memory_used_bytes);
+            let freed = r.used_on(&d.uuid).min(d.memory_used_bytes);
             d.memory_used_bytes -= freed;
             d.memory_free_bytes = d.memory_free_bytes.saturating_add(freed).min(d.memory_total_bytes);
         }
@@ -259,19 +278,14 @@ impl GpuLedger {
         self.simulated_dir.is_some()
     }
 
-    /// The environment of a worker placed on `uuids`: `CUDA_VISIBLE_DEVICES` and
-    /// `NVIDIA_VISIBLE_DEVICES` (comma-joined UUIDs) and, on simulated GPUs, where it reports
-    /// what it holds. None for a worker without GPUs.
+    /// The environment of a worker placed on `uuids` (see `policy::gpu::visible_devices`):
+    /// `CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES` name its GPUs and, on simulated
+    /// GPUs, where it reports what it holds. A worker without GPUs sees none while the pool
+    /// places workers on GPUs (simulated ones, or any it has sampled).
     pub(crate) fn env(&self, uuids: &[String]) -> Vec<(String, String)> {
-        if uuids.is_empty() {
-            return Vec::new();
-        }
-        let joined = uuids.join(",");
-        let mut env = vec![
-            ("CUDA_VISIBLE_DEVICES".to_string(), joined.clone()),
-            ("NVIDIA_VISIBLE_DEVICES".to_string(), joined),
-        ];
-        if let Some(dir) = &self.simulated_dir {
+        let places_gpus = self.simulated_dir.is_some() || !self.lock().devices.is_empty();
+        let mut env = gpu::visible_devices(uuids, places_gpus);
+        if let Some(dir) = self.simulated_dir.as_ref().filter(|_| !uuids.is_empty()) {
             env.push((SIMULATED_GPU_DIR_VAR.to_string(), dir.display().to_string()));
         }
         env
@@ -295,8 +309,9 @@ fn need_of(cfg: &TypeConfig) -> GpuNeed {
 
 fn room(reservations: &BTreeMap<WorkerId, Reservation>, d: &GpuUsage) -> DeviceRoom {
     let here: Vec<&Reservation> = reservations.values().filter(|r| r.uuids.contains(&d.uuid)).collect();
-    let unused =
-        here.iter().fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used))));
+    let unused = here
+        .iter()
+        .fold(0u64, |s, r| s.saturating_add(r.bytes.map_or(0, |b| b.saturating_sub(r.used_on(&d.uuid)))));
     DeviceRoom {
         total: d.memory_total_bytes,
         free: d.memory_free_bytes.saturating_sub(unused),

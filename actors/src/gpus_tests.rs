@@ -41,6 +41,11 @@ fn reservations_follow_workers_and_show_in_the_inventory() {
     let env = ledger.env(&["GPU-0".to_string(), "GPU-1".to_string()]);
     assert_eq!(env[0], ("CUDA_VISIBLE_DEVICES".to_string(), "GPU-0,GPU-1".to_string()));
     assert_eq!(env.len(), 2);
+    // A worker without GPUs sees none while the pool places workers on GPUs.
+    let hidden = ledger.env(&[]);
+    assert_eq!(hidden[0], ("CUDA_VISIBLE_DEVICES".to_string(), String::new()));
+    assert_eq!(hidden[1], ("NVIDIA_VISIBLE_DEVICES".to_string(), "void".to_string()));
+    assert_eq!(GpuLedger::new(&PoolConfig::default(), None).env(&[]), vec![], "no GPU sampled yet");
 }
 
 #[test]
@@ -97,4 +102,38 @@ fn a_selection_that_names_no_gpu_makes_none_usable() {
     let seen = GpuLedger::new(&cfg, None).observe(sample(&[8]), &[]);
     assert!(!seen.available && seen.devices.is_empty());
     assert!(seen.reason.unwrap().contains("pool.gpu_devices"));
+}
+
+#[test]
+fn what_a_worker_on_two_gpus_uses_counts_on_each_gpu_as_sampled() {
+    let ledger = GpuLedger::new(&PoolConfig::default(), None);
+    ledger.observe(sample(&[8, 8]), &[]);
+    let (t, cfg): (Arc<str>, _) = (
+        Arc::from("t"),
+        TypeConfig {
+            gpu_required: true,
+            gpus_per_worker: Some(2),
+            gpu_memory_mb: Some(4 << 10),
+            ..TypeConfig::defaults_for("t")
+        },
+    );
+    let w: WorkerId = Arc::from("t-1");
+    assert_eq!(ledger.reserve(&w, &t, &cfg), Ok(vec!["GPU-0".to_string(), "GPU-1".to_string()]));
+    // It holds 3 GiB, all on GPU-0 (NVML reports it per device).
+    let mut now = sample(&[5, 8]);
+    now.devices[0].memory_used_bytes = 3 << 30;
+    now.add_process_memory(7, "GPU-0", 3 << 30);
+    ledger.observe(now, &[("t-1", 7)]);
+    let rooms: Vec<u64> = {
+        let state = ledger.lock();
+        state.devices.iter().map(|d| room(&state.reservations, d).free).collect()
+    };
+    // GPU-0: 5 free less the 1 GiB of its reservation not used yet; GPU-1: all 4 still to come.
+    assert_eq!(rooms, [4 << 30, 4 << 30]);
+    // Released, what it used comes back where it used it, not half on each.
+    assert!(ledger.release(&w, None));
+    let used: Vec<u64> = ledger.lock().devices.iter().map(|d| d.memory_used_bytes).collect();
+    assert_eq!(used, [0, 0]);
+    let free: Vec<u64> = ledger.lock().devices.iter().map(|d| d.memory_free_bytes).collect();
+    assert_eq!(free, [8 << 30, 8 << 30]);
 }

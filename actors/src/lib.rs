@@ -67,7 +67,9 @@ pub mod testing;
 mod usage;
 mod worker;
 
-pub use answers::{PoolStats, QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
+pub use answers::{
+    PoolStats, QueueInfo, QueuedTask, ScaleAction, Scaled, ShutdownReport, TypeStats, WorkerInfo,
+};
 pub use backend::{InstanceInfo, SharedStatus, TaskUpdate, TaskWatch};
 pub use config::{ExecutorKind, GpuPlacement, PoolConfig, RedisConfig, SimulatedGpu, TypeConfig, Weight};
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::Addr;
 use tokio::sync::oneshot;
 
-use crate::answers::{PoolStats, ScaleAction};
+use crate::answers::{PoolStats, ScaleAction, Scaled};
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, SubmitError};
 use crate::events::EventKind;
@@ -198,7 +198,7 @@ impl LocalPools {
         Ok(all)
     }
 
-    pub(crate) async fn scale(&self, task_type: &str, action: ScaleAction) -> Result<usize, Error> {
+    pub(crate) async fn scale(&self, task_type: &str, action: ScaleAction) -> Result<Scaled, Error> {
         self.pool(task_type)?.send(Scale(action)).await?
     }
 

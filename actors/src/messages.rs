@@ -27,7 +27,9 @@ use actix::Message;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub(crate) use crate::answers::{QueueInfo, QueuedTask, ScaleAction, ShutdownReport, TypeStats, WorkerInfo};
+pub(crate) use crate::answers::{
+    QueueInfo, QueuedTask, ScaleAction, Scaled, ShutdownReport, TypeStats, WorkerInfo,
+};
 use crate::error::{Error, SubmitError};
 use crate::policy::limits::Exceeded;
 use crate::policy::retry::Verdict;
@@ -156,7 +158,7 @@ pub(crate) struct Requeue(pub(crate) TaskId);
 
 /// Scale by hand.
 #[derive(Message)]
-#[rtype(result = "Result<usize, Error>")]
+#[rtype(result = "Result<Scaled, Error>")]
 pub(crate) struct Scale(pub(crate) ScaleAction);
 
 /// Replace one worker with a fresh one; its running task goes back to the head of the queue

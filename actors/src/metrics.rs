@@ -5,6 +5,7 @@
 //! event; the gauges of workers and queue lengths are set whenever stats are read
 //! (`PoolHandle::stats`), which a scrape does first.
 
+use prometheus::core::Collector;
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::messages::TypeStats;
@@ -45,6 +46,9 @@ pub struct PoolMetrics {
     /// `workerpool_worker_gpu_memory_bytes{worker,type}`: GPU memory of each worker process
     /// that holds some (NVML per process, or what a worker on simulated GPUs reports).
     pub worker_gpu_memory: IntGaugeVec,
+    /// `workerpool_worker_gpu_device_memory_bytes{worker,type,gpu}`: the same per GPU (its
+    /// UUID), as NVML reports it per device; what `gpu_memory_mb` is checked against.
+    pub worker_gpu_device_memory: IntGaugeVec,
     /// `workerpool_gpu_utilization_percent{gpu}`.
     pub gpu_utilization: prometheus::GaugeVec,
     /// `workerpool_gpu_memory_used_bytes{gpu}` (the GPU's UUID).
@@ -126,6 +130,13 @@ impl PoolMetrics {
                 Opts::new("workerpool_worker_gpu_memory_bytes", "GPU memory of each worker process"),
                 &["worker", "type"],
             )?,
+            worker_gpu_device_memory: IntGaugeVec::new(
+                Opts::new(
+                    "workerpool_worker_gpu_device_memory_bytes",
+                    "GPU memory of each worker process on each of its GPUs",
+                ),
+                &["worker", "type", "gpu"],
+            )?,
             gpu_utilization: prometheus::GaugeVec::new(
                 Opts::new("workerpool_gpu_utilization_percent", "Utilisation of each GPU"),
                 &["gpu"],
@@ -181,6 +192,7 @@ impl PoolMetrics {
         registry.register(Box::new(m.worker_memory.clone()))?;
         registry.register(Box::new(m.worker_cpu.clone()))?;
         registry.register(Box::new(m.worker_gpu_memory.clone()))?;
+        registry.register(Box::new(m.worker_gpu_device_memory.clone()))?;
         registry.register(Box::new(m.gpu_utilization.clone()))?;
         registry.register(Box::new(m.gpu_memory_used.clone()))?;
         registry.register(Box::new(m.gpu_memory_total.clone()))?;
@@ -206,6 +218,21 @@ impl PoolMetrics {
         let _ = self.worker_memory.remove_label_values(&[worker]);
         let _ = self.worker_cpu.remove_label_values(&[worker]);
         let _ = self.worker_gpu_memory.remove_label_values(&[worker, task_type]);
+        // Its series per GPU: whichever GPUs it was seen on.
+        for family in self.worker_gpu_device_memory.collect() {
+            for series in family.get_metric() {
+                let labels = series.get_label();
+                let is =
+                    |name: &str, value: &str| labels.iter().any(|l| l.name() == name && l.value() == value);
+                if is("worker", worker)
+                    && is("type", task_type)
+                    && let Some(gpu) = labels.iter().find(|l| l.name() == "gpu")
+                {
+                    let _ =
+                        self.worker_gpu_device_memory.remove_label_values(&[worker, task_type, gpu.value()]);
+                }
+            }
+        }
     }
 
     pub(crate) fn set_gauges(&self, task_type: &str, stats: &TypeStats) {

@@ -1,6 +1,8 @@
 //! The resource figures the pool publishes (the contract's `/resources`): plain data, written
 //! by the resource monitor and read by admission, health and the API.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::monitor::probe::{GpuUsage, SystemUsage};
@@ -20,8 +22,11 @@ pub struct WorkerUsage {
     pub memory_bytes: u64,
     /// Highest resident memory since the previous sample (see [`ProcessUsage`](crate::ProcessUsage)).
     pub peak_memory_bytes: u64,
-    /// GPU memory, when NVML (or a simulated GPU's report) gives it.
+    /// GPU memory over all GPUs, when NVML (or a simulated GPU's report) gives it.
     pub gpu_memory_bytes: Option<u64>,
+    /// GPU memory per GPU UUID, as NVML (or the report) gives it per device: what
+    /// `gpu_memory_mb` is checked against. Empty when none is known.
+    pub gpu_memory_per_gpu: BTreeMap<String, u64>,
     /// The UUIDs of the GPUs the worker was placed on (its `CUDA_VISIBLE_DEVICES`).
     pub gpus: Vec<String>,
 }

@@ -364,7 +364,7 @@ async fn scaling_by_hand_stays_within_the_limits() {
     let err = pool.scale("a", ScaleAction::Up(2)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Limit);
     assert!(err.to_string().contains("max_workers is 3 and 1 slots are free"), "{err}");
-    assert_eq!(pool.scale("a", ScaleAction::Up(1)).await.unwrap(), 2);
+    assert_eq!(pool.scale("a", ScaleAction::Up(1)).await.unwrap().workers, 2);
     assert_eq!(pool.scale("b", ScaleAction::Up(1)).await.unwrap_err().kind(), ErrorKind::Limit);
     at(t0, 2).await;
     assert_eq!(totals(pool.stats().await.unwrap()), (2, 1));
@@ -372,10 +372,10 @@ async fn scaling_by_hand_stays_within_the_limits() {
     let err = pool.scale("a", ScaleAction::Down(2)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Limit);
     assert!(err.to_string().contains("2 are alive and min_workers is 1"), "{err}");
-    assert_eq!(pool.scale("a", ScaleAction::Down(1)).await.unwrap(), 1);
+    assert_eq!(pool.scale("a", ScaleAction::Down(1)).await.unwrap().workers, 1);
     at(t0, 3).await;
     // The slot given back is free for another type.
-    assert_eq!(pool.scale("b", ScaleAction::Up(1)).await.unwrap(), 2);
+    assert_eq!(pool.scale("b", ScaleAction::Up(1)).await.unwrap().workers, 2);
     at(t0, 4).await;
     assert_eq!(totals(pool.stats().await.unwrap()), (1, 2));
     pool.shutdown().await;

@@ -137,12 +137,18 @@ pub(super) async fn scale(
         ScaleDirection::Up => ScaleAction::Up(body.count),
         ScaleDirection::Down => ScaleAction::Down(body.count),
     };
-    let workers = state
+    let scaled = state
         .pool
         .scale(&task_type, action)
         .await
         .map_err(|e| ApiError::from(e).with("type", task_type.clone()))?;
-    Ok(HttpResponse::Ok().json(json!({ "type": task_type, "workers": workers })))
+    Ok(HttpResponse::Ok().json(json!({
+        "type": task_type,
+        "workers": scaled.workers,
+        "started": scaled.started,
+        "waiting": scaled.waiting,
+        "gpu_wait": scaled.gpu_wait,
+    })))
 }
 
 /// `POST /api/workers/restart/{worker_id}`.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::answers::{PoolStats, QueueInfo, ScaleAction, ShutdownReport, WorkerInfo};
+use crate::answers::{PoolStats, QueueInfo, ScaleAction, Scaled, ShutdownReport, WorkerInfo};
 use crate::backend::{AnyBackend, Backend, SharedStatus, TaskWatch};
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, SubmitError};
@@ -234,8 +234,9 @@ impl PoolHandle {
     }
 
     /// Scales a type by hand, within `max_concurrent`, `max_workers` and `min_workers`;
-    /// returns the number of workers it will have.
-    pub async fn scale(&self, task_type: &str, action: ScaleAction) -> Result<usize, Error> {
+    /// answers the number of workers it will have and, for a GPU type, how many started now
+    /// and how many wait for GPU room, and why (see [`Scaled`]).
+    pub async fn scale(&self, task_type: &str, action: ScaleAction) -> Result<Scaled, Error> {
         self.inner.local.scale(task_type, action).await
     }
 

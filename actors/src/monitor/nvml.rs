@@ -80,18 +80,17 @@ fn sample_nvml(nvml: &Nvml) -> GpuSample {
         let mig_enabled = gpu.mig_enabled;
         sample.devices.push(gpu);
         if mig_enabled {
-            // Slots without an instance answer NotFound: they are skipped.
+            // Slots without an instance answer NotFound: they are skipped. Each instance lists
+            // its own processes (the GPU's list does not say how much each holds where).
             for slot in 0..device.mig_device_count().unwrap_or(0) {
                 let Ok(mig) = device.mig_device_by_index(slot) else { continue };
                 let mut instance = usage(&mig, index);
                 instance.mig_parent = Some(parent.clone());
+                add_processes(&mut sample, &mig, &instance.uuid);
                 sample.devices.push(instance);
             }
-        }
-        for p in device.running_compute_processes().unwrap_or_default() {
-            if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
-                *sample.process_memory.entry(p.pid).or_default() += bytes;
-            }
+        } else {
+            add_processes(&mut sample, &device, &parent);
         }
     }
     sample.available = sample.devices.iter().any(GpuUsage::placeable);
@@ -99,6 +98,16 @@ fn sample_nvml(nvml: &Nvml) -> GpuSample {
         sample.reason = Some("NVML reports no GPU".to_string());
     }
     sample
+}
+
+/// Adds what each compute process holds on `device` (the GPU or MIG instance `uuid`).
+#[cfg(feature = "gpu")]
+fn add_processes(sample: &mut GpuSample, device: &nvml_wrapper::Device<'_>, uuid: &str) {
+    for p in device.running_compute_processes().unwrap_or_default() {
+        if let nvml_wrapper::enums::device::UsedGpuMemory::Used(bytes) = p.used_gpu_memory {
+            sample.add_process_memory(p.pid, uuid, bytes);
+        }
+    }
 }
 
 /// The figures of one GPU or MIG instance; a figure NVML does not give reads 0 (or `None`).

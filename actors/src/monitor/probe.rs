@@ -6,7 +6,7 @@
 //! **Architecture Invariant:** OS and GPU figures are read only through these traits. Both
 //! are blocking; the resource monitor calls them off the actor thread.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -99,9 +99,24 @@ pub struct GpuSample {
     pub simulated: bool,
     /// Per GPU.
     pub devices: Vec<GpuUsage>,
-    /// GPU memory per process id, over all GPUs.
+    /// GPU memory per process id and, for each, per GPU UUID (NVML reports it per device;
+    /// a process on several GPUs holds something on each).
     #[serde(skip)]
-    pub process_memory: HashMap<u32, u64>,
+    pub process_memory: HashMap<u32, BTreeMap<String, u64>>,
+}
+
+impl GpuSample {
+    /// The GPU memory of process `pid` over all GPUs, if the sample lists it.
+    pub fn process_total(&self, pid: u32) -> Option<u64> {
+        let per_gpu = self.process_memory.get(&pid)?;
+        Some(per_gpu.values().fold(0u64, |sum, &b| sum.saturating_add(b)))
+    }
+
+    /// Adds `bytes` held by process `pid` on the GPU `uuid`.
+    pub fn add_process_memory(&mut self, pid: u32, uuid: &str, bytes: u64) {
+        let held = self.process_memory.entry(pid).or_default().entry(uuid.to_string()).or_default();
+        *held = held.saturating_add(bytes);
+    }
 }
 
 /// Reads CPU and memory figures.

@@ -114,7 +114,8 @@ impl ResourceMonitor {
                     cpu_percent: p.cpu_percent,
                     memory_bytes: p.memory_bytes,
                     peak_memory_bytes: p.peak_memory_bytes.max(p.memory_bytes),
-                    gpu_memory_bytes: gpu.process_memory.get(&pid).copied(),
+                    gpu_memory_bytes: gpu.process_total(pid),
+                    gpu_memory_per_gpu: gpu.process_memory.get(&pid).cloned().unwrap_or_default(),
                     gpus: w.gpus.clone(),
                 })
             })
@@ -123,12 +124,18 @@ impl ResourceMonitor {
         m.worker_memory.reset();
         m.worker_cpu.reset();
         m.worker_gpu_memory.reset();
+        m.worker_gpu_device_memory.reset();
         for w in &usage {
             m.worker_memory.with_label_values(&[&w.worker_id]).set(w.memory_bytes as i64);
             m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
             if let Some(bytes) = w.gpu_memory_bytes.filter(|_| !w.gpus.is_empty()) {
                 let gauge = m.worker_gpu_memory.with_label_values(&[&w.worker_id, &w.task_type]);
                 gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                for (uuid, &bytes) in &w.gpu_memory_per_gpu {
+                    let gauge =
+                        m.worker_gpu_device_memory.with_label_values(&[&w.worker_id, &w.task_type, uuid]);
+                    gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                }
             }
         }
         m.gpu_utilization.reset();
@@ -174,7 +181,7 @@ impl ResourceMonitor {
                 // Known for a worker placed on GPUs (one NVML does not list holds nothing);
                 // unknown for any other.
                 gpu_memory_bytes: (gpu.available && !w.gpus.is_empty())
-                    .then(|| gpu.process_memory.get(&pid).copied().unwrap_or(0)),
+                    .then(|| gpu.process_total(pid).unwrap_or(0)),
             };
             by_type.entry(&w.task_type).or_default().push((WorkerId::from(w.id.as_str()), sample));
         }

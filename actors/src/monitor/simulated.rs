@@ -5,11 +5,11 @@
 //! per tree and gives its path to every worker placed on simulated GPUs as
 //! `WORKERPOOL_SIMULATED_GPU_DIR`. A process that holds memory writes `<dir>/<pid>`
 //! atomically (as `<dir>/.<pid>.tmp`, then renamed), one line per GPU, `<uuid> <bytes>`, and
-//! removes it when it holds nothing. Each sample reads the directory: per-pid totals are the
-//! processes' GPU memory, per-GPU sums the GPUs' used memory. Files of processes that are
+//! removes it when it holds nothing. Each sample reads the directory: each line is what that
+//! process holds on that GPU, and the per-GPU sums are the GPUs' used memory. Files of processes that are
 //! gone are removed and not counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::probe::{GpuSample, GpuSource, GpuUsage};
@@ -33,7 +33,8 @@ pub const SIMULATED_GPU_DIR_VAR: &str = "WORKERPOOL_SIMULATED_GPU_DIR";
 /// assert!(sample.available && sample.simulated);
 /// assert_eq!(sample.devices[1].uuid, "GPU-sim-1");
 /// assert_eq!(sample.devices[1].memory_used_bytes, 100 << 20);
-/// assert_eq!(sample.process_memory[&me], 100 << 20);
+/// assert_eq!(sample.process_memory[&me]["GPU-sim-1"], 100 << 20);
+/// assert_eq!(sample.process_total(me), Some(100 << 20));
 /// ```
 #[derive(Debug)]
 pub struct SimulatedGpus {
@@ -106,9 +107,12 @@ impl GpuSource for SimulatedGpus {
     }
 }
 
-/// Reads what each live process says it holds: per GPU UUID and per pid. Lines that do not
-/// read as `<uuid> <bytes>` and UUIDs that are not `known` are skipped.
-fn read_holdings(dir: &Path, known: &[String]) -> (HashMap<String, u64>, HashMap<u32, u64>) {
+/// Reads what each live process says it holds: per GPU UUID, and per pid and GPU UUID. Lines
+/// that do not read as `<uuid> <bytes>` and UUIDs that are not `known` are skipped.
+fn read_holdings(
+    dir: &Path,
+    known: &[String],
+) -> (HashMap<String, u64>, HashMap<u32, BTreeMap<String, u64>>) {
     let (mut per_gpu, mut per_pid) = (HashMap::new(), HashMap::new());
     let Ok(entries) = std::fs::read_dir(dir) else { return (per_gpu, per_pid) };
     for entry in entries.flatten() {
@@ -134,7 +138,7 @@ fn read_holdings(dir: &Path, known: &[String]) -> (HashMap<String, u64>, HashMap
             }
             let g: &mut u64 = per_gpu.entry(uuid.to_string()).or_default();
             *g = g.saturating_add(bytes);
-            let p: &mut u64 = per_pid.entry(pid).or_default();
+            let p: &mut u64 = per_pid.entry(pid).or_default().entry(uuid.to_string()).or_default();
             *p = p.saturating_add(bytes);
         }
     }
@@ -174,17 +178,23 @@ mod tests {
         let mut gpus = SimulatedGpus::create(&SimulatedGpu::parse_list("2x1000").unwrap()).unwrap();
         let me = std::process::id();
         let dir = gpus.dir().to_path_buf();
-        std::fs::write(dir.join(me.to_string()), "GPU-sim-0 10\nGPU-sim-1 5\nGPU-sim-9 7\nbad line here\n")
-            .unwrap();
+        std::fs::write(
+            dir.join(me.to_string()),
+            "GPU-sim-0 10\nGPU-sim-1 5\nGPU-sim-9 7\nbad line here\nGPU-sim-0 3\n",
+        )
+        .unwrap();
         // A pid that cannot exist (above the kernel's pid limit).
         let dead = dir.join("4294967");
         std::fs::write(&dead, "GPU-sim-0 1000\n").unwrap();
         std::fs::write(dir.join(format!(".{me}.tmp")), "GPU-sim-0 99\n").unwrap();
         let s = gpus.sample();
-        assert_eq!(s.devices[0].memory_used_bytes, 10);
+        assert_eq!(s.devices[0].memory_used_bytes, 13);
         assert_eq!(s.devices[1].memory_used_bytes, 5);
-        assert_eq!(s.devices[0].memory_free_bytes, (1000 << 20) - 10);
-        assert_eq!(s.process_memory[&me], 15);
+        assert_eq!(s.devices[0].memory_free_bytes, (1000 << 20) - 13);
+        // Per GPU, lines of one GPU adding up; and over all of them.
+        let mine: Vec<(&str, u64)> = s.process_memory[&me].iter().map(|(g, &b)| (g.as_str(), b)).collect();
+        assert_eq!(mine, [("GPU-sim-0", 13), ("GPU-sim-1", 5)]);
+        assert_eq!(s.process_total(me), Some(18));
         assert!(!dead.exists());
         drop(gpus);
         assert!(!dir.exists());
@@ -205,6 +215,6 @@ mod tests {
         // Returns at once: the link to an endless device is not followed.
         let s = gpus.sample();
         assert_eq!(s.devices[0].memory_used_bytes, 7, "{s:?}");
-        assert_eq!((s.process_memory.get(&1), s.process_memory.get(&parent)), (Some(&7), None));
+        assert_eq!((s.process_total(1), s.process_total(parent)), (Some(7), None));
     }
 }

@@ -8,13 +8,14 @@ use crate::monitor::probe::GpuUsage;
 /// Which GPUs the pool uses, as positions in `devices`: those `named` by `[pool]
 /// gpu_devices`; when that is unset, those the server's own `CUDA_VISIBLE_DEVICES` names
 /// (an empty value names none); when that is unset too, all. A name is an NVML index (a
-/// GPU with MIG on brings its instances) or a UUID (of a GPU or a MIG instance). Only
-/// placeable devices are kept. Also answers the names that matched nothing.
+/// GPU with MIG on brings its instances) or a UUID (of a GPU or a MIG instance), whole or
+/// a prefix of one UUID only, as CUDA takes them (`GPU-8932f937`). Only placeable devices
+/// are kept. Also answers the names that chose nothing: unknown, or a prefix of several.
 pub(crate) fn select(
     devices: &[GpuUsage],
     named: Option<&[String]>,
     cuda_visible: Option<&str>,
-) -> (Vec<usize>, Vec<String>) {
+) -> (Vec<usize>, Vec<BadName>) {
     let names: Vec<String> = match (named, cuda_visible) {
         (Some(named), _) => named.iter().map(|n| n.trim().to_string()).collect(),
         (None, Some(env)) => {
@@ -26,7 +27,7 @@ pub(crate) fn select(
         }
     };
     let mut chosen = Vec::new();
-    let mut unknown = Vec::new();
+    let mut bad = Vec::new();
     for name in names {
         let matched: Vec<usize> = match name.parse::<u32>() {
             Ok(index) => devices
@@ -35,15 +36,23 @@ pub(crate) fn select(
                 .filter(|(_, d)| d.index == index && d.placeable())
                 .map(|(i, _)| i)
                 .collect(),
-            Err(_) => devices
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.placeable() && (d.uuid == name || d.mig_parent.as_deref() == Some(&*name)))
-                .map(|(i, _)| i)
-                .collect(),
+            Err(_) => match uuid_named(devices, &name) {
+                Ok(uuid) => devices
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| {
+                        d.placeable() && (d.uuid == uuid || d.mig_parent.as_deref() == Some(uuid))
+                    })
+                    .map(|(i, _)| i)
+                    .collect(),
+                Err(problem) => {
+                    bad.push(problem);
+                    continue;
+                }
+            },
         };
         if matched.is_empty() {
-            unknown.push(name);
+            bad.push(BadName::Unknown(name));
         }
         for i in matched {
             if !chosen.contains(&i) {
@@ -52,7 +61,81 @@ pub(crate) fn select(
         }
     }
     chosen.sort_unstable();
-    (chosen, unknown)
+    (chosen, bad)
+}
+
+/// The one UUID (of a GPU or a MIG instance) that `name` is, or is the prefix of: a UUID
+/// equal to it wins over longer ones it begins (`GPU-sim-1` is not `GPU-sim-10`).
+fn uuid_named<'d>(devices: &'d [GpuUsage], name: &str) -> Result<&'d str, BadName> {
+    if let Some(d) = devices.iter().find(|d| d.uuid == name) {
+        return Ok(&d.uuid);
+    }
+    let mut starting: Vec<&str> =
+        devices.iter().map(|d| d.uuid.as_str()).filter(|u| u.starts_with(name)).collect();
+    starting.sort_unstable();
+    starting.dedup();
+    match starting.as_slice() {
+        [] => Err(BadName::Unknown(name.to_string())),
+        [one] => Ok(one),
+        many => Err(BadName::Ambiguous(name.to_string(), many.iter().map(|u| u.to_string()).collect())),
+    }
+}
+
+/// A name of `gpu_devices` or `CUDA_VISIBLE_DEVICES` that chose no GPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BadName {
+    /// It matches no GPU.
+    Unknown(String),
+    /// It is the prefix of the UUIDs of several GPUs (these): CUDA too refuses it.
+    Ambiguous(String, Vec<String>),
+}
+
+impl std::fmt::Display for BadName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadName::Unknown(name) => write!(f, "{name:?} (no such GPU)"),
+            BadName::Ambiguous(name, uuids) => {
+                write!(f, "{name:?} (a prefix of several GPUs' UUIDs: {}; name one)", uuids.join(", "))
+            }
+        }
+    }
+}
+
+/// What to warn of at start when the server's `CUDA_VISIBLE_DEVICES` names GPUs by index:
+/// those are CUDA's indexes, which follow NVML's (the PCI bus order, which the pool
+/// selects by) only with `CUDA_DEVICE_ORDER=PCI_BUS_ID`; CUDA's default order puts the
+/// fastest GPU first. Nothing when `gpu_devices` is set (it names NVML indexes), when the
+/// variable names UUIDs only, or when the order is the bus's.
+pub(crate) fn index_order_warning(
+    named: Option<&[String]>,
+    cuda_visible: Option<&str>,
+    device_order: Option<&str>,
+) -> Option<String> {
+    let env = cuda_visible.filter(|_| named.is_none())?;
+    let by_index = env.split(',').map(str::trim).any(|n| n.parse::<u32>().is_ok());
+    if !by_index || device_order.is_some_and(|o| o.trim() == "PCI_BUS_ID") {
+        return None;
+    }
+    Some(format!(
+        "CUDA_VISIBLE_DEVICES={env:?} names GPUs by index, but CUDA_DEVICE_ORDER is not PCI_BUS_ID: \
+         the pool reads the indexes in NVML's (PCI bus) order, CUDA in its own (fastest first), so \
+         they may name different GPUs; set CUDA_DEVICE_ORDER=PCI_BUS_ID or name the GPUs by UUID"
+    ))
+}
+
+/// The GPU variables of a worker's environment: a worker placed on `uuids` sees those
+/// (`CUDA_VISIBLE_DEVICES` and `NVIDIA_VISIBLE_DEVICES`, comma-joined); a worker placed on
+/// none, while the pool places workers on GPUs (`places_gpus`), sees none
+/// (`CUDA_VISIBLE_DEVICES=""`, `NVIDIA_VISIBLE_DEVICES=void`), so that it cannot allocate on
+/// a GPU reserved for another worker through the server's own variables. Nothing when the
+/// pool places nothing: the worker then inherits the server's.
+pub(crate) fn visible_devices(uuids: &[String], places_gpus: bool) -> Vec<(String, String)> {
+    let (cuda, nvidia) = match uuids {
+        [] if !places_gpus => return Vec::new(),
+        [] => (String::new(), "void".to_string()),
+        _ => (uuids.join(","), uuids.join(",")),
+    };
+    vec![("CUDA_VISIBLE_DEVICES".to_string(), cuda), ("NVIDIA_VISIBLE_DEVICES".to_string(), nvidia)]
 }
 
 /// What placement sees of one GPU.
@@ -156,111 +239,5 @@ pub(crate) fn could_ever_fit(devices: &[DeviceRoom], need: GpuNeed) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GIB: u64 = 1 << 30;
-
-    fn gpu(index: u32, uuid: &str) -> GpuUsage {
-        GpuUsage { index, uuid: uuid.into(), ..GpuUsage::default() }
-    }
-
-    fn room(free_gib: u64) -> DeviceRoom {
-        DeviceRoom {
-            total: 80 * GIB,
-            free: free_gib * GIB,
-            reserved: 0,
-            holders: 0,
-            exclusive: false,
-            drained: false,
-        }
-    }
-
-    fn need(count: usize, gib: Option<u64>) -> GpuNeed {
-        GpuNeed { count, memory_bytes: gib.map(|g| g * GIB) }
-    }
-
-    #[test]
-    fn selection_by_config_then_environment_then_all() {
-        let mut mig = gpu(1, "GPU-b");
-        mig.mig_enabled = true;
-        let instance = GpuUsage { mig_parent: Some("GPU-b".into()), ..gpu(1, "MIG-b1") };
-        let devices = [gpu(0, "GPU-a"), mig, instance, gpu(2, "GPU-c")];
-        // All placeable ones: the GPU with MIG on gives way to its instance.
-        assert_eq!(select(&devices, None, None), (vec![0, 2, 3], vec![]));
-        let named = ["2".to_string(), "MIG-b1".to_string(), "GPU-x".to_string()];
-        assert_eq!(select(&devices, Some(&named), Some("0")), (vec![2, 3], vec!["GPU-x".to_string()]));
-        // The environment counts only when the config names nothing.
-        assert_eq!(select(&devices, None, Some("GPU-a, 1")), (vec![0, 2], vec![]));
-        assert_eq!(select(&devices, None, Some("GPU-b")), (vec![2], vec![]));
-        assert_eq!(select(&devices, None, Some("")), (vec![], vec![]));
-        assert_eq!(select(&devices, None, Some("7")), (vec![], vec!["7".to_string()]));
-    }
-
-    #[test]
-    fn spread_takes_the_most_room_and_pack_the_least_that_fits() {
-        let devices = [room(40), room(70), room(10), room(70)];
-        assert_eq!(place(&devices, need(1, Some(20)), GpuPlacement::Spread), Ok(vec![1]));
-        assert_eq!(place(&devices, need(1, Some(20)), GpuPlacement::Pack), Ok(vec![0]));
-        assert_eq!(place(&devices, need(1, Some(5)), GpuPlacement::Pack), Ok(vec![2]));
-        assert_eq!(place(&devices, need(2, Some(20)), GpuPlacement::Spread), Ok(vec![1, 3]));
-        assert_eq!(place(&devices, need(3, Some(20)), GpuPlacement::Pack), Ok(vec![0, 1, 3]));
-    }
-
-    #[test]
-    fn reservations_count_even_when_the_memory_is_not_used_yet() {
-        let reserved = DeviceRoom { reserved: 70 * GIB, holders: 1, ..room(80) };
-        assert_eq!(reserved.room(), 10 * GIB);
-        let devices = [reserved, room(30)];
-        assert_eq!(place(&devices, need(1, Some(20)), GpuPlacement::Pack), Ok(vec![1]));
-        assert_eq!(place(&devices, need(1, Some(5)), GpuPlacement::Pack), Ok(vec![0]));
-        // Memory others use counts too.
-        assert_eq!(DeviceRoom { reserved: 10 * GIB, ..room(20) }.room(), 20 * GIB);
-    }
-
-    #[test]
-    fn exclusive_workers_take_empty_gpus_and_keep_others_away() {
-        let taken = DeviceRoom { holders: 1, exclusive: true, ..room(80) };
-        let shared = DeviceRoom { holders: 1, reserved: GIB, ..room(79) };
-        let devices = [taken, shared, room(80)];
-        assert_eq!(place(&devices, need(1, None), GpuPlacement::Spread), Ok(vec![2]));
-        assert_eq!(place(&devices, need(1, Some(1)), GpuPlacement::Spread), Ok(vec![2]));
-        assert_eq!(place(&devices, need(1, Some(1)), GpuPlacement::Pack), Ok(vec![1]));
-        let err = place(&devices, need(2, None), GpuPlacement::Spread).unwrap_err();
-        assert!(err.contains("needs 2 GPU(s)") && err.contains("1 of 3"), "{err}");
-    }
-
-    #[test]
-    fn drained_gpus_get_nothing_and_come_back_when_read_again() {
-        let devices = [DeviceRoom { drained: true, ..room(80) }, room(10)];
-        assert_eq!(place(&devices, need(1, Some(5)), GpuPlacement::Spread), Ok(vec![1]));
-        assert!(place(&devices, need(1, Some(20)), GpuPlacement::Spread).is_err());
-        assert!(could_ever_fit(&devices, need(1, Some(20))), "a drained GPU may come back");
-
-        let failing = GpuUsage { error: Some("GPU is lost".into()), ..gpu(1, "GPU-b") };
-        let first = drain(&[], vec![gpu(0, "GPU-a"), failing]);
-        assert_eq!(first[0].drained, None);
-        assert_eq!(first[1].drained.as_deref(), Some("NVML error: GPU is lost"));
-        // GPU-a vanishes: it stays, drained, with its last figures; GPU-b reads well again.
-        let second = drain(&first, vec![gpu(1, "GPU-b")]);
-        let marks: Vec<(&str, Option<&str>)> =
-            second.iter().map(|d| (d.uuid.as_str(), d.drained.as_deref())).collect();
-        assert_eq!(marks, [("GPU-b", None), ("GPU-a", Some("gone from the GPU sample"))]);
-        // A GPU gone while failing keeps the reason it was drained for.
-        let third = drain(&first, vec![gpu(0, "GPU-a")]);
-        assert_eq!(third[1].drained.as_deref(), Some("NVML error: GPU is lost"));
-        let back = drain(&second, vec![gpu(0, "GPU-a"), gpu(1, "GPU-b")]);
-        assert!(back.iter().all(|d| d.drained.is_none()) && back.len() == 2);
-    }
-
-    #[test]
-    fn nothing_fits_says_why_and_whether_it_ever_could() {
-        let devices = [room(10), room(5)];
-        let err = place(&devices, need(1, Some(20)), GpuPlacement::Spread).unwrap_err();
-        assert!(err.contains("20480 MiB free") && err.contains("0 of 2"), "{err}");
-        assert!(could_ever_fit(&devices, need(2, Some(80))));
-        assert!(!could_ever_fit(&devices, need(1, Some(81))));
-        assert!(!could_ever_fit(&devices, need(3, None)));
-        assert_eq!(place(&[], need(1, None), GpuPlacement::Pack).map_err(|_| ()), Err(()));
-    }
-}
+#[path = "gpu_tests.rs"]
+mod tests;

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub(crate) mod admission;
 pub(crate) mod gpu;
 pub(crate) mod limits;
+pub(crate) mod manual;
 pub(crate) mod retry;
 pub(crate) mod starts;
 

@@ -47,8 +47,9 @@ impl Handler<MemoryExceeded> for TypePool {
             MemoryKind::Resident => ("", StopReason::MemoryLimitExceeded),
             MemoryKind::Gpu => (" of GPU memory", StopReason::GpuMemoryLimitExceeded),
         };
+        let on = msg.over.gpu.as_ref().map(|g| format!(" on GPU {g}")).unwrap_or_default();
         let detail = format!(
-            "worker {id} used {} MiB{what}, over the limit of {} MiB",
+            "worker {id} used {} MiB{what}, over the limit of {} MiB{on}",
             msg.over.used_bytes >> 20,
             msg.over.limit_mb
         );

@@ -192,7 +192,7 @@ impl Handler<Requeue> for TypePool {
 }
 
 impl Handler<Scale> for TypePool {
-    type Result = Result<usize, Error>;
+    type Result = Result<crate::messages::Scaled, Error>;
 
     fn handle(&mut self, msg: Scale, ctx: &mut Context<Self>) -> Self::Result {
         self.scale(msg.0, ctx)

@@ -21,6 +21,7 @@ impl TypePool {
     /// Starts the workers the ready queue (and `min_workers`) calls for, within the limits.
     pub(super) fn ensure_workers(&mut self, ctx: &mut Context<Self>) {
         if self.draining.is_some() {
+            self.scale_target = None;
             self.end_gpu_wait();
             return;
         }
@@ -28,7 +29,12 @@ impl TypePool {
         let live = self.live_workers();
         let demand = self.queue.ready().saturating_sub(starting + self.workers.idle().len());
         let probe = self.wants_probe();
-        if demand == 0 && !probe && live >= self.min_workers().max(self.cfg.min_workers) {
+        // Workers a manual scale-up asked for that found no GPU room yet.
+        let owed = self.scale_owed();
+        if owed == 0 {
+            self.scale_target = None;
+        }
+        if demand == 0 && !probe && owed == 0 && live >= self.min_workers().max(self.cfg.min_workers) {
             // The usual case under load: nothing to start, whoever is starved. A type that
             // was starved needs no slot now (the lender's count is read without its lock).
             self.blocked = None;
@@ -44,7 +50,7 @@ impl TypePool {
             self.shared.lender.others_starved(&self.name),
         );
         let below_min = floor.saturating_sub(live);
-        let wanted = demand.max(below_min).max(usize::from(probe));
+        let wanted = demand.max(below_min).max(owed).max(usize::from(probe));
         let input = self.admission_input(Asker::Demand, wanted, live, starting);
         let admission =
             admission::admit(&input, || self.start_waiting(), |live| self.shared.can_start(&self.cfg, live));
@@ -75,6 +81,9 @@ impl TypePool {
         };
         self.blocked = None;
         let started = self.start_workers(want, ctx);
+        if owed > 0 && started >= owed {
+            self.scale_target = None;
+        }
         // A worker that fits on no GPU waits for room there (the ledger says why), not for a
         // slot: a slot lent to it would go unused.
         let gpu_wait = started < want && self.gpu_waiting;
@@ -91,7 +100,12 @@ impl TypePool {
             self.slots.wanted.do_send(SlotWanted);
         }
         if started > 0 {
-            self.scaled(true, live + started, if demand > 0 { "demand" } else { "min_workers" });
+            let reason = match () {
+                _ if demand > 0 => "demand",
+                _ if owed > 0 => "manual",
+                _ => "min_workers",
+            };
+            self.scaled(true, live + started, reason);
         }
         if started < want {
             return;
@@ -128,7 +142,7 @@ impl TypePool {
 
     /// Ends this type's wait for GPU room in the ledger, if it left one (so that the
     /// dispatch path takes the ledger's lock only then).
-    fn end_gpu_wait(&mut self) {
+    pub(super) fn end_gpu_wait(&mut self) {
         if self.gpu_waiting {
             self.gpu_waiting = false;
             self.shared.gpus.clear_wait(&self.name);

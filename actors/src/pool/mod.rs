@@ -144,6 +144,9 @@ pub(crate) struct TypePool {
     /// Whether this type's last try to start a worker found no GPU room, leaving its wait
     /// in the ledger (`Shared::gpus`), which the pool then ends when it no longer waits.
     gpu_waiting: bool,
+    /// The live workers a manual scale-up asked for while some of them wait for GPU room
+    /// (see `policy::manual`); `None` once that many live, or after a scale-down.
+    scale_target: Option<usize>,
     draining: Option<DrainState>,
 }
 
@@ -192,6 +195,7 @@ impl TypePool {
             calls: Vec::new(),
             tally: Tally::default(),
             gpu_waiting: false,
+            scale_target: None,
             draining: None,
         }
     }

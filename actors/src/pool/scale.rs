@@ -1,6 +1,7 @@
 //! Scaling a pool: by hand (`Scale`) within `max_concurrent`, `max_workers` and the warm
 //! floor, and by the scaling monitor (`AutoScale`) through `policy::scaling_decision`; both ask
-//! `policy::admission` whether workers may start.
+//! `policy::admission` whether workers may start. A manual scale-up whose workers do not all
+//! fit on the GPUs now owes the rest, which wait for room (`policy::manual`).
 
 use std::time::Duration;
 
@@ -11,14 +12,16 @@ use super::stop::StopReason;
 use super::workers::WorkerState;
 use crate::error::{Error, ErrorKind};
 use crate::events::EventKind;
-use crate::messages::{ScaleAction, WorkerId};
+use crate::messages::{ScaleAction, Scaled, WorkerId};
 use crate::policy::admission::{self, Admission, AdmissionInput, Asker};
+use crate::policy::manual;
 use crate::policy::{ScalingDecision, ScalingInput, scaling_decision};
 
 impl TypePool {
-    /// Scales the type by hand: up by starting workers at once (all or none may start), down
-    /// by retiring idle workers first and busy ones once their task is done.
-    pub(super) fn scale(&mut self, action: ScaleAction, ctx: &mut Context<Self>) -> Result<usize, Error> {
+    /// Scales the type by hand: up by starting workers at once (all or none may start, but
+    /// those the GPUs have no room for now wait for it), down by not starting those still
+    /// waiting first, then retiring idle workers and busy ones once their task is done.
+    pub(super) fn scale(&mut self, action: ScaleAction, ctx: &mut Context<Self>) -> Result<Scaled, Error> {
         if self.draining.is_some() {
             return Err(Error::new(ErrorKind::ShuttingDown, "the pool is shutting down"));
         }
@@ -28,10 +31,18 @@ impl TypePool {
         }
     }
 
-    fn scale_up(&mut self, count: usize, ctx: &mut Context<Self>) -> Result<usize, Error> {
+    /// Workers still owed to a manual scale-up.
+    pub(super) fn scale_owed(&self) -> usize {
+        manual::owed(self.scale_target, self.live_workers())
+    }
+
+    fn scale_up(&mut self, count: usize, ctx: &mut Context<Self>) -> Result<Scaled, Error> {
         let live = self.live_workers();
+        // Those still owed count as asked for already, against every limit.
+        let owed = self.scale_owed();
+        let asked = owed + count;
         let input =
-            self.admission_input(Asker::Manual, count, live, self.workers.count(WorkerState::Starting));
+            self.admission_input(Asker::Manual, asked, live, self.workers.count(WorkerState::Starting));
         let mut wait = None;
         let admission = admission::admit(
             &input,
@@ -60,11 +71,12 @@ impl TypePool {
                 return Err(Error::new(
                     ErrorKind::Limit,
                     format!(
-                        "cannot add {} workers to {}: max_concurrent is {} and {} are alive",
+                        "cannot add {} workers to {}: max_concurrent is {} and {} are alive{}",
                         count,
                         self.name,
                         self.cfg.max_concurrent,
-                        self.workers.len()
+                        self.workers.len(),
+                        if owed > 0 { format!(" or waiting for GPU room ({owed})") } else { String::new() }
                     ),
                 ));
             }
@@ -79,22 +91,46 @@ impl TypePool {
                 ));
             }
         }
-        let started = self.start_workers(count, ctx);
-        self.scaled(true, live + started, "manual");
-        Ok(live + started)
+        if let Some(why) = self.shared.gpus.never_fits(&self.cfg) {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot add workers to {}: {why}", self.name),
+            ));
+        }
+        let started = self.start_workers(asked, ctx);
+        self.scale_target = manual::target_after_up(live, asked, started);
+        if started > 0 {
+            self.scaled(true, live + started, "manual");
+        }
+        let waiting = asked - started;
+        let gpu_wait = (waiting > 0).then(|| self.shared.gpus.wait_reason(&self.name)).flatten();
+        if let Some(why) = &gpu_wait {
+            log::info!("{}: {waiting} worker(s) of a manual scale-up wait: {why}", self.name);
+        }
+        Ok(Scaled { workers: live + asked, started, waiting, gpu_wait })
     }
 
-    fn scale_down(&mut self, count: usize) -> Result<usize, Error> {
+    fn scale_down(&mut self, count: usize) -> Result<Scaled, Error> {
         let live = self.live_workers();
         let floor = self.min_workers();
-        if count > live.saturating_sub(floor) {
+        let owed = self.scale_owed();
+        if count > (live + owed).saturating_sub(floor) {
+            let waiting =
+                if owed > 0 { format!(" ({owed} more waiting for GPU room)") } else { String::new() };
             return Err(Error::new(
                 ErrorKind::Limit,
                 format!(
-                    "cannot remove {} workers from {}: {live} are alive and min_workers is {floor}",
+                    "cannot remove {} workers from {}: {live} are alive{waiting} and min_workers is {floor}",
                     count, self.name
                 ),
             ));
+        }
+        let (unstarted, count) = manual::split_down(count, owed);
+        let waiting = owed - unstarted;
+        self.scale_target = (waiting > 0).then_some(live + waiting);
+        if waiting == 0 && owed > 0 {
+            // Nothing is owed any more: the wait ends unless demand takes it up again.
+            self.end_gpu_wait();
         }
         // Idle workers go first; busy ones finish their task and are then retired.
         let mut victims: Vec<WorkerId> = self.workers.idle().iter().rev().take(count).cloned().collect();
@@ -116,8 +152,11 @@ impl TypePool {
             }
             self.stop_worker(id, false, StopReason::ScaledDown);
         }
-        self.scaled(false, live - count, "manual");
-        Ok(live - count)
+        if count > 0 {
+            self.scaled(false, live - count, "manual");
+        }
+        let gpu_wait = (waiting > 0).then(|| self.shared.gpus.wait_reason(&self.name)).flatten();
+        Ok(Scaled { workers: live - count + waiting, started: 0, waiting, gpu_wait })
     }
 
     /// What the admission rule sees of this type for `asker`, wanting `wanted` workers with

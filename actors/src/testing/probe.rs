@@ -189,9 +189,30 @@ impl FakeGpu {
         FakeGpu { state: Arc::new(Mutex::new(GpuState { sample, samples: 0, broken: HashMap::new() })) }
     }
 
-    /// Sets the GPU memory of process `pid` (over all GPUs), as NVML reports it per process.
+    /// Sets the GPU memory of process `pid`, all of it on the first device, as NVML reports
+    /// it per process (see [`FakeGpu::set_process_gpu_memory`] for another device).
     pub fn set_process_memory(&self, pid: u32, bytes: u64) {
-        self.lock().sample.process_memory.insert(pid, bytes);
+        let first = self.lock().sample.devices.first().map(|d| d.uuid.clone()).unwrap_or_default();
+        self.set_process_gpu_memory(pid, &first, bytes);
+    }
+
+    /// Sets what process `pid` holds on the GPU `uuid` (its other GPUs keep theirs), as NVML
+    /// reports it per process and device.
+    ///
+    /// # Examples
+    /// ```
+    /// use workerpool_actors::GpuSource;
+    /// use workerpool_actors::testing::FakeGpu;
+    ///
+    /// let gpu = FakeGpu::with_devices(&[1024, 1024]);
+    /// gpu.set_process_gpu_memory(7, "GPU-fake-0", 100);
+    /// gpu.set_process_gpu_memory(7, "GPU-fake-1", 20);
+    /// let sample = gpu.clone().sample();
+    /// assert_eq!(sample.process_memory[&7]["GPU-fake-1"], 20);
+    /// assert_eq!(sample.process_total(7), Some(120));
+    /// ```
+    pub fn set_process_gpu_memory(&self, pid: u32, uuid: &str, bytes: u64) {
+        self.lock().sample.process_memory.entry(pid).or_default().insert(uuid.to_string(), bytes);
     }
 
     /// Leaves device `index` out of the samples, as if it had fallen off the bus, until

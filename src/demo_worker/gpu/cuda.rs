@@ -7,6 +7,11 @@
 //! with `cuMemsetD8` so the memory is really in use, holds it, frees it and releases the context,
 //! so a worker between allocations holds no device memory at all.
 //!
+//! The device's UUID comes from `cuDeviceGetUuid_v2` where the driver has it (CUDA 11.4 on),
+//! which on a MIG instance answers the instance's UUID; it is written `MIG-…` when the first
+//! entry of `CUDA_VISIBLE_DEVICES` names a MIG instance, `GPU-…` otherwise. An older driver's
+//! `cuDeviceGetUuid` answers the GPU's UUID even on MIG, which is written `GPU-…`.
+//!
 //! This is the only module of the project with `unsafe` code: the calls into the driver.
 
 #![allow(unsafe_code)]
@@ -41,7 +46,7 @@ type CuDevicePtr = u64;
 /// What an allocation was made on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Device {
-    /// The device's UUID as `nvidia-smi` writes it (`GPU-…`).
+    /// The device's UUID as `nvidia-smi` writes it (`GPU-…`, or `MIG-…` for a MIG instance).
     pub(super) uuid: String,
     /// The device's name, e.g. `NVIDIA H200`.
     pub(super) name: String,
@@ -51,6 +56,8 @@ pub(super) struct Device {
 struct Driver {
     device_get: unsafe extern "C" fn(*mut CuDevice, c_int) -> CuResult,
     device_get_uuid: unsafe extern "C" fn(*mut [u8; 16], CuDevice) -> CuResult,
+    /// Whether `device_get_uuid` is `cuDeviceGetUuid_v2` (MIG instances' own UUIDs).
+    uuid_v2: bool,
     device_get_name: unsafe extern "C" fn(*mut c_char, c_int, CuDevice) -> CuResult,
     primary_ctx_retain: unsafe extern "C" fn(*mut CuContext, CuDevice) -> CuResult,
     primary_ctx_release: unsafe extern "C" fn(CuDevice) -> CuResult,
@@ -64,14 +71,16 @@ struct Driver {
     _library: Library,
 }
 
-/// Allocates `bytes` on the first visible device, holds them for `hold` and frees them.
-pub(super) fn allocate(bytes: u64, hold: Duration) -> Result<Device, TaskError> {
+/// Allocates `bytes` on the first visible device, holds them for `hold` and frees them;
+/// `visible` is the process's `CUDA_VISIBLE_DEVICES`, which says whether that device is a MIG
+/// instance.
+pub(super) fn allocate(bytes: u64, hold: Duration, visible: Option<&str>) -> Result<Device, TaskError> {
     static DRIVER: OnceLock<Result<Driver, String>> = OnceLock::new();
     let driver = DRIVER.get_or_init(Driver::load).as_ref().map_err(|e| TaskError::invalid(e.clone()))?;
     let size = usize::try_from(bytes)
         .map_err(|_| TaskError::invalid(format!("gpu_alloc: {bytes} bytes do not fit in an address here")))?;
     let device = driver.device()?;
-    let described = driver.describe(device)?;
+    let described = driver.describe(device, visible)?;
     let _context = Context::retain(driver, device)?;
     let memory = Memory::allocate(driver, size)?;
     // SAFETY: `memory` is a live allocation of exactly `size` bytes in the current context.
@@ -83,9 +92,18 @@ pub(super) fn allocate(bytes: u64, hold: Duration) -> Result<Device, TaskError> 
     Ok(described)
 }
 
-/// Writes a device UUID the way `nvidia-smi` does: `GPU-` and 8-4-4-4-12 hex digits.
-pub(super) fn format_uuid(bytes: &[u8; 16]) -> String {
-    let mut text = String::from("GPU-");
+/// The prefix of the UUID of device 0: `MIG-` when the driver answers MIG instances' own
+/// UUIDs (`uuid_v2`) and the first entry of `CUDA_VISIBLE_DEVICES` (`visible`) names a MIG
+/// instance (`MIG-<uuid>`, or the older `MIG-GPU-<uuid>/<gi>/<ci>`); `GPU-` otherwise.
+pub(super) fn uuid_prefix(visible: Option<&str>, uuid_v2: bool) -> &'static str {
+    let first = visible.and_then(|list| list.split(',').map(str::trim).find(|entry| !entry.is_empty()));
+    if uuid_v2 && first.is_some_and(|entry| entry.starts_with("MIG-")) { "MIG-" } else { "GPU-" }
+}
+
+/// Writes a device UUID the way `nvidia-smi` does: `prefix` (`GPU-` or `MIG-`) and
+/// 8-4-4-4-12 hex digits.
+pub(super) fn format_uuid(prefix: &str, bytes: &[u8; 16]) -> String {
+    let mut text = String::from(prefix);
     for (i, byte) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             text.push('-');
@@ -115,9 +133,16 @@ impl Driver {
             }};
         }
         let init: unsafe extern "C" fn(c_uint) -> CuResult = entry!("cuInit");
+        // SAFETY: as in `entry!`: the signature of `cuDeviceGetUuid_v2` in `cuda.h`.
+        let uuid_v2: Option<unsafe extern "C" fn(*mut [u8; 16], CuDevice) -> CuResult> =
+            unsafe { library.get(b"cuDeviceGetUuid_v2\0") }.ok().map(|found| *found);
         let driver = Self {
             device_get: entry!("cuDeviceGet"),
-            device_get_uuid: entry!("cuDeviceGetUuid_v2", "cuDeviceGetUuid"),
+            uuid_v2: uuid_v2.is_some(),
+            device_get_uuid: match uuid_v2 {
+                Some(v2) => v2,
+                None => entry!("cuDeviceGetUuid"),
+            },
             device_get_name: entry!("cuDeviceGetName"),
             primary_ctx_retain: entry!("cuDevicePrimaryCtxRetain"),
             primary_ctx_release: entry!("cuDevicePrimaryCtxRelease_v2", "cuDevicePrimaryCtxRelease"),
@@ -143,8 +168,8 @@ impl Driver {
         Ok(device)
     }
 
-    /// The UUID and name of `device`.
-    fn describe(&self, device: CuDevice) -> Result<Device, TaskError> {
+    /// The UUID and name of `device`, the first of those `visible` names.
+    fn describe(&self, device: CuDevice, visible: Option<&str>) -> Result<Device, TaskError> {
         let mut uuid = [0u8; 16];
         // SAFETY: `CUuuid` is 16 bytes, which `uuid` has room for.
         self.check("cuDeviceGetUuid", unsafe { (self.device_get_uuid)(&mut uuid, device) }, false)?;
@@ -155,7 +180,7 @@ impl Driver {
         self.check("cuDeviceGetName", status, false)?;
         // SAFETY: the driver wrote a NUL-terminated string within `name`.
         let name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
-        Ok(Device { uuid: format_uuid(&uuid), name })
+        Ok(Device { uuid: format_uuid(uuid_prefix(visible, self.uuid_v2), &uuid), name })
     }
 
     /// `Ok` for success, else an error naming `call` and the driver's name for `status`.
@@ -240,6 +265,19 @@ mod tests {
     fn uuids_are_written_like_nvidia_smi() {
         let bytes =
             [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
-        assert_eq!(format_uuid(&bytes), "GPU-12345678-9abc-def0-0123-456789abcdef");
+        assert_eq!(format_uuid("GPU-", &bytes), "GPU-12345678-9abc-def0-0123-456789abcdef");
+        assert_eq!(format_uuid("MIG-", &bytes), "MIG-12345678-9abc-def0-0123-456789abcdef");
+    }
+
+    #[test]
+    fn a_mig_instance_named_visible_gets_a_mig_uuid_only_from_the_v2_call() {
+        let mig = Some(" MIG-4b2b1b3c-aaaa-bbbb-cccc-0123456789ab,GPU-x");
+        assert_eq!(uuid_prefix(mig, true), "MIG-");
+        assert_eq!(uuid_prefix(Some("MIG-GPU-12345678-9abc-def0-0123-456789abcdef/1/0"), true), "MIG-");
+        // The older call answers the GPU's UUID even on MIG.
+        assert_eq!(uuid_prefix(mig, false), "GPU-");
+        for visible in [None, Some(""), Some("0"), Some("GPU-12345678"), Some("GPU-x,MIG-y")] {
+            assert_eq!(uuid_prefix(visible, true), "GPU-", "{visible:?}");
+        }
     }
 }

@@ -88,14 +88,14 @@ pub(super) fn gpu_alloc(params: &Params<'_>, env: &GpuEnv, pid: u32) -> Result<V
             })?;
             Ok(json!({"device": device, "bytes": bytes, "held_ms": ms, "simulated": true, "pid": pid}))
         }
-        None => real(bytes, hold, ms, pid),
+        None => real(bytes, hold, ms, pid, env.visible_devices.as_deref()),
     }
 }
 
 /// Allocates on the first real device.
 #[cfg(feature = "cuda")]
-fn real(bytes: u64, hold: Duration, ms: u64, pid: u32) -> Result<Value, TaskError> {
-    let device = cuda::allocate(bytes, hold)?;
+fn real(bytes: u64, hold: Duration, ms: u64, pid: u32, visible: Option<&str>) -> Result<Value, TaskError> {
+    let device = cuda::allocate(bytes, hold, visible)?;
     Ok(json!({
         "device": device.uuid,
         "device_name": device.name,
@@ -108,7 +108,13 @@ fn real(bytes: u64, hold: Duration, ms: u64, pid: u32) -> Result<Value, TaskErro
 
 /// Without the `cuda` feature there is no way to reach a real device.
 #[cfg(not(feature = "cuda"))]
-fn real(_bytes: u64, _hold: Duration, _ms: u64, _pid: u32) -> Result<Value, TaskError> {
+fn real(
+    _bytes: u64,
+    _hold: Duration,
+    _ms: u64,
+    _pid: u32,
+    _visible: Option<&str>,
+) -> Result<Value, TaskError> {
     Err(TaskError::invalid("gpu_alloc: no CUDA driver (this build has no `cuda` feature)"))
 }
 
