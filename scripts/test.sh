@@ -16,6 +16,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # The clock-skew test runs an instance under libfaketime.
 dpkg -s libfaketime >/dev/null 2>&1 || need_apt+=(libfaketime)
+# The dashboard test drives a headless Chromium over WebDriver.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -47,6 +50,20 @@ if [[ "$("$st_env/bin/st" --version 2>/dev/null)" != *"version $st_version" ]]; 
     fi
 fi
 export WORKERPOOL_TEST_SCHEMATHESIS="$PWD/$st_env/bin/st"
+
+# Selenium, for tests/dashboard.rs (it drives the Debian chromium through chromedriver; it
+# downloads nothing: SE_OFFLINE is set by the test). Pinned like Schemathesis.
+selenium_version=4.38.0
+browser_env=target/browser-py
+if ! "$browser_env/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$selenium_version')" 2>/dev/null; then
+    echo "installing selenium $selenium_version into $browser_env" >&2
+    rm -rf "$browser_env"
+    if ! { python3 -m venv "$browser_env" && "$browser_env/bin/pip" install -q "selenium==$selenium_version"; }; then
+        echo "cannot install selenium $selenium_version" >&2
+        rm -rf "$browser_env"
+    fi
+fi
+export WORKERPOOL_TEST_BROWSER_PYTHON="$PWD/$browser_env/bin/python"
 
 cargo test --workspace --all-targets "$@"
 # The library alone, without Redis or NVML: its own tests, the paused-clock lifecycle suite

@@ -1,8 +1,9 @@
 //! The dashboard in a real headless Chromium, driven over WebDriver (Selenium) against the
 //! real server: tasks appear and finish, a progress bar moves, scale-up asks for the token
 //! once and the worker appears, a wrong token is refused plainly, a dead letter is re-queued,
-//! the page fits a phone and is reachable by keyboard. Screenshots go to
-//! `target/dashboard-shots/`.
+//! a queue of 10,000 tasks is shown a page at a time, the page fits a phone and is reachable
+//! by keyboard, and a page on another loopback origin calls the API through CORS (and one on
+//! an origin not listed cannot). Screenshots go to `target/dashboard-shots/`.
 //!
 //! `scripts/test.sh` installs Chromium, its driver and Selenium (`target/browser-py`).
 //! Without them the test is skipped on a developer machine and fails under `CI=true`.
@@ -17,7 +18,7 @@ use support::server::*;
 
 const TOKEN: &str = "dashboard-test-token";
 
-const CONFIG: &str = "[pool]\nmax_workers = 12\nmin_workers = 0\nresource_monitor_interval_ms = 500\nhealth_check_interval_ms = 1000\ngraceful_shutdown_timeout_ms = 2000\n\n[types.work]\nmax_concurrent = 10\nmin_workers = 0\nmax_retries = 1\nretry_delay_ms = 50\nidle_timeout_ms = 600000\ncpu_threshold = 100\n";
+const CONFIG: &str = "[server]\ncors_origins = [\"http://localhost:CORS_PORT\"]\n\n[pool]\nmax_workers = 12\nmin_workers = 0\nresource_monitor_interval_ms = 500\nhealth_check_interval_ms = 1000\ngraceful_shutdown_timeout_ms = 2000\n\n[types.work]\nmax_concurrent = 10\nmin_workers = 0\nmax_retries = 1\nretry_delay_ms = 50\nidle_timeout_ms = 600000\ncpu_threshold = 100\n\n[types.held]\nmax_concurrent = 1\nqueue_size = 20000\n";
 
 /// The longest the whole browser run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
@@ -50,7 +51,9 @@ fn browser_tools() -> Option<PathBuf> {
 #[test]
 fn the_dashboard_works_in_a_real_browser() {
     let Some(python) = browser_tools() else { return };
-    let server = Server::start(CONFIG, &[("WORKERPOOL_API_TOKEN", TOKEN)]);
+    let (listed, unlisted) = (free_port(), free_port());
+    let config = CONFIG.replace("CORS_PORT", &listed.to_string());
+    let server = Server::start(&config, &[("WORKERPOOL_API_TOKEN", TOKEN)]);
     let shots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/dashboard-shots"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.py");
     let mut child = Command::new(python)
@@ -58,6 +61,8 @@ fn the_dashboard_works_in_a_real_browser() {
         .arg(&server.base)
         .arg(TOKEN)
         .arg(&shots)
+        .arg(listed.to_string())
+        .arg(unlisted.to_string())
         .env("SE_OFFLINE", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -84,8 +89,14 @@ fn the_dashboard_works_in_a_real_browser() {
         server.log().join("\n")
     );
     assert!(out.contains("every step passed"), "{out}");
-    for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "phone"] {
+    assert!(out.contains("cors: ok completed") && out.contains("cors refused: error"), "{out}");
+    for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "queue-10000", "phone"] {
         let png = std::fs::read(shots.join(format!("{shot}.png"))).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{shot}.png is not a real screenshot");
     }
+}
+
+/// A loopback port free now (for the pages of the CORS check, served by the script).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }

@@ -1,13 +1,19 @@
 """Drives the dashboard in a real headless Chromium against a running server.
 
-Usage: dashboard.py BASE_URL TOKEN SHOTS_DIR [CORS_PAGE_URL]
+Usage: dashboard.py BASE_URL TOKEN SHOTS_DIR LISTED_PORT UNLISTED_PORT
 
-Run by tests/dashboard.rs, which starts the server (with WORKERPOOL_API_TOKEN=TOKEN and a
-demo type `work`). Every wait is bounded; a failed step saves a screenshot and exits 1.
+Run by tests/dashboard.rs, which starts the server (with WORKERPOOL_API_TOKEN=TOKEN, demo
+types `work` and `held`, and `cors_origins = ["http://localhost:LISTED_PORT"]`). The script
+serves a page calling the API on http://localhost:LISTED_PORT and on
+http://127.0.0.1:UNLISTED_PORT. Every wait is bounded; a failed step saves a screenshot and
+exits 1.
 """
 
+import http.client
+import http.server
 import json
 import os
+import threading
 import sys
 import time
 import urllib.request
@@ -19,7 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, TOKEN, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3]
-CORS_PAGE = sys.argv[4] if len(sys.argv) > 4 else None
+LISTED_PORT, UNLISTED_PORT = int(sys.argv[4]), int(sys.argv[5])
 WAIT_S = 30
 
 
@@ -35,6 +41,59 @@ def api(method, path, body=None, token=TOKEN):
             return res.status, json.loads(res.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
+
+
+CORS_PAGE = """<!doctype html><meta charset="utf-8"><title>another origin</title><p id="result">waiting</p>
+<script>
+const api = %(api)s, auth = { Authorization: "Bearer " + %(token)s };
+const out = (text) => (document.getElementById("result").textContent = text);
+fetch(api + "/api/workers/stats", { headers: auth })
+  .then((r) => r.json())
+  .then(() => fetch(api + "/api/workers/execute", { method: "POST",
+    headers: Object.assign({ "Content-Type": "application/json" }, auth),
+    body: JSON.stringify({ type: "work", data: { op: "echo" }, options: { wait: false } }) }))
+  .then((r) => r.json())
+  .then(({ id }) => {
+    const events = new EventSource(api + "/api/tasks/" + id + "/events");
+    events.addEventListener("result", (e) => { events.close(); out("ok " + JSON.parse(e.data).status); });
+    events.onerror = () => { if (events.readyState === EventSource.CLOSED) out("error: the stream closed"); };
+  })
+  .catch((e) => out("error " + e));
+</script>"""
+
+
+def serve_page(host, port):
+    """Serves the CORS page on another origin, in a thread."""
+    body = (CORS_PAGE % {"api": json.dumps(BASE), "token": json.dumps(TOKEN)}).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((host, port), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def fill_queue(n):
+    """Queues `n` delayed tasks of `held` over one kept-alive connection."""
+    host, port = BASE.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = json.dumps({"type": "held", "data": {"op": "echo"}, "options": {"wait": False, "delay": 600000}})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    for _ in range(n):
+        conn.request("POST", "/api/workers/execute", body, headers)
+        res = conn.getresponse()
+        res.read()
+        assert res.status == 202, res.status
+    conn.close()
 
 
 def browser(width, height):
@@ -195,6 +254,21 @@ def main():
         else:
             raise AssertionError(f"the re-queued task did not run again: {rec}")
 
+        s.step = "a queue of 10,000 tasks, a page at a time"
+        fill_queue(10000)
+        s.go("#/type/held")
+        s.until("the type page counts the whole queue", lambda _: "Queue (10000)" in s.text("main"))
+        rows = lambda: d.execute_script("return document.querySelectorAll('main tr').length")
+        s.until("the first page lists 50 tasks", lambda _: "1–50 of 10000" in s.text(".pager"))
+        assert rows() < 120, f"the page rendered {rows()} rows"
+        s.shot("queue-10000")
+        s.click(".pager button:last-child", "next page")
+        s.until("the second page", lambda _: "51–100 of 10000" in s.text(".pager"))
+        first = d.execute_script("return document.querySelector('main table tbody tr td').textContent")
+        assert first == "51", first
+        code, body = api("GET", "/api/workers/queues/held?offset=9990&limit=50")
+        assert (code, len(body["tasks"]), body["length"]) == (200, 10, 10000), (code, body)
+
         s.step = "a phone-sized window"
         d.set_window_size(390, 844)
         s.go("")
@@ -219,11 +293,18 @@ def main():
                 break
         assert "work" in reached, f"scale up is not reachable by Tab: {sorted(map(str, reached))[:20]}"
 
-        if CORS_PAGE:
-            s.step = "a page on another origin calls the API"
-            d.get(CORS_PAGE)
-            s.until("the other origin's page read the API", lambda _: s.text("#result").startswith("ok"))
-            print("cors:", s.text("#result"))
+        s.step = "a page on another origin calls the API"
+        pages = [serve_page("127.0.0.1", LISTED_PORT), serve_page("127.0.0.1", UNLISTED_PORT)]
+        d.get(f"http://localhost:{LISTED_PORT}/")
+        s.until("the listed origin's page ran a task and read its stream",
+                lambda _: s.text("#result").startswith("ok") or s.text("#result").startswith("error"))
+        print("cors:", s.text("#result"))
+        assert s.text("#result") == "ok completed", s.text("#result")
+        d.get(f"http://127.0.0.1:{UNLISTED_PORT}/")
+        s.until("the unlisted origin's page is refused", lambda _: s.text("#result").startswith("error"))
+        print("cors refused:", s.text("#result"))
+        for page in pages:
+            page.shutdown()
 
         print("dashboard: every step passed")
     finally:
