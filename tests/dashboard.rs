@@ -3,7 +3,8 @@
 //! once and the worker appears, a wrong token is refused plainly, a dead letter is re-queued,
 //! a queue of 10,000 tasks is shown a page at a time, the page fits a phone and is reachable
 //! by keyboard, and a page on another loopback origin calls the API through CORS (and one on
-//! an origin not listed cannot). Screenshots go to `target/dashboard-shots/`.
+//! an origin not listed cannot), and a browser `EventSource` left open on a task stops after
+//! the result, which it gets once. Screenshots go to `target/dashboard-shots/`.
 //!
 //! `scripts/test.sh` installs Chromium, its driver and Selenium (`target/browser-py`).
 //! Without them the test is skipped on a developer machine and fails under `CI=true`.
@@ -89,7 +90,7 @@ fn the_dashboard_works_in_a_real_browser() {
         server.log().join("\n")
     );
     assert!(out.contains("every step passed"), "{out}");
-    assert!(out.contains("cors: ok completed") && out.contains("cors refused: error"), "{out}");
+    assert!(out.contains("cors: ok completed results=1") && out.contains("cors refused: error"), "{out}");
     for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "queue-10000", "phone"] {
         let png = std::fs::read(shots.join(format!("{shot}.png"))).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{shot}.png is not a real screenshot");

@@ -13,7 +13,7 @@ const HISTORY = 60; // resource samples kept per worker (10 min at the default 1
 const EVENTS_KEPT = 50;
 
 const state = {
-  status: null, health: null, types: null, resources: null,
+  status: null, health: null, types: null, typesAt: 0, resources: null,
   history: new Map(), // worker id -> [{at, cpu, rss, gpu}]
   events: [],
   live: false,
@@ -95,8 +95,11 @@ async function refresh() {
       api.get("/api/workers/status"),
       fetch("/api/workers/health", { headers: api.token() ? { Authorization: `Bearer ${api.token()}` } : {} })
         .then((r) => (r.status === 401 ? null : r.json())),
-      state.types ? Promise.resolve(state.types) : api.get("/api/workers/types"),
+      // The types' settings change only with the binary, but their waits do: re-read them
+      // with the slow poll, not on every event.
+      state.types && Date.now() - state.typesAt < POLL_LIVE_MS ? Promise.resolve(state.types) : api.get("/api/workers/types"),
     ]);
+    if (types !== state.types) state.typesAt = Date.now();
     Object.assign(state, { status, health, types });
     record(status.resources);
     renderHeader();
