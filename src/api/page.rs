@@ -20,10 +20,16 @@ impl Page {
     /// The page a query string asks for; a bad or unknown parameter is a 400 naming it.
     pub(super) fn from_query(query: &str) -> Result<Page, ApiError> {
         let mut page = Page { offset: 0, limit: DEFAULT_LIMIT };
+        let mut seen = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if seen.contains(&key) {
+                return Err(ApiError::bad_request(format!("{key} is given twice")).with("field", key));
+            }
+            seen.push(key);
             let number = || {
-                value.parse::<usize>().map_err(|_| {
+                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                digits.then(|| value.parse::<usize>().ok()).flatten().ok_or_else(|| {
                     ApiError::bad_request(format!("{key} must be a whole number ≥ 0, not {value:?}"))
                         .with("field", key)
                 })
@@ -73,6 +79,9 @@ mod tests {
             ("offset=x", "offset"),
             ("limit=", "limit"),
             ("sort=asc", "sort"),
+            ("limit=+5", "limit"),
+            ("offset=1&offset=2", "offset"),
+            ("offset=99999999999999999999999", "offset"),
         ] {
             let e = Page::from_query(query).unwrap_err();
             assert_eq!(e.status_code(), actix_web::http::StatusCode::BAD_REQUEST, "{query}");

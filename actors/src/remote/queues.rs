@@ -34,12 +34,8 @@ impl Remote {
         } else {
             self.observe(
                 redis::pipe()
-                    .zrange(self.keys.queue(task_type), in_ready.start as isize, in_ready.end as isize - 1)
-                    .zrange(
-                        self.keys.delayed(task_type),
-                        in_delayed.start as isize,
-                        in_delayed.end as isize - 1,
-                    )
+                    .zrange(self.keys.queue(task_type), bounds(&in_ready).0, bounds(&in_ready).1)
+                    .zrange(self.keys.delayed(task_type), bounds(&in_delayed).0, bounds(&in_delayed).1)
                     .query_async(&mut self.gated()?)
                     .await,
             )?
@@ -131,9 +127,27 @@ fn split_range(range: &Range<usize>, ready: usize, delayed: usize) -> (Range<usi
     (in_ready, clamp(range.start)..clamp(range.end))
 }
 
+/// `ZRANGE` bounds (inclusive) of a range of positions; `1 0`, which lists nothing, for an
+/// empty one (`0 -1` would list the whole set).
+fn bounds(range: &Range<usize>) -> (isize, isize) {
+    if range.is_empty() {
+        return (1, 0);
+    }
+    let at = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+    (at(range.start), at(range.end - 1))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split_range;
+    use super::{bounds, split_range};
+
+    #[test]
+    fn an_empty_range_lists_nothing() {
+        assert_eq!(bounds(&(0..0)), (1, 0));
+        assert_eq!(bounds(&(5..5)), (1, 0));
+        assert_eq!(bounds(&(0..10)), (0, 9));
+        assert_eq!(bounds(&(usize::MAX - 1..usize::MAX)), (isize::MAX, isize::MAX));
+    }
 
     #[test]
     fn a_range_spans_the_ready_list_then_the_delayed_one() {
