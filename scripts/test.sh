@@ -19,6 +19,10 @@ dpkg -s libfaketime >/dev/null 2>&1 || need_apt+=(libfaketime)
 # The dashboard test drives a headless Chromium over WebDriver.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The deployment checks (tests/deploy.rs, tests/prometheus.rs): promtool and a real Prometheus
+# (Debian's package; its service is not needed), and systemd-analyze for the service unit.
+command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
     echo "installing ${need_apt[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
