@@ -19,6 +19,8 @@ dpkg -s libfaketime >/dev/null 2>&1 || need_apt+=(libfaketime)
 # The dashboard test drives a headless Chromium over WebDriver.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The dashboard's own functions are unit-tested under node --test.
+command -v node >/dev/null || need_apt+=(nodejs)
 # The deployment checks (tests/deploy.rs, tests/prometheus.rs): promtool and a real Prometheus
 # (Debian's package; its service is not needed), and systemd-analyze for the service unit.
 command -v promtool >/dev/null && command -v prometheus >/dev/null || need_apt+=(prometheus)

@@ -178,7 +178,7 @@ def enter_token(s, value):
 def main():
     os.makedirs(SHOTS, exist_ok=True)
     for old in os.listdir(SHOTS):
-        if old.endswith(".png"):
+        if old.endswith(".png") and old != "script.out":
             os.remove(os.path.join(SHOTS, old))
     d = browser(1280, 800)
     s = Steps(d)

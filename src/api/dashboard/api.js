@@ -19,13 +19,40 @@ export function token() {
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
+  declined = false;
 }
 
 let askToken = async () => null;
+// Once the user turns the prompt down, the page stops asking (every poll would open it
+// again) until a token is given through `setToken` (the Token button).
+let declined = false;
+let asking = null;
 
 /** Sets how the page asks for a token: `ask(reason)` resolves to one, or null. */
 export function onTokenNeeded(ask) {
   askToken = ask;
+}
+
+/** Whether the user turned the token prompt down. */
+export const tokenDeclined = () => declined;
+
+/** Asks once for all the requests refused at the same time; null when turned down. */
+function ask(reason) {
+  if (declined) return Promise.resolve(null);
+  if (!asking) {
+    asking = askToken(reason).then((given) => {
+      asking = null;
+      if (!given) declined = true;
+      return given;
+    });
+  }
+  return asking;
+}
+
+/** Whether a stream's answer says to stop for good: 204, or a client error that a retry
+ * cannot mend (an unknown task, a bad request); 401 asks for the token instead. */
+export function final(status) {
+  return status === 204 || (status >= 400 && status < 500 && ![401, 408, 429].includes(status));
 }
 
 function headers(extra) {
@@ -53,7 +80,7 @@ export async function request(method, path, body) {
     }
     if (res.ok) return json;
     if (res.status === 401 && attempt === 0) {
-      const given = await askToken(token() ? "The server refused the token." : "This server asks for a token.");
+      const given = await ask(token() ? "The server refused the token." : "This server asks for a token.");
       if (given) {
         setToken(given);
         continue;
@@ -68,6 +95,35 @@ export const post = (path, body) => request("POST", path, body);
 export const del = (path) => request("DELETE", path);
 
 /**
+ * One server-sent event block (the lines before a blank line): its `event` (default
+ * "message"), `data` (parsed as JSON when it is; undefined without a data line), `id` and
+ * `retry` (null when absent). Comment lines are skipped.
+ */
+export function parseBlock(block) {
+  let event = "message", id = null, retry = null;
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const at = line.indexOf(":");
+    const field = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+    else if (field === "id") id = value;
+    else if (field === "retry" && /^\d+$/.test(value)) retry = Number(value);
+  }
+  let parsed;
+  if (data.length) {
+    try {
+      parsed = JSON.parse(data.join("\n"));
+    } catch {
+      parsed = data.join("\n");
+    }
+  }
+  return { event, data: parsed, id, retry };
+}
+
+/**
  * Follows a server-sent event stream: `onEvent({event, data, id})` for each message, and
  * `onState(state)` with "live", "retrying" or "ended". It reconnects after the server's
  * `retry:` hint with `Last-Event-ID`, and stops for good on 204 or when `close()` is called.
@@ -79,26 +135,10 @@ export function stream(path, onEvent, onState = () => {}) {
   let closed = false;
 
   const dispatch = (block) => {
-    let event = "message", data = [], id = null;
-    for (const line of block.split("\n")) {
-      if (!line || line.startsWith(":")) continue;
-      const at = line.indexOf(":");
-      const field = at < 0 ? line : line.slice(0, at);
-      const value = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
-      if (field === "event") event = value;
-      else if (field === "data") data.push(value);
-      else if (field === "id") id = value;
-      else if (field === "retry" && /^\d+$/.test(value)) retryMs = Number(value);
-    }
-    if (id !== null) lastId = id;
-    if (!data.length) return;
-    let parsed;
-    try {
-      parsed = JSON.parse(data.join("\n"));
-    } catch {
-      parsed = data.join("\n");
-    }
-    onEvent({ event, data: parsed, id });
+    const msg = parseBlock(block);
+    if (msg.id !== null) lastId = msg.id;
+    if (msg.retry !== null) retryMs = msg.retry;
+    if (msg.data !== undefined) onEvent({ event: msg.event, data: msg.data, id: msg.id });
   };
 
   const run = async () => {
@@ -107,9 +147,9 @@ export function stream(path, onEvent, onState = () => {}) {
         const extra = { Accept: "text/event-stream" };
         if (lastId !== null) extra["Last-Event-ID"] = lastId;
         const res = await fetch(path, { headers: headers(extra), signal: abort.signal });
-        if (res.status === 204) break;
+        if (final(res.status)) break;
         if (res.status === 401) {
-          const given = await askToken("The live stream needs the token.");
+          const given = await ask("The live stream needs the token.");
           if (!given) break;
           setToken(given);
           continue;

@@ -11,10 +11,12 @@ const POLL_LIVE_MS = 10000; // a check while the stream is live
 const POLL_FALLBACK_MS = 3000; // while it is down
 const HISTORY = 60; // resource samples kept per worker (10 min at the default 10 s)
 const EVENTS_KEPT = 50;
+const RATE_WINDOW_MS = 5 * 60 * 1000;
 
 const state = {
   status: null, health: null, types: null, typesAt: 0, resources: null,
   history: new Map(), // worker id -> [{at, cpu, rss, gpu}]
+  counts: [], // [{at, byType: {name: {finished, failed}}}] over the last five minutes
   events: [],
   live: false,
   workerOffset: 0, workerType: "",
@@ -34,11 +36,14 @@ function banner(message, kind = "error", action) {
   if (kind === "info") banner.timer = setTimeout(() => (el.hidden = true), 4000);
 }
 
-/** Runs an action; a refusal is said plainly, naming what was refused and why. */
-async function act(what, run) {
+/**
+ * Runs an action; a refusal is said plainly, naming what was refused and why. `describe`
+ * turns the answer into what to say when it is more than "done".
+ */
+async function act(what, run, describe) {
   try {
     const answer = await run();
-    banner(`${what}: done`, "info");
+    banner(`${what}: ${(describe && describe(answer)) || "done"}`, "info");
     refreshSoon();
     return answer;
   } catch (e) {
@@ -75,6 +80,7 @@ function askToken(why) {
       const value = $("token-input").value.trim();
       resolve(dialog.returnValue === "ok" && value ? value : null);
     }, { once: true });
+    dialog.returnValue = "";
     dialog.showModal();
   });
 }
@@ -101,12 +107,23 @@ async function refresh() {
     ]);
     if (types !== state.types) state.typesAt = Date.now();
     Object.assign(state, { status, health, types });
+    count(status.by_type);
     record(status.resources);
     renderHeader();
     render(false);
   } catch (e) {
-    $("live").textContent = `cannot reach the server: ${e.message}`;
+    $("live").textContent = e instanceof api.Refused && e.status === 401
+      ? "token needed (Token button)"
+      : `cannot reach the server: ${e.message}`;
   }
+}
+
+/** Keeps the finished counts of each type over the last five minutes, for the rates. */
+function count(byType) {
+  const now = Date.now();
+  state.counts.push({ at: now, byType: Object.fromEntries(Object.entries(byType)
+    .map(([name, t]) => [name, { finished: t.tasks_completed + t.tasks_failed, failed: t.tasks_failed }])) });
+  while (state.counts.length > 2 && now - state.counts[1].at > RATE_WINDOW_MS) state.counts.shift();
 }
 
 /** Keeps each worker's resource history, one point per new sample. */
@@ -158,11 +175,12 @@ function poll() {
 function renderHeader() {
   const s = state.status, hl = state.health;
   $("instance").textContent = s ? `${s.instance_id} · up ${ms(s.uptime_ms)}` : "";
-  const verdict = hl ? hl.status : "unknown";
+  const verdict = (hl && hl.status) || "unknown";
+  const reasons = hl && Array.isArray(hl.reasons) ? hl.reasons : hl && hl.error ? [hl.error] : [];
   const el = $("health");
   el.className = `badge ${verdict}`;
   el.textContent = verdict;
-  el.title = hl && hl.reasons.length ? hl.reasons.join("\n") : "no problem reported";
+  el.title = reasons.length ? reasons.join("\n") : "no problem reported";
 }
 
 // ----- views -----
@@ -183,7 +201,8 @@ function render(fresh) {
   if (page === "task") {
     if (fresh) view = taskPage(main, arg, ctx);
   } else if (page === "execute") {
-    if (fresh || !main.querySelector("form")) view = executePage(main, ctx, arg);
+    // Built again until the types are known (an address opened directly comes before them).
+    if (fresh || !main.querySelector("#execute-type option")) view = executePage(main, ctx, arg);
   } else if (page === "type") {
     if (fresh || !view || !view.update) view = typePage(main, arg, ctx);
     else view.update();

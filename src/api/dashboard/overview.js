@@ -14,18 +14,31 @@ export function whyBlocked(name, stats, type) {
   return why.length ? why.join("; ") : null;
 }
 
-/** Per-minute rate and error rate over the health window (the last five minutes). */
-export function rates(stats) {
-  const finished = stats.recent_finished || 0;
-  return {
-    perMinute: finished / 5,
-    errorRate: finished ? (stats.recent_failed || 0) / finished : null,
-  };
+/**
+ * A type's tasks finished per minute and the share that failed, from the page's counts
+ * (`counts`: the oldest and newest of [{at, byType: {name: {finished, failed}}}] kept over
+ * the last five minutes); null where the page has not watched long enough (10 s).
+ */
+export function rates(counts, name) {
+  const first = counts[0], last = counts[counts.length - 1];
+  const a = first && first.byType[name], b = last && last.byType[name];
+  const minutes = first && last ? (last.at - first.at) / 60000 : 0;
+  if (!a || !b || minutes < 10 / 60) return { perMinute: null, errorRate: null };
+  const finished = b.finished - a.finished, failed = b.failed - a.failed;
+  return { perMinute: finished / minutes, errorRate: finished > 0 ? failed / finished : null };
+}
+
+export const rate = (v) => (v === null ? "–" : v.toFixed(1));
+
+/** What a scale answer says beyond "done": workers that wait for GPU room, and why. */
+export function scaled(answer) {
+  if (!answer || !answer.waiting) return null;
+  return `${answer.workers} workers; ${answer.waiting} wait for room` + (answer.gpu_wait ? ` (${answer.gpu_wait})` : "");
 }
 
 export function scaleButtons(name, ctx) {
   const scale = (action) => ctx.act(`Scale ${action} ${name}`, () =>
-    ctx.api.post(`/api/workers/scale/${encodeURIComponent(name)}`, { action, count: 1 }));
+    ctx.api.post(`/api/workers/scale/${encodeURIComponent(name)}`, { action, count: 1 }), scaled);
   return h("span", { class: "actions" },
     h("button", { type: "button", class: "small", "data-scale-up": name, "aria-label": `Scale ${name} up`, onclick: () => scale("up") }, "+1"),
     h("button", { type: "button", class: "small", "data-scale-down": name, "aria-label": `Scale ${name} down`, onclick: () => scale("down") }, "−1"));
@@ -42,8 +55,8 @@ function typesTable(ctx) {
     ["Queued", (r) => r.s.queued, "num"],
     ["Running", (r) => r.s.busy, "num"],
     ["Done / failed", (r) => `${r.s.tasks_completed} / ${r.s.tasks_failed}`, "num opt"],
-    ["Per min", (r) => rates(r.s).perMinute.toFixed(1), "num opt"],
-    ["Errors", (r) => (rates(r.s).errorRate === null ? "–" : percent(100 * rates(r.s).errorRate)), "num opt"],
+    ["Per min", (r) => rate(rates(ctx.state.counts, r.name).perMinute), "num opt"],
+    ["Errors", (r) => { const e = rates(ctx.state.counts, r.name).errorRate; return e === null ? "–" : percent(100 * e); }, "num opt"],
     ["p50 / p95", (r) => `${ms(r.s.p50_task_ms)} / ${ms(r.s.p95_task_ms)}`, "num opt"],
     ["Oldest wait", (r) => ms(r.s.oldest_wait_ms), "num"],
     ["Dead", (r) => r.s.dead_letters, "num opt"],
@@ -127,7 +140,7 @@ export function overview(main, ctx) {
   const instances = status.instances || null;
   fill(main,
     h("h1", {}, "Overview"),
-    health && health.reasons.length
+    health && Array.isArray(health.reasons) && health.reasons.length
       ? h("div", { class: "card" }, h("strong", {}, `Health: ${health.status}`), h("ul", {}, health.reasons.map((r) => h("li", { class: "reason" }, r))))
       : null,
     h("div", { class: "grid" }, figures.map(([k, v]) => h("div", { class: "card figure" }, h("div", { class: "muted" }, k), h("div", { class: "n" }, v)))),

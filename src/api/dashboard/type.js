@@ -2,7 +2,7 @@
 // re-queue button each.
 
 import { h, fill, table, pager, badge, ms, text } from "./ui.js";
-import { whyBlocked, rates, scaleButtons } from "./overview.js";
+import { whyBlocked, rates, rate, scaleButtons } from "./overview.js";
 
 const PER_PAGE = 50;
 
@@ -17,6 +17,11 @@ export function typePage(main, name, ctx) {
         ctx.api.get(`/api/workers/dead-letters/${enc}`),
       ]);
       error = null;
+      // The queue shrank under the page shown: go to its last page.
+      if (queueOffset > 0 && queueOffset >= queue.length) {
+        queueOffset = Math.max(0, Math.ceil(queue.length / PER_PAGE) - 1) * PER_PAGE;
+        return load();
+      }
     } catch (e) {
       error = e.message;
     }
@@ -39,14 +44,15 @@ export function typePage(main, name, ctx) {
       fill(main, h("h1", {}, name), h("p", { class: "muted" }, "Loading…"));
       return;
     }
-    const r = rates(s);
+    const r = rates(ctx.state.counts, name);
     const blocked = whyBlocked(name, s, t);
     const facts = [
       ["Workers", `${s.busy} busy, ${s.available} idle, ${s.total} live`],
       ["Queued", `${queue.length} (${queue.ready} ready)`],
       ["Oldest wait", ms(queue.oldest_wait_ms)],
       ["Completed / failed", `${s.tasks_completed} / ${s.tasks_failed}`],
-      ["Last 5 min", `${s.recent_finished} finished (${r.perMinute.toFixed(1)}/min), ${s.recent_failed} failed`],
+      ["Rate", `${rate(r.perMinute)}/min` + (r.errorRate === null ? "" : `, ${(100 * r.errorRate).toFixed(0)}% failed`)],
+      ["Last 5 min", `${s.recent_finished} finished, ${s.recent_failed} failed`],
       ["Duration p50 / p95", `${ms(s.p50_task_ms)} / ${ms(s.p95_task_ms)}`],
       ["Cannot start", blocked || "–"],
     ];
@@ -60,6 +66,7 @@ export function typePage(main, name, ctx) {
       h("p", {}, h("a", { href: "#/" }, "← Overview")),
       h("h1", {}, name, " ", scaleButtons(name, ctx), " ",
         h("a", { href: `#/execute/${enc}` }, "Run a task")),
+      error ? h("p", { class: "reason", role: "alert" }, `Not current: ${error}`) : null,
       h("dl", { class: "facts card" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { class: k === "Cannot start" && blocked ? "reason" : null }, v)])),
       h("h2", {}, `Queue (${queue.length})`),
       table([
@@ -70,7 +77,7 @@ export function typePage(main, name, ctx) {
         ["Attempts", (q) => q.attempts, "num"],
         ["Waited", (q) => ms(q.waited_ms), "num"],
       ], queue.tasks.map((q, i) => Object.assign({ position: queue.offset + i + 1 }, q))),
-      queue.length > PER_PAGE ? pager(queueOffset, PER_PAGE, queue.length, (o) => {
+      queue.length > PER_PAGE || queueOffset > 0 ? pager(queueOffset, PER_PAGE, queue.length, (o) => {
         queueOffset = o;
         load();
       }, "Queue") : null,
