@@ -248,6 +248,18 @@ impl GpuLedger {
         })
     }
 
+    /// The most workers of a type this machine's GPUs could ever hold at once (at most
+    /// `limit`); `None` for a type without GPUs, or before the GPUs are known.
+    pub(crate) fn most_at_once(&self, cfg: &TypeConfig, limit: usize) -> Option<usize> {
+        let need = need_of(cfg);
+        let state = self.lock();
+        if need.count == 0 || state.devices.is_empty() {
+            return None;
+        }
+        let rooms: Vec<DeviceRoom> = state.devices.iter().map(|d| room(&state.reservations, d)).collect();
+        Some(gpu::most_at_once(&rooms, need, limit))
+    }
+
     /// Whether any type waits for GPU room (without the lock).
     pub(crate) fn any_waiting(&self) -> bool {
         self.waiting_count.load(Ordering::Acquire) > 0

@@ -70,8 +70,12 @@ async fn workers_the_gpus_have_no_room_for_wait_and_start_when_room_frees() {
 
 #[actix_rt::test(system = "workerpool_actors::testing::PausedSystem")]
 async fn a_scale_down_takes_back_the_waiting_workers_first() {
-    let pool = start(1, &[("g", whole_gpus(1, 3))]);
+    // Three GPUs, two of them held by `holder`'s warm workers.
+    let holder = TypeConfig { min_workers: 2, ..whole_gpus(1, 2) };
+    let pool = start(3, &[("holder", holder), ("g", whole_gpus(1, 3))]);
     let t0 = Instant::now();
+    at(t0, 10).await;
+    assert_eq!(live(&pool, "holder").await, 2);
     let scaled = pool.scale("g", ScaleAction::Up(3)).await.expect("accepted");
     assert_eq!((scaled.workers, scaled.started, scaled.waiting), (3, 1, 2), "{scaled:?}");
     // One of the two waiting is not started after all; the other still waits.
@@ -90,6 +94,27 @@ async fn a_scale_down_takes_back_the_waiting_workers_first() {
     let err = pool.scale("g", ScaleAction::Up(1)).await.expect_err("past max_concurrent");
     assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
     assert!(err.to_string().contains("waiting for GPU room (2)"), "{err}");
+    // The worker that started idles past its idle timeout, but the scale-up still waits to
+    // complete: it is kept, not retired and started again.
+    let before: Vec<String> = pool.workers().await.expect("workers").into_iter().map(|w| w.id).collect();
+    at(t0, 61_000 + 400_000).await;
+    let after: Vec<String> = pool.workers().await.expect("workers").into_iter().map(|w| w.id).collect();
+    assert_eq!(before, after);
+    pool.shutdown().await;
+}
+
+#[actix_rt::test(system = "workerpool_actors::testing::PausedSystem")]
+async fn a_scale_up_past_what_the_gpus_could_ever_hold_at_once_is_refused() {
+    // One GPU: one whole-GPU worker at a time, whatever max_concurrent says.
+    let pool = start(1, &[("g", whole_gpus(1, 3))]);
+    let err = pool.scale("g", ScaleAction::Up(2)).await.expect_err("two can never run at once");
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
+    assert!(err.to_string().contains("at most 1 of its workers at once"), "{err}");
+    assert_eq!(pool.gpu_wait("g"), None, "nothing waits for ever");
+    let one = pool.scale("g", ScaleAction::Up(1)).await.expect("one fits");
+    assert_eq!((one.workers, one.started, one.waiting), (1, 1, 0), "{one:?}");
+    let err = pool.scale("g", ScaleAction::Up(1)).await.expect_err("a second never fits beside it");
+    assert!(err.to_string().contains("and 1 are alive"), "{err}");
     pool.shutdown().await;
 }
 

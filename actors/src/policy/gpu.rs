@@ -238,6 +238,31 @@ pub(crate) fn could_ever_fit(devices: &[DeviceRoom], need: GpuNeed) -> bool {
     big_enough >= need.count
 }
 
+/// The most workers needing `need` that `devices` could ever hold at once (at most `limit`,
+/// the most that are asked about): with every GPU empty, a GPU takes one worker that needs it
+/// whole, or as many as its memory holds of `need.memory_bytes`, and each worker takes
+/// `need.count` different GPUs. A drained GPU counts, as it may come back.
+pub(crate) fn most_at_once(devices: &[DeviceRoom], need: GpuNeed, limit: usize) -> usize {
+    if need.count == 0 {
+        return limit;
+    }
+    let places: Vec<usize> = devices
+        .iter()
+        .map(|d| match need.memory_bytes {
+            None => 1,
+            Some(bytes) => usize::try_from(d.total / bytes.max(1)).unwrap_or(usize::MAX),
+        })
+        .collect();
+    // `w` workers fit when the GPUs give them `count` places each, no GPU giving one worker
+    // two of its places.
+    let fits = |w: usize| places.iter().fold(0usize, |n, p| n.saturating_add((*p).min(w))) >= need.count * w;
+    let mut w = (places.iter().fold(0usize, |n, p| n.saturating_add(*p)) / need.count).min(limit);
+    while w > 0 && !fits(w) {
+        w -= 1;
+    }
+    w
+}
+
 #[cfg(test)]
 #[path = "gpu_tests.rs"]
 mod tests;

@@ -167,3 +167,25 @@ fn nothing_fits_says_why_and_whether_it_ever_could() {
     assert!(!could_ever_fit(&devices, need(3, None)));
     assert_eq!(place(&[], need(1, None), GpuPlacement::Pack).map_err(|_| ()), Err(()));
 }
+
+#[test]
+fn the_most_workers_at_once_counts_places_on_different_gpus() {
+    let gib = 1u64 << 30;
+    let empty = |total: u64| DeviceRoom { total, free: total, reserved: 0, holders: 0, exclusive: false, drained: false };
+    let two = [empty(80 * gib), empty(80 * gib)];
+    let whole = |count| GpuNeed { count, memory_bytes: None };
+    let sized = |count, gb: u64| GpuNeed { count, memory_bytes: Some(gb * gib) };
+    assert_eq!(most_at_once(&two, whole(1), 100), 2);
+    assert_eq!(most_at_once(&two, whole(2), 100), 1);
+    assert_eq!(most_at_once(&two, whole(3), 100), 0);
+    assert_eq!(most_at_once(&two, sized(1, 20), 100), 8);
+    assert_eq!(most_at_once(&two, sized(2, 20), 100), 4, "each worker on both GPUs");
+    assert_eq!(most_at_once(&two, sized(1, 20), 5), 5, "no more than asked about");
+    assert_eq!(most_at_once(&two, sized(1, 100), 100), 0, "bigger than any GPU");
+    // One big GPU and one small: a two-GPU worker needs a place on each.
+    assert_eq!(most_at_once(&[empty(80 * gib), empty(20 * gib)], sized(2, 20), 100), 1);
+    let mut drained = empty(80 * gib);
+    drained.drained = true;
+    assert_eq!(most_at_once(&[drained], whole(1), 100), 1, "a drained GPU may come back");
+    assert_eq!(most_at_once(&[], whole(0), 7), 7, "a type without GPUs is not bounded here");
+}

@@ -97,6 +97,21 @@ impl TypePool {
                 format!("cannot add workers to {}: {why}", self.name),
             ));
         }
+        // Workers that could never all run at once would wait for ever (and keep their
+        // type's wait on show): the scale-up is refused instead.
+        if let Some(most) = self.shared.gpus.most_at_once(&self.cfg, live + asked)
+            && live + asked > most
+        {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "cannot add {count} workers to {}: this machine's GPUs can hold at most {most} of its \
+                     workers at once, and {live} are alive{}",
+                    self.name,
+                    if owed > 0 { format!(" ({owed} more waiting for GPU room)") } else { String::new() }
+                ),
+            ));
+        }
         let started = self.start_workers(asked, ctx);
         self.scale_target = manual::target_after_up(live, asked, started);
         if started > 0 {
@@ -206,11 +221,14 @@ impl TypePool {
                 .collect(),
             ready: self.queue.ready(),
             oldest_wait: oldest,
+            // Workers a manual scale-up still waits to complete are not retired as idle
+            // (they would be started again at once).
             min_workers: admission::floor(
                 self.cfg.min_workers,
                 self.min_workers(),
                 self.shared.lender.others_starved(&self.name),
-            ),
+            )
+            .max(self.scale_target.unwrap_or(0).min(self.live_workers())),
             max_workers: self.cfg.max_concurrent,
             can_start: self.scaling_may_start(live, starting),
             idle_timeout: Duration::from_millis(self.cfg.idle_timeout_ms),
