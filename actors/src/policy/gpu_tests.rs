@@ -171,7 +171,14 @@ fn nothing_fits_says_why_and_whether_it_ever_could() {
 #[test]
 fn the_most_workers_at_once_counts_places_on_different_gpus() {
     let gib = 1u64 << 30;
-    let empty = |total: u64| DeviceRoom { total, free: total, reserved: 0, holders: 0, exclusive: false, drained: false };
+    let empty = |total: u64| DeviceRoom {
+        total,
+        free: total,
+        reserved: 0,
+        holders: 0,
+        exclusive: false,
+        drained: false,
+    };
     let two = [empty(80 * gib), empty(80 * gib)];
     let whole = |count| GpuNeed { count, memory_bytes: None };
     let sized = |count, gb: u64| GpuNeed { count, memory_bytes: Some(gb * gib) };

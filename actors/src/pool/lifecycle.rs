@@ -14,6 +14,7 @@ use super::{Held, TypePool};
 use crate::events::EventKind;
 use crate::messages::{SlotFreed, SlotWanted, StopWorker, WorkerId};
 use crate::policy::admission::{self, Admission, Asker};
+use crate::policy::manual;
 use crate::policy::retry::Failure;
 use crate::worker::{Worker, WorkerKind};
 
@@ -29,9 +30,10 @@ impl TypePool {
         let live = self.live_workers();
         let demand = self.queue.ready().saturating_sub(starting + self.workers.idle().len());
         let probe = self.wants_probe();
-        // Workers a manual scale-up asked for that found no GPU room yet.
-        let owed = self.scale_owed();
-        if owed == 0 {
+        // Workers a manual scale-up asked for that found no GPU room yet (from `live`, counted
+        // once: this runs for every task).
+        let owed = manual::owed(self.scale_target, live);
+        if owed == 0 && self.scale_target.is_some() {
             self.scale_target = None;
         }
         if demand == 0 && !probe && owed == 0 && live >= self.min_workers().max(self.cfg.min_workers) {
