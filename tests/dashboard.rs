@@ -91,7 +91,8 @@ fn the_dashboard_works_in_a_real_browser() {
     );
     assert!(out.contains("every step passed"), "{out}");
     assert!(out.contains("cors: ok completed results=1") && out.contains("cors refused: error"), "{out}");
-    for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "queue-10000", "phone"] {
+    for shot in ["overview", "progress", "task", "scaled", "refused", "dead-letters", "queue-10000", "phone"]
+    {
         let png = std::fs::read(shots.join(format!("{shot}.png"))).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5000, "{shot}.png is not a real screenshot");
     }
