@@ -33,6 +33,8 @@ const SERVER_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/tasks/{id}/requeue"),
     ("get", "/api/openapi.json"),
     ("get", "/metrics"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 ];
 
 /// The routes that need the bearer token when `WORKERPOOL_API_TOKEN` is set.
