@@ -17,6 +17,12 @@ fn head(url: &str) -> u16 {
     agent().head(url).call().expect("HEAD").status().as_u16()
 }
 
+/// The `workerpool_redis_up` line of `/metrics`.
+fn redis_up(server: &Server) -> String {
+    let text = get(&server.url("/metrics")).body.as_str().unwrap_or_default().to_string();
+    text.lines().filter(|l| l.starts_with("workerpool_redis_up")).collect()
+}
+
 #[test]
 fn probes_answer_without_the_token_and_to_head() {
     let env = [("WORKERPOOL_API_TOKEN", "s3cret"), ("WORKERPOOL_PROTECT_READS", "1")];
@@ -78,6 +84,7 @@ fn readiness_is_lost_while_redis_is_down_and_comes_back() {
         format!("{NO_RETRIES}\n[redis]\nlease_ms = 10000\nheartbeat_ms = 200\ncommand_timeout_ms = 500\n");
     let server = Server::start(&config, &[("REDIS_URL", &redis.url())]);
     assert!(wait_for(Duration::from_secs(10), || get(&server.url("/readyz")).status == 200));
+    assert!(redis_up(&server).contains("workerpool_redis_up 1"), "{}", redis_up(&server));
     redis.kill();
     let mut last = None;
     let lost = wait_for(Duration::from_secs(10), || {
@@ -91,6 +98,7 @@ fn readiness_is_lost_while_redis_is_down_and_comes_back() {
     assert!(body["reasons"].to_string().contains("Redis unavailable"), "{body}");
     // The process still lives.
     assert_eq!(get(&server.url("/healthz")).status, 200);
+    assert!(redis_up(&server).contains("workerpool_redis_up 0"), "{}", redis_up(&server));
     redis.restart();
     assert!(
         wait_for(Duration::from_secs(15), || get(&server.url("/readyz")).status == 200),

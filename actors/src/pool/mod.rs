@@ -62,6 +62,8 @@ mod timeouts;
 mod window;
 mod workers;
 
+pub(crate) use stop::StopReason;
+
 /// How the pool holds a task it took from its queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Held {
