@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod build_info;
 pub mod client;
 pub mod demo_worker;
 pub mod serve;

@@ -74,12 +74,14 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
         let cors = api::cors(&cors_origins);
         // Innermost first: the token, then CORS (a preflight is answered before the token is
         // asked for, and a 401 gets the allow headers), then error bodies as JSON (the
-        // framework's and a refused preflight's, keeping the CORS headers), then the log.
+        // framework's and a refused preflight's, keeping the CORS headers), then the log, then
+        // the request metrics (which see every final status).
         App::new()
             .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
             .wrap(middleware::Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap(api::json_errors())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
+            .wrap(middleware::from_fn(api::record_http))
             .configure(api::configure(app_state.clone()))
     })
     .disable_signals()

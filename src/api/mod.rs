@@ -11,6 +11,7 @@ mod cors;
 mod dashboard;
 mod error;
 mod events;
+mod http_metrics;
 mod metrics;
 mod page;
 mod probes;
@@ -28,6 +29,7 @@ pub use body::{MAX_BODY_BYTES, read_json};
 pub use cors::cors;
 pub use dashboard::is_page;
 pub use error::{ApiError, json_errors};
+pub use http_metrics::{HttpMetrics, record as record_http};
 pub use probes::{LIVENESS_TIMEOUT, is_probe};
 pub use state::AppState;
 
