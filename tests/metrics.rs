@@ -33,7 +33,8 @@ fn sum(text: &str, name: &str, with: &str) -> f64 {
 
 #[test]
 fn every_series_of_a_type_is_there_at_zero_before_any_task() {
-    let server = Server::start(CONFIG, &[]);
+    let own = format!("{CONFIG}\n[types.content_analysis]\nduration_buckets_s = [0.5, 5.0]\n");
+    let server = Server::start(&own, &[]);
     let text = scrape(&server);
     for outcome in ["completed", "failed", "timed_out", "cancelled", "dead"] {
         let series = format!(r#"workerpool_tasks_total{{outcome="{outcome}",type="text_processing"}}"#);
@@ -53,6 +54,14 @@ fn every_series_of_a_type_is_there_at_zero_before_any_task() {
         assert_eq!(value(&text, series), Some(0.0), "{series}");
     }
     assert!(!text.contains(r#"outcome="retried""#), "retries have their own counter");
+    // A type with buckets of its own, in the same family.
+    let own = |le: &str| {
+        value(
+            &text,
+            &format!(r#"workerpool_task_duration_seconds_bucket{{type="content_analysis",le="{le}"}}"#),
+        )
+    };
+    assert_eq!((own("0.5"), own("5"), own("+Inf"), own("1800")), (Some(0.0), Some(0.0), Some(0.0), None));
     let info = text.lines().find(|l| l.starts_with("workerpool_build_info{")).expect("build info");
     assert!(info.contains(r#"version="0.1.0""#) && info.ends_with(" 1"), "{info}");
     assert!(value(&text, "process_resident_memory_bytes").is_some_and(|v| v > 0.0));

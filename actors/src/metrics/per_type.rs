@@ -5,6 +5,7 @@
 use prometheus::{Histogram, IntCounter};
 
 use super::PoolMetrics;
+use crate::config::TypeConfig;
 use crate::policy::retry::Failure;
 use crate::pool::StopReason;
 use crate::task::TaskStatus;
@@ -34,7 +35,7 @@ impl TypeMetrics {
     /// The handles of `task_type`; every label set of the type is created here, so each
     /// `{type,outcome}`, `{type,reason}` and `{type,state}` series reads 0 before anything
     /// happened rather than being absent.
-    pub(crate) fn new(m: &PoolMetrics, task_type: &str) -> TypeMetrics {
+    pub(crate) fn new(m: &PoolMetrics, task_type: &str, cfg: &TypeConfig) -> TypeMetrics {
         for reason in StopReason::UNPLANNED {
             m.worker_restarts.with_label_values(&[task_type, reason.as_str()]);
         }
@@ -50,8 +51,8 @@ impl TypeMetrics {
         m.tasks_enqueued.with_label_values(&[task_type]);
         TypeMetrics {
             completed: m.tasks_total.with_label_values(&[task_type, TaskStatus::Completed.as_str()]),
-            duration: m.task_duration.with_label_values(&[task_type]),
-            wait: m.task_wait.with_label_values(&[task_type]),
+            duration: histogram(m, "workerpool_task_duration_seconds", task_type, &cfg.duration_buckets_s),
+            wait: histogram(m, "workerpool_task_wait_seconds", task_type, &cfg.wait_buckets_s),
             peak_rss: m.task_peak_rss.with_label_values(&[task_type]),
             gpu_seconds: m.task_gpu_seconds.with_label_values(&[task_type]),
             outcomes: OUTCOMES.map(|s| (s, m.tasks_total.with_label_values(&[task_type, s.as_str()]))),
@@ -75,6 +76,21 @@ impl TypeMetrics {
     }
 }
 
+/// The type's histogram of `family`; one that cannot be registered (a name taken by the
+/// embedding application) still counts, unexposed, rather than failing the pool.
+fn histogram(
+    m: &PoolMetrics,
+    family: &'static str,
+    task_type: &str,
+    buckets: &Option<Vec<f64>>,
+) -> Histogram {
+    m.histogram(family, task_type, buckets.as_deref()).unwrap_or_else(|e| {
+        log::warn!("{family} of {task_type} cannot be registered: {e}");
+        Histogram::with_opts(prometheus::HistogramOpts::new(family, "unregistered"))
+            .unwrap_or_else(|_| unreachable!("the family name and help are valid"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use prometheus::Registry;
@@ -95,7 +111,7 @@ mod tests {
     fn every_label_set_of_a_type_exists_at_zero() {
         let registry = Registry::new();
         let m = PoolMetrics::new(&registry).unwrap();
-        let _t = TypeMetrics::new(&m, "job");
+        let _t = TypeMetrics::new(&m, "job", &TypeConfig::defaults_for("job"));
         for s in OUTCOMES {
             assert_eq!(
                 value(&registry, "workerpool_tasks_total", &[("type", "job"), ("outcome", s.as_str())]),
@@ -115,10 +131,30 @@ mod tests {
     }
 
     #[test]
+    fn a_type_with_buckets_of_its_own_shares_the_family() {
+        let registry = Registry::new();
+        let m = PoolMetrics::new(&registry).unwrap();
+        let own = TypeConfig { duration_buckets_s: Some(vec![1.0, 2.0]), ..TypeConfig::defaults_for("own") };
+        let t = TypeMetrics::new(&m, "own", &own);
+        let again = TypeMetrics::new(&m, "own", &own);
+        let plain = TypeMetrics::new(&m, "plain", &TypeConfig::defaults_for("plain"));
+        t.duration.observe(1.5);
+        plain.duration.observe(1.5);
+        assert_eq!(again.duration.get_sample_count(), 1, "registered once, shared");
+        let families = registry.gather();
+        let family = families.iter().find(|f| f.name() == "workerpool_task_duration_seconds").unwrap();
+        let bounds = |ty: &str| -> usize {
+            let series = family.get_metric().iter().find(|s| s.get_label().iter().any(|l| l.value() == ty));
+            series.map_or(0, |s| s.get_histogram().get_bucket().len())
+        };
+        assert_eq!((bounds("own"), bounds("plain")), (2, super::super::pool::TIME_BUCKETS.len()));
+    }
+
+    #[test]
     fn an_outcome_and_a_retry_count_in_their_own_series() {
         let registry = Registry::new();
         let m = PoolMetrics::new(&registry).unwrap();
-        let t = TypeMetrics::new(&m, "job");
+        let t = TypeMetrics::new(&m, "job", &TypeConfig::defaults_for("job"));
         t.retried(&Failure::Crash("gone".into()));
         t.ended(TaskStatus::Dead);
         assert_eq!(value(&registry, "workerpool_task_retries_total", &[("reason", "crashed")]), Some(1.0));

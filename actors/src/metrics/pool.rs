@@ -2,10 +2,22 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use crate::messages::TypeStats;
+
+/// Help of the duration histogram (the same on every series, buckets of its own or not).
+pub(crate) const DURATION_HELP: &str = "Run time of completed tasks";
+/// Help of the wait histogram.
+pub(crate) const WAIT_HELP: &str = "Time from ready to running, per attempt";
+
+/// The duration and wait histograms of each type, by (family, type).
+type Histograms = Arc<Mutex<HashMap<(&'static str, String), Histogram>>>;
 
 /// Buckets of the task duration and wait histograms, in seconds: 10 ms to 30 min.
 pub(crate) const TIME_BUCKETS: [f64; 17] =
@@ -19,6 +31,7 @@ fn peak_rss_buckets() -> Vec<f64> {
 #[derive(Clone, Debug)]
 pub struct PoolMetrics {
     registry: Registry,
+    histograms: Histograms,
     /// `workerpool_workers{type,state}`.
     pub workers: IntGaugeVec,
     /// `workerpool_queue_length{type}`.
@@ -36,10 +49,6 @@ pub struct PoolMetrics {
     /// `workerpool_redis_up`: 1 while Redis answers, 0 while it is known not to; registered
     /// only where Redis is configured.
     pub redis_up: IntGauge,
-    /// `workerpool_task_duration_seconds{type}`.
-    pub task_duration: HistogramVec,
-    /// `workerpool_task_wait_seconds{type}`.
-    pub task_wait: HistogramVec,
     /// `workerpool_worker_restarts_total{type,reason}`.
     pub worker_restarts: IntCounterVec,
     /// `workerpool_scale_events_total{type,direction}`.
@@ -87,6 +96,7 @@ impl PoolMetrics {
     pub fn new(registry: &Registry) -> Result<PoolMetrics, prometheus::Error> {
         let m = PoolMetrics {
             registry: registry.clone(),
+            histograms: Histograms::default(),
             workers: IntGaugeVec::new(
                 Opts::new("workerpool_workers", "Live workers by type and state"),
                 &["type", "state"],
@@ -124,16 +134,6 @@ impl PoolMetrics {
             redis_up: IntGauge::new(
                 "workerpool_redis_up",
                 "Whether Redis answers (1) or is known not to (0)",
-            )?,
-            task_duration: HistogramVec::new(
-                HistogramOpts::new("workerpool_task_duration_seconds", "Run time of completed tasks")
-                    .buckets(TIME_BUCKETS.to_vec()),
-                &["type"],
-            )?,
-            task_wait: HistogramVec::new(
-                HistogramOpts::new("workerpool_task_wait_seconds", "Time from ready to running, per attempt")
-                    .buckets(TIME_BUCKETS.to_vec()),
-                &["type"],
             )?,
             worker_restarts: IntCounterVec::new(
                 Opts::new("workerpool_worker_restarts_total", "Workers replaced, by type and reason"),
@@ -217,8 +217,6 @@ impl PoolMetrics {
         registry.register(Box::new(m.tasks_enqueued.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.queue_oldest_wait.clone()))?;
-        registry.register(Box::new(m.task_duration.clone()))?;
-        registry.register(Box::new(m.task_wait.clone()))?;
         registry.register(Box::new(m.worker_restarts.clone()))?;
         registry.register(Box::new(m.scale_events.clone()))?;
         registry.register(Box::new(m.worker_memory.clone()))?;
@@ -233,6 +231,30 @@ impl PoolMetrics {
         registry.register(Box::new(m.task_peak_rss.clone()))?;
         registry.register(Box::new(m.task_gpu_seconds.clone()))?;
         Ok(m)
+    }
+
+    /// The series of `family` (`workerpool_task_duration_seconds` or `..._wait_seconds`) for
+    /// `task_type`, with `buckets` (default [`TIME_BUCKETS`]): a histogram per type, `type`
+    /// a constant label, registered once (the registry merges them into one family). A
+    /// histogram vector cannot hold series with buckets of their own.
+    pub(crate) fn histogram(
+        &self,
+        family: &'static str,
+        task_type: &str,
+        buckets: Option<&[f64]>,
+    ) -> Result<Histogram, prometheus::Error> {
+        let help = if family == "workerpool_task_wait_seconds" { WAIT_HELP } else { DURATION_HELP };
+        let mut own = self.histograms.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (family, task_type.to_string());
+        if let Some(h) = own.get(&key) {
+            return Ok(h.clone());
+        }
+        let bounds = buckets.map_or_else(|| TIME_BUCKETS.to_vec(), <[f64]>::to_vec);
+        let opts = HistogramOpts::new(family, help).const_label("type", task_type).buckets(bounds);
+        let h = Histogram::with_opts(opts)?;
+        self.registry.register(Box::new(h.clone()))?;
+        own.insert(key, h.clone());
+        Ok(h)
     }
 
     /// Registers `workerpool_redis_up`, for a pool whose queues are in Redis.
