@@ -9,6 +9,7 @@ pub mod bench;
 pub mod build_info;
 pub mod client;
 pub mod demo_worker;
+pub mod logging;
 pub mod serve;
 pub mod settings;
 

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use workerpool_actors::{EventKind, PoolBuilder, PoolHandle};
 
 use crate::api::{self, AppState};
+use crate::logging;
 use crate::settings::{ConfigError, Settings};
 
 /// Pending connections the kernel keeps per listening socket (actix-web's default).
@@ -159,8 +160,7 @@ async fn log_events(pool: PoolHandle) {
                     _ => log::Level::Info,
                 };
                 if log::log_enabled!(target: "workerpool::events", level) {
-                    let data = serde_json::to_string(&event.kind).unwrap_or_default();
-                    log::log!(target: "workerpool::events", level, "{} {data}", event.kind.name());
+                    log_event(&event.kind, level);
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -169,6 +169,23 @@ async fn log_events(pool: PoolHandle) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// One event as a log record: its fields as the record's structured fields (the top level of
+/// a JSON line); the message is the event's name, and in text lines its data as well.
+fn log_event(kind: &EventKind, level: log::Level) {
+    let value = serde_json::to_value(kind).unwrap_or_default();
+    let message = if logging::is_json() { String::new() } else { value.to_string() };
+    let fields = logging::Fields(logging::event_fields(value));
+    log::logger().log(
+        &log::Record::builder()
+            .target("workerpool::events")
+            .level(level)
+            .module_path_static(Some(module_path!()))
+            .args(format_args!("{}{}{message}", kind.name(), if message.is_empty() { "" } else { " " }))
+            .key_values(&fields)
+            .build(),
+    );
 }
 
 /// The termination signals, listened for from the start so that none is missed.
