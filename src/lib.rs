@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod bench;
+pub mod build_info;
 pub mod client;
 pub mod demo_worker;
+pub mod logging;
 pub mod serve;
 pub mod settings;
 

@@ -2,7 +2,6 @@
 //! benchmarks and the client of a running server (`submit`, `status`). Errors become exit
 //! codes here: 2 for configuration and usage, 1 for the rest.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,15 +67,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::DemoWorker) => return demo_worker(),
         Some(Command::Bench(args)) => {
-            init_logging("info");
+            workerpool::logging::init("info");
             workerpool::bench::run(args)
         }
         Some(Command::Submit(args)) => {
-            init_logging("warn");
+            workerpool::logging::init("warn");
             workerpool::client::submit(&args).map_err(anyhow::Error::from)
         }
         Some(Command::Status(args)) => {
-            init_logging("warn");
+            workerpool::logging::init("warn");
             workerpool::client::status(&args).map_err(anyhow::Error::from)
         }
         Some(Command::Serve(args)) => serve(args),
@@ -96,7 +95,7 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The access log (one line per request) costs a third of the throughput under load, so it
     // is opt-in: RUST_LOG=info,workerpool::http=info.
-    init_logging("info,workerpool::http=warn");
+    workerpool::logging::init("info,workerpool::http=warn");
     let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis };
     let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
     actix_rt::System::new().block_on(workerpool::serve::run(settings))
@@ -109,58 +108,5 @@ fn demo_worker() -> ExitCode {
             eprintln!("demo-worker: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (else `default_filter`); `LOG_FORMAT=json` writes
-/// one JSON object per line instead of env_logger's text.
-fn init_logging(default_filter: &str) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_filter));
-    let format = std::env::var("LOG_FORMAT").unwrap_or_default();
-    let json = format.eq_ignore_ascii_case("json");
-    if json {
-        builder.format(|buf, record| {
-            let ts = buf.timestamp_millis().to_string();
-            writeln!(buf, "{}", json_log_line(&ts, record))
-        });
-    }
-    builder.init();
-    if !json && !format.is_empty() && !format.eq_ignore_ascii_case("text") {
-        log::warn!("LOG_FORMAT={format:?} is not known (expected json or text); writing text");
-    }
-}
-
-/// One log record as a JSON object: `ts`, `level`, `target`, `message`, in that order.
-fn json_log_line(ts: &str, record: &log::Record<'_>) -> String {
-    let field = |s: &str| serde_json::Value::from(s).to_string();
-    format!(
-        "{{\"ts\":{},\"level\":{},\"target\":{},\"message\":{}}}",
-        field(ts),
-        field(record.level().as_str()),
-        field(record.target()),
-        field(&record.args().to_string()),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_log_lines_are_json_objects() {
-        let line = json_log_line(
-            "2024-01-02T03:04:05.678Z",
-            &log::Record::builder()
-                .level(log::Level::Warn)
-                .target("workerpool::x")
-                .args(format_args!("a \"quoted\"\nline"))
-                .build(),
-        );
-        assert!(line.starts_with("{\"ts\":\"2024-01-02T03:04:05.678Z\",\"level\":\"WARN\""), "{line}");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
-        assert_eq!(v["message"], "a \"quoted\"\nline");
-        assert_eq!(v["target"], "workerpool::x");
-        assert!(!line.contains('\n'));
     }
 }

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use workerpool_actors::{EventKind, PoolBuilder, PoolHandle};
 
 use crate::api::{self, AppState};
+use crate::logging;
 use crate::settings::{ConfigError, Settings};
 
 /// Pending connections the kernel keeps per listening socket (actix-web's default).
@@ -74,12 +75,14 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
         let cors = api::cors(&cors_origins);
         // Innermost first: the token, then CORS (a preflight is answered before the token is
         // asked for, and a 401 gets the allow headers), then error bodies as JSON (the
-        // framework's and a refused preflight's, keeping the CORS headers), then the log.
+        // framework's and a refused preflight's, keeping the CORS headers), then the log, then
+        // the request metrics (which see every final status).
         App::new()
             .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
             .wrap(middleware::Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap(api::json_errors())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
+            .wrap(middleware::from_fn(api::record_http))
             .configure(api::configure(app_state.clone()))
     })
     .disable_signals()
@@ -157,8 +160,7 @@ async fn log_events(pool: PoolHandle) {
                     _ => log::Level::Info,
                 };
                 if log::log_enabled!(target: "workerpool::events", level) {
-                    let data = serde_json::to_string(&event.kind).unwrap_or_default();
-                    log::log!(target: "workerpool::events", level, "{} {data}", event.kind.name());
+                    log_event(&event.kind, level);
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -167,6 +169,23 @@ async fn log_events(pool: PoolHandle) {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
+}
+
+/// One event as a log record: its fields as the record's structured fields (the top level of
+/// a JSON line); the message is the event's name, and in text lines its data as well.
+fn log_event(kind: &EventKind, level: log::Level) {
+    let value = serde_json::to_value(kind).unwrap_or_default();
+    let message = if logging::is_json() { String::new() } else { value.to_string() };
+    let fields = logging::Fields(logging::event_fields(value));
+    log::logger().log(
+        &log::Record::builder()
+            .target("workerpool::events")
+            .level(level)
+            .module_path_static(Some(module_path!()))
+            .args(format_args!("{}{}{message}", kind.name(), if message.is_empty() { "" } else { " " }))
+            .key_values(&fields)
+            .build(),
+    );
 }
 
 /// The termination signals, listened for from the start so that none is missed.

@@ -304,7 +304,10 @@ fn metrics_count_every_task() {
         metric(&text, r#"workerpool_worker_restarts_total{reason="crashed",type="text_processing"}"#),
         1.0
     );
-    assert_eq!(metric(&text, r#"workerpool_tasks_total{outcome="retried",type="text_processing"}"#), 1.0);
+    assert_eq!(
+        metric(&text, r#"workerpool_task_retries_total{reason="crashed",type="text_processing"}"#),
+        1.0
+    );
     // Every family is registered once.
     let helps = text.lines().filter(|l| l.starts_with("# HELP workerpool_tasks_total ")).count();
     assert_eq!(helps, 1);

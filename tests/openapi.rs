@@ -38,6 +38,8 @@ const SERVER_ROUTES: &[(&str, &str)] = &[
     // are named in the description of these two, not as operations.
     ("get", "/"),
     ("get", "/dashboard"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 ];
 
 /// The routes that need the bearer token when `WORKERPOOL_API_TOKEN` is set.

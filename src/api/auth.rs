@@ -8,13 +8,15 @@ use super::error::ApiError;
 use super::state::AppState;
 
 /// Middleware for `WORKERPOOL_PROTECT_READS`: every request needs the token, reads too, except
-/// the dashboard's own files, which hold no data (the page then asks for the token).
+/// the dashboard's own files, which hold no data (the page then asks for the token), and the
+/// probes `/healthz` and `/readyz`, which an orchestrator calls without one.
 pub async fn guard_everything(
     req: dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>()
         && !super::dashboard::is_page(req.path())
+        && !super::probes::is_probe(req.path())
     {
         authorize(req.request(), state)?;
     }

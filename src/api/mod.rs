@@ -11,8 +11,10 @@ mod cors;
 mod dashboard;
 mod error;
 mod events;
+mod http_metrics;
 mod metrics;
 mod page;
+mod probes;
 mod resume;
 mod state;
 mod tasks;
@@ -27,6 +29,8 @@ pub use body::{MAX_BODY_BYTES, read_json};
 pub use cors::cors;
 pub use dashboard::is_page;
 pub use error::{ApiError, json_errors};
+pub use http_metrics::{HttpMetrics, record as record_http};
+pub use probes::{LIVENESS_TIMEOUT, is_probe};
 pub use state::AppState;
 
 /// The route table; `state` is shared by every HTTP worker.
@@ -34,6 +38,8 @@ pub fn configure(state: Arc<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(state))
             .configure(dashboard::routes)
+            .service(web::resource("/healthz").get(probes::healthz).route(web::head().to(probes::healthz)))
+            .service(web::resource("/readyz").get(probes::readyz).route(web::head().to(probes::readyz)))
             .service(
                 web::scope("/api/workers")
                     .service(

@@ -72,6 +72,8 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on ").nth(1) {
+                    // A JSON line (`LOG_FORMAT=json`) ends the message with `"}`.
+                    let addr = addr.split('"').next().unwrap_or(addr);
                     let _ = tx.send(addr.trim().to_string());
                 }
                 sink.lock().unwrap().push(line);

@@ -154,6 +154,10 @@ pub struct TypeSection {
     pub executor: Option<ExecutorKind>,
     /// The worker command, program first ([`TypeConfig::command`]).
     pub command: Option<Vec<String>>,
+    /// Buckets of the duration histogram ([`TypeConfig::duration_buckets_s`]).
+    pub duration_buckets_s: Option<Vec<f64>>,
+    /// Buckets of the wait histogram ([`TypeConfig::wait_buckets_s`]).
+    pub wait_buckets_s: Option<Vec<f64>>,
 }
 
 /// Sets each named field of `$dst` that `$src` holds (`Some`), keeping the rest.
@@ -229,6 +233,8 @@ impl PoolConfig {
                     t.command = section.command.or(t.command);
                     t.gpus_per_worker = section.gpus_per_worker.or(t.gpus_per_worker);
                     t.gpu_memory_mb = section.gpu_memory_mb.or(t.gpu_memory_mb);
+                    t.duration_buckets_s = section.duration_buckets_s.or(t.duration_buckets_s);
+                    t.wait_buckets_s = section.wait_buckets_s.or(t.wait_buckets_s);
                     (name, t)
                 })
                 .collect();

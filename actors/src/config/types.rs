@@ -90,6 +90,13 @@ pub struct TypeConfig {
     pub executor: ExecutorKind,
     /// The worker command for the process executor, program first; no shell.
     pub command: Option<Vec<String>>,
+    /// Upper bounds (seconds) of the type's `workerpool_task_duration_seconds` buckets, in
+    /// place of the default 10 ms to 30 min; strictly increasing and positive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_buckets_s: Option<Vec<f64>>,
+    /// The same for `workerpool_task_wait_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_buckets_s: Option<Vec<f64>>,
 }
 
 // ===== defaults =====
@@ -146,6 +153,8 @@ impl TypeConfig {
             max_start_failures: 5,
             executor: ExecutorKind::Process,
             command: None,
+            duration_buckets_s: None,
+            wait_buckets_s: None,
         }
     }
 

@@ -114,6 +114,13 @@ impl PoolConfig {
             if t.max_start_failures == 0 {
                 return bad(key("max_start_failures"), "at least 1");
             }
+            for (name, buckets) in
+                [("duration_buckets_s", &t.duration_buckets_s), ("wait_buckets_s", &t.wait_buckets_s)]
+            {
+                if buckets.as_deref().is_some_and(|b| !valid_buckets(b)) {
+                    return bad(key(name), "1 to 64 positive, finite, strictly increasing seconds");
+                }
+            }
             match (t.gpu_required, t.gpus_per_worker) {
                 (false, Some(n)) if n > 0 => {
                     return bad(key("gpus_per_worker"), "0 for a type without gpu_required");
@@ -142,8 +149,28 @@ impl PoolConfig {
     }
 }
 
+/// Whether `b` can be the upper bounds of a histogram's buckets: 1 to 64 of them, each
+/// positive and finite, strictly increasing (the `+Inf` bucket is always added).
+pub(crate) fn valid_buckets(b: &[f64]) -> bool {
+    (1..=64).contains(&b.len())
+        && b.iter().all(|v| v.is_finite() && *v > 0.0)
+        && b.windows(2).all(|w| w[0] < w[1])
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn buckets_are_positive_finite_and_strictly_increasing() {
+        use super::valid_buckets;
+        assert!(valid_buckets(&[0.01, 1.0, 1800.0]) && valid_buckets(&[5.0]));
+        for bad in
+            [&[][..], &[1.0, 1.0], &[2.0, 1.0], &[0.0, 1.0], &[-1.0], &[1.0, f64::INFINITY], &[f64::NAN]]
+        {
+            assert!(!valid_buckets(bad), "{bad:?}");
+        }
+        assert!(!valid_buckets(&(1..=65).map(f64::from).collect::<Vec<_>>()));
+    }
+
     use super::*;
     use crate::config::{ConfigFile, TypeSection};
 

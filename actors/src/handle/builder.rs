@@ -138,6 +138,11 @@ impl PoolBuilder {
         let registry = registry.unwrap_or_default();
         let metrics = PoolMetrics::new(&registry)
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot register the metrics: {e}")))?;
+        if config.redis.url.is_some() {
+            metrics
+                .register_redis()
+                .map_err(|e| Error::new(ErrorKind::Config, format!("cannot register the metrics: {e}")))?;
+        }
         let (mut gpu, simulated_dir) = gpu_source(gpu, &config)?;
         let shared = Arc::new(Shared::new(&config, metrics, GpuLedger::new(&config, simulated_dir)));
         let probe: Box<dyn ResourceProbe> = match probe {

@@ -110,14 +110,33 @@ impl PoolHandle {
         if let Err(e) = self.open() {
             return Err(SubmitError::new(e, request));
         }
-        self.inner.backend.enqueue(TaskId::new(), request).await
+        let enqueued = self.enqueued_counter(&request.task_type);
+        let id = self.inner.backend.enqueue(TaskId::new(), request).await?;
+        if let Some(c) = enqueued {
+            c.inc();
+        }
+        Ok(id)
+    }
+
+    /// `workerpool_tasks_enqueued_total` of a configured type; `None` for any other name, so
+    /// no client can add a series (such a task is refused anyway).
+    fn enqueued_counter(&self, task_type: &str) -> Option<prometheus::IntCounter> {
+        self.config()
+            .types
+            .contains_key(task_type)
+            .then(|| self.metrics().tasks_enqueued.with_label_values(&[task_type]))
     }
 
     /// Queues a task and waits for it to end; the record says how (`status`), with the
     /// result or the error.
     pub async fn execute(&self, request: TaskRequest) -> Result<TaskRecord, Error> {
         self.open()?;
-        self.inner.backend.execute(request).await
+        let enqueued = self.enqueued_counter(&request.task_type);
+        let record = self.inner.backend.execute(request).await?;
+        if let Some(c) = enqueued {
+            c.inc();
+        }
+        Ok(record)
     }
 
     /// Runs a task with a typed input and output; a task that does not complete is an error
@@ -148,7 +167,11 @@ impl PoolHandle {
             return Err(SubmitError::new(e, request));
         }
         let (id, task_type) = (TaskId::new(), request.task_type.clone());
+        let enqueued = self.enqueued_counter(&task_type);
         let end = self.inner.backend.enqueue_watched(id.clone(), request).await?;
+        if let Some(c) = enqueued {
+            c.inc();
+        }
         // The record now, when it can be read (its end is waited for either way).
         let record = self.inner.backend.record(&id).await.ok().flatten();
         let watch = TaskWatch::with_end(self.inner.backend.clone(), events, id, record, end);
@@ -196,6 +219,9 @@ impl PoolHandle {
                 }
                 self.metrics().queue_length.with_label_values(&[name.as_str()]).set(queued as i64);
             }
+        }
+        if self.inner.local.config.redis.url.is_some() {
+            self.metrics().redis_up.set(i64::from(self.backend_down().is_none()));
         }
         Ok(stats)
     }

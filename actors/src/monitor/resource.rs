@@ -126,8 +126,9 @@ impl ResourceMonitor {
         m.worker_gpu_memory.reset();
         m.worker_gpu_device_memory.reset();
         for w in &usage {
-            m.worker_memory.with_label_values(&[&w.worker_id]).set(w.memory_bytes as i64);
-            m.worker_cpu.with_label_values(&[&w.worker_id]).set(f64::from(w.cpu_percent));
+            let labels = [w.worker_id.as_str(), w.task_type.as_str()];
+            m.worker_memory.with_label_values(&labels).set(w.memory_bytes as i64);
+            m.worker_cpu.with_label_values(&labels).set(f64::from(w.cpu_percent));
             if let Some(bytes) = w.gpu_memory_bytes.filter(|_| !w.gpus.is_empty()) {
                 let gauge = m.worker_gpu_memory.with_label_values(&[&w.worker_id, &w.task_type]);
                 gauge.set(i64::try_from(bytes).unwrap_or(i64::MAX));

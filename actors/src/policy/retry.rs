@@ -43,6 +43,37 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// Every [`Failure::reason`], for the metrics' zero series.
+    pub(crate) const REASONS: [&'static str; 10] = [
+        "error",
+        "crashed",
+        "timeout",
+        "cancelled",
+        "shutdown",
+        "memory_limit_exceeded",
+        "gpu_memory_limit_exceeded",
+        "output_too_large",
+        "not_started",
+        "lease_expired",
+    ];
+
+    /// The kind of failure as the `reason` label of `workerpool_task_retries_total` names it:
+    /// one of a closed set, never the task's own message.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Failure::Error(_) => "error",
+            Failure::Crash(_) => "crashed",
+            Failure::Timeout(_) => "timeout",
+            Failure::Cancelled => "cancelled",
+            Failure::Shutdown => "shutdown",
+            Failure::MemoryLimit(_) => "memory_limit_exceeded",
+            Failure::GpuMemoryLimit(_) => "gpu_memory_limit_exceeded",
+            Failure::OutputTooLarge(_) => "output_too_large",
+            Failure::NotStarted(_) => "not_started",
+            Failure::Lost { .. } => "lease_expired",
+        }
+    }
+
     /// The task's error, as its record and events show it.
     pub(crate) fn message(&self) -> String {
         match self {
@@ -161,6 +192,24 @@ mod tests {
 
     fn error(retryable: bool) -> Failure {
         Failure::Error(TaskError { message: "boom".into(), retryable })
+    }
+
+    #[test]
+    fn every_failure_has_one_of_the_listed_reasons() {
+        let all = [
+            error(true),
+            Failure::Crash("x".into()),
+            Failure::Timeout(Duration::from_secs(1)),
+            Failure::Cancelled,
+            Failure::Shutdown,
+            Failure::MemoryLimit("x".into()),
+            Failure::GpuMemoryLimit("x".into()),
+            Failure::OutputTooLarge("x".into()),
+            Failure::NotStarted("x".into()),
+            Failure::Lost { instance: "i".into() },
+        ];
+        let reasons: Vec<&str> = all.iter().map(Failure::reason).collect();
+        assert_eq!(reasons, Failure::REASONS);
     }
 
     #[test]

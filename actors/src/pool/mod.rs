@@ -62,6 +62,8 @@ mod timeouts;
 mod window;
 mod workers;
 
+pub(crate) use stop::StopReason;
+
 /// How the pool holds a task it took from its queue.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Held {
@@ -167,13 +169,14 @@ impl TypePool {
         };
         let starts = StartBackoff::new(&cfg);
         let retry = RetryPolicy::for_type(&cfg, shared.durable);
+        let metrics = TypeMetrics::new(&shared.metrics, name, &cfg);
         TypePool {
             name: Arc::from(name),
             retry,
             cfg,
             command,
             handler,
-            metrics: TypeMetrics::new(&shared.metrics, name),
+            metrics,
             intake,
             shared,
             slots,

@@ -251,8 +251,8 @@ impl TypePool {
         let event_error =
             (self.shared.events.active() && verdict != Verdict::Requeue).then(|| message.clone());
         match verdict {
-            Verdict::Retry { .. } => self.metrics.outcome("retried"),
-            Verdict::End(status) => self.metrics.outcome(status.as_str()),
+            Verdict::Retry { .. } => self.metrics.retried(&failure),
+            Verdict::End(status) => self.metrics.ended(status),
             Verdict::Requeue => {}
         }
         match verdict {

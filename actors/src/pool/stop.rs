@@ -45,6 +45,24 @@ pub(crate) enum StopReason {
 }
 
 impl StopReason {
+    /// The reasons that count as restarts (not [`StopReason::is_planned`]), for the metrics'
+    /// zero series.
+    pub(crate) const UNPLANNED: [StopReason; 13] = [
+        StopReason::Crashed,
+        StopReason::Timeout,
+        StopReason::Cancelled,
+        StopReason::MemoryLimitExceeded,
+        StopReason::GpuMemoryLimitExceeded,
+        StopReason::OutputTooLarge,
+        StopReason::Unresponsive,
+        StopReason::Stuck,
+        StopReason::Restart,
+        StopReason::FailedToStart,
+        StopReason::StartupTimeout,
+        StopReason::Exited,
+        StopReason::Stopped,
+    ];
+
     /// The reason as events, logs and metric labels name it.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -160,6 +178,8 @@ mod tests {
         let planned: Vec<&str> = ALL.iter().filter(|r| r.is_planned()).map(|r| r.as_str()).collect();
         // A drained GPU's workers are stopped by the pool's choice, not lost.
         assert_eq!(planned, ["gpu_drained", "recycled", "shutdown", "yielded", "scaled_down", "idle"]);
+        let unplanned: Vec<StopReason> = ALL.into_iter().filter(|r| !r.is_planned()).collect();
+        assert_eq!(unplanned, StopReason::UNPLANNED);
     }
 
     #[test]

@@ -1,21 +1,27 @@
-//! `PoolMetrics`: the contract's `workerpool_*` Prometheus collectors, registered once on a
-//! registry the caller supplies (or a private one).
-//!
-//! Counters and histograms are updated by the pools as things happen, so they never miss an
-//! event; the gauges of workers and queue lengths are set whenever stats are read
-//! (`PoolHandle::stats`), which a scrape does first.
+//! [`PoolMetrics`]: the collectors, created and registered together.
 
 use prometheus::core::Collector;
-use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    CounterVec, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::messages::TypeStats;
 
-/// Buckets of the task duration histogram, in seconds: 1 ms to 10 min.
-const DURATION_BUCKETS: [f64; 14] =
-    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 180.0, 600.0];
-/// Buckets of the wait histogram, in seconds: 100 µs to 10 min.
-const WAIT_BUCKETS: [f64; 13] =
-    [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 600.0];
+/// Help of the duration histogram (the same on every series, buckets of its own or not).
+pub(crate) const DURATION_HELP: &str = "Run time of completed tasks";
+/// Help of the wait histogram.
+pub(crate) const WAIT_HELP: &str = "Time from ready to running, per attempt";
+
+/// The duration and wait histograms of each type, by (family, type).
+type Histograms = Arc<Mutex<HashMap<(&'static str, String), Histogram>>>;
+
+/// Buckets of the task duration and wait histograms, in seconds: 10 ms to 30 min.
+pub(crate) const TIME_BUCKETS: [f64; 17] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0];
 /// Buckets of the peak resident memory histogram, in bytes: 1 MiB to 64 GiB, by fours.
 fn peak_rss_buckets() -> Vec<f64> {
     (0..9).map(|i| f64::from(1u32 << 20) * 4f64.powi(i)).collect()
@@ -25,23 +31,31 @@ fn peak_rss_buckets() -> Vec<f64> {
 #[derive(Clone, Debug)]
 pub struct PoolMetrics {
     registry: Registry,
+    histograms: Histograms,
     /// `workerpool_workers{type,state}`.
     pub workers: IntGaugeVec,
     /// `workerpool_queue_length{type}`.
     pub queue_length: IntGaugeVec,
-    /// `workerpool_tasks_total{type,outcome}`.
+    /// `workerpool_tasks_total{type,outcome}`: each task once, by its final status.
     pub tasks_total: IntCounterVec,
-    /// `workerpool_task_duration_seconds{type}`.
-    pub task_duration: HistogramVec,
-    /// `workerpool_task_wait_seconds{type}`.
-    pub task_wait: HistogramVec,
+    /// `workerpool_task_retries_total{type,reason}`: failed attempts that were retried.
+    pub task_retries: IntCounterVec,
+    /// `workerpool_tasks_enqueued_total{type}`: tasks accepted by `enqueue`/`execute`.
+    pub tasks_enqueued: IntCounterVec,
+    /// `workerpool_dead_letters{type}`: entries in each type's dead-letter list.
+    pub dead_letters: IntGaugeVec,
+    /// `workerpool_queue_oldest_wait_seconds{type}`: how long the oldest ready task waited.
+    pub queue_oldest_wait: GaugeVec,
+    /// `workerpool_redis_up`: 1 while Redis answers, 0 while it is known not to; registered
+    /// only where Redis is configured.
+    pub redis_up: IntGauge,
     /// `workerpool_worker_restarts_total{type,reason}`.
     pub worker_restarts: IntCounterVec,
     /// `workerpool_scale_events_total{type,direction}`.
     pub scale_events: IntCounterVec,
-    /// `workerpool_worker_memory_bytes{worker}`.
+    /// `workerpool_worker_memory_bytes{worker,type}`.
     pub worker_memory: IntGaugeVec,
-    /// `workerpool_worker_cpu_percent{worker}`.
+    /// `workerpool_worker_cpu_percent{worker,type}`.
     pub worker_cpu: prometheus::GaugeVec,
     /// `workerpool_worker_gpu_memory_bytes{worker,type}`: GPU memory of each worker process
     /// that holds some (NVML per process, or what a worker on simulated GPUs reports).
@@ -82,6 +96,7 @@ impl PoolMetrics {
     pub fn new(registry: &Registry) -> Result<PoolMetrics, prometheus::Error> {
         let m = PoolMetrics {
             registry: registry.clone(),
+            histograms: Histograms::default(),
             workers: IntGaugeVec::new(
                 Opts::new("workerpool_workers", "Live workers by type and state"),
                 &["type", "state"],
@@ -91,21 +106,34 @@ impl PoolMetrics {
                 &["type"],
             )?,
             tasks_total: IntCounterVec::new(
-                Opts::new(
-                    "workerpool_tasks_total",
-                    "Tasks that ended, by type and final status; outcome=retried counts failed attempts that were retried",
-                ),
+                Opts::new("workerpool_tasks_total", "Tasks that ended, each once, by type and final status"),
                 &["type", "outcome"],
             )?,
-            task_duration: HistogramVec::new(
-                HistogramOpts::new("workerpool_task_duration_seconds", "Run time of completed tasks")
-                    .buckets(DURATION_BUCKETS.to_vec()),
+            task_retries: IntCounterVec::new(
+                Opts::new(
+                    "workerpool_task_retries_total",
+                    "Failed attempts that were retried, by type and reason",
+                ),
+                &["type", "reason"],
+            )?,
+            tasks_enqueued: IntCounterVec::new(
+                Opts::new("workerpool_tasks_enqueued_total", "Tasks accepted into the queue, by type"),
                 &["type"],
             )?,
-            task_wait: HistogramVec::new(
-                HistogramOpts::new("workerpool_task_wait_seconds", "Time from ready to running, per attempt")
-                    .buckets(WAIT_BUCKETS.to_vec()),
+            dead_letters: IntGaugeVec::new(
+                Opts::new("workerpool_dead_letters", "Entries in the dead-letter list, by type"),
                 &["type"],
+            )?,
+            queue_oldest_wait: GaugeVec::new(
+                Opts::new(
+                    "workerpool_queue_oldest_wait_seconds",
+                    "How long the oldest ready task has waited, by type",
+                ),
+                &["type"],
+            )?,
+            redis_up: IntGauge::new(
+                "workerpool_redis_up",
+                "Whether Redis answers (1) or is known not to (0)",
             )?,
             worker_restarts: IntCounterVec::new(
                 Opts::new("workerpool_worker_restarts_total", "Workers replaced, by type and reason"),
@@ -117,14 +145,14 @@ impl PoolMetrics {
             )?,
             worker_memory: IntGaugeVec::new(
                 Opts::new("workerpool_worker_memory_bytes", "Resident memory of each worker process"),
-                &["worker"],
+                &["worker", "type"],
             )?,
             worker_cpu: prometheus::GaugeVec::new(
                 Opts::new(
                     "workerpool_worker_cpu_percent",
                     "CPU of each worker process (percent of one core)",
                 ),
-                &["worker"],
+                &["worker", "type"],
             )?,
             worker_gpu_memory: IntGaugeVec::new(
                 Opts::new("workerpool_worker_gpu_memory_bytes", "GPU memory of each worker process"),
@@ -185,8 +213,10 @@ impl PoolMetrics {
         registry.register(Box::new(m.workers.clone()))?;
         registry.register(Box::new(m.queue_length.clone()))?;
         registry.register(Box::new(m.tasks_total.clone()))?;
-        registry.register(Box::new(m.task_duration.clone()))?;
-        registry.register(Box::new(m.task_wait.clone()))?;
+        registry.register(Box::new(m.task_retries.clone()))?;
+        registry.register(Box::new(m.tasks_enqueued.clone()))?;
+        registry.register(Box::new(m.dead_letters.clone()))?;
+        registry.register(Box::new(m.queue_oldest_wait.clone()))?;
         registry.register(Box::new(m.worker_restarts.clone()))?;
         registry.register(Box::new(m.scale_events.clone()))?;
         registry.register(Box::new(m.worker_memory.clone()))?;
@@ -203,6 +233,35 @@ impl PoolMetrics {
         Ok(m)
     }
 
+    /// The series of `family` (`workerpool_task_duration_seconds` or `..._wait_seconds`) for
+    /// `task_type`, with `buckets` (default [`TIME_BUCKETS`]): a histogram per type, `type`
+    /// a constant label, registered once (the registry merges them into one family). A
+    /// histogram vector cannot hold series with buckets of their own.
+    pub(crate) fn histogram(
+        &self,
+        family: &'static str,
+        task_type: &str,
+        buckets: Option<&[f64]>,
+    ) -> Result<Histogram, prometheus::Error> {
+        let help = if family == "workerpool_task_wait_seconds" { WAIT_HELP } else { DURATION_HELP };
+        let mut own = self.histograms.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (family, task_type.to_string());
+        if let Some(h) = own.get(&key) {
+            return Ok(h.clone());
+        }
+        let bounds = buckets.map_or_else(|| TIME_BUCKETS.to_vec(), <[f64]>::to_vec);
+        let opts = HistogramOpts::new(family, help).const_label("type", task_type).buckets(bounds);
+        let h = Histogram::with_opts(opts)?;
+        self.registry.register(Box::new(h.clone()))?;
+        own.insert(key, h.clone());
+        Ok(h)
+    }
+
+    /// Registers `workerpool_redis_up`, for a pool whose queues are in Redis.
+    pub(crate) fn register_redis(&self) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(self.redis_up.clone()))
+    }
+
     /// The registry the collectors are registered on.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -215,8 +274,8 @@ impl PoolMetrics {
 
     /// Removes the per-worker series of a worker that exited.
     pub(crate) fn forget_worker(&self, worker: &str, task_type: &str) {
-        let _ = self.worker_memory.remove_label_values(&[worker]);
-        let _ = self.worker_cpu.remove_label_values(&[worker]);
+        let _ = self.worker_memory.remove_label_values(&[worker, task_type]);
+        let _ = self.worker_cpu.remove_label_values(&[worker, task_type]);
         let _ = self.worker_gpu_memory.remove_label_values(&[worker, task_type]);
         // Its series per GPU: whichever GPUs it was seen on.
         for family in self.worker_gpu_device_memory.collect() {
@@ -241,36 +300,7 @@ impl PoolMetrics {
             self.workers.with_label_values(&[task_type, state]).set(n as i64);
         }
         self.queue_length.with_label_values(&[task_type]).set(stats.queued as i64);
-    }
-}
-
-/// The per-type handles a pool updates on its hot path (label look-ups done once).
-#[derive(Clone, Debug)]
-pub(crate) struct TypeMetrics {
-    pub(crate) completed: prometheus::IntCounter,
-    pub(crate) duration: prometheus::Histogram,
-    pub(crate) wait: prometheus::Histogram,
-    pub(crate) peak_rss: prometheus::Histogram,
-    pub(crate) gpu_seconds: prometheus::Counter,
-    tasks_total: IntCounterVec,
-    task_type: String,
-}
-
-impl TypeMetrics {
-    pub(crate) fn new(m: &PoolMetrics, task_type: &str) -> TypeMetrics {
-        TypeMetrics {
-            completed: m.tasks_total.with_label_values(&[task_type, "completed"]),
-            duration: m.task_duration.with_label_values(&[task_type]),
-            wait: m.task_wait.with_label_values(&[task_type]),
-            peak_rss: m.task_peak_rss.with_label_values(&[task_type]),
-            gpu_seconds: m.task_gpu_seconds.with_label_values(&[task_type]),
-            tasks_total: m.tasks_total.clone(),
-            task_type: task_type.to_string(),
-        }
-    }
-
-    /// Counts an attempt that ended otherwise than with a result (`retried`, `failed`, …).
-    pub(crate) fn outcome(&self, outcome: &str) {
-        self.tasks_total.with_label_values(&[&self.task_type, outcome]).inc();
+        self.dead_letters.with_label_values(&[task_type]).set(stats.dead_letters as i64);
+        self.queue_oldest_wait.with_label_values(&[task_type]).set(stats.oldest_wait_ms as f64 / 1000.0);
     }
 }
