@@ -139,6 +139,10 @@ fn a_lost_task_goes_back_to_the_head_of_its_queue_with_its_attempt_spent() {
         "the lost lease was not reaped: {}",
         record(&front, &lost)
     );
+    // The lost attempt is a retry in the reaper's metrics.
+    let metrics = get(&front.url("/metrics")).body.as_str().unwrap_or_default().to_string();
+    let series = r#"workerpool_task_retries_total{reason="lease_expired",type="text_processing"} 1"#;
+    assert!(metrics.lines().any(|l| l == series), "{series} not in the metrics");
     let h = hash(&redis, &lost);
     assert_eq!(h.get("attempts").map(String::as_str), Some("1"), "{h:?}");
     assert_eq!(h.get("error").map(String::as_str), Some(LEASE_ERROR), "{h:?}");

@@ -267,6 +267,18 @@ impl PoolMetrics {
         &self.registry
     }
 
+    /// Counts the verdict on an attempt whose instance was lost (reaped here): as a retry
+    /// with reason `lease_expired`, or the task's end; a re-queue is neither.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn lost_attempt(&self, task_type: &str, verdict: crate::policy::retry::Verdict) {
+        use crate::policy::retry::Verdict;
+        match verdict {
+            Verdict::Retry { .. } => self.task_retries.with_label_values(&[task_type, "lease_expired"]).inc(),
+            Verdict::End(status) => self.tasks_total.with_label_values(&[task_type, status.as_str()]).inc(),
+            Verdict::Requeue => {}
+        }
+    }
+
     /// Counts an exit that needs a replacement (one not part of normal operation).
     pub(crate) fn worker_restarted(&self, task_type: &str, reason: &str) {
         self.worker_restarts.with_label_values(&[task_type, reason]).inc();

@@ -235,11 +235,18 @@ async fn heartbeat(remote: Arc<Remote>, pool: Arc<LocalPools>) {
             // Reaping only once this instance's own leases are safe.
             if renewed && !stopping {
                 match remote.reap().await {
-                    Ok(Reaped { retried: 0, ended: 0 }) => {}
-                    Ok(Reaped { retried, ended }) => log::warn!(
-                        "{} tasks lost their instance (lease expired): {retried} queued again, {ended} dead-lettered",
-                        retried + ended
-                    ),
+                    Ok(Reaped { retried: 0, ended: 0, .. }) => {}
+                    Ok(Reaped { retried, ended, verdicts }) => {
+                        log::warn!(
+                            "{} tasks lost their instance (lease expired): {retried} queued again, {ended} dead-lettered",
+                            retried + ended
+                        );
+                        for (task_type, verdict) in verdicts {
+                            if pool.config.types.contains_key(&task_type) {
+                                pool.metrics().lost_attempt(&task_type, verdict);
+                            }
+                        }
+                    }
                     Err(e) => log::debug!("cannot reap expired leases now: {e}"),
                 }
             }

@@ -58,11 +58,14 @@ pub(crate) struct Reaped {
     pub(crate) retried: usize,
     /// Ended (dead-lettered: their last attempt was lost).
     pub(crate) ended: usize,
+    /// Each verdict written, by task type, for the metrics.
+    pub(crate) verdicts: Vec<(String, Verdict)>,
 }
 
 impl Reaped {
     /// Counts one verdict written.
-    fn count(&mut self, verdict: Verdict) {
+    fn count(&mut self, task_type: &str, verdict: Verdict) {
+        self.verdicts.push((task_type.to_string(), verdict));
         match verdict {
             Verdict::End(_) => self.ended += 1,
             Verdict::Retry { .. } | Verdict::Requeue => self.retried += 1,
@@ -111,8 +114,10 @@ impl Remote {
             .await
             .unwrap_or_default();
         let mut reaped = Reaped::default();
-        for verdict in written.into_iter().flatten() {
-            reaped.count(verdict);
+        for (task, verdict) in adopted.iter().zip(written) {
+            if let Some(verdict) = verdict {
+                reaped.count(&task.task_type, verdict);
+            }
         }
         Ok(reaped)
     }
@@ -221,9 +226,11 @@ mod tests {
     #[test]
     fn written_verdicts_are_counted_by_what_they_did() {
         let mut reaped = Reaped::default();
-        reaped.count(Verdict::Retry { backoff: Duration::ZERO });
-        reaped.count(Verdict::End(TaskStatus::Dead));
-        reaped.count(Verdict::Retry { backoff: Duration::ZERO });
-        assert_eq!(reaped, Reaped { retried: 2, ended: 1 });
+        let retry = Verdict::Retry { backoff: Duration::ZERO };
+        reaped.count("a", retry);
+        reaped.count("b", Verdict::End(TaskStatus::Dead));
+        reaped.count("a", retry);
+        assert_eq!((reaped.retried, reaped.ended), (2, 1));
+        assert_eq!(reaped.verdicts[1], ("b".to_string(), Verdict::End(TaskStatus::Dead)));
     }
 }
