@@ -42,33 +42,36 @@ if ! "$py_env/bin/python" -c 'import redis' 2>/dev/null; then
 fi
 export WORKERPOOL_TEST_PYTHON="$PWD/$py_env/bin/python"
 
+# A pinned Python package in a venv of its own, installed once: `venv_install DIR PACKAGE
+# CHECK`, where the function CHECK succeeds when DIR already holds the right version. A run
+# that cannot install it leaves its test to fail under CI=true (and to skip elsewhere).
+venv_install() {
+    local dir=$1 package=$2 check=$3
+    "$check" >/dev/null 2>&1 && return 0
+    echo "installing $package into $dir" >&2
+    rm -rf "$dir"
+    if ! { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$package"; }; then
+        echo "cannot install $package" >&2
+        rm -rf "$dir"
+    fi
+}
+
 # Schemathesis, for tests/schemathesis.rs; pinned, so that a seed generates the same requests
-# on every machine. Installed once; a run that cannot install it leaves the test to fail under
-# CI=true (and to skip elsewhere).
+# on every machine.
 st_version=4.32.5
 st_env=target/schemathesis
-if [[ "$("$st_env/bin/st" --version 2>/dev/null)" != *"version $st_version" ]]; then
-    echo "installing schemathesis $st_version into $st_env" >&2
-    rm -rf "$st_env"
-    if ! { python3 -m venv "$st_env" && "$st_env/bin/pip" install -q "schemathesis==$st_version"; }; then
-        echo "cannot install schemathesis $st_version" >&2
-        rm -rf "$st_env"
-    fi
-fi
+st_installed() { [[ "$("$st_env/bin/st" --version)" == *"version $st_version" ]]; }
+venv_install "$st_env" "schemathesis==$st_version" st_installed
 export WORKERPOOL_TEST_SCHEMATHESIS="$PWD/$st_env/bin/st"
 
 # Selenium, for tests/dashboard.rs (it drives the Debian chromium through chromedriver; it
-# downloads nothing: SE_OFFLINE is set by the test). Pinned like Schemathesis.
+# downloads nothing: SE_OFFLINE is set by the test).
 selenium_version=4.38.0
 browser_env=target/browser-py
-if ! "$browser_env/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$selenium_version')" 2>/dev/null; then
-    echo "installing selenium $selenium_version into $browser_env" >&2
-    rm -rf "$browser_env"
-    if ! { python3 -m venv "$browser_env" && "$browser_env/bin/pip" install -q "selenium==$selenium_version"; }; then
-        echo "cannot install selenium $selenium_version" >&2
-        rm -rf "$browser_env"
-    fi
-fi
+selenium_installed() {
+    "$browser_env/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$selenium_version')"
+}
+venv_install "$browser_env" "selenium==$selenium_version" selenium_installed
 export WORKERPOOL_TEST_BROWSER_PYTHON="$PWD/$browser_env/bin/python"
 
 cargo test --workspace --all-targets "$@"

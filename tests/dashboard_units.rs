@@ -1,5 +1,5 @@
 //! The dashboard's pure functions (SSE block parsing, when a stream stops, rates, start
-//! reasons, scale answers) under `node --test`: `tests/browser/units.test.mjs`.
+//! reasons, scale answers, worker pages) under `node --test`: `tests/browser/units.test.mjs`.
 //!
 //! `scripts/test.sh` installs Node where it is missing. Without it the test is skipped on a
 //! developer machine and fails under `CI=true`.
@@ -22,5 +22,5 @@ fn the_dashboard_functions_pass_their_unit_tests() {
         .expect("run node");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("# pass 5") && text.contains("# fail 0"), "{text}");
+    assert!(text.contains("# pass 6") && text.contains("# fail 0"), "{text}");
 }

@@ -17,7 +17,7 @@ for (const file of readdirSync(source).filter((f) => f.endsWith(".js"))) {
 }
 const load = (name) => import(pathToFileURL(join(copies, `${name}.mjs`)).href);
 const { parseBlock, final } = await load("api");
-const { rates, whyBlocked, scaled } = await load("overview");
+const { rates, whyBlocked, scaled, workerPage } = await load("overview");
 
 test("an event block gives its name, data, id and retry", () => {
   assert.deepEqual(parseBlock('id: 2.1.50\nevent: progress\ndata: {"progress":50}'),
@@ -54,4 +54,19 @@ test("a scale answer says when workers wait for room", () => {
   assert.equal(scaled({ workers: 3, started: 1, waiting: 2, gpu_wait: "no GPU has 40960 MiB free" }),
     "3 workers; 2 wait for room (no GPU has 40960 MiB free)");
   assert.equal(scaled(null), null);
+});
+
+test("200 workers are shown a page of 50 at a time", () => {
+  const workers = Array.from({ length: 200 }, (_, i) => ({ id: `t${i % 2}-${i}`, task_type: `t${i % 2}` }));
+  const first = workerPage(workers, "", 0, 50);
+  assert.equal(first.rows.length, 50);
+  assert.deepEqual([first.offset, first.total, first.rows[0].id], [0, 200, "t0-0"]);
+  const last = workerPage(workers, "", 150, 50);
+  assert.deepEqual([last.rows.length, last.rows[49].id], [50, "t1-199"]);
+  const one = workerPage(workers, "t1", 0, 50);
+  assert.deepEqual([one.total, one.rows.every((w) => w.task_type === "t1")], [100, true]);
+  // The list shrank under the page shown: its last page instead of an empty one.
+  const shrunk = workerPage(workers.slice(0, 60), "", 150, 50);
+  assert.deepEqual([shrunk.offset, shrunk.rows.length], [50, 10]);
+  assert.deepEqual(workerPage([], "", 100, 50), { rows: [], offset: 0, total: 0 });
 });

@@ -65,12 +65,23 @@ function typesTable(ctx) {
   ], rows);
 }
 
+/**
+ * The workers one page shows: those of `type` (all when empty), `perPage` from `offset`,
+ * which moves back to the last page when the list shrank under it. Answers the rows, the
+ * offset used and how many there are in all.
+ */
+export function workerPage(workers, type, offset, perPage) {
+  const all = workers.filter((w) => !type || w.task_type === type);
+  const last = Math.max(0, Math.ceil(all.length / perPage) - 1) * perPage;
+  const at = Math.min(offset, last);
+  return { rows: all.slice(at, at + perPage), offset: at, total: all.length };
+}
+
 function workersSection(ctx) {
   const { state } = ctx;
   const usage = new Map((state.resources ? state.resources.workers : []).map((w) => [w.worker_id, w]));
-  const all = state.status.workers.filter((w) => !state.workerType || w.task_type === state.workerType);
-  if (state.workerOffset >= all.length) state.workerOffset = Math.max(0, Math.floor((all.length - 1) / WORKERS_PER_PAGE) * WORKERS_PER_PAGE);
-  const page = all.slice(state.workerOffset, state.workerOffset + WORKERS_PER_PAGE);
+  const { rows: page, offset, total } = workerPage(state.status.workers, state.workerType, state.workerOffset, WORKERS_PER_PAGE);
+  state.workerOffset = offset;
   const hist = (id, key) => (state.history.get(id) || []).map((p) => p[key]);
   const filter = h("select", { id: "worker-type", "aria-label": "Show workers of type", onchange: (e) => {
     state.workerType = e.target.value;
@@ -80,7 +91,7 @@ function workersSection(ctx) {
   Object.keys(state.status.by_type).map((t) => h("option", { value: t, selected: t === state.workerType }, t)));
   const restart = (id) => ctx.act(`Restart ${id}`, () => ctx.api.post(`/api/workers/restart/${encodeURIComponent(id)}`));
   return [
-    h("h2", {}, `Workers (${all.length}) `, filter),
+    h("h2", {}, `Workers (${total}) `, filter),
     table([
       ["Worker", (w) => w.id],
       ["Type", (w) => w.task_type, "opt"],
@@ -94,7 +105,7 @@ function workersSection(ctx) {
       ["Up", (w) => ms(w.uptime_ms), "num opt"],
       ["", (w) => h("button", { type: "button", class: "small", "aria-label": `Restart ${w.id}`, onclick: () => restart(w.id) }, "Restart")],
     ], page),
-    all.length > WORKERS_PER_PAGE ? pager(state.workerOffset, WORKERS_PER_PAGE, all.length, (o) => {
+    total > WORKERS_PER_PAGE ? pager(offset, WORKERS_PER_PAGE, total, (o) => {
       state.workerOffset = o;
       ctx.refresh();
     }, "Workers") : null,
