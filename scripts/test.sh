@@ -42,16 +42,17 @@ if ! "$py_env/bin/python" -c 'import redis' 2>/dev/null; then
 fi
 export WORKERPOOL_TEST_PYTHON="$PWD/$py_env/bin/python"
 
-# A pinned Python package in a venv of its own, installed once: `venv_install DIR PACKAGE
-# CHECK`, where the function CHECK succeeds when DIR already holds the right version. A run
-# that cannot install it leaves its test to fail under CI=true (and to skip elsewhere).
+# Pinned Python packages in a venv of their own, installed once: `venv_install DIR CHECK
+# PACKAGE...`, where the function CHECK succeeds when DIR already holds the right versions. A
+# run that cannot install them leaves their test to fail under CI=true (and to skip elsewhere).
 venv_install() {
-    local dir=$1 package=$2 check=$3
+    local dir=$1 check=$2
+    shift 2
     "$check" >/dev/null 2>&1 && return 0
-    echo "installing $package into $dir" >&2
+    echo "installing $* into $dir" >&2
     rm -rf "$dir"
-    if ! { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$package"; }; then
-        echo "cannot install $package" >&2
+    if ! { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@"; }; then
+        echo "cannot install $*" >&2
         rm -rf "$dir"
     fi
 }
@@ -61,7 +62,7 @@ venv_install() {
 st_version=4.32.5
 st_env=target/schemathesis
 st_installed() { [[ "$("$st_env/bin/st" --version)" == *"version $st_version" ]]; }
-venv_install "$st_env" "schemathesis==$st_version" st_installed
+venv_install "$st_env" st_installed "schemathesis==$st_version"
 export WORKERPOOL_TEST_SCHEMATHESIS="$PWD/$st_env/bin/st"
 
 # Selenium, for tests/dashboard.rs (it drives the Debian chromium through chromedriver; it
@@ -71,8 +72,18 @@ browser_env=target/browser-py
 selenium_installed() {
     "$browser_env/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$selenium_version')"
 }
-venv_install "$browser_env" "selenium==$selenium_version" selenium_installed
+venv_install "$browser_env" selenium_installed "selenium==$selenium_version"
 export WORKERPOOL_TEST_BROWSER_PYTHON="$PWD/$browser_env/bin/python"
+
+# pytest, for the Python worker library's own suite (tests/sdk_python.rs runs it against the
+# real binary), and wheel, to build the library's wheel.
+pytest_version=8.3.4
+sdk_env=target/sdk-py
+sdk_installed() {
+    "$sdk_env/bin/python" -c "import pytest, wheel, sys; sys.exit(pytest.__version__ != '$pytest_version')"
+}
+venv_install "$sdk_env" sdk_installed "pytest==$pytest_version" wheel
+export WORKERPOOL_TEST_SDK_PYTHON="$PWD/$sdk_env/bin/python"
 
 cargo test --workspace --all-targets "$@"
 # The library alone, without Redis or NVML: its own tests, the paused-clock lifecycle suite

@@ -4,6 +4,7 @@
 pub mod demo_worker;
 pub mod misbehaving;
 pub mod openapi;
+pub mod prometheus;
 pub mod redis_server;
 pub mod server;
 pub mod sse;
