@@ -1,0 +1,116 @@
+//! The Node.js worker library (`sdk/node`): its `node --test` suite against the real binary.
+//! The interpreter is `node` on PATH, or `WORKERPOOL_TEST_NODE`; without it (or older than
+//! Node 18) the test skips, and fails under `CI=true`.
+
+mod support;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::redis_server::required;
+
+/// How long the whole node suite may take.
+const SUITE_LIMIT: Duration = Duration::from_secs(180);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The interpreter, when it runs and is Node 18 or newer; otherwise `None` (a skip) or a
+/// failure (CI).
+fn node() -> Option<PathBuf> {
+    let node = std::env::var_os("WORKERPOOL_TEST_NODE").map(PathBuf::from).unwrap_or_else(|| "node".into());
+    let ok = Command::new(&node)
+        .args(["-e", "process.exit(Number(process.versions.node.split('.')[0]) >= 18 ? 0 : 1)"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        let why = format!(
+            "{} (Node.js 18 or newer) is missing; install Node.js or set WORKERPOOL_TEST_NODE",
+            node.display()
+        );
+        assert!(!required(), "{why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(node)
+}
+
+/// Runs `cmd` in a process group of its own, killing the whole group (servers and workers
+/// the command started included) past `limit`. Returns the output and whether it timed out.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> (Output, bool) {
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let mut child: Child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever the suite left running in its group holds the pipes open: end it, then read.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let output =
+        Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
+    (output, timed_out)
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn the_node_worker_library_passes_its_tests_against_the_real_server() {
+    let Some(node) = node() else { return };
+    let mut cmd = Command::new(&node);
+    cmd.args(["--test", "sdk/node/test/"])
+        .current_dir(repo())
+        .env("WORKERPOOL_BIN", env!("CARGO_BIN_EXE_workerpool"))
+        .env_remove("NODE_OPTIONS")
+        .env_remove("NODE_PATH");
+    let started = Instant::now();
+    let (output, timed_out) = run_bounded(&mut cmd, SUITE_LIMIT);
+    let log = text(&output);
+    println!("{log}");
+    assert!(!timed_out, "node --test ran past {SUITE_LIMIT:?} and was killed:\n{log}");
+    assert!(
+        output.status.success(),
+        "node --test failed ({}) after {:?}:\n{log}",
+        output.status,
+        started.elapsed()
+    );
+    // The suite ran, through the server and over pipes, and nothing was skipped or failed.
+    let count = |name: &str| {
+        log.lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("# {name} ")).or_else(|| l.strip_prefix(&format!("ℹ {name} ")))
+            })
+            .and_then(|n| n.trim().parse::<u32>().ok())
+    };
+    assert!(count("pass").is_some_and(|n| n >= 15), "fewer tests passed than the suite holds:\n{log}");
+    assert_eq!(count("fail"), Some(0), "{log}");
+    assert_eq!(count("skipped"), Some(0), "{log}");
+}
