@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: pools of real demo-worker processes, bounded waits.
 #![allow(dead_code)]
 
+pub mod bounded;
 pub mod demo_worker;
 pub mod misbehaving;
 pub mod openapi;
