@@ -6,20 +6,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use support::redis_server::required;
-
-/// The repository's root.
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
-}
+use support::bounded::text;
+use support::prometheus::{read, root};
+use support::redis_server::missing_tool;
 
 /// Runs `program` with `args`; `None` (a skip, or a failure under `CI=true`) when the program
 /// is not installed.
@@ -27,16 +19,11 @@ fn tool(program: &str, args: &[&str]) -> Option<Output> {
     match Command::new(program).args(args).current_dir(root()).stdin(Stdio::null()).output() {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(!required(), "{program} is not installed; scripts/test.sh installs it");
-            eprintln!("skipped: {program} is not installed (scripts/test.sh installs it)");
+            missing_tool(&format!("{program} is not installed; scripts/test.sh installs it"));
             None
         }
         Err(e) => panic!("cannot run {program}: {e}"),
     }
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// `graceful_shutdown_timeout_ms` of the default configuration, in seconds.

@@ -698,8 +698,7 @@ fn faketime_library() -> Option<String> {
         .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketimeMT.so.1"))
         .find(|path| std::path::Path::new(path).exists());
     if found.is_none() {
-        assert!(!support::redis_server::required(), "libfaketime is needed (scripts/test.sh installs it)");
-        eprintln!("skipped: libfaketime is not installed");
+        support::redis_server::missing_tool("libfaketime is not installed; scripts/test.sh installs it");
     }
     found
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bounded::{run_bounded, text};
-use support::redis_server::required;
+use support::redis_server::missing_tool;
 
 /// How long the whole node suite may take.
 const SUITE_LIMIT: Duration = Duration::from_secs(180);
@@ -33,8 +33,7 @@ fn node() -> Option<PathBuf> {
             "{} (Node.js 18 or newer) is missing; install Node.js or set WORKERPOOL_TEST_NODE",
             node.display()
         );
-        assert!(!required(), "{why}");
-        eprintln!("skipped: {why}");
+        missing_tool(&why);
         return None;
     }
     Some(node)

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bounded::{run_bounded, text};
-use support::redis_server::required;
+use support::redis_server::missing_tool;
 
 /// How long the whole pytest suite may take.
 const SUITE_LIMIT: Duration = Duration::from_secs(180);
@@ -36,8 +36,7 @@ fn python() -> Option<PathBuf> {
              python3 -m venv target/sdk-py && target/sdk-py/bin/pip install pytest",
             python.display()
         );
-        assert!(!required(), "{why}");
-        eprintln!("skipped: {why}");
+        missing_tool(&why);
         return None;
     }
     Some(python)
@@ -124,16 +123,11 @@ fn the_python_worker_library_packages_offline() {
         .status()
         .is_ok_and(|s| s.success());
     if !can_wheel {
-        assert!(
-            !support::redis_server::required(),
-            "{} has no bdist_wheel; scripts/test.sh installs the `wheel` package",
+        missing_tool(&format!(
+            "{} has no bdist_wheel (setuptools < 70.1 without the `wheel` package); scripts/test.sh installs \
+             the `wheel` package",
             python.display()
-        );
-        eprintln!(
-            "skipped the wheel: {} has no bdist_wheel (setuptools < 70.1 without the `wheel` package), \
-             which an offline build cannot fetch",
-            python.display()
-        );
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         return;
     }

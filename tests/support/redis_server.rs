@@ -24,13 +24,19 @@ pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
+/// A tool a test needs is missing (`why` says which, and how to get it): a failure under
+/// `CI=true`, a skip, said on stderr, elsewhere. The caller then returns.
+pub fn missing_tool(why: &str) {
+    assert!(!required(), "{why}");
+    eprintln!("skipped: {why}");
+}
+
 impl RedisServer {
     /// Starts `redis-server` with `extra` arguments. Without the program, `None` (the test
     /// returns early) on a developer machine, and a failure under `CI=true`.
     pub fn start(extra: &[&str]) -> Option<RedisServer> {
         if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-            assert!(!required(), "redis-server is not installed; scripts/test.sh installs it");
-            eprintln!("skipped: redis-server is not installed (scripts/test.sh installs it)");
+            missing_tool("redis-server is not installed; scripts/test.sh installs it");
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
