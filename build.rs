@@ -1,5 +1,5 @@
 //! Hands the git revision to the build as `WORKERPOOL_REVISION` (for `workerpool_build_info`):
-//! one given in the environment, else `git rev-parse --short HEAD`, else none ("unknown").
+//! one given in the environment, else `git rev-parse --short HEAD`, else "unknown".
 
 use std::process::Command;
 
@@ -22,7 +22,6 @@ fn main() {
         .ok()
         .filter(|s| !s.is_empty())
         .or_else(|| git(&["rev-parse", "--short", "HEAD"]));
-    if let Some(revision) = revision {
-        println!("cargo:rustc-env=WORKERPOOL_REVISION={revision}");
-    }
+    let revision = revision.unwrap_or_else(|| "unknown".to_string());
+    println!("cargo:rustc-env=WORKERPOOL_REVISION={revision}");
 }

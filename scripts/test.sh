@@ -91,3 +91,16 @@ cargo test --workspace --all-targets "$@"
 cargo test -p workerpool-actors --no-default-features --features test-util --all-targets "$@"
 # Doc tests (README and API examples) run separately: --all-targets leaves them out.
 cargo test --workspace --doc "$@"
+
+# Packaging. `cargo install --path .` gives a working binary with the demo worker in it (the
+# debug profile, so that it reuses the build above), and the library crate packages and builds
+# on its own, as crates.io would take it.
+install_root=target/install-check
+cargo install --path . --debug --locked --force --quiet --root "$install_root"
+"$install_root/bin/workerpool" --version | grep -Eq '^workerpool [0-9.]+ \(revision [0-9a-z]+\)$'
+printf '%s\n' '{"id":"t1","type":"text_processing","data":{"op":"echo","n":7},"attempt":1}' \
+    | "$install_root/bin/workerpool" demo-worker | grep -q '"id":"t1","result"'
+# A working tree with changes not yet committed is packaged as it is.
+dirty=()
+[[ -z "$(git status --porcelain 2>/dev/null)" ]] || dirty=(--allow-dirty)
+cargo publish --dry-run --locked -p workerpool-actors "${dirty[@]}"

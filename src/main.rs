@@ -1,21 +1,42 @@
 //! The `workerpool` command: the server (`serve`, the default), the bundled demo worker, the
-//! benchmarks and the client of a running server (`submit`, `status`). Errors become exit
-//! codes here: 2 for configuration and usage, 1 for the rest.
+//! benchmarks, the client of a running server (`submit`, `watch`, `status`, `events`,
+//! `cancel`, `requeue`, `dead-letters`, `scale`, `restart`) and shell completions. Errors
+//! become exit codes here ([`EXIT_CODES`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc: every task hands memory between the callers' threads and the pool's (requests
 /// in, records out), which glibc's allocator serves slowly.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use workerpool::client::ClientError;
+use workerpool::client::{self, ClientError, exit};
 use workerpool::settings::{ConfigError, Overrides, Settings};
 
+/// `--version`: the crate's version and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("WORKERPOOL_REVISION"), ")");
+
+/// The exit codes, as `--help` shows them (`docs/CLI.md` says the same).
+const EXIT_CODES: &str = "\
+Exit codes:
+    0  done; the task completed
+    1  the task failed, was dead-lettered or was cancelled
+    2  usage or configuration error (serve: cannot listen)
+    3  the server cannot be reached, or it refused the request
+    4  the task timed out, or --wait-timeout ran out (the task goes on)
+  130  interrupted (Ctrl-C) while waiting; the task goes on
+
+Environment: WORKERPOOL_URL (--server), WORKERPOOL_API_TOKEN (--token), WORKERPOOL_CA_FILE (--ca-file)";
+
 #[derive(Parser)]
-#[command(name = "workerpool", version, about = "A resource-aware worker pool for mixed AI jobs")]
+#[command(
+    name = "workerpool",
+    version = VERSION,
+    about = "A resource-aware worker pool for mixed AI jobs",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -55,10 +76,47 @@ enum Command {
     DemoWorker,
     /// Run the benchmarks (build with --release) and print one line per case.
     Bench(workerpool::bench::BenchArgs),
+    /// The client commands.
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Print a shell completion script (e.g. `workerpool completions bash > /etc/bash_completion.d/workerpool`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The commands that talk to a running server.
+#[derive(Subcommand)]
+enum ClientCommand {
     /// Submit a task to a running server, show its progress and print its result.
-    Submit(workerpool::client::SubmitArgs),
+    #[command(after_help = EXIT_CODES)]
+    Submit(client::SubmitArgs),
+    /// Follow a task already submitted to its end and print its result.
+    #[command(after_help = EXIT_CODES)]
+    Watch(client::WatchArgs),
     /// Print the workers, queues and resources of a running server.
-    Status(workerpool::client::StatusArgs),
+    #[command(after_help = EXIT_CODES)]
+    Status(client::StatusArgs),
+    /// Print the pool's events as they happen (tasks, workers, scaling).
+    #[command(after_help = EXIT_CODES)]
+    Events(client::EventsArgs),
+    /// Cancel a waiting or running task.
+    #[command(after_help = EXIT_CODES)]
+    Cancel(client::TaskArgs),
+    /// Queue a dead-lettered task again, with fresh attempts.
+    #[command(after_help = EXIT_CODES)]
+    Requeue(client::TaskArgs),
+    /// List the tasks of a type that ran out of attempts.
+    #[command(after_help = EXIT_CODES)]
+    DeadLetters(client::DeadLettersArgs),
+    /// Start or retire workers of a type.
+    #[command(after_help = EXIT_CODES)]
+    Scale(client::ScaleArgs),
+    /// Replace one worker with a fresh one; its running task goes back to the queue.
+    #[command(after_help = EXIT_CODES)]
+    Restart(client::RestartArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,26 +128,47 @@ fn main() -> ExitCode {
             workerpool::logging::init("info");
             workerpool::bench::run(args)
         }
-        Some(Command::Submit(args)) => {
-            workerpool::logging::init("warn");
-            workerpool::client::submit(&args).map_err(anyhow::Error::from)
-        }
-        Some(Command::Status(args)) => {
-            workerpool::logging::init("warn");
-            workerpool::client::status(&args).map_err(anyhow::Error::from)
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "workerpool", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
         }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
+        Some(Command::Client(command)) => return client_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("workerpool: {e:#}");
-            let usage = e.downcast_ref::<ConfigError>().is_some()
-                || e.downcast_ref::<ClientError>().is_some_and(|c| c.exit_code() == 2);
-            if usage { ExitCode::from(2) } else { ExitCode::FAILURE }
+            let usage = e.downcast_ref::<ConfigError>().is_some();
+            ExitCode::from(if usage { exit::USAGE } else { exit::FAILED })
         }
     }
+}
+
+/// Runs one of the client commands; its error's exit code is the process's.
+fn client_command(command: ClientCommand) -> ExitCode {
+    workerpool::logging::init("warn");
+    let result = match command {
+        ClientCommand::Submit(args) => client::submit(&args),
+        ClientCommand::Watch(args) => client::watch(&args),
+        ClientCommand::Status(args) => client::status(&args),
+        ClientCommand::Events(args) => client::events(&args),
+        ClientCommand::Cancel(args) => client::cancel(&args),
+        ClientCommand::Requeue(args) => client::requeue(&args),
+        ClientCommand::DeadLetters(args) => client::dead_letters(&args),
+        ClientCommand::Scale(args) => client::scale(&args),
+        ClientCommand::Restart(args) => client::restart(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => report_client_error(&e),
+    }
+}
+
+fn report_client_error(e: &ClientError) -> ExitCode {
+    eprintln!("workerpool: {e}");
+    ExitCode::from(e.exit_code())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

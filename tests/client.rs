@@ -1,4 +1,5 @@
-//! The command-line client (`workerpool submit`, `workerpool status`) against a real server.
+//! The command-line client (`workerpool submit`, `workerpool status`) against a real server;
+//! the other commands are in `tests/cli_commands.rs`.
 
 mod support;
 
@@ -142,10 +143,10 @@ fn bad_data_exits_2_naming_the_flag() {
 }
 
 #[test]
-fn an_unknown_type_exits_1_with_the_servers_message() {
+fn an_unknown_type_exits_3_with_the_servers_message() {
     let server = Server::start(TEXT_ONLY, &[]);
     let out = run(client(&["submit", "--server", &server.base, "--type", "no_such_type"]));
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert!(out.stderr.contains("404"), "{}", out.stderr);
     assert!(out.stderr.contains("unknown task type"), "{}", out.stderr);
 }
@@ -178,7 +179,7 @@ fn status_prints_tables_or_json() {
 }
 
 #[test]
-fn an_unreachable_server_exits_1_saying_so() {
+fn an_unreachable_server_exits_3_saying_so() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
@@ -188,7 +189,7 @@ fn an_unreachable_server_exits_1_saying_so() {
         [vec!["status", "--server", &url], vec!["submit", "--server", &url, "--type", "text_processing"]]
     {
         let out = run(client(&args));
-        assert_eq!(out.code, Some(1));
+        assert_eq!(out.code, Some(3));
         assert!(out.stderr.contains("cannot reach the workerpool server"), "{}", out.stderr);
         assert!(out.stderr.contains(&url), "{}", out.stderr);
         assert!(out.stderr.contains("workerpool serve"), "{}", out.stderr);
@@ -200,13 +201,13 @@ fn the_token_comes_from_the_environment() {
     let server = Server::start(TEXT_ONLY, &[("WORKERPOOL_API_TOKEN", "s3cret")]);
     let data = r#"{"op":"echo","n":7}"#;
     let out = run(submit(&server, &["--data", data]));
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert!(out.stderr.contains("401"), "{}", out.stderr);
     assert!(out.stderr.contains("bearer token"), "{}", out.stderr);
 
     let mut cmd = submit(&server, &["--data", data]);
     cmd.env("WORKERPOOL_API_TOKEN", "wrong");
-    assert_eq!(run(cmd).code, Some(1));
+    assert_eq!(run(cmd).code, Some(3));
 
     let mut cmd = submit(&server, &["--data", data]);
     cmd.env("WORKERPOOL_API_TOKEN", "s3cret");

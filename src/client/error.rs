@@ -4,6 +4,22 @@ use std::fmt;
 
 use ureq::http::StatusCode;
 
+/// The exit codes of the client commands (`workerpool --help` and `docs/CLI.md` list them).
+pub mod exit {
+    /// The command did what it was asked; a task completed.
+    pub const OK: u8 = 0;
+    /// The task failed, was dead-lettered or was cancelled.
+    pub const FAILED: u8 = 1;
+    /// A mistake in the command line or the configuration.
+    pub const USAGE: u8 = 2;
+    /// The server could not be reached, or it refused the request.
+    pub const SERVER: u8 = 3;
+    /// The task timed out, or `--wait-timeout` ran out first.
+    pub const TIMED_OUT: u8 = 4;
+    /// Interrupted (Ctrl-C) while waiting for a task that goes on (128 + SIGINT).
+    pub const INTERRUPTED: u8 = 130;
+}
+
 /// Why a client command failed.
 #[derive(Debug)]
 pub enum ClientError {
@@ -48,6 +64,13 @@ pub enum ClientError {
         /// The error in its record.
         error: Option<String>,
     },
+    /// The client stopped waiting for a task (`--wait-timeout`); the task goes on.
+    WaitTimeout {
+        /// The task.
+        id: String,
+        /// How long the client waited, in seconds.
+        after_s: u64,
+    },
     /// Writing to stdout failed.
     Output(std::io::Error),
 }
@@ -55,11 +78,19 @@ pub enum ClientError {
 // ===== impl ClientError =====
 
 impl ClientError {
-    /// The process exit code for this error: 2 for usage mistakes, 1 otherwise.
+    /// The process exit code for this error ([`exit`] names them all): 2 for usage
+    /// mistakes, 3 when the server cannot be reached or refused the request, 4 when the task
+    /// or the wait for it timed out, 1 when the task failed or was cancelled.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Usage(_) => 2,
-            _ => 1,
+            ClientError::Usage(_) => exit::USAGE,
+            ClientError::Unreachable { .. }
+            | ClientError::Transport { .. }
+            | ClientError::Server { .. }
+            | ClientError::Unexpected { .. } => exit::SERVER,
+            ClientError::TaskEnded { status, .. } if status == "timed_out" => exit::TIMED_OUT,
+            ClientError::WaitTimeout { .. } => exit::TIMED_OUT,
+            ClientError::TaskEnded { .. } | ClientError::Output(_) => exit::FAILED,
         }
     }
 }
@@ -94,12 +125,23 @@ impl fmt::Display for ClientError {
                     None => Ok(()),
                 }
             }
+            ClientError::WaitTimeout { id, after_s } => {
+                write!(f, "stopped waiting after {after_s} s; {}", goes_on(id))
+            }
             ClientError::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }
 }
 
 impl std::error::Error for ClientError {}
+
+/// What a task does once the client stops waiting for it, and how to reach it again.
+pub(super) fn goes_on(id: &str) -> String {
+    format!(
+        "task {id} goes on on the server (follow it: `workerpool watch {id}`; \
+         cancel it: `workerpool cancel {id}`)"
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -116,6 +158,17 @@ mod tests {
         assert_eq!(e.exit_code(), 1);
         let e = ClientError::Unreachable { url: "http://h:1".into(), reason: "refused".into() };
         assert!(e.to_string().starts_with("cannot reach the workerpool server at http://h:1: refused"));
+        assert_eq!(e.exit_code(), 3);
         assert_eq!(ClientError::Usage("x".into()).exit_code(), 2);
+        let e = ClientError::Server { status: 404, message: "no task".into(), retry_after: None };
+        assert_eq!(e.exit_code(), 3);
+        let e = ClientError::TaskEnded { id: "t".into(), status: "timed_out".into(), error: None };
+        assert_eq!(e.exit_code(), 4);
+        let e = ClientError::TaskEnded { id: "t".into(), status: "cancelled".into(), error: None };
+        assert_eq!(e.exit_code(), 1);
+        let e = ClientError::WaitTimeout { id: "t".into(), after_s: 5 };
+        assert_eq!(e.exit_code(), 4);
+        let text = e.to_string();
+        assert!(text.contains("workerpool watch t`") && text.contains("workerpool cancel t`"), "{text}");
     }
 }

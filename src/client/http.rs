@@ -1,10 +1,12 @@
 //! [`Client`]: one server's base URL, bearer token and HTTP agent, and how its answers and
 //! failures become values or [`ClientError`]s.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use ureq::http::Response;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
 use super::args::ConnectArgs;
 use super::error::ClientError;
@@ -18,6 +20,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const STREAM_SILENCE: Duration = Duration::from_secs(45);
 
 /// A connection to one server: base URL, bearer token and an HTTP agent.
+#[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
     base: String,
@@ -27,12 +30,20 @@ pub struct Client {
 // ===== impl Client =====
 
 impl Client {
-    /// A client of the server `connect` names (`http://host:port`; no scheme means http).
+    /// A client of the server `connect` names (`http://` or `https://host:port`; no scheme
+    /// means http). https verifies the server against `--ca-file` when given, else against
+    /// the built-in public authorities.
     pub fn new(connect: &ConnectArgs) -> Result<Client, ClientError> {
         let base = normalize_base(&connect.server)?;
         let token = connect.token.clone().filter(|t| !t.is_empty());
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = &connect.ca_file {
+            tls = tls.root_certs(RootCerts::new_with_certs(&read_ca_file(path)?));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .https_only(base.starts_with("https://"))
+            .tls_config(tls.build())
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_global(Some(REQUEST_TIMEOUT))
             .build()
@@ -64,23 +75,36 @@ impl Client {
         self.json_answer(path, res)
     }
 
-    /// `POST path` with a JSON body, expecting a 2xx JSON answer.
-    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let mut req = self.agent.post(self.url(path)).header("content-type", "application/json");
+    /// `POST path` with a JSON body (none when `None`), expecting a 2xx JSON answer.
+    pub fn post_json(&self, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        let mut req = self.agent.post(self.url(path)).header("accept", "application/json");
         if let Some(auth) = self.authorization() {
             req = req.header("authorization", auth);
         }
-        let res = req.send(body.to_string()).map_err(|e| self.transport(path, e))?;
+        let sent = match body {
+            Some(body) => req.header("content-type", "application/json").send(body.to_string()),
+            None => req.send_empty(),
+        };
+        let res = sent.map_err(|e| self.transport(path, e))?;
         self.json_answer(path, res)
     }
 
-    /// Opens the event stream of a task; `Ok(None)` when the server does not offer one
+    /// `DELETE path`, expecting a 2xx JSON answer.
+    pub fn delete_json(&self, path: &str) -> Result<Value, ClientError> {
+        let mut req = self.agent.delete(self.url(path)).header("accept", "application/json");
+        if let Some(auth) = self.authorization() {
+            req = req.header("authorization", auth);
+        }
+        let res = req.call().map_err(|e| self.transport(path, e))?;
+        self.json_answer(path, res)
+    }
+
+    /// Opens the event stream at `path`; `Ok(None)` when the server does not offer one
     /// (an answer other than an event stream that is not a plain client error).
-    pub(super) fn open_events(&self, id: &str) -> Result<Option<Response<ureq::Body>>, ClientError> {
-        let path = format!("/api/tasks/{id}/events");
+    pub(super) fn open_stream(&self, path: &str) -> Result<Option<Response<ureq::Body>>, ClientError> {
         let mut req = self
             .agent
-            .get(self.url(&path))
+            .get(self.url(path))
             .header("accept", "text/event-stream")
             .config()
             .timeout_global(None)
@@ -89,7 +113,7 @@ impl Client {
         if let Some(auth) = self.authorization() {
             req = req.header("authorization", auth);
         }
-        let res = req.call().map_err(|e| self.transport(&path, e))?;
+        let res = req.call().map_err(|e| self.transport(path, e))?;
         let status = res.status().as_u16();
         let is_stream = res
             .headers()
@@ -100,8 +124,8 @@ impl Client {
             return Ok(Some(res));
         }
         if matches!(status, 401 | 403 | 404) {
-            return Err(self.json_answer(&path, res).err().unwrap_or_else(|| ClientError::Unexpected {
-                url: self.url(&path),
+            return Err(self.json_answer(path, res).err().unwrap_or_else(|| ClientError::Unexpected {
+                url: self.url(path),
                 reason: format!("status {status} without an event stream"),
             }));
         }
@@ -154,20 +178,58 @@ impl Client {
 }
 
 /// Checks and normalises `--server`: a scheme-less `host:port` means `http://host:port`; no
-/// trailing slash.
+/// trailing slash. Credentials in the URL are refused (the token goes in `--token`), so that
+/// no secret is ever echoed in an error message.
 fn normalize_base(server: &str) -> Result<String, ClientError> {
     let server = server.trim();
     let url = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        let scheme = url.split("://").next().unwrap_or("");
         return Err(ClientError::Usage(format!(
-            "--server: {server:?} is not supported: this client speaks plain http:// only"
+            "--server: the scheme {scheme:?} is not supported: use http:// or https://"
         )));
     };
     let host = rest.split('/').next().unwrap_or("");
+    if host.contains('@') {
+        return Err(ClientError::Usage(
+            "--server: a URL with credentials (user:password@) is not accepted; give the token \
+             with --token or WORKERPOOL_API_TOKEN"
+                .to_string(),
+        ));
+    }
     if host.is_empty() {
         return Err(ClientError::Usage(format!("--server: {server:?} names no host")));
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// The certificates of a `--ca-file` (PEM); an unreadable file, or one without a
+/// certificate, is a usage error that names it.
+fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, ClientError> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| ClientError::Usage(format!("--ca-file {shown}: {e}")))?;
+    let mut certs = Vec::new();
+    for item in parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(ClientError::Usage(format!("--ca-file {shown}: not valid PEM: {e}"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(ClientError::Usage(format!("--ca-file {shown}: holds no PEM certificate")));
+    }
+    Ok(certs)
+}
+
+/// A command-line value that becomes one path segment: it must not be empty or carry
+/// characters that would change the path (`/`, `?`, `#`, `%`, spaces, controls).
+pub(super) fn segment(value: &str) -> Result<&str, ClientError> {
+    let bad = |c: char| matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control();
+    if value.is_empty() || value == "." || value == ".." || value.contains(bad) {
+        return Err(ClientError::Usage(format!("{value:?} is not a valid id or type name")));
+    }
+    Ok(value)
 }
 
 /// A readable reason for a ureq error.
@@ -200,8 +262,37 @@ mod tests {
     fn server_urls_are_normalised() {
         assert_eq!(normalize_base("http://127.0.0.1:3002/").ok().as_deref(), Some("http://127.0.0.1:3002"));
         assert_eq!(normalize_base("localhost:9").ok().as_deref(), Some("http://localhost:9"));
-        assert!(matches!(normalize_base("https://x"), Err(ClientError::Usage(m)) if m.contains("--server")));
+        assert_eq!(normalize_base("https://h:8443/").ok().as_deref(), Some("https://h:8443"));
+        assert!(matches!(normalize_base("ftp://x"), Err(ClientError::Usage(m)) if m.contains("\"ftp\"")));
         assert!(matches!(normalize_base("http://"), Err(ClientError::Usage(_))));
+        let Err(ClientError::Usage(m)) = normalize_base("https://u:s3cret@h/") else { panic!("accepted") };
+        assert!(m.contains("credentials") && !m.contains("s3cret"), "{m}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let dir = std::env::temp_dir().join(format!("wp-ca-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let missing = dir.join("missing.pem");
+        assert!(matches!(read_ca_file(&missing), Err(ClientError::Usage(m)) if m.contains("missing.pem")));
+        let empty = dir.join("empty.pem");
+        let _ = std::fs::write(&empty, "not a certificate\n");
+        assert!(
+            matches!(read_ca_file(&empty), Err(ClientError::Usage(m)) if m.contains("no PEM certificate"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        assert_eq!(
+            segment("8ad161bc-78b3-4647-8000-000000000003").ok(),
+            Some("8ad161bc-78b3-4647-8000-000000000003")
+        );
+        assert_eq!(segment("text_processing-3").ok(), Some("text_processing-3"));
+        for bad in ["", ".", "..", "a/b", "a?x=1", "a#b", "%2e", "a b", "a\nb"] {
+            assert!(matches!(segment(bad), Err(ClientError::Usage(_))), "{bad:?} accepted");
+        }
     }
 
     #[test]

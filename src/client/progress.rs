@@ -37,6 +37,11 @@ impl Bar {
         !self.0.is_hidden()
     }
 
+    /// The bar itself, for a thread that must clear it (Ctrl-C).
+    pub(super) fn handle(&self) -> ProgressBar {
+        self.0.clone()
+    }
+
     /// Shows what a task record says.
     pub(super) fn record(&self, record: &Value) {
         if let Some(p) = record.pointer("/progress/progress").and_then(Value::as_u64) {

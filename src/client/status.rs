@@ -1,5 +1,8 @@
 //! `workerpool status`: the server's workers, queues, resources and GPUs (`GET
-//! /api/workers/status`) as text tables, or its JSON.
+//! /api/workers/status`) as text tables, or its JSON; once, or again and again (`--watch`).
+
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -10,15 +13,57 @@ use super::http::Client;
 use super::output::{format_bytes, format_duration_ms, format_mib, print_stdout};
 use super::table::Table;
 
+const PATH: &str = "/api/workers/status";
+
 /// `workerpool status`: the server's workers, queues and resources as tables (or its JSON).
 pub fn status(args: &StatusArgs) -> Result<(), ClientError> {
     let client = Client::new(&args.connect)?;
-    let body = client.get_json("/api/workers/status")?;
+    if args.watch {
+        return watch(&client, args);
+    }
+    let body = client.get_json(PATH)?;
     if args.json {
         let text = serde_json::to_string_pretty(&body).unwrap_or_else(|_| body.to_string());
         return print_stdout(&text);
     }
     print_stdout(render_status(&body).trim_end())
+}
+
+/// `status --watch`: a report every `--interval` until interrupted or `--count` were shown.
+/// On a terminal each report replaces the last; otherwise they follow each other (with
+/// `--json`, one object per line). A failed request is shown in the report's place and the
+/// watch goes on; the last one's failure is the command's.
+fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
+    let every = Duration::from_secs_f64(args.interval);
+    let terminal = std::io::stdout().is_terminal() && !args.json;
+    let mut shown = 0u64;
+    loop {
+        let answer = client.get_json(PATH);
+        let text = match &answer {
+            Ok(body) if args.json => body.to_string(),
+            Ok(body) => render_status(body).trim_end().to_string(),
+            Err(e) if args.json => {
+                eprintln!("workerpool: {e}");
+                String::new()
+            }
+            Err(e) => format!("workerpool: {e}"),
+        };
+        if terminal {
+            // Home and clear the screen, then the report under a line saying what it is.
+            let header = format!("every {}s: {} (Ctrl-C to stop)", args.interval, client.base());
+            print_stdout(&format!("\x1b[H\x1b[2J{header}\n\n{text}"))?;
+        } else if !text.is_empty() {
+            print_stdout(&text)?;
+            if !args.json {
+                print_stdout("")?;
+            }
+        }
+        shown += 1;
+        if args.count.is_some_and(|n| shown >= n) {
+            return answer.map(|_| ());
+        }
+        std::thread::sleep(every);
+    }
 }
 
 fn num(v: &Value, key: &str) -> u64 {
