@@ -71,11 +71,11 @@ fn main() -> ExitCode {
             workerpool::bench::run(args)
         }
         Some(Command::Submit(args)) => {
-            workerpool::logging::init("warn");
+            client_log(&args.connect);
             workerpool::client::submit(&args).map_err(anyhow::Error::from)
         }
         Some(Command::Status(args)) => {
-            workerpool::logging::init("warn");
+            client_log(&args.connect);
             workerpool::client::status(&args).map_err(anyhow::Error::from)
         }
         Some(Command::Serve(args)) => serve(args),
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("workerpool: {e:#}");
+            eprintln!("workerpool: {}", workerpool::logging::scrub(&format!("{e:#}")));
             let usage = e.downcast_ref::<ConfigError>().is_some()
                 || e.downcast_ref::<ClientError>().is_some_and(|c| c.exit_code() == 2);
             if usage { ExitCode::from(2) } else { ExitCode::FAILURE }
@@ -96,9 +96,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The access log (one line per request) costs a third of the throughput under load, so it
     // is opt-in: RUST_LOG=info,workerpool::http=info.
     workerpool::logging::init("info,workerpool::http=warn");
-    let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis };
+    let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis.map(Into::into) };
     let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
+    workerpool::logging::hide(settings.secrets());
     actix_rt::System::new().block_on(workerpool::serve::run(settings))
+}
+
+/// The client's log: warnings by default, never its token or the server URL's password.
+fn client_log(connect: &workerpool::client::ConnectArgs) {
+    workerpool::logging::init("warn");
+    workerpool::logging::hide(connect.token.iter().cloned());
+    workerpool::logging::hide(workerpool_actors::redact::url_secrets(&connect.server));
 }
 
 fn demo_worker() -> ExitCode {

@@ -158,6 +158,8 @@ impl Client {
 fn normalize_base(server: &str) -> Result<String, ClientError> {
     let server = server.trim();
     let url = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
+    // The flag may carry a password: it is shown redacted.
+    let server = workerpool_actors::redact::redact_url(server);
     let Some(rest) = url.strip_prefix("http://") else {
         return Err(ClientError::Usage(format!(
             "--server: {server:?} is not supported: this client speaks plain http:// only"
