@@ -1,13 +1,18 @@
 //! The log: stderr, filtered by `RUST_LOG`; `LOG_FORMAT=json` writes one JSON object per
 //! line, with a record's structured fields (the pool events' `event`, `worker_id`,
 //! `task_id`, `type`, …) at the top level of the line beside `ts`, `level`, `target` and
-//! `message`, never as a JSON string inside `message`.
+//! `message`, never as a JSON string inside `message`. Known secrets and any URL's password
+//! are shown as `***` in every line (`hide.rs`).
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::kv::{self, Key, Source, Value, VisitSource};
 use serde_json::{Map, Value as Json};
+
+mod hide;
+
+pub use hide::{hide, scrub};
 
 /// Whether lines are JSON (`LOG_FORMAT=json`), set once by [`init`].
 static JSON: AtomicBool = AtomicBool::new(false);
@@ -29,7 +34,11 @@ pub fn init(default_filter: &str) {
         });
     }
     JSON.store(json, Ordering::Relaxed);
-    builder.init();
+    let logger = builder.build();
+    let level = logger.filter();
+    if log::set_boxed_logger(Box::new(hide::Hiding(logger))).is_ok() {
+        log::set_max_level(level);
+    }
     if !json && !format.is_empty() && !format.eq_ignore_ascii_case("text") {
         log::warn!("LOG_FORMAT={format:?} is not known (expected json or text); writing text");
     }

@@ -139,16 +139,32 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("workerpool: {e:#}");
+            eprintln!("workerpool: {}", workerpool::logging::scrub(&format!("{e:#}")));
             let usage = e.downcast_ref::<ConfigError>().is_some();
             ExitCode::from(if usage { exit::USAGE } else { exit::FAILED })
         }
     }
 }
 
+impl ClientCommand {
+    /// Where the command's server is and how it authenticates.
+    fn connect(&self) -> &client::ConnectArgs {
+        match self {
+            ClientCommand::Submit(a) => &a.connect,
+            ClientCommand::Watch(a) => &a.connect,
+            ClientCommand::Status(a) => &a.connect,
+            ClientCommand::Events(a) => &a.connect,
+            ClientCommand::Cancel(a) | ClientCommand::Requeue(a) => &a.connect,
+            ClientCommand::DeadLetters(a) => &a.connect,
+            ClientCommand::Scale(a) => &a.connect,
+            ClientCommand::Restart(a) => &a.connect,
+        }
+    }
+}
+
 /// Runs one of the client commands; its error's exit code is the process's.
 fn client_command(command: ClientCommand) -> ExitCode {
-    workerpool::logging::init("warn");
+    client_log(command.connect());
     let result = match command {
         ClientCommand::Submit(args) => client::submit(&args),
         ClientCommand::Watch(args) => client::watch(&args),
@@ -167,7 +183,7 @@ fn client_command(command: ClientCommand) -> ExitCode {
 }
 
 fn report_client_error(e: &ClientError) -> ExitCode {
-    eprintln!("workerpool: {e}");
+    eprintln!("workerpool: {}", workerpool::logging::scrub(&e.to_string()));
     ExitCode::from(e.exit_code())
 }
 
@@ -175,9 +191,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The access log (one line per request) costs a third of the throughput under load, so it
     // is opt-in: RUST_LOG=info,workerpool::http=info.
     workerpool::logging::init("info,workerpool::http=warn");
-    let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis };
+    let flags = Overrides { config: args.config, bind: args.bind, redis: args.redis.map(Into::into) };
     let settings = Settings::load(&flags, &|k| std::env::var(k).ok())?;
+    workerpool::logging::hide(settings.secrets());
     actix_rt::System::new().block_on(workerpool::serve::run(settings))
+}
+
+/// The client's log: warnings by default, never its token or the server URL's password.
+fn client_log(connect: &client::ConnectArgs) {
+    workerpool::logging::init("warn");
+    workerpool::logging::hide(connect.token.iter().cloned());
+    workerpool::logging::hide(workerpool_actors::redact::url_secrets(&connect.server));
 }
 
 fn demo_worker() -> ExitCode {

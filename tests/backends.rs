@@ -54,7 +54,7 @@ fn config(kind: Kind, redis: Option<&RedisServer>, consume: bool) -> PoolConfig 
         ..PoolConfig::default()
     };
     if let (Kind::Redis, Some(redis)) = (kind, redis) {
-        config.redis.url = Some(redis.url());
+        config.redis.url = Some(redis.url().into());
         config.redis.take_ahead = 0;
         config.redis.consume = consume;
         config.redis.lease_ms = 2_000;

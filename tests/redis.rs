@@ -645,7 +645,7 @@ async fn a_task_handle_follows_the_progress_of_a_task_that_runs_elsewhere() {
         types: [("text_processing".to_string(), t)].into_iter().collect(),
         ..workerpool_actors::PoolConfig::default()
     };
-    cfg.redis.url = Some(redis.url());
+    cfg.redis.url = Some(redis.url().into());
     cfg.redis.instance_id = "front".into();
     cfg.redis.consume = false;
     cfg.redis.lease_ms = 1200;

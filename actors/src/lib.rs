@@ -55,6 +55,7 @@ mod metrics;
 mod monitor;
 pub mod policy;
 mod pool;
+pub mod redact;
 #[cfg(feature = "redis")]
 mod remote;
 mod resources;

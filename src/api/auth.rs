@@ -33,7 +33,7 @@ pub fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map_or("", |(_, token)| token.trim());
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("missing or wrong bearer token"))

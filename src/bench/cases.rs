@@ -167,7 +167,7 @@ pub(super) fn redis_noop(args: &BenchArgs, instances: usize) -> anyhow::Result<C
     let mut pools = Vec::new();
     for n in 1..=instances {
         let mut config = process_config(PREFETCH, usize::try_from(args.redis_tasks).unwrap_or(usize::MAX))?;
-        config.redis.url = Some(url.clone());
+        config.redis.url = Some(url.as_str().into());
         config.redis.prefix = REDIS_PREFIX.into();
         config.redis.instance_id = format!("bench-{n}");
         config.redis.take_ahead = REDIS_TAKE_AHEAD;

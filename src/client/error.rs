@@ -3,6 +3,7 @@
 use std::fmt;
 
 use ureq::http::StatusCode;
+use workerpool_actors::redact::redact_url;
 
 /// The exit codes of the client commands (`workerpool --help` and `docs/CLI.md` list them).
 pub mod exit {
@@ -101,10 +102,13 @@ impl fmt::Display for ClientError {
             ClientError::Usage(message) => f.write_str(message),
             ClientError::Unreachable { url, reason } => write!(
                 f,
-                "cannot reach the workerpool server at {url}: {reason} \
-                 (is it running? start it with `workerpool serve`)"
+                "cannot reach the workerpool server at {}: {reason} \
+                 (is it running? start it with `workerpool serve`)",
+                redact_url(url)
             ),
-            ClientError::Transport { url, reason } => write!(f, "request to {url} failed: {reason}"),
+            ClientError::Transport { url, reason } => {
+                write!(f, "request to {} failed: {reason}", redact_url(url))
+            }
             ClientError::Server { status, message, retry_after } => {
                 let reason =
                     StatusCode::from_u16(*status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
@@ -117,7 +121,9 @@ impl fmt::Display for ClientError {
                 }
                 Ok(())
             }
-            ClientError::Unexpected { url, reason } => write!(f, "unexpected answer from {url}: {reason}"),
+            ClientError::Unexpected { url, reason } => {
+                write!(f, "unexpected answer from {}: {reason}", redact_url(url))
+            }
             ClientError::TaskEnded { id, status, error } => {
                 write!(f, "task {id} {status}")?;
                 match error {
@@ -159,6 +165,8 @@ mod tests {
         let e = ClientError::Unreachable { url: "http://h:1".into(), reason: "refused".into() };
         assert!(e.to_string().starts_with("cannot reach the workerpool server at http://h:1: refused"));
         assert_eq!(e.exit_code(), 3);
+        let e = ClientError::Transport { url: "http://u:pl4nted@h:1/x".into(), reason: "reset".into() };
+        assert_eq!(e.to_string(), "request to http://u:***@h:1/x failed: reset");
         assert_eq!(ClientError::Usage("x".into()).exit_code(), 2);
         let e = ClientError::Server { status: 404, message: "no task".into(), retry_after: None };
         assert_eq!(e.exit_code(), 3);

@@ -17,6 +17,7 @@ use super::{
     types::{ExecutorKind, TypeConfig, Weight},
 };
 use crate::error::Error;
+use crate::redact::SecretUrl;
 
 /// A configuration file as read: every key optional. See [`PoolConfig::from_file`].
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -42,7 +43,7 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct RedisSection {
     /// The Redis to share queues through ([`RedisConfig::url`]); absent, the pool is in-process.
-    pub url: Option<String>,
+    pub url: Option<SecretUrl>,
     /// The prefix of every key ([`RedisConfig::prefix`]).
     pub prefix: Option<String>,
     /// This instance's unique name ([`RedisConfig::instance_id`]).

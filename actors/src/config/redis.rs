@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::redact::SecretUrl;
+
 /// Where and how several instances share their queues in Redis (the `[redis]` table).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS; `None` runs in-process.
-    pub url: Option<String>,
+    /// Shown (`Debug`, `Serialize`) with its password as `***`.
+    pub url: Option<SecretUrl>,
     /// Every key is `{prefix}:…`: one hash tag, so the scripts also work on Redis Cluster.
     pub prefix: String,
     /// This instance's name, unique among the instances sharing the queues.

@@ -3,6 +3,7 @@
 
 use super::pool::PoolConfig;
 use crate::error::{Error, ErrorKind};
+use crate::redact::SecretUrl;
 
 impl PoolConfig {
     /// Checks every value; the error names the key and what was expected.
@@ -52,7 +53,7 @@ impl PoolConfig {
         if r.take_ahead > 1024 {
             return bad("redis.take_ahead".into(), "at most 1024");
         }
-        if let Some(url) = &r.url
+        if let Some(url) = r.url.as_ref().map(SecretUrl::expose)
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return bad("redis.url".into(), "a redis:// or rediss:// URL");

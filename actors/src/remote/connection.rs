@@ -10,13 +10,15 @@ use redis::aio::ConnectionManager;
 use super::{Remote, outcome};
 use crate::config::RedisConfig;
 use crate::error::{Error, ErrorKind};
+use crate::redact;
 
 /// A client for the configured URL, with the configured certificates for `rediss://`.
 pub(super) fn client_for(cfg: &RedisConfig) -> Result<redis::Client, Error> {
-    let url = cfg.url.clone().unwrap_or_default();
-    let bad_url = |e: redis::RedisError| Error::new(ErrorKind::Config, format!("redis.url: {e}"));
+    let url = cfg.url.as_ref().map(redact::SecretUrl::expose).unwrap_or_default();
+    let bad_url =
+        |e: redis::RedisError| Error::new(ErrorKind::Config, format!("redis.url: {}", describe(cfg, &e)));
     if cfg.tls_ca_file.is_none() && cfg.tls_cert_file.is_none() {
-        return redis::Client::open(url.as_str()).map_err(bad_url);
+        return redis::Client::open(url).map_err(bad_url);
     }
     if !url.starts_with("rediss://") {
         return Err(Error::new(ErrorKind::Config, "redis.tls_ca_file: TLS files need a rediss:// URL"));
@@ -34,12 +36,15 @@ pub(super) fn client_for(cfg: &RedisConfig) -> Result<redis::Client, Error> {
         }),
         _ => None,
     };
-    redis::Client::build_with_tls(url.as_str(), redis::TlsCertificates { client_tls, root_cert })
-        .map_err(bad_url)
+    redis::Client::build_with_tls(url, redis::TlsCertificates { client_tls, root_cert }).map_err(bad_url)
 }
 
-fn unavailable(e: &redis::RedisError) -> Error {
-    Error::new(ErrorKind::Unavailable, format!("Redis unavailable: {e}"))
+/// A Redis error as it may be shown (logged, answered, kept as the link's reason): without
+/// the password, should the error echo the URL or the password.
+pub(super) fn describe(cfg: &RedisConfig, e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let secrets = cfg.url.as_ref().map(redact::SecretUrl::secrets).unwrap_or_default();
+    redact::scrub(&text, &secrets).into_owned()
 }
 
 impl Remote {
@@ -75,14 +80,17 @@ impl Remote {
                     || e.is_timeout()
                     || e.is_unrecoverable_error() =>
             {
-                self.link.failed(e.to_string());
-                Err(unavailable(&e))
+                let why = describe(&self.cfg, &e);
+                let error = Error::new(ErrorKind::Unavailable, format!("Redis unavailable: {why}"));
+                self.link.failed(why);
+                Err(error)
             }
             // One command refused (still loading, out of memory, a script error on odd data):
             // not the caller's fault, and not a sign that Redis is gone.
             Err(e) => {
-                log::warn!("Redis refused a command: {e}");
-                Err(Error::new(ErrorKind::Unavailable, format!("Redis refused the command: {e}")))
+                let why = describe(&self.cfg, &e);
+                log::warn!("Redis refused a command: {why}");
+                Err(Error::new(ErrorKind::Unavailable, format!("Redis refused the command: {why}")))
             }
         }
     }

@@ -150,8 +150,9 @@ impl Remote {
             .set_response_timeout(Some(command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| Error::new(ErrorKind::Config, format!("redis.url: {e}")))?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("redis.url: {}", connection::describe(&cfg, &e)))
+        })?;
         let limits = config.types.iter().map(|(name, t)| (name.clone(), TypeLimits::of(t))).collect();
         let wakes = config.types.keys().map(|name| (name.clone(), Notify::new())).collect();
         Ok(Remote {
