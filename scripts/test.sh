@@ -92,15 +92,30 @@ cargo test -p workerpool-actors --no-default-features --features test-util --all
 # Doc tests (README and API examples) run separately: --all-targets leaves them out.
 cargo test --workspace --doc "$@"
 
-# Packaging. `cargo install --path .` gives a working binary with the demo worker in it (the
-# debug profile, so that it reuses the build above), and the library crate packages and builds
-# on its own, as crates.io would take it.
-install_root=target/install-check
-cargo install --path . --debug --locked --force --quiet --root "$install_root"
-"$install_root/bin/workerpool" --version | grep -Eq '^workerpool [0-9.]+ \(revision [0-9a-z]+\)$'
-printf '%s\n' '{"id":"t1","type":"text_processing","data":{"op":"echo","n":7},"attempt":1}' \
-    | "$install_root/bin/workerpool" demo-worker | grep -q '"id":"t1","result"'
-# A working tree with changes not yet committed is packaged as it is.
-dirty=()
-[[ -z "$(git status --porcelain 2>/dev/null)" ]] || dirty=(--allow-dirty)
-cargo publish --dry-run --locked -p workerpool-actors "${dirty[@]}"
+# Packaging, on a whole run only (not on a filtered one such as `scripts/test.sh cli_`).
+# `cargo install --path .` gives a working binary: it serves its embedded default, from a
+# directory without the project's config, and runs tasks on the demo worker inside it. (Its
+# build is one more debug build: dev-dependencies' features are not in it.) The library crate
+# packages and builds on its own, as crates.io would take it.
+if (( $# == 0 )); then
+    install_root="$PWD/target/install-check"
+    cargo install --path . --debug --locked --force --quiet --root "$install_root"
+    installed="$install_root/bin/workerpool"
+    revision="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    version="$("$installed" --version)"
+    [[ "$version" == "workerpool "*" (revision $revision)" ]] || { echo "--version says: $version" >&2; exit 1; }
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    (cd /tmp && exec "$installed" serve --bind "127.0.0.1:$port") >target/install-check/serve.log 2>&1 &
+    serve_pid=$!
+    url="http://127.0.0.1:$port"
+    for _ in $(seq 100); do "$installed" status --server "$url" >/dev/null 2>&1 && break; sleep 0.1; done
+    result="$("$installed" submit -q --server "$url" --type text_processing --data '{"op":"echo","n":7}')" \
+        || { kill "$serve_pid"; cat target/install-check/serve.log >&2; exit 1; }
+    kill "$serve_pid"
+    wait "$serve_pid" || true
+    grep -q '"n": 7' <<<"$result" || { echo "the installed binary answered: $result" >&2; exit 1; }
+    # A working tree with changes not yet committed is packaged as it is.
+    dirty=()
+    [[ -z "$(git status --porcelain 2>/dev/null)" ]] || dirty=(--allow-dirty)
+    cargo publish --dry-run --locked --quiet -p workerpool-actors "${dirty[@]}"
+fi

@@ -6,10 +6,10 @@ use prometheus::core::{Collector, Desc};
 use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry, proto};
 
 /// The git revision the binary was built from (`build.rs`), or `unknown`.
-pub const REVISION: &str = match option_env!("WORKERPOOL_REVISION") {
-    Some(r) => r,
-    None => "unknown",
-};
+pub const REVISION: &str = env!("WORKERPOOL_REVISION");
+
+/// What `workerpool --version` says: the version and the revision, e.g. `0.1.0 (revision 0c593a8)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("WORKERPOOL_REVISION"), ")");
 
 /// Registers `workerpool_build_info` and, on Linux, the process collector.
 pub fn register(registry: &Registry) -> Result<(), prometheus::Error> {

@@ -15,9 +15,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use workerpool::client::{self, ClientError, exit};
 use workerpool::settings::{ConfigError, Overrides, Settings};
 
-/// `--version`: the crate's version and the git revision it was built from.
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (revision ", env!("WORKERPOOL_REVISION"), ")");
-
 /// The exit codes, as `--help` shows them (`docs/CLI.md` says the same).
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -33,7 +30,7 @@ Environment: WORKERPOOL_URL (--server), WORKERPOOL_API_TOKEN (--token), WORKERPO
 #[derive(Parser)]
 #[command(
     name = "workerpool",
-    version = VERSION,
+    version = workerpool::build_info::VERSION,
     about = "A resource-aware worker pool for mixed AI jobs",
     after_help = EXIT_CODES
 )]
@@ -58,7 +55,7 @@ fn no_transparent_huge_pages() {
 #[derive(clap::Args, Clone, Default)]
 struct ServeArgs {
     /// Configuration file (default: config/default.toml when it exists).
-    #[arg(long, global = true)]
+    #[arg(long)]
     config: Option<PathBuf>,
     /// Listen address (default 127.0.0.1:3002; env WORKERPOOL_BIND).
     #[arg(long)]
@@ -183,6 +180,9 @@ fn client_command(command: ClientCommand) -> ExitCode {
 }
 
 fn report_client_error(e: &ClientError) -> ExitCode {
+    if e.is_quiet() {
+        return ExitCode::from(e.exit_code());
+    }
     eprintln!("workerpool: {}", workerpool::logging::scrub(&e.to_string()));
     ExitCode::from(e.exit_code())
 }

@@ -8,45 +8,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::bounded::run_bounded;
+use support::cli::*;
 use support::server::*;
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// `workerpool ARGS` with a clean environment.
-fn workerpool(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
-    cmd.args(args);
-    for var in ["WORKERPOOL_URL", "WORKERPOOL_API_TOKEN", "WORKERPOOL_CA_FILE", "RUST_LOG", "LOG_FORMAT"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
 
 /// `workerpool ARGS` against `server` (through `WORKERPOOL_URL`).
 fn cli(server: &Server, args: &[&str]) -> Command {
     let mut cmd = workerpool(args);
     cmd.env("WORKERPOOL_URL", &server.base);
     cmd
-}
-
-fn run(mut cmd: Command) -> Ran {
-    let (out, timed_out) = run_bounded(&mut cmd, LIMIT);
-    let ran = Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!timed_out, "{cmd:?} ran past {LIMIT:?}: {ran:#?}");
-    eprintln!("{cmd:?} → {ran:#?}");
-    ran
 }
 
 fn worker_ids(server: &Server) -> Vec<String> {
@@ -118,10 +87,8 @@ fn events_tail_filtered_by_type_and_name() {
     for json in [true, false] {
         let tail = tail(json);
         // Tasks until the tail has seen two: it connects at a moment of its own.
-        for _ in 0..200 {
-            if tail.is_finished() {
-                break;
-            }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !tail.is_finished() && std::time::Instant::now() < deadline {
             let done =
                 execute(&server, serde_json::json!({"type": "text_processing", "data": {"op": "echo"}}));
             assert_eq!(done.status, 200, "{:?}", done.body);

@@ -9,40 +9,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::bounded::run_bounded;
+use support::cli::*;
 use support::server::*;
-
-/// The longest any one command may take here.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// What a finished command left.
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 /// `workerpool ARGS --server <server>` with a clean environment.
 fn cli(server: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
-    cmd.args(args).args(["--server", server]);
-    for var in ["WORKERPOOL_URL", "WORKERPOOL_API_TOKEN", "WORKERPOOL_CA_FILE", "RUST_LOG", "LOG_FORMAT"] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = workerpool(args);
+    cmd.args(["--server", server]);
     cmd
-}
-
-fn run(mut cmd: Command) -> Ran {
-    let (out, timed_out) = run_bounded(&mut cmd, LIMIT);
-    let ran = Ran {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!timed_out, "{cmd:?} ran past {LIMIT:?}: {ran:#?}");
-    eprintln!("{cmd:?} → {ran:#?}");
-    ran
 }
 
 /// Queues a task without waiting and returns its id.
@@ -220,7 +194,8 @@ fn interrupt_submit(server: &Server, extra: &[&str]) -> (Option<i32>, String, St
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(sent.success());
     let code = exit_code(&mut child);
-    let rest: Vec<String> = lines.try_iter().collect();
+    // The child has exited: its stderr ends, and so does this.
+    let rest: Vec<String> = lines.iter().collect();
     (code, rest.join("\n"), id)
 }
 

@@ -1,82 +1,22 @@
 //! The command-line client (`workerpool submit`, `workerpool status`) against a real server;
-//! the other commands are in `tests/cli_commands.rs`.
+//! the other commands are in `tests/cli_tasks.rs` and `tests/cli_pool.rs`.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cli::*;
 use support::server::*;
 
-/// The longest any client command may take in these tests.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// What a finished command left behind.
-#[derive(Debug)]
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// `workerpool ARGS` with a clean environment (no server URL, no token, no logging).
+/// `workerpool ARGS` with a clean environment.
 fn client(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
-    cmd.args(args)
-        .env_remove("WORKERPOOL_URL")
-        .env_remove("WORKERPOOL_API_TOKEN")
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = workerpool(args);
+    cmd.stdin(Stdio::null());
     cmd
-}
-
-/// Reads a pipe to its end on a thread, so a full pipe never blocks the child.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_string(&mut text);
-        }
-        let _ = tx.send(text);
-    });
-    rx
-}
-
-/// Runs a command to its end, killing it (and failing the test) after [`LIMIT`].
-fn run(mut cmd: Command) -> Output {
-    let mut child = cmd.spawn().expect("spawn workerpool");
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let finished = wait_bounded(&mut child, LIMIT);
-    let collect = |rx: mpsc::Receiver<String>| rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-    let out = Output { code: finished.flatten(), stdout: collect(stdout), stderr: collect(stderr) };
-    assert!(finished.is_some(), "{cmd:?} ran longer than {LIMIT:?} and was killed: {out:#?}");
-    eprintln!("{out:#?}");
-    out
-}
-
-/// Waits for a child at most `limit`: `Some(exit code)`, or `None` when it ran longer and
-/// was killed.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<Option<i32>> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status.code()),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
 }
 
 fn submit(server: &Server, extra: &[&str]) -> Command {

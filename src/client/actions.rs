@@ -6,21 +6,21 @@ use serde_json::{Value, json};
 use super::args::{Direction, RestartArgs, ScaleArgs, TaskArgs, WatchArgs};
 use super::error::ClientError;
 use super::follow::follow_to_end;
-use super::http::{Client, segment};
+use super::http::{Client, segment, task_path};
 use super::output::print_stdout;
 use super::waiting::OnInterrupt;
 
 /// `workerpool cancel ID`: cancels a waiting or running task.
 pub fn cancel(args: &TaskArgs) -> Result<(), ClientError> {
     let client = Client::new(&args.connect)?;
-    let record = client.delete_json(&task_path(&args.id)?)?;
+    let record = client.delete_json(&task_path(segment(&args.id)?))?;
     report(args.json, &record, || cancelled_line(&args.id, &record))
 }
 
 /// `workerpool requeue ID`: queues a dead-lettered task again, with fresh attempts.
 pub fn requeue(args: &TaskArgs) -> Result<(), ClientError> {
     let client = Client::new(&args.connect)?;
-    let answer = client.post_json(&format!("{}/requeue", task_path(&args.id)?), None)?;
+    let answer = client.post_json(&format!("{}/requeue", task_path(segment(&args.id)?)), None)?;
     report(args.json, &answer, || format!("task {} queued again", args.id))
 }
 
@@ -47,18 +47,15 @@ pub fn restart(args: &RestartArgs) -> Result<(), ClientError> {
 /// `workerpool watch ID`: follows a task to its end, as `submit` does after queuing it.
 pub fn watch(args: &WatchArgs) -> Result<(), ClientError> {
     let client = Client::new(&args.connect)?;
-    task_path(&args.id)?;
+    // The task must exist before the wait (and its --wait-timeout) starts: an unknown id is
+    // the server's 404.
+    client.get_json(&task_path(segment(&args.id)?))?;
     follow_to_end(&client, &args.id, &args.wait, OnInterrupt::Leave, None)
 }
 
 /// The server's JSON with `json`, else the line `line` makes.
 fn report(json: bool, answer: &Value, line: impl FnOnce() -> String) -> Result<(), ClientError> {
     if json { print_stdout(&answer.to_string()) } else { print_stdout(&line()) }
-}
-
-/// `/api/tasks/{id}` for an id given on the command line.
-fn task_path(id: &str) -> Result<String, ClientError> {
-    Ok(format!("/api/tasks/{}", segment(id)?))
 }
 
 /// The line `cancel` prints for the record the server answered.

@@ -1,8 +1,6 @@
 //! The command-line arguments of the client commands (`submit`, `status`, `watch`, `events`,
 //! `cancel`, `requeue`, `dead-letters`, `scale`, `restart`).
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
 /// The server used when neither `--server` nor `WORKERPOOL_URL` names one.
@@ -21,7 +19,7 @@ pub struct ConnectArgs {
     /// PEM file of the certificate authorities to trust for https:// (instead of the
     /// built-in public ones).
     #[arg(long, value_name = "FILE", env = "WORKERPOOL_CA_FILE")]
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<String>,
 }
 
 /// Arguments of `workerpool submit`.
@@ -99,7 +97,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_interval)]
     pub interval: f64,
     /// With --watch, stop after this many reports.
-    #[arg(long, value_name = "N", requires = "watch")]
+    #[arg(long, value_name = "N", requires = "watch", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// The server.
     #[command(flatten)]
@@ -116,7 +114,7 @@ pub struct EventsArgs {
     #[arg(long = "event", value_name = "NAME")]
     pub events: Vec<String>,
     /// Stop after this many events.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Print each event as the server's JSON, one per line.
     #[arg(long)]

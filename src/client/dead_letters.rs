@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::args::DeadLettersArgs;
 use super::error::ClientError;
 use super::http::{Client, segment};
-use super::output::{format_duration_ms, print_stdout, truncate};
+use super::output::{format_duration_ms, one_line, print_stdout, truncate};
 use super::table::Table;
 
 /// The longest error shown in a row; `--json` has them whole.
@@ -40,7 +40,7 @@ pub(super) fn render_dead_letters(task_type: &str, body: &Value, now_ms: u64) ->
             .get("finished_at")
             .and_then(Value::as_u64)
             .map_or("-".to_string(), |at| format!("{} ago", format_duration_ms(now_ms.saturating_sub(at))));
-        let error = truncate(&text("error").replace(['\n', '\r'], " "), ERROR_WIDTH);
+        let error = one_line(&truncate(&text("error"), ERROR_WIDTH));
         let attempts = t.get("attempts").and_then(Value::as_u64).map_or("-".to_string(), |a| a.to_string());
         table.row(vec![text("id"), text("status"), attempts, ended, error]);
     }
@@ -59,11 +59,13 @@ mod tests {
     #[test]
     fn dead_letters_render_as_a_table() {
         let body = json!({"type": "t", "tasks": [
-            {"id": "a-1", "status": "dead", "attempts": 2, "finished_at": 1_000, "error": "requested\nfailure"},
+            {"id": "a-1", "status": "dead", "attempts": 2, "finished_at": 1_000, "error": "requested failure"},
+            {"id": "a-3", "status": "dead", "attempts": 1, "finished_at": 1_000, "error": "two\nlines"},
             {"id": "a-2", "status": "timed_out", "attempts": 1, "finished_at": null, "error": null}
         ]});
         let out = render_dead_letters("t", &body, 61_000);
-        assert!(out.starts_with("2 dead letters for t"), "{out}");
+        assert!(out.starts_with("3 dead letters for t"), "{out}");
+        assert!(out.contains("two\\nlines"), "{out}");
         assert!(out.contains("a-1  dead              2  1m 00s ago  requested failure"), "{out}");
         assert!(out.contains("a-2  timed_out         1  -           -"), "{out}");
         assert_eq!(render_dead_letters("t", &json!({"tasks": []}), 0), "no dead letters for t\n");

@@ -79,6 +79,11 @@ pub enum ClientError {
 // ===== impl ClientError =====
 
 impl ClientError {
+    /// Whether the error is better left unsaid: stdout's reader went away (`| head -1`).
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, ClientError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The process exit code for this error ([`exit`] names them all): 2 for usage
     /// mistakes, 3 when the server cannot be reached or refused the request, 4 when the task
     /// or the wait for it timed out, 1 when the task failed or was cancelled.
@@ -91,6 +96,8 @@ impl ClientError {
             | ClientError::Unexpected { .. } => exit::SERVER,
             ClientError::TaskEnded { status, .. } if status == "timed_out" => exit::TIMED_OUT,
             ClientError::WaitTimeout { .. } => exit::TIMED_OUT,
+            // The reader of stdout stopped (`| head`): what it wanted, it has.
+            ClientError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             ClientError::TaskEnded { .. } | ClientError::Output(_) => exit::FAILED,
         }
     }
@@ -178,5 +185,9 @@ mod tests {
         assert_eq!(e.exit_code(), 4);
         let text = e.to_string();
         assert!(text.contains("workerpool watch t`") && text.contains("workerpool cancel t`"), "{text}");
+        let e = ClientError::Output(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(e.is_quiet() && e.exit_code() == 0);
+        let e = ClientError::Output(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(!e.is_quiet() && e.exit_code() == 1);
     }
 }

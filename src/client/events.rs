@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::args::EventsArgs;
 use super::error::ClientError;
 use super::http::Client;
-use super::output::print_stdout;
+use super::output::{one_line, print_stdout};
 use super::sse::{SseParser, read_line};
 
 const PATH: &str = "/api/workers/events";
@@ -59,18 +59,19 @@ fn wanted(args: &EventsArgs, name: &str, message: &Value) -> bool {
 
 /// One event as a line: its UTC time, name and type, then its other fields as `key=value`.
 pub(super) fn event_line(name: &str, message: &Value) -> String {
+    let name = one_line(name);
     let mut line = match message.get("timestamp").and_then(Value::as_u64) {
         Some(ms) => format!("{} {name}", utc_time(ms)),
-        None => name.to_string(),
+        None => name,
     };
     let data = message.get("data").and_then(Value::as_object);
     if let Some(t) = data.and_then(|d| d.get("task_type")).and_then(Value::as_str) {
         line.push(' ');
-        line.push_str(t);
+        line.push_str(&one_line(t));
     }
     for (key, value) in data.into_iter().flatten().filter(|(k, _)| *k != "task_type") {
         match value {
-            Value::String(s) => line.push_str(&format!(" {key}={s}")),
+            Value::String(s) => line.push_str(&format!(" {key}={}", one_line(s))),
             other => line.push_str(&format!(" {key}={other}")),
         }
     }
@@ -111,6 +112,8 @@ mod tests {
             event_line("task_completed", &m),
             "09:07:29.546 task_completed text_processing duration_ms=4 task_id=t-1 worker_id=w-1"
         );
+        let m = json!({"data": {"task_type": "t", "error": "two\nlines \u{1b}[2J"}});
+        assert_eq!(event_line("task_failed", &m), "task_failed t error=two\\nlines \\u{1b}[2J");
         let m = json!({"data": {"total": 2, "busy": 0, "queued": 0}});
         assert_eq!(event_line("pool_status", &m), "pool_status busy=0 queued=0 total=2");
     }

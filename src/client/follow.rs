@@ -9,7 +9,7 @@ use ureq::http::Response;
 
 use super::args::WaitArgs;
 use super::error::ClientError;
-use super::http::Client;
+use super::http::{Client, task_path};
 use super::output::{format_duration_ms, print_stdout, truncate};
 use super::progress::Bar;
 use super::record::{is_final, status_of};
@@ -30,15 +30,16 @@ pub(super) fn follow_to_end(
     note: Option<String>,
 ) -> Result<(), ClientError> {
     let waiting = Waiting::new(client, id, interrupt);
-    waiting.arm(wait.wait_timeout.map(Duration::from_secs))?;
+    waiting.arm(wait.wait_timeout.map(Duration::from_secs));
     if let Some(note) = note.filter(|_| !wait.quiet) {
         eprintln!("{note}");
     }
     let bar = Bar::new(wait.quiet);
     waiting.show(bar.handle());
     let started = Instant::now();
-    let record = follow(client, id, &bar)?;
+    let outcome = follow(client, id, &bar);
     waiting.disarm();
+    let record = outcome?;
     let note = bar.visible();
     drop(bar);
     finish(id, &record, started, note, wait.json)
@@ -68,7 +69,7 @@ fn finish(id: &str, record: &Value, started: Instant, note: bool, json: bool) ->
 
 /// Follows a task to its final record: the event stream first, polling when it breaks.
 fn follow(client: &Client, id: &str, bar: &Bar) -> Result<Value, ClientError> {
-    match client.open_stream(&format!("/api/tasks/{id}/events")) {
+    match client.open_stream(&format!("{}/events", task_path(id))) {
         Ok(Some(res)) => match read_events(client, id, res, bar) {
             Ok(Some(record)) => return Ok(record),
             Ok(None) => log::debug!("the event stream of {id} ended without a result; polling"),
@@ -94,7 +95,7 @@ fn read_events(
     let mut parser = SseParser::new();
     while let Some(line) = read_line(&mut reader)? {
         if line.starts_with(':')
-            && let Ok(record) = client.get_json(&format!("/api/tasks/{id}"))
+            && let Ok(record) = client.get_json(&task_path(id))
             && is_final(&record)
         {
             return Ok(Some(record));
@@ -118,7 +119,7 @@ fn read_events(
 
 /// Polls the task record every [`POLL_EVERY`] until it is final.
 fn poll(client: &Client, id: &str, bar: &Bar) -> Result<Value, ClientError> {
-    let path = format!("/api/tasks/{id}");
+    let path = task_path(id);
     loop {
         let record = client.get_json(&path)?;
         if is_final(&record) {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use ureq::http::Response;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
-use super::args::ConnectArgs;
+use super::args::{ConnectArgs, DEFAULT_SERVER};
 use super::error::ClientError;
 use super::output::truncate;
 
@@ -16,6 +16,8 @@ use super::output::truncate;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an ordinary request (everything but the event stream) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the JSON requests accept.
+const JSON: &str = "application/json";
 /// The longest silence on the event stream: the server sends a keep-alive every 15 s.
 const STREAM_SILENCE: Duration = Duration::from_secs(45);
 
@@ -37,8 +39,9 @@ impl Client {
         let base = normalize_base(&connect.server)?;
         let token = connect.token.clone().filter(|t| !t.is_empty());
         let mut tls = TlsConfig::builder();
-        if let Some(path) = &connect.ca_file {
-            tls = tls.root_certs(RootCerts::new_with_certs(&read_ca_file(path)?));
+        // An empty variable (`WORKERPOOL_CA_FILE=`) is no file, as an empty token is none.
+        if let Some(path) = connect.ca_file.as_deref().filter(|p| !p.is_empty()) {
+            tls = tls.root_certs(RootCerts::new_with_certs(&read_ca_file(Path::new(path))?));
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -61,26 +64,25 @@ impl Client {
         format!("{}{path}", self.base)
     }
 
-    fn authorization(&self) -> Option<String> {
-        self.token.as_ref().map(|t| format!("Bearer {t}"))
+    /// `req` with the bearer token, when there is one, and asking for `accept`.
+    fn request<B>(&self, req: ureq::RequestBuilder<B>, accept: &str) -> ureq::RequestBuilder<B> {
+        let req = req.header("accept", accept);
+        match &self.token {
+            Some(token) => req.header("authorization", format!("Bearer {token}")),
+            None => req,
+        }
     }
 
     /// `GET path`, expecting a 2xx JSON answer.
     pub fn get_json(&self, path: &str) -> Result<Value, ClientError> {
-        let mut req = self.agent.get(self.url(path)).header("accept", "application/json");
-        if let Some(auth) = self.authorization() {
-            req = req.header("authorization", auth);
-        }
-        let res = req.call().map_err(|e| self.transport(path, e))?;
+        let res =
+            self.request(self.agent.get(self.url(path)), JSON).call().map_err(|e| self.transport(path, e))?;
         self.json_answer(path, res)
     }
 
     /// `POST path` with a JSON body (none when `None`), expecting a 2xx JSON answer.
     pub fn post_json(&self, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
-        let mut req = self.agent.post(self.url(path)).header("accept", "application/json");
-        if let Some(auth) = self.authorization() {
-            req = req.header("authorization", auth);
-        }
+        let req = self.request(self.agent.post(self.url(path)), JSON);
         let sent = match body {
             Some(body) => req.header("content-type", "application/json").send(body.to_string()),
             None => req.send_empty(),
@@ -91,29 +93,24 @@ impl Client {
 
     /// `DELETE path`, expecting a 2xx JSON answer.
     pub fn delete_json(&self, path: &str) -> Result<Value, ClientError> {
-        let mut req = self.agent.delete(self.url(path)).header("accept", "application/json");
-        if let Some(auth) = self.authorization() {
-            req = req.header("authorization", auth);
-        }
-        let res = req.call().map_err(|e| self.transport(path, e))?;
+        let res = self
+            .request(self.agent.delete(self.url(path)), JSON)
+            .call()
+            .map_err(|e| self.transport(path, e))?;
         self.json_answer(path, res)
     }
 
     /// Opens the event stream at `path`; `Ok(None)` when the server does not offer one
     /// (an answer other than an event stream that is not a plain client error).
     pub(super) fn open_stream(&self, path: &str) -> Result<Option<Response<ureq::Body>>, ClientError> {
-        let mut req = self
+        let req = self
             .agent
             .get(self.url(path))
-            .header("accept", "text/event-stream")
             .config()
             .timeout_global(None)
             .timeout_per_read(Some(STREAM_SILENCE))
             .build();
-        if let Some(auth) = self.authorization() {
-            req = req.header("authorization", auth);
-        }
-        let res = req.call().map_err(|e| self.transport(path, e))?;
+        let res = self.request(req, "text/event-stream").call().map_err(|e| self.transport(path, e))?;
         let status = res.status().as_u16();
         let is_stream = res
             .headers()
@@ -181,7 +178,11 @@ impl Client {
 /// trailing slash. Credentials in the URL are refused (the token goes in `--token`), so that
 /// no secret is ever echoed in an error message.
 fn normalize_base(server: &str) -> Result<String, ClientError> {
-    let server = server.trim();
+    // An empty `WORKERPOOL_URL=` means the default, as an unset one does.
+    let server = match server.trim() {
+        "" => DEFAULT_SERVER,
+        server => server,
+    };
     let url = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
     let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
         let scheme = url.split("://").next().unwrap_or("");
@@ -222,11 +223,16 @@ fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, ClientError> {
     Ok(certs)
 }
 
-/// A command-line value that becomes one path segment: it must not be empty or carry
-/// characters that would change the path (`/`, `?`, `#`, `%`, spaces, controls).
+/// `/api/tasks/{id}`, for an id already checked by [`segment`] or given by the server.
+pub(super) fn task_path(id: &str) -> String {
+    format!("/api/tasks/{id}")
+}
+
+/// A command-line value that becomes one path segment: letters, digits and `-_.~` only (what
+/// task ids, type names and worker ids are made of), and not `.` or `..`.
 pub(super) fn segment(value: &str) -> Result<&str, ClientError> {
-    let bad = |c: char| matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control();
-    if value.is_empty() || value == "." || value == ".." || value.contains(bad) {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~');
+    if value.is_empty() || value == "." || value == ".." || !value.chars().all(allowed) {
         return Err(ClientError::Usage(format!("{value:?} is not a valid id or type name")));
     }
     Ok(value)
@@ -265,6 +271,7 @@ mod tests {
         assert_eq!(normalize_base("https://h:8443/").ok().as_deref(), Some("https://h:8443"));
         assert!(matches!(normalize_base("ftp://x"), Err(ClientError::Usage(m)) if m.contains("\"ftp\"")));
         assert!(matches!(normalize_base("http://"), Err(ClientError::Usage(_))));
+        assert_eq!(normalize_base(" ").ok().as_deref(), Some(DEFAULT_SERVER));
         let Err(ClientError::Usage(m)) = normalize_base("https://u:s3cret@h/") else { panic!("accepted") };
         assert!(m.contains("credentials") && !m.contains("s3cret"), "{m}");
     }
@@ -290,7 +297,7 @@ mod tests {
             Some("8ad161bc-78b3-4647-8000-000000000003")
         );
         assert_eq!(segment("text_processing-3").ok(), Some("text_processing-3"));
-        for bad in ["", ".", "..", "a/b", "a?x=1", "a#b", "%2e", "a b", "a\nb"] {
+        for bad in ["", ".", "..", "a/b", "a?x=1", "a#b", "%2e", "a b", "a\nb", "a<b", "é"] {
             assert!(matches!(segment(bad), Err(ClientError::Usage(_))), "{bad:?} accepted");
         }
     }

@@ -19,6 +19,15 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` with its control characters escaped (`\n`, `\u{1b}`, …): text a worker or a client
+/// wrote (errors, stages) is shown as one line, and never as terminal escapes.
+pub(super) fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// Bytes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -54,6 +63,12 @@ pub fn format_duration_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(one_line("plain: é ✓"), "plain: é ✓");
+        assert_eq!(one_line("a\nb\r\t\u{1b}[31mred"), "a\\nb\\r\\t\\u{1b}[31mred");
+    }
 
     #[test]
     fn bytes_and_durations_read_well() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
+use super::output::one_line;
 use super::record::{record_message, status_of};
 
 /// The bar on stderr: hidden when stderr is not a terminal or with `--quiet`; cleared when
@@ -58,7 +59,7 @@ impl Bar {
             self.0.set_position(p.min(100));
         }
         match event.get("stage").and_then(Value::as_str) {
-            Some(stage) => self.0.set_message(stage.to_string()),
+            Some(stage) => self.0.set_message(one_line(stage)),
             None => self.0.set_message("running"),
         }
     }

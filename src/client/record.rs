@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use workerpool_actors::TaskStatus;
 
-use super::output::truncate;
+use super::output::{one_line, truncate};
 
 /// The record's `status`, or `""` when it has none.
 pub(super) fn status_of(record: &Value) -> &str {
@@ -19,8 +19,12 @@ pub(super) fn is_final(record: &Value) -> bool {
     record.get("status").and_then(|s| TaskStatus::deserialize(s).ok()).is_some_and(TaskStatus::is_final)
 }
 
-/// The progress bar's message for a (non-final) task record.
+/// The progress bar's message for a (non-final) task record, on one line.
 pub(super) fn record_message(record: &Value) -> String {
+    one_line(&describe(record))
+}
+
+fn describe(record: &Value) -> String {
     let attempts = record.get("attempts").and_then(Value::as_u64).unwrap_or(0);
     let stage = record.pointer("/progress/stage").and_then(Value::as_str);
     match (status_of(record), stage) {

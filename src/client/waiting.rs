@@ -2,15 +2,21 @@
 //! the task running on the server and say so (with `--cancel-on-interrupt`, Ctrl-C cancels it
 //! first). The wait itself blocks in a read of the event stream, so both act from their own
 //! thread and end the process with the exit code that says what happened.
+//!
+//! Who speaks last is decided once: the wait is `WAITING` until either the main thread saw
+//! the task's end (`ENDED`: it prints the outcome) or Ctrl-C or the timer took it (`TAKEN`:
+//! that thread prints and exits). A main thread that finds it taken waits for that thread,
+//! which ends the process, or gives the wait back when a cancel finds the task already ended.
+//! A second Ctrl-C exits at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::ProgressBar;
 
 use super::error::{ClientError, exit, goes_on};
-use super::http::Client;
+use super::http::{Client, task_path};
 
 /// What Ctrl-C does to the task being waited for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +36,13 @@ struct Shared {
     /// The progress bar to clear before a note, once there is one.
     bar: Mutex<Option<ProgressBar>>,
     interrupt: OnInterrupt,
-    /// Set once the task's end was seen: neither may act after that.
-    done: AtomicBool,
+    /// `WAITING`, `ENDED` or `TAKEN`.
+    state: AtomicU8,
 }
+
+const WAITING: u8 = 0;
+const ENDED: u8 = 1;
+const TAKEN: u8 = 2;
 
 // ===== impl Waiting =====
 
@@ -44,12 +54,12 @@ impl Waiting {
             id: id.to_string(),
             bar: Mutex::new(None),
             interrupt,
-            done: AtomicBool::new(false),
+            state: AtomicU8::new(WAITING),
         }))
     }
 
     /// Catches Ctrl-C, and starts the timer of `timeout`.
-    pub(super) fn arm(&self, timeout: Option<Duration>) -> Result<(), ClientError> {
+    pub(super) fn arm(&self, timeout: Option<Duration>) {
         let shared = Arc::clone(&self.0);
         if let Err(e) = ctrlc::set_handler(move || shared.interrupted()) {
             // Without the handler Ctrl-C still ends the process; only the note is lost.
@@ -57,15 +67,14 @@ impl Waiting {
         }
         if let Some(after) = timeout {
             let shared = Arc::clone(&self.0);
-            std::thread::Builder::new()
-                .name("wait-timeout".into())
-                .spawn(move || {
-                    std::thread::sleep(after);
-                    shared.timed_out(after);
-                })
-                .map_err(ClientError::Output)?;
+            let timer = std::thread::Builder::new().name("wait-timeout".into()).spawn(move || {
+                std::thread::sleep(after);
+                shared.timed_out(after);
+            });
+            if let Err(e) = timer {
+                log::warn!("cannot start the timer of --wait-timeout: {e}");
+            }
         }
-        Ok(())
     }
 
     /// The bar that draws the task's progress, cleared before a note.
@@ -75,9 +84,13 @@ impl Waiting {
         }
     }
 
-    /// The task's end was seen: Ctrl-C and the timer no longer act.
+    /// The wait is over (the task ended, or following it failed): from now on the main thread
+    /// speaks. When Ctrl-C or the timer took the wait first, this waits for that thread, which
+    /// ends the process or gives the wait back.
     pub(super) fn disarm(&self) {
-        self.0.done.store(true, Ordering::SeqCst);
+        while self.0.state.compare_exchange(WAITING, ENDED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -92,9 +105,14 @@ impl Shared {
         }
     }
 
+    fn take(&self) -> bool {
+        self.state.compare_exchange(WAITING, TAKEN, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
     fn interrupted(&self) {
-        if self.done.swap(true, Ordering::SeqCst) {
-            return;
+        if !self.take() {
+            // A second Ctrl-C (a cancel in flight), or one while the outcome is printed.
+            std::process::exit(i32::from(exit::INTERRUPTED));
         }
         self.clear_bar();
         let id = &self.id;
@@ -103,10 +121,15 @@ impl Shared {
                 eprintln!("workerpool: interrupted; {}", goes_on(id));
                 exit::INTERRUPTED
             }
-            OnInterrupt::Cancel => match self.client.delete_json(&format!("/api/tasks/{id}")) {
+            OnInterrupt::Cancel => match self.client.delete_json(&task_path(id)) {
                 Ok(_) => {
                     eprintln!("workerpool: interrupted; task {id} cancelled");
                     exit::FAILED
+                }
+                // It ended just before: the main thread is about to see how, and says so.
+                Err(ClientError::Server { status: 409, .. }) => {
+                    self.state.store(WAITING, Ordering::SeqCst);
+                    return;
                 }
                 Err(e) => {
                     eprintln!("workerpool: interrupted, but cancelling task {id} failed: {e}");
@@ -118,7 +141,7 @@ impl Shared {
     }
 
     fn timed_out(&self, after: Duration) {
-        if self.done.swap(true, Ordering::SeqCst) {
+        if !self.take() {
             return;
         }
         self.clear_bar();

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bounded;
+pub mod cli;
 pub mod demo_worker;
 pub mod misbehaving;
 pub mod openapi;
