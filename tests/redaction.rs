@@ -223,6 +223,15 @@ fn planted_password_and_token_appear_nowhere() {
     seen.add("execute (dead)", dead.body.to_string());
     let queued = run_task(&server, json!({"op": "echo"}), json!({"wait": false}));
     assert_eq!(queued.status, 202, "{:?}", queued.body);
+    // A worker's environment is the server's, less its secrets.
+    let env = run_task(&server, json!({"op": "env"}), json!({}));
+    assert_eq!(env.status, 200, "{:?}", env.body);
+    let worker_env = &env.body["result"];
+    assert!(worker_env["WORKERPOOL_WORKER_ID"].is_string(), "{worker_env}");
+    for var in workerpool_actors::redact::SECRET_VARS {
+        assert!(worker_env[var].is_null(), "the worker inherited {var}: {worker_env}");
+    }
+    seen.add("execute (env)", env.body.to_string());
 
     // The pool's event stream while a task runs (subscribed once its head is read), and a
     // finished task's stream.

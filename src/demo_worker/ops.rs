@@ -52,12 +52,13 @@ pub(super) enum Op {
     Progress,
     /// Stop answering pings from now on (tasks are still served): a hung worker, for health checks.
     Mute,
-    /// Answer the GPU variables of the worker's environment (what the pool placed it on).
+    /// Answer the worker's environment: what the pool gave it (its GPUs, always present,
+    /// null when unset) and what it did not (the server's secrets).
     Env,
 }
 
-/// The environment variables `env` answers: the GPUs a worker was given, and where a worker
-/// on simulated GPUs reports what it holds.
+/// The environment variables `env` always answers: the GPUs a worker was given, and where a
+/// worker on simulated GPUs reports what it holds.
 const ENV_VARS: [&str; 3] =
     ["CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "WORKERPOOL_SIMULATED_GPU_DIR"];
 
@@ -130,9 +131,13 @@ impl Op {
                 json!({"muted": true, "pid": pid})
             }
             Self::Env => {
+                // The GPU variables always (null when unset), then the rest of the environment.
                 let mut vars = serde_json::Map::new();
                 for name in ENV_VARS {
-                    vars.insert(name.to_string(), std::env::var(name).map_or(Value::Null, Value::String));
+                    vars.insert(name.to_string(), Value::Null);
+                }
+                for (name, value) in std::env::vars_os() {
+                    vars.insert(name.to_string_lossy().into_owned(), json!(value.to_string_lossy()));
                 }
                 vars.insert("pid".to_string(), json!(pid));
                 Value::Object(vars)

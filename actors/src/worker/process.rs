@@ -46,7 +46,7 @@ pub(crate) struct Spawned {
 }
 
 /// Starts `command` (no shell) in a process group of its own, with `env` added to the
-/// environment.
+/// environment and the server's secrets ([`crate::redact::SECRET_VARS`]) taken out of it.
 pub(crate) fn spawn(
     command: &[String],
     worker: &str,
@@ -64,9 +64,11 @@ pub(crate) fn spawn(
         .stderr(Stdio::piped())
         .env("WORKERPOOL_WORKER_ID", worker)
         .env("WORKERPOOL_TASK_TYPE", task_type)
-        .env(KEY_VAR, &key)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .kill_on_drop(true);
+        .env(KEY_VAR, &key);
+    for var in crate::redact::SECRET_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v))).kill_on_drop(true);
     // Its own process group: a Ctrl-C in the terminal reaches the pool, which drains, and not
     // the workers, which would die under their tasks; and a kill reaches all of the worker.
     #[cfg(unix)]
