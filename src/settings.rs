@@ -8,9 +8,10 @@ use workerpool_actors::config_file::ConfigFile;
 use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
 mod server;
+mod tokens;
 
-pub use server::CorsOrigins;
 use server::ServerFile;
+pub use server::{CorsOrigins, TlsFiles};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3002";
@@ -55,10 +56,14 @@ pub struct Settings {
     pub instance_id: String,
     /// Bearer token required by the endpoints that change something.
     pub api_token: Option<String>,
+    /// A second token that opens reads, SSE and `/metrics` only (`WORKERPOOL_READ_TOKEN`).
+    pub read_token: Option<String>,
     /// With a token, require it on reads, SSE and `/metrics` too (`WORKERPOOL_PROTECT_READS`).
     pub protect_reads: bool,
     /// Web origins that may call the API from a browser (`[server] cors_origins`).
     pub cors_origins: CorsOrigins,
+    /// HTTPS instead of HTTP (`[server] tls_cert_file`, `tls_key_file`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
@@ -73,11 +78,13 @@ impl Settings {
             Some(p) => read_file(p)?,
             None => (ConfigFile::default(), ServerFile::default()),
         };
-        let cors_origins =
-            CorsOrigins::from_list(server.server.cors_origins.as_deref()).map_err(|e| match &path {
-                Some(p) => ConfigError(format!("{}: {e}", p.display())),
-                None => e,
-            })?;
+        let in_file = |e: ConfigError| match &path {
+            Some(p) => ConfigError(format!("{}: {e}", p.display())),
+            None => e,
+        };
+        let cors_origins = CorsOrigins::from_list(server.server.cors_origins.as_deref()).map_err(in_file)?;
+        let tls =
+            TlsFiles::from_keys(server.server.tls_cert_file, server.server.tls_key_file).map_err(in_file)?;
         let mut pool = PoolConfig::from_file(file).map_err(|e| match &path {
             Some(p) => ConfigError(format!("{}: {e}", p.display())),
             None => ConfigError(e.to_string()),
@@ -98,6 +105,10 @@ impl Settings {
         pool.redis.url = redis_url.clone();
         pool.redis.instance_id = instance_id.clone();
         pool.validate().map_err(|e| ConfigError(format!("Redis settings: {e}")))?;
+        let api_token = env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty());
+        let protect_reads = parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let read_token = tokens::read_token(env, api_token.as_deref(), protect_reads)?;
         Ok(Settings {
             pool,
             config_path: path,
@@ -108,10 +119,11 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_BIND.into()),
             redis_url,
             instance_id,
-            api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()),
-            protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            api_token,
+            read_token,
+            protect_reads,
             cors_origins,
+            tls,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod prometheus;
 pub mod redis_server;
 pub mod server;
 pub mod sse;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 
