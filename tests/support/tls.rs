@@ -114,3 +114,14 @@ impl Drop for Authority {
         }
     }
 }
+
+/// For the client libraries' HTTPS cases: an authority with a server certificate, named to
+/// `cmd` as `WORKERPOOL_TEST_TLS_DIR` (`ca.pem`, `server.pem`, `server.key`), and another
+/// authority, whose `ca.pem` is `WORKERPOOL_TEST_OTHER_CA`. Keep both while `cmd` runs (they
+/// are removed when dropped); `None` without `openssl`.
+pub fn https_authorities(cmd: &mut Command) -> Option<(Authority, Authority)> {
+    let (ca, other) = (Authority::new()?, Authority::new()?);
+    ca.server();
+    cmd.env("WORKERPOOL_TEST_TLS_DIR", ca.dir()).env("WORKERPOOL_TEST_OTHER_CA", other.ca());
+    Some((ca, other))
+}
