@@ -12,8 +12,10 @@ elif ! python3 -c 'import ensurepip' 2>/dev/null; then
 fi
 # Each Redis test starts its own redis-server on a free loopback port.
 command -v redis-server >/dev/null || need_apt+=(redis-server)
-# The TLS test makes its certificates with openssl.
+# The TLS tests make their certificates with openssl; tests/tls.rs calls the HTTPS server
+# with curl (HTTP/2 by ALPN).
 command -v openssl >/dev/null || need_apt+=(openssl)
+curl --version 2>/dev/null | grep -q HTTP2 || need_apt+=(curl)
 # The clock-skew test runs an instance under libfaketime.
 dpkg -s libfaketime >/dev/null 2>&1 || need_apt+=(libfaketime)
 # The dashboard test drives a headless Chromium over WebDriver.

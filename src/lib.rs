@@ -12,6 +12,7 @@ pub mod demo_worker;
 pub mod logging;
 pub mod serve;
 pub mod settings;
+pub mod tls;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

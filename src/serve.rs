@@ -1,9 +1,10 @@
 //! `workerpool serve`: the actor tree behind actix-web, until SIGTERM or SIGINT, then a
 //! graceful shutdown (contract §2).
 //!
-//! What can fail at start fails before the pool starts: the listening sockets are bound and
-//! the signal handlers installed first, so a server that cannot listen exits with code 2
-//! and one line, having started no worker.
+//! What can fail at start fails before the pool starts: the TLS files are read, the
+//! listening sockets bound and the signal handlers installed first, so a server that cannot
+//! listen (or whose certificate or key is unusable) exits with code 2 and one line, having
+//! started no worker.
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -16,12 +17,14 @@ use workerpool_actors::{EventKind, PoolBuilder, PoolHandle};
 use crate::api::{self, AppState};
 use crate::logging;
 use crate::settings::{ConfigError, Settings};
+use crate::tls::ServerTls;
 
 /// Pending connections the kernel keeps per listening socket (actix-web's default).
 const BACKLOG: i32 = 1024;
 
 /// Runs the server until a termination signal; returns after the graceful shutdown.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let tls = settings.tls.as_ref().map(crate::tls::load).transpose()?;
     let listeners = listen(&settings.bind)?;
     let signals = Signals::new()?;
     if let Some(url) = &settings.redis_url {
@@ -35,7 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let pool = start(&settings)?;
     actix_rt::spawn(log_events(pool.clone()));
     let state = AppState::new(pool.clone(), settings.clone());
-    let server = match http_server(&state, listeners) {
+    let server = match http_server(&state, listeners, tls) {
         Ok(server) => server,
         Err(e) => {
             // The workers run already: stop them before the error ends the process.
@@ -64,10 +67,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The HTTP server on `listeners`, running once polled.
-fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Result<actix_web::dev::Server> {
+/// The HTTP server on `listeners` (HTTPS with `tls`), running once polled.
+fn http_server(
+    state: &Arc<AppState>,
+    listeners: Vec<TcpListener>,
+    tls: Option<ServerTls>,
+) -> anyhow::Result<actix_web::dev::Server> {
     let settings = &state.settings;
-    let protect_reads = settings.protect_reads && settings.api_token.is_some();
+    let tokens = settings.api_token.is_some();
     let app_state = state.clone();
     let cors_origins = settings.cors_origins.clone();
     let mut server = HttpServer::new(move || {
@@ -77,7 +84,7 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
         // framework's and a refused preflight's, keeping the CORS headers), then the log, then
         // the request metrics (which see every final status).
         App::new()
-            .wrap(middleware::Condition::new(protect_reads, middleware::from_fn(api::guard_everything)))
+            .wrap(middleware::Condition::new(tokens, middleware::from_fn(api::guard)))
             .wrap(middleware::Condition::new(cors.is_some(), cors.unwrap_or_default()))
             .wrap(api::json_errors())
             .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("workerpool::http"))
@@ -87,10 +94,17 @@ fn http_server(state: &Arc<AppState>, listeners: Vec<TcpListener>) -> anyhow::Re
     .disable_signals()
     .shutdown_timeout(5);
     for listener in listeners {
-        server = server.listen(listener).with_context(|| format!("cannot listen on {}", settings.bind))?;
+        server = match &tls {
+            #[cfg(feature = "tls")]
+            Some(config) => server.listen_rustls_0_23(listener, config.clone()),
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+            None => server.listen(listener),
+        }
+        .map_err(|e| ConfigError(format!("cannot listen on {}: {e}", settings.bind)))?;
     }
-    for addr in server.addrs() {
-        log::info!("listening on http://{addr}");
+    for (addr, scheme) in server.addrs_with_scheme() {
+        log::info!("listening on {scheme}://{addr}");
     }
     Ok(server.run())
 }

@@ -9,9 +9,10 @@ use workerpool_actors::redact::{Secret, SecretUrl};
 use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
 mod server;
+mod tokens;
 
-pub use server::CorsOrigins;
 use server::ServerFile;
+pub use server::{CorsOrigins, TlsFiles};
 
 /// Where the server listens unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:3002";
@@ -57,10 +58,14 @@ pub struct Settings {
     pub instance_id: String,
     /// Bearer token required by the endpoints that change something.
     pub api_token: Option<Secret>,
+    /// A second token that opens reads, SSE and `/metrics` only (`WORKERPOOL_READ_TOKEN`).
+    pub read_token: Option<Secret>,
     /// With a token, require it on reads, SSE and `/metrics` too (`WORKERPOOL_PROTECT_READS`).
     pub protect_reads: bool,
     /// Web origins that may call the API from a browser (`[server] cors_origins`).
     pub cors_origins: CorsOrigins,
+    /// HTTPS instead of HTTP (`[server] tls_cert_file`, `tls_key_file`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
@@ -75,11 +80,13 @@ impl Settings {
             Some(p) => read_file(p)?,
             None => (ConfigFile::default(), ServerFile::default()),
         };
-        let cors_origins =
-            CorsOrigins::from_list(server.server.cors_origins.as_deref()).map_err(|e| match &path {
-                Some(p) => ConfigError(format!("{}: {e}", p.display())),
-                None => e,
-            })?;
+        let in_file = |e: ConfigError| match &path {
+            Some(p) => ConfigError(format!("{}: {e}", p.display())),
+            None => e,
+        };
+        let cors_origins = CorsOrigins::from_list(server.server.cors_origins.as_deref()).map_err(in_file)?;
+        let tls =
+            TlsFiles::from_keys(server.server.tls_cert_file, server.server.tls_key_file).map_err(in_file)?;
         let mut pool = PoolConfig::from_file(file).map_err(|e| match &path {
             Some(p) => ConfigError(format!("{}: {e}", p.display())),
             None => ConfigError(e.to_string()),
@@ -104,6 +111,10 @@ impl Settings {
         pool.redis.url = redis_url.clone();
         pool.redis.instance_id = instance_id.clone();
         pool.validate().map_err(|e| ConfigError(format!("Redis settings: {e}")))?;
+        let api_token = env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty());
+        let protect_reads = parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let read_token = tokens::read_token(env, api_token.as_deref(), protect_reads)?;
         Ok(Settings {
             pool,
             config_path: path,
@@ -114,10 +125,11 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_BIND.into()),
             redis_url,
             instance_id,
-            api_token: env("WORKERPOOL_API_TOKEN").filter(|t| !t.is_empty()).map(Secret::from),
-            protect_reads: parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
-                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes")),
+            api_token: api_token.map(Secret::from),
+            read_token: read_token.map(Secret::from),
+            protect_reads,
             cors_origins,
+            tls,
         })
     }
 }
@@ -126,7 +138,8 @@ impl Settings {
     /// Every secret these settings hold (the API token, the Redis password as written and
     /// decoded), for the log to hide wherever a message would repeat one.
     pub fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> = self.api_token.iter().map(|t| t.expose().to_string()).collect();
+        let tokens = self.api_token.iter().chain(&self.read_token);
+        let mut secrets: Vec<String> = tokens.map(|t| t.expose().to_string()).collect();
         secrets.extend(self.redis_url.iter().flat_map(SecretUrl::secrets));
         secrets
     }
@@ -358,10 +371,13 @@ mod tests {
 
     #[test]
     fn secrets_are_listed_and_never_debug_printed() {
-        let env =
-            env_of(&[("REDIS_URL", "redis://:pl4nted-pw@h:1/"), ("WORKERPOOL_API_TOKEN", "pl4nted-token")]);
+        let env = env_of(&[
+            ("REDIS_URL", "redis://:pl4nted-pw@h:1/"),
+            ("WORKERPOOL_API_TOKEN", "pl4nted-token"),
+            ("WORKERPOOL_READ_TOKEN", "pl4nted-read"),
+        ]);
         let s = Settings::load(&Overrides::default(), &env).unwrap();
-        assert_eq!(s.secrets(), ["pl4nted-token", "pl4nted-pw"]);
+        assert_eq!(s.secrets(), ["pl4nted-token", "pl4nted-read", "pl4nted-pw"]);
         let shown = format!("{s:?} {:?}", s.pool);
         assert!(!shown.contains("pl4nted"), "{shown}");
         assert!(shown.contains("redis://:***@h:1/"), "{shown}");

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use support::server::*;
 
 const TOKEN: &str = "dashboard-test-token";
+const READ_TOKEN: &str = "dashboard-read-token";
 
 const CONFIG: &str = "[server]\ncors_origins = [\"http://localhost:CORS_PORT\"]\n\n[pool]\nmax_workers = 12\nmin_workers = 0\nresource_monitor_interval_ms = 500\nhealth_check_interval_ms = 1000\ngraceful_shutdown_timeout_ms = 2000\n\n[types.work]\nmax_concurrent = 10\nmin_workers = 0\nmax_retries = 1\nretry_delay_ms = 50\nidle_timeout_ms = 600000\ncpu_threshold = 100\n\n[types.held]\nmax_concurrent = 1\nqueue_size = 20000\n";
 
@@ -53,7 +54,8 @@ fn the_dashboard_works_in_a_real_browser() {
     let Some(python) = browser_tools() else { return };
     let (listed, unlisted) = (free_port(), free_port());
     let config = CONFIG.replace("CORS_PORT", &listed.to_string());
-    let server = Server::start(&config, &[("WORKERPOOL_API_TOKEN", TOKEN)]);
+    let server =
+        Server::start(&config, &[("WORKERPOOL_API_TOKEN", TOKEN), ("WORKERPOOL_READ_TOKEN", READ_TOKEN)]);
     let shots = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/dashboard-shots"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.py");
     // The script's output goes to files, read once it has ended (a pipe could fill and stall it).
@@ -67,6 +69,7 @@ fn the_dashboard_works_in_a_real_browser() {
         .arg(listed.to_string())
         .arg(unlisted.to_string())
         .env("SE_OFFLINE", "true")
+        .env("WORKERPOOL_TEST_READ_TOKEN", READ_TOKEN)
         .stdout(std::fs::File::create(&out_path).expect("the script's stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("the script's stderr file"))
         .spawn()

@@ -12,44 +12,27 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::openapi::{check, document, resolve};
 use support::server::*;
+use workerpool::api::{Access, ROUTES};
 
-/// Every route the server serves (`src/api/mod.rs`'s `configure`), as `(method, path)` with
-/// path parameters in OpenAPI's `{name}` form. Keep it in step with the route table.
-const SERVER_ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/workers/stats"),
-    ("get", "/api/workers/status"),
-    ("get", "/api/workers/types"),
-    ("post", "/api/workers/execute"),
-    ("post", "/api/workers/scale/{type}"),
-    ("post", "/api/workers/restart/{worker_id}"),
-    ("get", "/api/workers/health"),
-    ("get", "/api/workers/queues"),
-    ("get", "/api/workers/queues/{type}"),
-    ("get", "/api/workers/resources"),
-    ("get", "/api/workers/events"),
-    ("get", "/api/workers/dead-letters/{type}"),
-    ("get", "/api/tasks/{id}"),
-    ("delete", "/api/tasks/{id}"),
-    ("get", "/api/tasks/{id}/events"),
-    ("post", "/api/tasks/{id}/requeue"),
-    ("get", "/api/openapi.json"),
-    ("get", "/metrics"),
-    // The dashboard (`src/api/dashboard.rs`'s `routes`); its files under `/dashboard/{file}`
-    // are named in the description of these two, not as operations.
-    ("get", "/"),
-    ("get", "/dashboard"),
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-];
+/// Every route the server serves (the route table, `workerpool::api::ROUTES`), as
+/// `(method, path)` with path parameters in OpenAPI's `{name}` form, but the dashboard's files
+/// under `/dashboard/{file}` and the page's second spelling `/dashboard/`, which are named in
+/// the description of `/` and `/dashboard`, not as operations.
+fn server_routes() -> BTreeSet<(String, String)> {
+    ROUTES
+        .iter()
+        .filter(|r| r.path != "/dashboard/" && r.path != "/dashboard/{file}")
+        .map(|r| (r.method.as_str().to_lowercase(), r.path.to_string()))
+        .collect()
+}
 
-/// The routes that need the bearer token when `WORKERPOOL_API_TOKEN` is set.
-const SECURED: &[(&str, &str)] = &[
-    ("post", "/api/workers/execute"),
-    ("post", "/api/workers/scale/{type}"),
-    ("post", "/api/workers/restart/{worker_id}"),
-    ("delete", "/api/tasks/{id}"),
-    ("post", "/api/tasks/{id}/requeue"),
-];
+/// The access of a documented operation, from the route table.
+fn access(method: &str, path: &str) -> Access {
+    ROUTES
+        .iter()
+        .find(|r| r.method.as_str().eq_ignore_ascii_case(method) && r.path == path)
+        .map_or_else(|| panic!("{method} {path} is not in the route table"), |r| r.access)
+}
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -93,8 +76,7 @@ fn the_document_is_openapi_3_and_lists_exactly_the_servers_routes() {
 
     let documented: BTreeSet<(String, String)> =
         operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
-    let served: BTreeSet<(String, String)> =
-        SERVER_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let served = server_routes();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
     assert!(undocumented.is_empty(), "routes the document lacks: {undocumented:?}");
@@ -103,7 +85,7 @@ fn the_document_is_openapi_3_and_lists_exactly_the_servers_routes() {
     let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
     assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")));
     let allowed: BTreeSet<u16> =
-        [200, 202, 204, 304, 400, 401, 404, 405, 409, 413, 429, 502, 503, 504].into();
+        [200, 202, 204, 304, 400, 401, 403, 404, 405, 409, 413, 429, 502, 503, 504].into();
     for (method, path, op) in operations(&doc) {
         let codes = statuses(&op);
         assert!(!codes.is_empty(), "{method} {path}: no responses");
@@ -124,20 +106,27 @@ fn the_document_is_openapi_3_and_lists_exactly_the_servers_routes() {
             .map(|p| p["name"].as_str().expect("a parameter name").to_string())
             .collect();
         assert_eq!(in_path, declared, "{method} {path}: path parameters");
-        // The bearer token is asked for exactly where the server checks it (and is optional).
-        let secured = SECURED.contains(&(method.as_str(), path.as_str()));
-        let security = op["security"].as_array();
-        if secured {
-            let alts = security.unwrap_or_else(|| panic!("{method} {path}: no security"));
-            assert!(alts.iter().any(|a| a.get("bearerAuth").is_some()), "{method} {path}: bearerAuth");
-            assert!(
-                alts.iter().any(|a| a.as_object().is_some_and(|o| o.is_empty())),
-                "{method} {path}: optional"
-            );
-            assert!(codes.contains(&401), "{method} {path}: 401 is not documented");
-        } else {
-            assert!(security.is_none(), "{method} {path}: documented as secured");
-            assert!(!codes.contains(&401), "{method} {path}: 401 documented on an open route");
+        // The tokens are asked for exactly where the server checks them, and are optional
+        // (a server without WORKERPOOL_API_TOKEN asks for none); tests/access.rs checks the
+        // schemes of each operation against the table.
+        let alts = op["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+        let optional = alts.iter().any(|a| a.as_object().is_some_and(|o| o.is_empty()));
+        match access(&method, &path) {
+            Access::Write => {
+                assert!(optional, "{method} {path}: optional");
+                assert!(codes.contains(&401) && codes.contains(&403), "{method} {path}: 401 and 403");
+            }
+            Access::Read => {
+                assert!(optional, "{method} {path}: optional");
+                assert!(codes.contains(&401) && !codes.contains(&403), "{method} {path}: 401 only");
+            }
+            Access::Open => {
+                assert!(alts.is_empty(), "{method} {path}: documented as secured");
+                assert!(
+                    !codes.contains(&401) && !codes.contains(&403),
+                    "{method} {path}: 401 or 403 on an open route"
+                );
+            }
         }
         for code in &codes {
             assert!(
@@ -318,46 +307,4 @@ fn every_documented_operation_answers_a_documented_status() {
     // The served document is this document.
     let served = get(&server.url("/api/openapi.json"));
     assert_eq!(served.body, doc, "the served /api/openapi.json differs from docs/openapi.json (rebuild?)");
-}
-
-#[test]
-fn the_secured_operations_are_the_ones_that_ask_for_the_token() {
-    let doc = document();
-    let server = Server::start(TEXT_ONLY, &[("WORKERPOOL_API_TOKEN", "t0ken")]);
-    let ids = Ids {
-        task_type: "text_processing",
-        worker: "text_processing-1".into(),
-        done: "00000000-0000-4000-8000-000000000000".into(),
-        dead: "00000000-0000-4000-8000-000000000000".into(),
-    };
-    for (method, path, op) in operations(&doc) {
-        if is_stream(&op) {
-            continue;
-        }
-        let url = server.url(&fill(&path, &ids, true));
-        let r = match method.as_str() {
-            "get" => get(&url),
-            // Without the token the body is never read: send a harmless one anyway.
-            "post" => post(&url, r#"{"type":"no_such_type"}"#, None),
-            "delete" => delete(&url, None),
-            other => panic!("no client for {other}"),
-        };
-        let secured = op["security"].is_array();
-        assert_eq!(r.status == 401, secured, "{method} {path}: {} {}", r.status, r.body);
-        if secured {
-            let wrong = match method.as_str() {
-                "post" => post(&url, r#"{"type":"no_such_type"}"#, Some("wrong")),
-                _ => delete(&url, Some("wrong")),
-            };
-            assert_eq!(wrong.status, 401, "{method} {path} with a wrong token: {}", wrong.body);
-            let right = match method.as_str() {
-                "post" => post(&url, r#"{"type":"no_such_type"}"#, Some("t0ken")),
-                _ => delete(&url, Some("t0ken")),
-            };
-            assert!(
-                statuses(&op).contains(&right.status) && right.status != 401,
-                "{method} {path}: {right:?}"
-            );
-        }
-    }
 }

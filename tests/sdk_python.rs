@@ -50,7 +50,11 @@ fn the_python_worker_library_passes_its_tests_against_the_real_server() {
         .current_dir(repo())
         .env("WORKERPOOL_BIN", env!("CARGO_BIN_EXE_workerpool"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("PYTHONPATH");
+        .env_remove("PYTHONPATH")
+        .env_remove("WORKERPOOL_CA_FILE");
+    // The HTTPS cases (test_https.py): a server certificate from one authority, and another
+    // authority the client must not take for it.
+    let authorities = support::tls::https_authorities(&mut cmd);
     let started = Instant::now();
     let (output, timed_out) = run_bounded(&mut cmd, SUITE_LIMIT);
     let log = text(&output);
@@ -63,6 +67,9 @@ fn the_python_worker_library_passes_its_tests_against_the_real_server() {
         started.elapsed()
     );
     assert!(log.contains(" passed"), "{log}");
+    if authorities.is_some() {
+        assert!(!log.contains(" skipped"), "{log}");
+    }
 }
 
 /// Copies the package's sources (not build outputs) to `to`, so the build writes nothing into

@@ -90,7 +90,13 @@ export interface ClientOptions {
   token?: string;
   /** Bounds each request, in milliseconds (default 300000). */
   timeout?: number;
-  /** A fetch to use instead of the global one. */
+  /**
+   * A PEM file of the certificate authorities trusted for HTTPS instead of the system's
+   * (default: the WORKERPOOL_CA_FILE environment variable); requests then go through
+   * node:https, since the global fetch takes no CA per request.
+   */
+  caFile?: string;
+  /** A fetch to use instead of the global one (it wins over `caFile`). */
   fetch?: typeof fetch;
 }
 

@@ -24,23 +24,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Whether a request path is the page or one of its files (open without the token).
-pub fn is_page(path: &str) -> bool {
-    path == "/" || path == "/dashboard" || path.starts_with("/dashboard/")
-}
-
-/// Registers the page's routes.
-pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").get(index).route(web::head().to(index)))
-        .service(web::resource(["/dashboard", "/dashboard/"]).get(index).route(web::head().to(index)))
-        .service(web::resource("/dashboard/{file}").get(asset).route(web::head().to(asset)));
-}
-
-async fn index(req: HttpRequest) -> HttpResponse {
+/// The page (`/`, `/dashboard`).
+pub(super) async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, ASSETS[0])
 }
 
-async fn asset(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One of its files (`/dashboard/{file}`).
+pub(super) async fn asset(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
     let file = ASSETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
         ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "no such file in the dashboard")
@@ -85,8 +75,6 @@ mod tests {
                 || ASSETS.iter().any(|(_, _, body)| body.contains(&format!("./{name}")));
             assert!(linked, "{name} is served but nothing loads it");
         }
-        assert!(is_page("/") && is_page("/dashboard") && is_page("/dashboard/app.js"));
-        assert!(!is_page("/api/workers/status") && !is_page("/dashboardx") && !is_page("/metrics"));
     }
 
     #[test]

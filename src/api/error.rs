@@ -41,6 +41,11 @@ impl ApiError {
         ApiError { www_authenticate: true, ..ApiError::new(StatusCode::UNAUTHORIZED, message) }
     }
 
+    /// 403: the caller is known and may not do this.
+    pub(super) fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// Adds a field to the body.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
         if let Some(map) = self.body.as_object_mut() {

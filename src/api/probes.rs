@@ -16,11 +16,6 @@ use super::state::AppState;
 /// How long `/healthz` waits for the actor tree to answer before calling it dead.
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The probe paths, open without the token (exact paths only).
-pub fn is_probe(path: &str) -> bool {
-    path == "/healthz" || path == "/readyz"
-}
-
 /// What readiness is decided from: read from the state, the backend and the stats.
 #[derive(Debug, Default)]
 pub(super) struct ReadinessInput {
@@ -135,11 +130,5 @@ mod tests {
         i.shutting_down = true;
         i.backend_down = Some("connection refused".into());
         assert_eq!(readiness(&i).unwrap_err(), ["shutting down", "Redis unavailable: connection refused"]);
-    }
-
-    #[test]
-    fn only_the_exact_probe_paths_are_probes() {
-        assert!(is_probe("/healthz") && is_probe("/readyz"));
-        assert!(!is_probe("/healthz/") && !is_probe("/readyzx") && !is_probe("/api/workers/health"));
     }
 }

@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use workerpool_actors::{HealthStatus, ScaleAction, TaskRecord, TaskStatus, assess_health};
 
-use super::auth::authorize;
 use super::body::read_json;
 use super::body::{ExecuteBody, ScaleBody, ScaleDirection};
 use super::error::ApiError;
@@ -84,12 +83,7 @@ pub(super) async fn types(state: State) -> Result<HttpResponse, ApiError> {
 }
 
 /// `POST /api/workers/execute`: waits for the result unless `options.wait` is false.
-pub(super) async fn execute(
-    state: State,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
+pub(super) async fn execute(state: State, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let body: ExecuteBody = read_json(body).await?;
     body.validate()?;
     if state.stopping() {
@@ -123,11 +117,9 @@ pub(super) fn record_response(record: &TaskRecord) -> HttpResponse {
 /// `POST /api/workers/scale/{type}`.
 pub(super) async fn scale(
     state: State,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
     let task_type = path.into_inner();
     let body: ScaleBody = read_json(body).await?;
     if body.count == 0 {
@@ -152,12 +144,7 @@ pub(super) async fn scale(
 }
 
 /// `POST /api/workers/restart/{worker_id}`.
-pub(super) async fn restart(
-    state: State,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state)?;
+pub(super) async fn restart(state: State, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let worker = path.into_inner();
     state
         .pool

@@ -3,7 +3,10 @@
 //!
 //! `cors_origins` lists the web origins whose pages may call the API from a browser
 //! ([`CorsOrigins`]); each is checked here, at start, so a malformed one is a configuration
-//! error that names it.
+//! error that names it. `tls_cert_file` and `tls_key_file` name the PEM files of HTTPS
+//! ([`TlsFiles`]), both or neither; `crate::tls` reads them when the server starts.
+
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -24,6 +27,38 @@ pub(super) struct ServerFile {
 pub(super) struct ServerSection {
     /// Origins allowed to call the API from a browser (`server.cors_origins`).
     pub cors_origins: Option<Vec<String>>,
+    /// The certificate chain of HTTPS, PEM (`server.tls_cert_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of that certificate, PEM (`server.tls_key_file`).
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// The PEM files the server answers HTTPS with: the certificate chain (the server's own
+/// certificate first) and its private key (PKCS#8, PKCS#1 or SEC1). Relative paths are read
+/// from the working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `server.tls_cert_file`.
+    pub cert: PathBuf,
+    /// `server.tls_key_file`.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The two keys as written in the file: both set is HTTPS, neither is plain HTTP, one
+    /// alone is an error naming the other.
+    pub fn from_keys(cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<Option<TlsFiles>, ConfigError> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "server.tls_cert_file is set without server.tls_key_file: HTTPS needs both".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "server.tls_key_file is set without server.tls_cert_file: HTTPS needs both".into(),
+            )),
+        }
+    }
 }
 
 /// Which web origins may call the API from a browser (CORS).
@@ -149,6 +184,20 @@ mod tests {
             let err = origins(&["https://fine.example", bad]).unwrap_err().0;
             assert!(err.contains("server.cors_origins") && err.contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let path = |p: &str| Some(PathBuf::from(p));
+        assert_eq!(TlsFiles::from_keys(None, None), Ok(None));
+        assert_eq!(
+            TlsFiles::from_keys(path("c.pem"), path("k.pem")),
+            Ok(Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }))
+        );
+        let err = TlsFiles::from_keys(path("c.pem"), None).unwrap_err().0;
+        assert!(err.contains("server.tls_key_file") && err.contains("both"), "{err}");
+        let err = TlsFiles::from_keys(None, path("k.pem")).unwrap_err().0;
+        assert!(err.contains("server.tls_cert_file") && err.contains("both"), "{err}");
     }
 
     #[test]

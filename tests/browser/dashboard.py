@@ -25,6 +25,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, TOKEN, SHOTS = sys.argv[1], sys.argv[2], sys.argv[3]
+# The server's WORKERPOOL_READ_TOKEN (tests/dashboard.rs sets it): reads only.
+READ_TOKEN = os.environ["WORKERPOOL_TEST_READ_TOKEN"]
 LISTED_PORT, UNLISTED_PORT = int(sys.argv[4]), int(sys.argv[5])
 WAIT_S = 30
 
@@ -241,6 +243,15 @@ def main():
         s.until("the refusal is shown", lambda _: "refused (HTTP 401)" in s.text("#banner"))
         assert "bearer token" in s.text("#banner"), s.text("#banner")
         s.shot("refused")
+
+        s.step = "the read token is refused an action with a 403 that says why, and no prompt"
+        d.execute_script(f"sessionStorage.setItem('workerpool.token', {json.dumps(READ_TOKEN)})")
+        s.click("[data-scale-down='work']", "scale down")
+        s.until("the 403 is shown", lambda _: "refused (HTTP 403)" in s.text("#banner"))
+        assert "reads only" in s.text("#banner"), s.text("#banner")
+        assert not s.css("dialog[open]"), "a 403 does not ask for the token by itself"
+        assert "Use the API token" in s.text("#banner"), s.text("#banner")
+        s.shot("read-token")
         d.execute_script(f"sessionStorage.setItem('workerpool.token', {json.dumps(TOKEN)})")
 
         s.step = "re-queue a dead letter"

@@ -10,6 +10,7 @@ pub mod prometheus;
 pub mod redis_server;
 pub mod server;
 pub mod sse;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 

@@ -58,75 +58,18 @@ impl RedisServer {
     }
 
     /// Starts `redis-server` speaking TLS only, with a certificate for 127.0.0.1 signed by a
-    /// fresh certificate authority (made with the `openssl` command) in its directory. With
+    /// fresh certificate authority (`support::tls`) in its directory. With
     /// `client_auth` it accepts only clients with a certificate of that authority, and makes
     /// one (see [`RedisServer::tls_client`]).
     pub fn start_tls(client_auth: bool) -> Option<RedisServer> {
         let mut plain = RedisServer::start(&[])?;
         plain.kill();
         let dir = plain.dir.clone();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl").args(args).current_dir(&dir).output();
-            match out {
-                Ok(o) if o.status.success() => {}
-                Ok(o) => panic!("openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr)),
-                Err(e) => panic!("openssl is needed for the TLS test (scripts/test.sh installs it): {e}"),
-            }
-        };
-        let subject = |cn: &str| format!("/CN={cn}");
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            &subject("workerpool test CA"),
-        ]);
-        // A key and a certificate signed by the authority, for `name` (`server`, `client`).
-        let signed = |name: &str, cn: &str| {
-            let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-            openssl(&[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &subject(cn),
-            ]);
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ]);
-        };
-        std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext.cnf");
-        signed("server", "127.0.0.1");
+        let authority = super::tls::Authority::in_dir(&dir)?;
+        authority.server();
         if client_auth {
-            signed("client", "workerpool test client");
-            plain.tls_client = Some((dir.join("client.pem"), dir.join("client.key")));
+            let (cert, key) = authority.issue("client", "workerpool test client");
+            plain.tls_client = Some((cert, key));
         }
         let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
         plain.args =

@@ -49,6 +49,8 @@ impl Server {
             .arg(&path)
             .env("RUST_LOG", "info")
             .env_remove("WORKERPOOL_API_TOKEN")
+            .env_remove("WORKERPOOL_READ_TOKEN")
+            .env_remove("WORKERPOOL_PROTECT_READS")
             .env_remove("MAX_WORKERS")
             .env_remove("WORKER_POOL_SIZE")
             .env_remove("LOG_FORMAT")

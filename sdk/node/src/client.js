@@ -1,4 +1,7 @@
-// A small client of workerpool's REST API (docs/API.md), on the built-in fetch (Node >= 18).
+// A small client of workerpool's REST API (docs/API.md), on the built-in fetch (Node >= 18),
+// or node:https with a private certificate authority (`caFile`, ./https.js).
+
+import { fetchTrusting } from "./https.js";
 
 const TASK_OPTIONS = new Map([
   ["priority", "priority"],
@@ -33,24 +36,36 @@ function decode(text) {
   }
 }
 
+/** Whether a request failed because the server's certificate is not trusted (no retry mends
+ * that): Node's TLS error codes, on the error or, from fetch, on its cause. */
+function untrusted(error) {
+  const code = error?.code ?? error?.cause?.code;
+  return typeof code === "string" && /CERT|SIGNATURE|ALTNAME/.test(code);
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
- * Calls a workerpool server at `url` (`http://host:port`).
+ * Calls a workerpool server at `url` (`http://host:port` or `https://host:port`).
  *
  * `token` is sent as `Authorization: Bearer` (needed when the server runs with
- * WORKERPOOL_API_TOKEN). `timeout` bounds each request in milliseconds (default 300000); a
- * waited `execute` takes as long as the task, so give it a timeout above the task's.
+ * WORKERPOOL_API_TOKEN; the read token WORKERPOOL_READ_TOKEN opens the reads only).
+ * `caFile` (default: the WORKERPOOL_CA_FILE environment variable) is a PEM file of the
+ * certificate authorities trusted for HTTPS instead of the system's, e.g. a private CA that
+ * signed the server's certificate; requests then go through node:https. `timeout` bounds each
+ * request in milliseconds (default 300000); a waited `execute` takes as long as the task, so
+ * give it a timeout above the task's. `fetch` replaces the fetch used (and `caFile`).
  */
 export class Client {
-  constructor(url, { token, timeout = 300_000, fetch: fetchImpl } = {}) {
+  constructor(url, { token, timeout = 300_000, fetch: fetchImpl, caFile } = {}) {
     if (typeof url !== "string" || !url) throw new TypeError("Client takes the server's URL");
     this.url = url.replace(/\/+$/, "");
     this.token = token ?? null;
     this.timeout = timeout;
-    this._fetch = fetchImpl ?? globalThis.fetch;
+    this.caFile = caFile || process.env.WORKERPOOL_CA_FILE || null;
+    this._fetch = fetchImpl ?? (this.caFile ? fetchTrusting(this.caFile) : globalThis.fetch);
     if (typeof this._fetch !== "function") throw new Error("no fetch: Node 18 or newer is needed");
   }
 
@@ -120,7 +135,7 @@ export class Client {
           });
         } catch (error) {
           failures += 1;
-          if (failures > reconnects) throw error;
+          if (failures > reconnects || untrusted(error)) throw error;
           await sleep(retryMs);
           continue;
         }

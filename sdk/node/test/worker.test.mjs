@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import { Client, ClientError } from "../src/index.js";
+import { BIN, Server, exited, tomlType } from "./server.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PACKAGE = resolve(HERE, "..");
@@ -22,19 +23,6 @@ const REPO = resolve(PACKAGE, "..", "..");
 const WORKER = join(HERE, "workers", "lib_worker.mjs");
 const FAILING_SETUP = join(HERE, "workers", "failing_setup.mjs");
 const EXAMPLE = join(REPO, "examples", "node_worker.mjs");
-const BIN = process.env.WORKERPOOL_BIN;
-
-const SERVER_ENV_DROP = [
-  "WORKERPOOL_API_TOKEN", "MAX_WORKERS", "WORKER_POOL_SIZE", "LOG_FORMAT", "REDIS_URL",
-  "REDIS_HOST", "REDIS_PASSWORD", "INSTANCE_ID", "WORKERPOOL_PROTECT_READS",
-];
-
-function tomlType(name, command, keys = {}) {
-  const table = { max_concurrent: 1, max_retries: 0, retry_delay_ms: 20, timeout_ms: 20000, queue_size: 50, ...keys };
-  const lines = [`[types.${name}]`, `command = [${command.map((c) => JSON.stringify(String(c))).join(", ")}]`];
-  for (const [k, v] of Object.entries(table)) lines.push(`${k} = ${JSON.stringify(v)}`);
-  return lines.join("\n") + "\n";
-}
 
 async function waitFor(limitMs, cond, everyMs = 20) {
   const deadline = Date.now() + limitMs;
@@ -55,64 +43,7 @@ function alive(pid) {
   }
 }
 
-function exited(proc, limitMs) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(null), limitMs);
-    proc.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
-}
 
-/** `workerpool serve --bind 127.0.0.1:0 --config <toml>`; its stderr is kept. */
-class Server {
-  static async start(config) {
-    const server = new Server();
-    server.dir = mkdtempSync(join(tmpdir(), "wp-sdk-node-"));
-    const configPath = join(server.dir, "config.toml");
-    writeFileSync(configPath, config);
-    const env = { ...process.env, RUST_LOG: "info" };
-    for (const key of SERVER_ENV_DROP) delete env[key];
-    server.proc = spawn(BIN, ["serve", "--bind", "127.0.0.1:0", "--config", configPath], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env,
-    });
-    server.log = [];
-    const found = new Promise((resolve) => {
-      createInterface({ input: server.proc.stderr }).on("line", (line) => {
-        server.log.push(line);
-        const at = line.indexOf("listening on ");
-        if (at >= 0) resolve(line.slice(at + "listening on ".length).split('"')[0].trim());
-      });
-      server.proc.once("exit", () => resolve(null));
-      setTimeout(() => resolve(null), 30_000).unref();
-    });
-    server.base = await found;
-    if (!server.base) {
-      await server.stop();
-      throw new Error("the server did not start:\n" + server.log.join("\n"));
-    }
-    server.client = new Client(server.base, { timeout: 60_000 });
-    return server;
-  }
-
-  async stop() {
-    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
-      this.proc.kill("SIGTERM");
-      if (!(await exited(this.proc, 15_000))) {
-        this.proc.kill("SIGKILL");
-        await exited(this.proc, 5_000);
-      }
-    }
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  async workers(type) {
-    return (await this.client.status()).workers.filter((w) => w.task_type === type);
-  }
-}
 
 /** A worker script run over pipes; its stdout lines are parsed and queued with their time. */
 class Direct {

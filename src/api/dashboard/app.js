@@ -48,7 +48,10 @@ async function act(what, run, describe) {
     return answer;
   } catch (e) {
     if (e instanceof api.Refused) {
-      const change = e.status === 401 ? tokenButton("Enter the token") : null;
+      // 401: no token or a wrong one. 403: the read token, which cannot change anything;
+      // the server's message says so, and the button lets the API token replace it.
+      const change =
+        e.status === 401 ? tokenButton("Enter the token") : e.status === 403 ? tokenButton("Use the API token") : null;
       banner(`${what} was refused (HTTP ${e.status}): ${e.message}`, "error", change);
     } else {
       banner(`${what} failed: ${e.message}`);

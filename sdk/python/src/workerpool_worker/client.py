@@ -1,6 +1,8 @@
 """A small client of workerpool's REST API (docs/API.md), on urllib alone."""
 
 import json
+import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -26,17 +28,24 @@ def _is_record(body):
 
 
 class Client:
-    """Calls a workerpool server at ``url`` (``http://host:port``).
+    """Calls a workerpool server at ``url`` (``http://host:port`` or ``https://host:port``).
 
     ``token`` is sent as ``Authorization: Bearer`` (needed when the server runs with
-    ``WORKERPOOL_API_TOKEN``). ``timeout`` bounds each request in seconds; a waited
-    :meth:`execute` takes as long as the task, so give it a timeout above the task's.
+    ``WORKERPOOL_API_TOKEN``; the read token ``WORKERPOOL_READ_TOKEN`` opens the reads only).
+    ``ca_file`` (default: the ``WORKERPOOL_CA_FILE`` environment variable) is a PEM file of the
+    certificate authorities trusted for HTTPS instead of the system's, e.g. a private CA that
+    signed the server's certificate; the server's certificate and name are always verified.
+    ``timeout`` bounds each request in seconds; a waited :meth:`execute` takes as long as the
+    task, so give it a timeout above the task's.
     """
 
-    def __init__(self, url, token=None, timeout=300.0):
+    def __init__(self, url, token=None, ca_file=None, timeout=300.0):
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.ca_file = ca_file or os.environ.get("WORKERPOOL_CA_FILE") or None
+        # A missing or unreadable CA file fails here, not at the first request.
+        self._tls = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
 
     # Tasks --------------------------------------------------------------------------------
 
@@ -87,10 +96,12 @@ class Client:
                 headers["Last-Event-ID"] = last_id
             request = self._request("GET", path, None, headers)
             try:
-                response = urllib.request.urlopen(request, timeout=timeout or self.timeout)
+                response = self._open(request, timeout or self.timeout)
             except urllib.error.HTTPError as e:
                 raise ClientError(e.code, _decode(e.read())) from None
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError) as e:
+                if isinstance(getattr(e, "reason", e), ssl.SSLCertVerificationError):
+                    raise  # an untrusted server stays untrusted: no retry
                 failures += 1
                 if failures > reconnects:
                     raise
@@ -169,10 +180,13 @@ class Client:
             headers["Authorization"] = "Bearer " + self.token
         return urllib.request.Request(self.url + path, data=payload, method=method, headers=headers)
 
+    def _open(self, request, timeout):
+        return urllib.request.urlopen(request, timeout=timeout, context=self._tls)
+
     def _send(self, method, path, body=None):
         request = self._request(method, path, body, {"Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self._open(request, self.timeout) as response:
                 return response.status, _decode(response.read())
         except urllib.error.HTTPError as e:
             with e:

@@ -1,0 +1,57 @@
+//! `WORKERPOOL_READ_TOKEN`, the second bearer token: it opens the reads, the streams and
+//! `/metrics` (for dashboards and Prometheus) and nothing that changes the pool. It only makes
+//! sense beside `WORKERPOOL_API_TOKEN`: without one every write would be open, so that is a
+//! configuration error, and so is the same value for both (a read token that could write).
+
+use super::ConfigError;
+
+/// The read token from the environment, checked against the API token.
+pub(super) fn read_token(
+    env: &dyn Fn(&str) -> Option<String>,
+    api_token: Option<&str>,
+    protect_reads: bool,
+) -> Result<Option<String>, ConfigError> {
+    let Some(read) = env("WORKERPOOL_READ_TOKEN").filter(|t| !t.is_empty()) else { return Ok(None) };
+    match api_token {
+        None => Err(ConfigError(
+            "WORKERPOOL_READ_TOKEN is set without WORKERPOOL_API_TOKEN: every write (execute, scale, \
+             restart, cancel, requeue) would be open to anyone; set WORKERPOOL_API_TOKEN too"
+                .into(),
+        )),
+        Some(api) if api == read => Err(ConfigError(
+            "WORKERPOOL_READ_TOKEN is the same as WORKERPOOL_API_TOKEN: the read token must differ, or \
+             it could write"
+                .into(),
+        )),
+        Some(_) => {
+            if !protect_reads {
+                log::warn!(
+                    "WORKERPOOL_READ_TOKEN is set but reads are open (WORKERPOOL_PROTECT_READS is not set): \
+                     the read token changes nothing"
+                );
+            }
+            Ok(Some(read))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(read: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
+        move |k| (k == "WORKERPOOL_READ_TOKEN").then_some(read).flatten().map(str::to_string)
+    }
+
+    #[test]
+    fn a_read_token_needs_a_different_api_token() {
+        assert_eq!(read_token(&env_with(None), None, false), Ok(None));
+        assert_eq!(read_token(&env_with(Some("")), Some("w"), true), Ok(None));
+        assert_eq!(read_token(&env_with(Some("r")), Some("w"), true), Ok(Some("r".into())));
+        assert_eq!(read_token(&env_with(Some("r")), Some("w"), false), Ok(Some("r".into())));
+        let err = read_token(&env_with(Some("r")), None, true).unwrap_err().0;
+        assert!(err.contains("without WORKERPOOL_API_TOKEN"), "{err}");
+        let err = read_token(&env_with(Some("same")), Some("same"), true).unwrap_err().0;
+        assert!(err.contains("the same as WORKERPOOL_API_TOKEN"), "{err}");
+    }
+}
