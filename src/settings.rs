@@ -8,6 +8,7 @@ use workerpool_actors::config_file::ConfigFile;
 use workerpool_actors::redact::{Secret, SecretUrl};
 use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 
+mod redis_env;
 mod server;
 mod tokens;
 
@@ -102,7 +103,7 @@ impl Settings {
         let redis_url = flags
             .redis
             .clone()
-            .or_else(|| redis_from_env(env).map(SecretUrl::from))
+            .or_else(|| redis_env::redis_from_env(env).map(SecretUrl::from))
             .or(pool.redis.url.take());
         let instance_id = env("INSTANCE_ID")
             .filter(|i| !i.is_empty())
@@ -149,8 +150,28 @@ impl Settings {
 fn read_file(path: &Path) -> Result<(ConfigFile, ServerFile), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read the configuration: {e}", path.display())))?;
-    let bad = |e: toml::de::Error| ConfigError(format!("{}: {e}", path.display()));
+    let bad = |e: toml::de::Error| ConfigError(format!("{}: {}", path.display(), toml_error(&text, &e)));
     Ok((toml::from_str(&text).map_err(bad)?, toml::from_str(&text).map_err(bad)?))
+}
+
+/// A TOML error as the message, where, and the key of that line, but never the value it
+/// holds (which may be a secret), as the parser's own text would quote it.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else { return message.to_string() };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_text = text[line_start..].lines().next().unwrap_or("");
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    match line_text.split_once('=') {
+        Some((key, _)) => format!("{message} (line {line}, column {column}, key `{}`)", key.trim()),
+        // A table's header names no value; any other line may be inside one.
+        None if line_text.trim_start().starts_with('[') => {
+            format!("{message} (line {line}, column {column}: `{}`)", line_text.trim())
+        }
+        None => format!("{message} (line {line}, column {column})"),
+    }
 }
 
 fn parse_env<T: std::str::FromStr>(
@@ -214,18 +235,6 @@ fn max_workers_from_env(
         (Some(n), None) => Ok((Some(n), None)),
         (None, _) => Ok((parse_env(env, "WORKER_POOL_SIZE", EXPECTED)?, None)),
     }
-}
-
-fn redis_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-    if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
-        return Some(url);
-    }
-    let host = env("REDIS_HOST").filter(|h| !h.is_empty())?;
-    let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
-    Some(match env("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
-        Some(pw) => format!("redis://:{pw}@{host}:{port}/"),
-        None => format!("redis://{host}:{port}/"),
-    })
 }
 
 fn default_instance_id() -> String {
@@ -306,6 +315,13 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(err.contains("max_wrkers"), "{err}");
+        // The line at fault is placed, not quoted: it may hold a secret.
+        let (_d3, path) = write("[redis]\npassword = \"Pl4nted-pw\"\n");
+        let err = Settings::load(&Overrides { config: Some(path), ..Overrides::default() }, &env_of(&[]))
+            .unwrap_err()
+            .0;
+        assert!(err.contains("password") && err.contains("line 2"), "{err}");
+        assert!(!err.contains("Pl4nted"), "{err}");
     }
 
     #[test]
@@ -386,11 +402,7 @@ mod tests {
     }
 
     #[test]
-    fn redis_url_from_parts() {
-        let s =
-            Settings::load(&Overrides::default(), &env_of(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "pw")]))
-                .unwrap();
-        assert_eq!(s.redis_url.as_ref().map(SecretUrl::expose), Some("redis://:pw@h:6379/"));
+    fn the_redis_flag_wins_over_the_environment() {
         let s = Settings::load(
             &Overrides { redis: Some("redis://x/".into()), ..Overrides::default() },
             &env_of(&[("REDIS_URL", "redis://y/")]),

@@ -38,6 +38,7 @@ pub fn load(files: &TlsFiles) -> Result<ServerTls, ConfigError> {
     }
     let private_key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error("tls_key_file", key, "private key", &e))?;
+    warn_if_shared(key);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -52,6 +53,22 @@ pub fn load(files: &TlsFiles) -> Result<ServerTls, ConfigError> {
             )),
             other => bad("tls_key_file", key, &format!("cannot be used with the certificate: {other}")),
         })
+}
+
+/// Warns when the key file can be read by others than its owner (the path only, never the key).
+#[cfg(feature = "tls")]
+fn warn_if_shared(key: &std::path::Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(key) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "server.tls_key_file {}: readable by others than its owner (mode {mode:03o}); `chmod 600` it",
+                key.display()
+            );
+        }
+    }
 }
 
 /// Without the `tls` feature, HTTPS is a configuration error.

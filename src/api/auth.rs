@@ -71,7 +71,11 @@ pub async fn guard(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        let access = routes::access(req.method(), req.match_pattern().as_deref());
+        // The pattern of the path the router will match: the decoded one (`match_info`), not
+        // the raw one `match_pattern` would read before routing (`/api/workers/%65xecute` is
+        // the execute route).
+        let pattern = req.resource_map().match_pattern(req.match_info().as_str());
+        let access = routes::access(req.method(), pattern.as_deref());
         authorize(req.request(), state, access)?;
     }
     next.call(req).await

@@ -97,13 +97,15 @@ pub(super) fn register(cfg: &mut web::ServiceConfig) {
 }
 
 /// The access of a request: its route's, found by the pattern it matched and its method
-/// (`HEAD` as `GET`). A path or method the table lacks (a 404 or 405 to come) is a read, so
-/// that under `WORKERPOOL_PROTECT_READS` it tells nothing without a token.
+/// (`HEAD` as `GET`). A path or method the table lacks (a 404 or 405 to come) fails closed: a
+/// `GET` or `HEAD` is a read (under `WORKERPOOL_PROTECT_READS` it tells nothing without a
+/// token), any other method a write.
 pub fn access(method: &Method, pattern: Option<&str>) -> Access {
     let method = if method == Method::HEAD { &Method::GET } else { method };
+    let unlisted = if method == Method::GET { Access::Read } else { Access::Write };
     pattern
         .and_then(|p| ROUTES.iter().find(|r| r.path == p && r.method == *method))
-        .map_or(Access::Read, |r| r.access)
+        .map_or(unlisted, |r| r.access)
 }
 
 #[cfg(test)]
@@ -125,9 +127,13 @@ mod tests {
         assert_eq!(access(&Method::GET, Some("/api/tasks/{id}")), Access::Read);
         assert_eq!(access(&Method::DELETE, Some("/api/tasks/{id}")), Access::Write);
         assert_eq!(access(&Method::POST, Some("/api/workers/execute")), Access::Write);
-        // A method the route does not serve, or no route at all: a read.
+        // A method the route does not serve, or no route at all: a read for GET and HEAD, a
+        // write for anything else.
         assert_eq!(access(&Method::GET, Some("/api/workers/execute")), Access::Read);
-        assert_eq!(access(&Method::PUT, Some("/healthz")), Access::Read);
+        assert_eq!(access(&Method::HEAD, None), Access::Read);
         assert_eq!(access(&Method::GET, None), Access::Read);
+        assert_eq!(access(&Method::PUT, Some("/healthz")), Access::Write);
+        assert_eq!(access(&Method::POST, None), Access::Write);
+        assert_eq!(access(&Method::DELETE, Some("/api/workers/status")), Access::Write);
     }
 }

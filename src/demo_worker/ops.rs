@@ -52,8 +52,9 @@ pub(super) enum Op {
     Progress,
     /// Stop answering pings from now on (tasks are still served): a hung worker, for health checks.
     Mute,
-    /// Answer the worker's environment: what the pool gave it (its GPUs, always present,
-    /// null when unset) and what it did not (the server's secrets).
+    /// Answer the worker's environment of the pool's own families (`WORKERPOOL_*`, `CUDA_*`,
+    /// `NVIDIA_*`, `REDIS_*`): what the pool gave it (its GPUs, always present, null when
+    /// unset) and what it did not (the server's secrets).
     Env,
 }
 
@@ -61,6 +62,10 @@ pub(super) enum Op {
 /// worker on simulated GPUs reports what it holds.
 const ENV_VARS: [&str; 3] =
     ["CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "WORKERPOOL_SIMULATED_GPU_DIR"];
+
+/// The prefixes of the variables `env` answers besides [`ENV_VARS`]: the pool's, the GPUs' and
+/// Redis's, and nothing else of the environment (a cloud key, say).
+const ENV_FAMILIES: [&str; 4] = ["WORKERPOOL_", "CUDA_", "NVIDIA_", "REDIS_"];
 
 /// Set by `mute`: pings go unanswered.
 pub(super) static MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -131,13 +136,17 @@ impl Op {
                 json!({"muted": true, "pid": pid})
             }
             Self::Env => {
-                // The GPU variables always (null when unset), then the rest of the environment.
+                // The GPU variables always (null when unset), then every variable of the pool's
+                // own families (where its secrets would be, were they passed on).
                 let mut vars = serde_json::Map::new();
                 for name in ENV_VARS {
                     vars.insert(name.to_string(), Value::Null);
                 }
                 for (name, value) in std::env::vars_os() {
-                    vars.insert(name.to_string_lossy().into_owned(), json!(value.to_string_lossy()));
+                    let name = name.to_string_lossy();
+                    if ENV_FAMILIES.iter().any(|family| name.starts_with(family)) {
+                        vars.insert(name.into_owned(), json!(value.to_string_lossy()));
+                    }
                 }
                 vars.insert("pid".to_string(), json!(pid));
                 Value::Object(vars)

@@ -1,0 +1,57 @@
+//! The Redis URL from the environment: `REDIS_URL`, or `REDIS_HOST` / `REDIS_PORT` /
+//! `REDIS_PASSWORD` (seed 004). The password goes into the URL percent-encoded, so that any
+//! character it holds (`@`, `/`, `#`, `%`, `:`) stays the password. `REDIS_PASSWORD` is read
+//! only with `REDIS_HOST`, when no URL is given.
+
+/// The URL the variables name, if any.
+pub(super) fn redis_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
+        return Some(url);
+    }
+    let host = env("REDIS_HOST").filter(|h| !h.is_empty())?;
+    let port = env("REDIS_PORT").unwrap_or_else(|| "6379".into());
+    Some(match env("REDIS_PASSWORD").filter(|p| !p.is_empty()) {
+        Some(pw) => format!("redis://:{}@{host}:{port}/", userinfo(&pw)),
+        None => format!("redis://{host}:{port}/"),
+    })
+}
+
+/// `text` percent-encoded for a URL's userinfo: every byte but the unreserved characters.
+fn userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn the_url_comes_from_its_parts() {
+        let url = redis_from_env(&env_of(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "pw")]));
+        assert_eq!(url.as_deref(), Some("redis://:pw@h:6379/"));
+        let url =
+            redis_from_env(&env_of(&[("REDIS_HOST", "h"), ("REDIS_PORT", "7"), ("REDIS_PASSWORD", "")]));
+        assert_eq!(url.as_deref(), Some("redis://h:7/"));
+        let url = redis_from_env(&env_of(&[("REDIS_URL", "redis://u/"), ("REDIS_HOST", "h")]));
+        assert_eq!(url.as_deref(), Some("redis://u/"));
+        assert_eq!(redis_from_env(&env_of(&[("REDIS_PASSWORD", "pw")])), None);
+    }
+
+    #[test]
+    fn a_password_keeps_every_character() {
+        let url = redis_from_env(&env_of(&[("REDIS_HOST", "h"), ("REDIS_PASSWORD", "a@b/c#d?e%41:f é")]));
+        assert_eq!(url.as_deref(), Some("redis://:a%40b%2Fc%23d%3Fe%2541%3Af%20%C3%A9@h:6379/"));
+    }
+}
