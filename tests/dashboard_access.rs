@@ -26,7 +26,6 @@ fn the_page_is_open_under_protected_reads_and_nothing_else_is() {
         "/dashboard/%2e%2e/api/workers/stats",
         "/dashboard//api/workers/stats",
         "//api/workers/stats",
-        "/%64ashboard/app.js",
         "/dashboard;/../api/workers/stats",
         "/dashboardx",
     ] {
@@ -34,6 +33,12 @@ fn the_page_is_open_under_protected_reads_and_nothing_else_is() {
         assert!(status == 401 || status == 404, "{path}: {status} {body}");
         assert!(!body.contains("tasks_completed"), "{path} leaked stats: {body}");
     }
+    // An encoded letter names the same path to the router, and so to the token check: the
+    // page's own file, open.
+    let (status, body) = raw_get(&server, "/%64ashboard/app.js");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = raw_get(&server, "/%61pi/workers/stats");
+    assert_eq!(status, 401);
     let missing = get(&server.url("/dashboard/secrets.txt"));
     assert_eq!(missing.status, 404);
 }
