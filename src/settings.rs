@@ -11,6 +11,7 @@ use workerpool_actors::{ExecutorKind, PoolConfig, SimulatedGpu};
 mod redis_env;
 mod server;
 mod tokens;
+mod toml_error;
 
 use server::ServerFile;
 pub use server::{CorsOrigins, TlsFiles};
@@ -150,28 +151,9 @@ impl Settings {
 fn read_file(path: &Path) -> Result<(ConfigFile, ServerFile), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read the configuration: {e}", path.display())))?;
-    let bad = |e: toml::de::Error| ConfigError(format!("{}: {}", path.display(), toml_error(&text, &e)));
+    let bad =
+        |e: toml::de::Error| ConfigError(format!("{}: {}", path.display(), toml_error::describe(&text, &e)));
     Ok((toml::from_str(&text).map_err(bad)?, toml::from_str(&text).map_err(bad)?))
-}
-
-/// A TOML error as the message, where, and the key of that line, but never the value it
-/// holds (which may be a secret), as the parser's own text would quote it.
-fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim_end();
-    let Some(span) = e.span() else { return message.to_string() };
-    let start = span.start.min(text.len());
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_text = text[line_start..].lines().next().unwrap_or("");
-    let line = text[..start].matches('\n').count() + 1;
-    let column = text[line_start..start].chars().count() + 1;
-    match line_text.split_once('=') {
-        Some((key, _)) => format!("{message} (line {line}, column {column}, key `{}`)", key.trim()),
-        // A table's header names no value; any other line may be inside one.
-        None if line_text.trim_start().starts_with('[') => {
-            format!("{message} (line {line}, column {column}: `{}`)", line_text.trim())
-        }
-        None => format!("{message} (line {line}, column {column})"),
-    }
 }
 
 fn parse_env<T: std::str::FromStr>(
