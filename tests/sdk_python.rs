@@ -7,9 +7,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::bounded::{run_bounded, text};
+use support::bounded::{run_ok, text};
 use support::redis_server::missing_tool;
 
 /// How long the whole pytest suite may take.
@@ -55,17 +55,9 @@ fn the_python_worker_library_passes_its_tests_against_the_real_server() {
     // The HTTPS cases (test_https.py): a server certificate from one authority, and another
     // authority the client must not take for it.
     let authorities = support::tls::https_authorities(&mut cmd);
-    let started = Instant::now();
-    let (output, timed_out) = run_bounded(&mut cmd, SUITE_LIMIT);
+    let output = run_ok(&mut cmd, SUITE_LIMIT, "pytest");
     let log = text(&output);
     println!("{log}");
-    assert!(!timed_out, "pytest ran past {SUITE_LIMIT:?} and was killed:\n{log}");
-    assert!(
-        output.status.success(),
-        "pytest failed ({}) after {:?}:\n{log}",
-        output.status,
-        started.elapsed()
-    );
     assert!(log.contains(" passed"), "{log}");
     if authorities.is_some() {
         assert!(!log.contains(" skipped"), "{log}");
@@ -110,9 +102,8 @@ fn the_python_worker_library_packages_offline() {
         .args(["-c", "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))"])
         .arg(&sdists)
         .current_dir(&src);
-    let (output, timed_out) = run_bounded(&mut sdist, Duration::from_secs(120));
+    let output = run_ok(&mut sdist, Duration::from_secs(120), "build_sdist");
     let log = text(&output);
-    assert!(!timed_out && output.status.success(), "build_sdist failed:\n{log}");
     let name = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().trim().to_string();
     assert_eq!(name, "workerpool-worker-0.1.0.tar.gz", "{log}");
     let listing = Command::new("tar").arg("tzf").arg(sdists.join(&name)).output().expect("tar");
@@ -141,9 +132,7 @@ fn the_python_worker_library_packages_offline() {
     let offline = ["--no-deps", "--no-index", "--no-build-isolation", "--disable-pip-version-check", "-q"];
     let mut build = Command::new(&python);
     build.args(["-m", "pip", "wheel"]).args(offline).arg(&src).arg("-w").arg(&wheels);
-    let (output, timed_out) = run_bounded(&mut build, Duration::from_secs(120));
-    let log = text(&output);
-    assert!(!timed_out && output.status.success(), "pip wheel failed:\n{log}");
+    run_ok(&mut build, Duration::from_secs(120), "pip wheel");
     let wheel = std::fs::read_dir(&wheels)
         .expect("the wheel folder")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -154,8 +143,7 @@ fn the_python_worker_library_packages_offline() {
     // It installs and imports from where it was installed.
     let mut install = Command::new(&python);
     install.args(["-m", "pip", "install"]).args(offline).arg("--target").arg(&site).arg(&wheel);
-    let (output, _) = run_bounded(&mut install, Duration::from_secs(120));
-    assert!(output.status.success(), "pip install failed:\n{}", text(&output));
+    run_ok(&mut install, Duration::from_secs(120), "pip install");
     let check = Command::new(&python)
         .args([
             "-c",

@@ -42,6 +42,22 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (Output, bool) {
     (output, timed_out)
 }
 
+/// Runs `cmd` as [`run_bounded`] does, and fails the test, naming `what` and showing its
+/// output, when it runs past `limit` or exits with a failure.
+pub fn run_ok(cmd: &mut Command, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    let (output, timed_out) = run_bounded(cmd, limit);
+    let log = text(&output);
+    assert!(!timed_out, "{what} ran past {limit:?} and was killed:\n{log}");
+    assert!(
+        output.status.success(),
+        "{what} failed ({}) after {:?}:\n{log}",
+        output.status,
+        started.elapsed()
+    );
+    output
+}
+
 pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
