@@ -10,7 +10,7 @@ use serde_json::json;
 use support::server::*;
 
 /// One retry, quick; a fast resource sample so worker series appear soon.
-const CONFIG: &str = "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\nresource_monitor_interval_ms = 100\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 50\nmax_retries = 1\nretry_delay_ms = 20\n";
+const CONFIG: &str = "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\nresource_monitor_interval_ms = 100\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 50\nmax_retries = 1\nretry_delay_ms = 20\ncpu_threshold = 100\n";
 
 fn scrape(server: &Server) -> String {
     let r = get(&server.url("/metrics"));

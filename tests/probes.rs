@@ -11,7 +11,7 @@ use support::redis_server::RedisServer;
 use support::server::*;
 
 /// `text_processing` that never retries, with a grace period long enough to probe in.
-const NO_RETRIES: &str = "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 4000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 50\nmax_retries = 0\n";
+const NO_RETRIES: &str = "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 4000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 50\nmax_retries = 0\ncpu_threshold = 100\n";
 
 fn head(url: &str) -> u16 {
     agent().head(url).call().expect("HEAD").status().as_u16()

@@ -66,6 +66,7 @@ max_concurrent = 2
 queue_size = 50
 retry_delay_ms = 20
 memory_limit_mb = 64
+cpu_threshold = 100
 
 [types.image_generation]
 gpu_required = true

@@ -23,7 +23,7 @@ const TOKEN: &str = "tok-planted-91c2d84b6a";
 
 /// One type on the demo worker; Redis outages are noticed quickly.
 const CONFIG: &str = "[pool]\nmax_workers = 2\nmin_workers = 1\ngraceful_shutdown_timeout_ms = 500\n\n\
-     [types.text_processing]\nmax_concurrent = 2\nqueue_size = 100\nretry_delay_ms = 20\n\n\
+     [types.text_processing]\nmax_concurrent = 2\nqueue_size = 100\nretry_delay_ms = 20\ncpu_threshold = 100\n\n\
      [redis]\nlease_ms = 4000\nheartbeat_ms = 200\ncommand_timeout_ms = 500\noutcome_wait_ms = 1000\n";
 
 /// Everything collected, each piece with where it came from.

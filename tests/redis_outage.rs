@@ -27,7 +27,7 @@ const QUICK: Duration = Duration::from_secs(1);
 fn config(timeout_ms: u64, outcome_ms: u64) -> String {
     format!(
         "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 300\n\n\
-         [types.text_processing]\nmax_concurrent = 2\nqueue_size = 1000\n\n\
+         [types.text_processing]\nmax_concurrent = 2\nqueue_size = 1000\ncpu_threshold = 100\n\n\
          [redis]\nlease_ms = 10000\nheartbeat_ms = 200\ncommand_timeout_ms = {timeout_ms}\n\
          outcome_wait_ms = {outcome_ms}\n"
     )
@@ -306,7 +306,7 @@ fn an_instance_whose_workers_cannot_start_leaves_the_shared_tasks_to_one_that_ca
     let worker = support::misbehaving::WORKER;
     let broken_cfg = format!(
         "[pool]\nmax_workers = 2\nmin_workers = 0\n\n[types.text_processing]\nmax_concurrent = 2\n\
-         queue_size = 1000\nstart_retry_delay_ms = 100\nmax_start_failures = 2\n\
+         queue_size = 1000\ncpu_threshold = 100\nstart_retry_delay_ms = 100\nmax_start_failures = 2\n\
          command = [\"python3\", \"{worker}\", \"crashloop\"]\n\n[redis]\nlease_ms = 10000\nheartbeat_ms = 200\n"
     );
     let broken = Server::start(&broken_cfg, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", "broken")]);

@@ -11,18 +11,9 @@ use redis::Commands;
 use serde_json::Value;
 use support::redis_server::RedisServer;
 use support::server::*;
+use support::shared_queue::instance;
 
 const LEASE_ERROR: &str = "lease expired: instance ghost stopped renewing it";
-
-/// Two workers of `text_processing`, short leases and heartbeats (as in `tests/redis.rs`).
-fn instance(redis: &RedisServer, id: &str, extra_redis: &str) -> Server {
-    let config = format!(
-        "[pool]\nmax_workers = 2\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 300\n\n\
-         [types.text_processing]\nmax_concurrent = 2\nqueue_size = 1000\nretry_delay_ms = 50\n\n\
-         [redis]\nlease_ms = 1200\nheartbeat_ms = 200\n{extra_redis}"
-    );
-    Server::start(&config, &[("REDIS_URL", &redis.url()), ("INSTANCE_ID", id)])
-}
 
 fn task_key(id: &str) -> String {
     format!("{{workerpool}}:t:{id}")

@@ -17,7 +17,7 @@ use support::server::*;
 
 /// Small, quick process types: a waited execute ends in milliseconds. The queue is long
 /// enough that the tasks a run leaves queued do not turn every later execute into a 429.
-const CONFIG: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nmin_workers = 1\nqueue_size = 1000\ntimeout_ms = 5000\nmax_retries = 0\nretry_delay_ms = 20\n";
+const CONFIG: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nmin_workers = 1\nqueue_size = 1000\ntimeout_ms = 5000\nmax_retries = 0\nretry_delay_ms = 20\ncpu_threshold = 100\n";
 
 /// Test cases per operation and phase: enough to reach every documented answer, few enough
 /// that the whole run stays near a minute on two cores.

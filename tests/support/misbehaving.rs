@@ -12,8 +12,13 @@ pub const WORKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mi
 /// One type table: `[types.NAME]` running the fixture in `mode`, with extra `key = value`
 /// lines that add to or replace the defaults here.
 pub fn type_table(name: &str, mode: &str, extra: &str) -> String {
-    let defaults =
-        [("max_concurrent", "1"), ("max_retries", "0"), ("queue_size", "50"), ("timeout_ms", "30000")];
+    let defaults = [
+        ("max_concurrent", "1"),
+        ("max_retries", "0"),
+        ("queue_size", "50"),
+        ("timeout_ms", "30000"),
+        ("cpu_threshold", "100"),
+    ];
     let mut keys: Vec<(String, String)> =
         defaults.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {

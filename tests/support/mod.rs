@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod prometheus;
 pub mod redis_server;
 pub mod server;
+pub mod shared_queue;
 pub mod sse;
 pub mod tls;
 
@@ -25,9 +26,11 @@ pub fn demo_command() -> Vec<String> {
 }
 
 /// A process type running the demo worker, with `max_concurrent` workers and quick retries.
+/// The CPU threshold is off: the tests count on their workers starting on a busy machine.
 pub fn demo_type(max_concurrent: usize) -> TypeConfig {
     let mut t = TypeConfig::defaults_for("test");
     t.max_concurrent = max_concurrent;
+    t.cpu_threshold = 100.0;
     t.command = Some(demo_command());
     t.retry_delay_ms = 20;
     t.timeout_ms = 20_000;

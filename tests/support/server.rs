@@ -204,7 +204,7 @@ pub fn delete(url: &str, token: Option<&str>) -> Reply {
 }
 
 /// A config with one process type `text_processing` on the demo worker (no GPU needed).
-pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\n";
+pub const TEXT_ONLY: &str = "[pool]\nmax_workers = 4\nmin_workers = 0\ngraceful_shutdown_timeout_ms = 2000\n\n[types.text_processing]\nmax_concurrent = 2\nqueue_size = 20\nretry_delay_ms = 20\ncpu_threshold = 100\n";
 
 /// `POST /api/workers/execute` with a JSON body.
 pub fn execute(server: &Server, body: Value) -> Reply {
