@@ -306,8 +306,10 @@ def main():
         reached = set()
         for _ in range(60):
             ActionChains(d).send_keys(Keys.TAB).perform()
-            el = d.switch_to.active_element
-            reached.add(el.get_attribute("data-scale-up") or el.get_attribute("href") or el.text)
+            # Read in the page in one step: a live update may replace the element meanwhile.
+            reached.add(d.execute_script(
+                "const e = document.activeElement;"
+                "return e && (e.getAttribute('data-scale-up') || e.getAttribute('href') || e.textContent)"))
             if "work" in reached:
                 break
         assert "work" in reached, f"scale up is not reachable by Tab: {sorted(map(str, reached))[:20]}"
