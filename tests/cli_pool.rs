@@ -125,12 +125,14 @@ fn status_watch_reports_again_and_again() {
     assert_eq!(run(cli(&server, &["status", "--count", "2"])).code, Some(2));
     drop(server);
 
-    // A server that goes away: each report says so, and the last one's failure is the exit code.
+    // A server that goes away: each report says so on stderr, leaving stdout to the reports,
+    // and the last one's failure is the exit code.
     let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let url = format!("http://{free}");
     let out = run(workerpool(&["status", "--watch", "--interval", "0.1", "--count", "2", "--server", &url]));
     assert_eq!(out.code, Some(3), "{out:?}");
-    assert_eq!(out.stdout.matches("cannot reach the workerpool server").count(), 2, "{out:?}");
+    assert_eq!(out.stderr.matches("cannot reach the workerpool server").count(), 2, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
 }
 
 #[test]

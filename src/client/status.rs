@@ -31,22 +31,26 @@ pub fn status(args: &StatusArgs) -> Result<(), ClientError> {
 
 /// `status --watch`: a report every `--interval` until interrupted or `--count` were shown.
 /// On a terminal each report replaces the last; otherwise they follow each other (with
-/// `--json`, one object per line). A failed request is shown in the report's place and the
-/// watch goes on; the last one's failure is the command's.
+/// `--json`, one object per line). A failed request goes on to stderr (on a terminal it takes
+/// the report's place) and the watch goes on; the last one's failure is the command's.
 fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
     let every = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal() && !args.json;
     let mut shown = 0u64;
     loop {
         let answer = client.get_json(PATH);
+        // The last report's failure is the command's, which `main` prints.
+        let last = args.count.is_some_and(|n| shown + 1 >= n);
         let text = match &answer {
             Ok(body) if args.json => body.to_string(),
             Ok(body) => render_status(body).trim_end().to_string(),
-            Err(e) if args.json => {
-                eprintln!("workerpool: {e}");
+            Err(e) if terminal => format!("workerpool: {e}"),
+            Err(e) => {
+                if !last {
+                    eprintln!("workerpool: {e}");
+                }
                 String::new()
             }
-            Err(e) => format!("workerpool: {e}"),
         };
         if terminal {
             // Home and clear the screen, then the report under a line saying what it is.
@@ -59,7 +63,7 @@ fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
             }
         }
         shown += 1;
-        if args.count.is_some_and(|n| shown >= n) {
+        if last {
             return answer.map(|_| ());
         }
         std::thread::sleep(every);
