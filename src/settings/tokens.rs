@@ -35,9 +35,41 @@ pub(super) fn read_token(
     }
 }
 
+/// Tokens shorter than this are warned about: they can be guessed.
+pub(super) const STRONG_LEN: usize = 16;
+
+/// The warning for a token that is too short to be safe, naming the variable and its length
+/// (never its value); `None` for one long enough. A token shorter than
+/// [`workerpool_actors::redact::MIN_SCRUBBED_LEN`] cannot be hidden from the log either.
+pub(super) fn weak_token(variable: &str, token: &str) -> Option<String> {
+    let len = token.chars().count();
+    if len >= STRONG_LEN {
+        return None;
+    }
+    let unhidden = if len < workerpool_actors::redact::MIN_SCRUBBED_LEN {
+        ", and the log cannot hide one this short"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{variable} is {len} characters long: a token this short can be guessed{unhidden}; use \
+         {STRONG_LEN} or more random characters (`openssl rand -hex 32`)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_tokens_are_named_by_their_length_never_their_value() {
+        assert_eq!(weak_token("T", &"x".repeat(STRONG_LEN)), None);
+        let warning = weak_token("WORKERPOOL_API_TOKEN", "hunter2hunter2").expect("a warning");
+        assert!(warning.starts_with("WORKERPOOL_API_TOKEN is 14 characters long"), "{warning}");
+        assert!(!warning.contains("hunter2") && !warning.contains("cannot hide"), "{warning}");
+        let warning = weak_token("WORKERPOOL_READ_TOKEN", "abc").expect("a warning");
+        assert!(warning.contains("is 3 characters") && warning.contains("cannot hide"), "{warning}");
+    }
 
     fn env_with(read: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
         move |k| (k == "WORKERPOOL_READ_TOKEN").then_some(read).flatten().map(str::to_string)
