@@ -1,9 +1,11 @@
-//! The event streams over real HTTP, as a browser's `EventSource` uses them: ids, the retry
-//! hint, resuming with `Last-Event-ID`, the end of a task's stream, and a slow pool-stream
-//! client told what it lost.
+//! The event streams over real HTTP, as a browser's `EventSource` uses them: a task's
+//! progress and result, the pool's events, ids, the retry hint, resuming with
+//! `Last-Event-ID`, the end of a task's stream, and a slow pool-stream client told what it
+//! lost.
 
 mod support;
 
+use std::io::Read;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -138,4 +140,44 @@ fn a_slow_pool_stream_client_is_told_how_many_events_it_lost() {
     assert!(numbers[..lagged].iter().enumerate().all(|(i, n)| *n == i as u64 + 1), "ids from 1, one apart");
     assert_eq!(numbers[lagged], lagged as u64 + lost + 1);
     assert_eq!(stream.retry, [3000]);
+}
+
+#[test]
+fn task_progress_streams_over_sse() {
+    let server = Server::start(TEXT_ONLY, &[]);
+    let r = execute(
+        &server,
+        json!({"type": "text_processing", "data": {"op": "progress", "steps": 4, "step_ms": 50}, "options": {"wait": false}}),
+    );
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let (head, mut reader) = sse(&server, &format!("/api/tasks/{id}/events"), Duration::from_secs(20));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_lowercase().contains("content-type: text/event-stream"), "{head}");
+    let events = read_events(&mut reader, 50, |e, _| e == "result");
+    let progress: Vec<u64> =
+        events.iter().filter(|(e, _)| e == "progress").filter_map(|(_, d)| d["progress"].as_u64()).collect();
+    assert!(!progress.is_empty() && progress.windows(2).all(|w| w[0] < w[1]), "{events:?}");
+    assert_eq!(progress.last(), Some(&100));
+    let (last, record) = events.last().unwrap();
+    assert_eq!((last.as_str(), record["status"].as_str()), ("result", Some("completed")));
+    // The stream ends after the result.
+    let mut rest = String::new();
+    let _ = reader.read_to_string(&mut rest);
+    assert!(!rest.contains("event:"), "{rest}");
+}
+
+#[test]
+fn pool_events_stream_over_sse() {
+    let server = Server::start(TEXT_ONLY, &[]);
+    let (head, mut reader) = sse(&server, "/api/workers/events", Duration::from_secs(20));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    execute(&server, json!({"type": "text_processing", "data": {"op": "echo"}}));
+    let events = read_events(&mut reader, 20, |e, _| e == "task_completed");
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "task_completed");
+    assert_eq!(data["event"], "task_completed");
+    assert_eq!(data["data"]["task_type"], "text_processing");
+    assert!(data["instance_id"].is_string() && data["timestamp"].is_u64(), "{data}");
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert!(names.contains(&"task_assigned"), "{names:?}");
 }
