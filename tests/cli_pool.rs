@@ -133,6 +133,11 @@ fn status_watch_reports_again_and_again() {
     assert_eq!(out.code, Some(3), "{out:?}");
     assert_eq!(out.stderr.matches("cannot reach the workerpool server").count(), 2, "{out:?}");
     assert_eq!(out.stdout, "", "{out:?}");
+    let watch = ["status", "--watch", "--json", "--interval", "0.1", "--count", "3", "--server", &url];
+    let out = run(workerpool(&watch));
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(out.stderr.matches("cannot reach the workerpool server").count(), 3, "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
 }
 
 #[test]

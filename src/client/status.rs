@@ -32,7 +32,8 @@ pub fn status(args: &StatusArgs) -> Result<(), ClientError> {
 /// `status --watch`: a report every `--interval` until interrupted or `--count` were shown.
 /// On a terminal each report replaces the last; otherwise they follow each other (with
 /// `--json`, one object per line). A failed request goes on to stderr (on a terminal it takes
-/// the report's place) and the watch goes on; the last one's failure is the command's.
+/// the report's place) and the watch goes on; the last report's failure is the command's,
+/// which `main` prints once.
 fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
     let every = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal() && !args.json;
@@ -44,12 +45,15 @@ fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
         let text = match &answer {
             Ok(body) if args.json => body.to_string(),
             Ok(body) => render_status(body).trim_end().to_string(),
-            Err(e) if terminal => format!("workerpool: {e}"),
+            Err(_) if last => String::new(),
             Err(e) => {
-                if !last {
-                    eprintln!("workerpool: {e}");
+                let line = format!("workerpool: {}", crate::logging::scrub(&e.to_string()));
+                if terminal {
+                    line
+                } else {
+                    eprintln!("{line}");
+                    String::new()
                 }
-                String::new()
             }
         };
         if terminal {
