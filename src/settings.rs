@@ -101,6 +101,9 @@ impl Settings {
             }
         }
         pool.validate().map_err(|e| ConfigError(format!("after environment overrides: {e}")))?;
+        if let Some(warning) = redis_env::ignored_vars(env, flags.redis.is_some()) {
+            log::warn!("{warning}");
+        }
         let redis_url = flags
             .redis
             .clone()
