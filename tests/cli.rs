@@ -1,9 +1,11 @@
 //! The `workerpool` binary: configuration errors, signals.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use support::bounded::{exit_within, lines_of, run_bounded};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_workerpool"));
@@ -62,17 +64,9 @@ fn a_bad_environment_override_exits_2() {
 
 /// Runs `cmd` to its end, killing it if it is still running after `limit`.
 fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    let (out, timed_out) = run_bounded(cmd, limit);
+    assert!(!timed_out, "still running after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 /// `serve --bind ADDR` that cannot listen: exit 2, one line naming the address and the cause,
@@ -137,13 +131,7 @@ fn serve_then_signal(signal: &str) {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines_of(child.stderr.take().expect("stderr"));
     // The warm worker of text_processing announces its pid.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut worker_pid = None;
@@ -160,15 +148,12 @@ fn serve_then_signal(signal: &str) {
     assert!(pid_alive(worker_pid));
     let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "the server ignored {signal}");
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = exit_within(&mut child, Duration::from_secs(15)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server ignored {signal}");
     };
-    assert_eq!(code, Some(0));
+    assert_eq!(status.code(), Some(0));
     assert!(!pid_alive(worker_pid), "worker {worker_pid} outlived the server");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("shutdown complete")), "{rest:#?}");

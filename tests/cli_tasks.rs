@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::bounded::{exit_within, lines_of};
 use support::cli::*;
 use support::server::*;
 
@@ -159,24 +159,14 @@ fn spawn_submit(server: &Server, extra: &[&str]) -> (Child, mpsc::Receiver<Strin
         cli(&server.base, &["submit", "--type", "text_processing", "--data", r#"{"op":"sleep","ms":60000}"#]);
     cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn submit");
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    let lines = lines_of(child.stderr.take().expect("stderr"));
+    (child, lines)
 }
 
 /// Waits for the child's exit code, killing it past [`LIMIT`].
 fn exit_code(child: &mut Child) -> Option<i32> {
-    let deadline = Instant::now() + LIMIT;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Some(status) = exit_within(child, LIMIT) {
+        return status.code();
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::bounded::lines_of;
 use support::cli::*;
 use support::server::*;
 
@@ -172,15 +172,7 @@ fn json_logs_are_one_object_per_line() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stderr.take().expect("stderr"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut lines = Vec::new();
     while Instant::now() < deadline {

@@ -1,8 +1,38 @@
-//! Running a test suite in another language as a child process, bounded in time.
+//! Child processes of a test, bounded in time: a command (a suite in another language, say)
+//! run to its end, a child's exit waited for, and its lines read as they come.
 
-use std::io::Read;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// The lines of `reader` (a child's stderr) as they come, read on a thread of its own; the
+/// channel ends when the reader does.
+pub fn lines_of(reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits at most `limit` for `child` to exit: its status, or `None` while it still runs.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Runs `cmd` in a process group of its own, killing the whole group (servers and workers
 /// the command started included) past `limit`. Returns the output and whether it timed out.
@@ -19,19 +49,12 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (Output, bool) {
     };
     let out = drain(Box::new(child.stdout.take().expect("stdout")));
     let err = drain(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + limit;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let ended = exit_within(&mut child, limit);
+    let timed_out = ended.is_none();
+    let status = ended.unwrap_or_else(|| {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+        child.wait().expect("wait")
+    });
     // Whatever the suite left running in its group holds the pipes open: end it, then read.
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
