@@ -11,13 +11,10 @@ use std::time::Duration;
 
 use support::bounded::{run_ok, text};
 use support::redis_server::missing_tool;
+use support::repo;
 
 /// How long the whole pytest suite may take.
 const SUITE_LIMIT: Duration = Duration::from_secs(180);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The interpreter, when it runs and has pytest; otherwise `None` (a skip) or a failure (CI).
 fn python() -> Option<PathBuf> {

@@ -20,6 +20,11 @@ use workerpool_actors::{
     PoolBuilder, PoolConfig, PoolHandle, TaskId, TaskRecord, TaskRequest, TaskStatus, TaskUpdate, TypeConfig,
 };
 
+/// The project's root (where the suites in other languages run).
+pub fn repo() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
 /// The bundled demo worker of the binary under test.
 pub fn demo_command() -> Vec<String> {
     vec![env!("CARGO_BIN_EXE_workerpool").to_string(), "demo-worker".to_string()]
