@@ -120,12 +120,7 @@ impl Settings {
         let protect_reads = parse_env::<String>(env, "WORKERPOOL_PROTECT_READS", "")?
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
         let read_token = tokens::read_token(env, api_token.as_deref(), protect_reads)?;
-        let named = [("WORKERPOOL_API_TOKEN", &api_token), ("WORKERPOOL_READ_TOKEN", &read_token)];
-        for (variable, token) in named {
-            if let Some(warning) = token.as_deref().and_then(|t| tokens::weak_token(variable, t)) {
-                log::warn!("{warning}");
-            }
-        }
+        tokens::warn_if_weak(api_token.as_deref(), read_token.as_deref());
         Ok(Settings {
             pool,
             config_path: path,

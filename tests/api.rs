@@ -249,6 +249,10 @@ fn a_token_guards_the_endpoints_that_change_something() {
     // Reads stay open.
     assert_eq!(get(&server.url("/api/workers/stats")).status, 200);
     assert_eq!(get(&server.url("/metrics")).status, 200);
+    // A token this short is warned about at start, by its length only.
+    let log = server.log();
+    assert!(log.iter().any(|l| l.contains("WORKERPOOL_API_TOKEN is 6 characters long")), "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("s3cret")), "{log:#?}");
 }
 
 #[test]

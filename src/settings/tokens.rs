@@ -38,6 +38,16 @@ pub(super) fn read_token(
 /// Tokens shorter than this are warned about: they can be guessed.
 pub(super) const STRONG_LEN: usize = 16;
 
+/// Logs a [`weak_token`] warning for each of the API and read tokens that is too short.
+pub(super) fn warn_if_weak(api_token: Option<&str>, read_token: Option<&str>) {
+    let named = [("WORKERPOOL_API_TOKEN", api_token), ("WORKERPOOL_READ_TOKEN", read_token)];
+    for (variable, token) in named {
+        if let Some(warning) = token.and_then(|t| weak_token(variable, t)) {
+            log::warn!("{warning}");
+        }
+    }
+}
+
 /// The warning for a token that is too short to be safe, naming the variable and its length
 /// (never its value); `None` for one long enough. A token shorter than
 /// [`workerpool_actors::redact::MIN_SCRUBBED_LEN`] cannot be hidden from the log either.
