@@ -141,22 +141,13 @@ fn the_read_token_follows_streams_and_metrics_under_protected_reads() {
     );
     assert_eq!(done.status, 200, "{done:?}");
     let id = done.body["id"].as_str().expect("an id");
-    let mut res = agent()
-        .get(&server.url(&format!("/api/tasks/{id}/events")))
-        .header("authorization", &format!("Bearer {READ}"))
-        .call()
-        .expect("the task's stream");
-    assert_eq!(res.status().as_u16(), 200);
-    let text = res.body_mut().read_to_string().expect("the stream ends after the result");
-    assert!(text.contains("event: result"), "{text}");
-    let mut res = agent()
-        .get(&server.url("/metrics"))
-        .header("authorization", &format!("Bearer {READ}"))
-        .call()
-        .expect("metrics");
-    assert_eq!(res.status().as_u16(), 200);
-    let text = res.body_mut().read_to_string().expect("metrics text");
-    assert!(text.contains("workerpool_tasks_total"), "{text}");
+    // The stream ends after the result, so its body is read to its end.
+    let stream = get_with(&server.url(&format!("/api/tasks/{id}/events")), Some(READ));
+    assert_eq!(stream.status, 200, "{stream:?}");
+    assert!(stream.body.as_str().is_some_and(|t| t.contains("event: result")), "{stream:?}");
+    let metrics = get_with(&server.url("/metrics"), Some(READ));
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert!(metrics.body.as_str().is_some_and(|t| t.contains("workerpool_tasks_total")), "{metrics:?}");
 }
 
 /// The document's operations are the table's rows (but the dashboard's files and the second

@@ -59,26 +59,13 @@ fn excerpt(text: &str, secret: &str) -> String {
     text[start..].chars().take(200).collect()
 }
 
-/// A request with the bearer token; any status is a reply.
+/// A request with the bearer token (a POST with `body`, else a GET); any status is a reply.
 fn authed(server: &Server, method: &str, path: &str, body: Option<&Value>) -> Reply {
     let url = server.url(path);
-    let agent = agent();
-    let auth = format!("Bearer {TOKEN}");
-    let res = match (method, body) {
-        ("POST", Some(b)) => agent
-            .post(&url)
-            .header("authorization", &auth)
-            .header("content-type", "application/json")
-            .send(b.to_string()),
-        _ => agent.get(&url).header("authorization", &auth).call(),
-    };
-    let mut res = res.expect("a reply");
-    let status = res.status().as_u16();
-    let content_type =
-        res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let text = res.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply { status, body, content_type, retry_after: None }
+    match (method, body) {
+        ("POST", Some(b)) => post(&url, &b.to_string(), Some(TOKEN)),
+        _ => get_with(&url, Some(TOKEN)),
+    }
 }
 
 fn run_task(server: &Server, data: Value, options: Value) -> Reply {

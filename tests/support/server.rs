@@ -182,7 +182,16 @@ fn reply(mut res: ureq::http::Response<ureq::Body>) -> Reply {
 
 /// `GET url`.
 pub fn get(url: &str) -> Reply {
-    reply(agent().get(url).call().expect("GET"))
+    get_with(url, None)
+}
+
+/// `GET url` with an optional bearer token; the body is read to its end.
+pub fn get_with(url: &str, token: Option<&str>) -> Reply {
+    let mut req = agent().get(url);
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    reply(req.call().expect("GET"))
 }
 
 /// `POST url` with a raw body and optional bearer token.
