@@ -4,6 +4,8 @@
 //! only with `REDIS_HOST`, when no URL is given; a variable that is set but not read is warned
 //! about ([`ignored_vars`]).
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// The URL the variables name, if any.
 pub(super) fn redis_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
@@ -35,17 +37,12 @@ pub(super) fn ignored_vars(env: &dyn Fn(&str) -> Option<String>, flag: bool) -> 
     (!ignored.is_empty()).then(|| format!("{} ignored: {why}", ignored.join(", ")))
 }
 
-/// `text` percent-encoded for a URL's userinfo: every byte but the unreserved characters.
+/// Every byte but the unreserved characters (RFC 3986), for a URL's userinfo.
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `text` percent-encoded for a URL's userinfo.
 fn userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, USERINFO).to_string()
 }
 
 #[cfg(test)]

@@ -61,9 +61,9 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     for span in hidden_spans(url) {
         let raw = &url[span];
         out.push(raw.to_string());
-        let decoded = percent_decode(raw);
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
         if decoded != raw {
-            out.push(decoded);
+            out.push(decoded.into_owned());
         }
     }
     out
@@ -151,27 +151,6 @@ fn hidden_spans(url: &str) -> Vec<Range<usize>> {
         }
     }
     spans
-}
-
-/// `%XX` escapes decoded (lossily, as UTF-8); a malformed escape is kept as written.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
