@@ -180,10 +180,9 @@ fn client_command(command: ClientCommand) -> ExitCode {
 }
 
 fn report_client_error(e: &ClientError) -> ExitCode {
-    if e.is_quiet() {
-        return ExitCode::from(e.exit_code());
+    if !e.is_quiet() {
+        eprintln!("{}", e.line());
     }
-    eprintln!("workerpool: {}", workerpool::logging::scrub(&e.to_string()));
     ExitCode::from(e.exit_code())
 }
 

@@ -7,7 +7,7 @@ use super::args::{Direction, RestartArgs, ScaleArgs, TaskArgs, WatchArgs};
 use super::error::ClientError;
 use super::follow::follow_to_end;
 use super::http::{Client, segment, task_path};
-use super::output::print_stdout;
+use super::output::{num, report};
 use super::waiting::OnInterrupt;
 
 /// `workerpool cancel ID`: cancels a waiting or running task.
@@ -53,11 +53,6 @@ pub fn watch(args: &WatchArgs) -> Result<(), ClientError> {
     follow_to_end(&client, &args.id, &args.wait, OnInterrupt::Leave, None)
 }
 
-/// The server's JSON with `json`, else the line `line` makes.
-fn report(json: bool, answer: &Value, line: impl FnOnce() -> String) -> Result<(), ClientError> {
-    if json { print_stdout(&answer.to_string()) } else { print_stdout(&line()) }
-}
-
 /// The line `cancel` prints for the record the server answered.
 fn cancelled_line(id: &str, record: &Value) -> String {
     match record.get("worker_id").and_then(Value::as_str) {
@@ -68,13 +63,13 @@ fn cancelled_line(id: &str, record: &Value) -> String {
 
 /// The line `scale` prints for the server's `{"type","workers","started","waiting","gpu_wait"}`.
 fn scaled_line(task_type: &str, direction: Direction, answer: &Value) -> String {
-    let num = |k: &str| answer.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let count = |k: &str| num(answer, k);
     if direction == Direction::Down {
-        return format!("{task_type}: {} workers", num("workers"));
+        return format!("{task_type}: {} workers", count("workers"));
     }
-    let mut line = format!("{task_type}: {} workers ({} starting now", num("workers"), num("started"));
-    if num("waiting") > 0 {
-        line.push_str(&format!(", {} waiting", num("waiting")));
+    let mut line = format!("{task_type}: {} workers ({} starting now", count("workers"), count("started"));
+    if count("waiting") > 0 {
+        line.push_str(&format!(", {} waiting", count("waiting")));
     }
     line.push(')');
     if let Some(why) = answer.get("gpu_wait").and_then(Value::as_str) {

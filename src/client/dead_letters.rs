@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::args::DeadLettersArgs;
 use super::error::ClientError;
 use super::http::{Client, segment};
-use super::output::{format_duration_ms, one_line, print_stdout, truncate};
+use super::output::{format_duration_ms, one_line, report, text, truncate};
 use super::table::Table;
 
 /// The longest error shown in a row; `--json` has them whole.
@@ -16,10 +16,7 @@ const ERROR_WIDTH: usize = 60;
 pub fn dead_letters(args: &DeadLettersArgs) -> Result<(), ClientError> {
     let client = Client::new(&args.connect)?;
     let body = client.get_json(&format!("/api/workers/dead-letters/{}", segment(&args.task_type)?))?;
-    if args.json {
-        return print_stdout(&body.to_string());
-    }
-    print_stdout(render_dead_letters(&args.task_type, &body, now_ms()).trim_end())
+    report(args.json, &body, || render_dead_letters(&args.task_type, &body, now_ms()).trim_end().to_string())
 }
 
 fn now_ms() -> u64 {
@@ -35,7 +32,7 @@ pub(super) fn render_dead_letters(task_type: &str, body: &Value, now_ms: u64) ->
     }
     let mut table = Table::new(&["ID", "STATUS", "ATTEMPTS", "ENDED", "ERROR"]);
     for t in tasks {
-        let text = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+        let text = |k: &str| text(t, k).to_string();
         let ended = t
             .get("finished_at")
             .and_then(Value::as_u64)

@@ -79,6 +79,12 @@ pub enum ClientError {
 // ===== impl ClientError =====
 
 impl ClientError {
+    /// The line that tells the error on stderr: `workerpool: ` and the error, without the
+    /// secrets the log hides ([`crate::logging::scrub`]).
+    pub fn line(&self) -> String {
+        format!("workerpool: {}", crate::logging::scrub(&self.to_string()))
+    }
+
     /// Whether the error is better left unsaid: stdout's reader went away (`| head -1`).
     pub fn is_quiet(&self) -> bool {
         matches!(self, ClientError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
@@ -89,6 +95,8 @@ impl ClientError {
     /// or the wait for it timed out, 1 when the task failed or was cancelled.
     pub fn exit_code(&self) -> u8 {
         match self {
+            // The reader of stdout stopped (`| head`): what it wanted, it has.
+            _ if self.is_quiet() => exit::OK,
             ClientError::Usage(_) => exit::USAGE,
             ClientError::Unreachable { .. }
             | ClientError::Transport { .. }
@@ -96,8 +104,6 @@ impl ClientError {
             | ClientError::Unexpected { .. } => exit::SERVER,
             ClientError::TaskEnded { status, .. } if status == "timed_out" => exit::TIMED_OUT,
             ClientError::WaitTimeout { .. } => exit::TIMED_OUT,
-            // The reader of stdout stopped (`| head`): what it wanted, it has.
-            ClientError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
             ClientError::TaskEnded { .. } | ClientError::Output(_) => exit::FAILED,
         }
     }

@@ -1,9 +1,27 @@
-//! What the client prints: lines on stdout, and sizes, durations and long texts shortened
-//! the way people read them.
+//! What the client prints: lines on stdout (an answer's JSON or a line about it), the fields
+//! it reads from answers, and sizes, durations and long texts shortened the way people read
+//! them.
 
 use std::io::Write;
 
+use serde_json::Value;
+
 use super::error::ClientError;
+
+/// The number at `key` of an answer, or 0.
+pub(super) fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The text at `key` of an answer, or `-`.
+pub(super) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// The server's JSON with `json`, else the line `line` makes.
+pub(super) fn report(json: bool, answer: &Value, line: impl FnOnce() -> String) -> Result<(), ClientError> {
+    if json { print_stdout(&answer.to_string()) } else { print_stdout(&line()) }
+}
 
 /// Writes `text` and a newline to stdout, and flushes.
 pub(super) fn print_stdout(text: &str) -> Result<(), ClientError> {

@@ -10,7 +10,7 @@ use super::args::StatusArgs;
 use super::error::ClientError;
 use super::gpus::render_gpus;
 use super::http::Client;
-use super::output::{format_bytes, format_duration_ms, format_mib, print_stdout};
+use super::output::{format_bytes, format_duration_ms, format_mib, num, print_stdout, text};
 use super::table::Table;
 
 const PATH: &str = "/api/workers/status";
@@ -37,6 +37,7 @@ pub fn status(args: &StatusArgs) -> Result<(), ClientError> {
 fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
     let every = Duration::from_secs_f64(args.interval);
     let terminal = std::io::stdout().is_terminal() && !args.json;
+    let header = format!("every {}s: {} (Ctrl-C to stop)", args.interval, client.base());
     let mut shown = 0u64;
     loop {
         let answer = client.get_json(PATH);
@@ -47,7 +48,7 @@ fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
             Ok(body) => render_status(body).trim_end().to_string(),
             Err(_) if last => String::new(),
             Err(e) => {
-                let line = format!("workerpool: {}", crate::logging::scrub(&e.to_string()));
+                let line = e.line();
                 if terminal {
                     line
                 } else {
@@ -58,7 +59,6 @@ fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
         };
         if terminal {
             // Home and clear the screen, then the report under a line saying what it is.
-            let header = format!("every {}s: {} (Ctrl-C to stop)", args.interval, client.base());
             print_stdout(&format!("\x1b[H\x1b[2J{header}\n\n{text}"))?;
         } else if !text.is_empty() {
             print_stdout(&text)?;
@@ -74,16 +74,8 @@ fn watch(client: &Client, args: &StatusArgs) -> Result<(), ClientError> {
     }
 }
 
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
 fn float(v: &Value, key: &str) -> Option<f64> {
     v.get(key).and_then(Value::as_f64)
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("-")
 }
 
 /// The human-readable report of `GET /api/workers/status`.

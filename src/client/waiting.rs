@@ -132,7 +132,8 @@ impl Shared {
                     return;
                 }
                 Err(e) => {
-                    eprintln!("workerpool: interrupted, but cancelling task {id} failed: {e}");
+                    let why = crate::logging::scrub(&e.to_string()).into_owned();
+                    eprintln!("workerpool: interrupted, but cancelling task {id} failed: {why}");
                     e.exit_code()
                 }
             },
@@ -146,7 +147,7 @@ impl Shared {
         }
         self.clear_bar();
         let e = ClientError::WaitTimeout { id: self.id.clone(), after_s: after.as_secs() };
-        eprintln!("workerpool: {e}");
+        eprintln!("{}", e.line());
         std::process::exit(i32::from(e.exit_code()));
     }
 }
